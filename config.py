@@ -1,0 +1,285 @@
+"""KeepDesk settings: one typed, immutable object built from the environment and `.env`.
+
+Every setting of SPEC §7 is here with its default; `.env.example` documents each one.
+A missing or malformed required setting stops start-up with a message naming it
+(`SettingsError`). Nothing here connects anywhere: building settings is pure.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent
+
+# Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret token.
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Secret path parts end up in URLs: keep them URL-safe and long enough not to be guessed.
+_PATH_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Telegram
+    bot_token: str
+    chat_new_message: int
+    channel_log: int | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    webhook_url: str | None = None
+    webhook_secret_path: str | None = None
+    webhook_secret_token: str | None = None
+    admin_ids: tuple[int, ...] = ()
+    # CRM
+    keeping_api_url: str = ""
+    keeping_seller_id: str = ""
+    keeping_api_key: str = field(default="", repr=False)
+    keeping_web_url: str = ""
+    link_key: str = field(default="", repr=False)
+    crm_allowed_ips: tuple[str, ...] = ()
+    # Database
+    mysql_host: str | None = None
+    mysql_port: int = 3306
+    mysql_user: str = "keepdesk"
+    mysql_password: str = field(default="", repr=False)
+    mysql_db: str = "keepdesk"
+    mysql_socket: str | None = None
+    mysql_pool_size: int = 8
+    # Servers and workers
+    webhook_port: int = 8443
+    listener_port: int = 8080
+    bind_host: str = "0.0.0.0"
+    http_workers: int = 2
+    workers: int = 1
+    worker_threads: int = 4
+    max_body_bytes: int = 1_048_576
+    job_lease_seconds: float = 60.0
+    var_dir: Path = ROOT / "var"
+    # Telegram limits
+    tg_limit_global_per_s: float = 30.0
+    tg_limit_private_per_s: float = 1.0
+    tg_limit_group_per_min: float = 20.0
+    # Behaviour knobs
+    pin_ttl_hours: float = 24.0
+    reconcile_every: float = 60.0
+    retention_days: int = 180
+    clean_after_hours: float = 24.0
+    task_product_pattern: str = r"(?i)ключ|key|активац|activation"
+    bot_language: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def uses_local_mariadb(self) -> bool:
+        """No host and no socket configured: KeepDesk runs its own MariaDB under var/."""
+        return not self.mysql_host and not self.mysql_socket
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line or a URL we print."""
+        values = (self.bot_token, self.keeping_api_key, self.mysql_password,
+                  self.link_key, self.webhook_secret_token, self.webhook_secret_path)
+        return tuple(v for v in values if v)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+# --- parsers: each takes the raw string and returns the typed value or raises ValueError ---
+
+def _int(raw: str) -> int:
+    return int(raw.strip())
+
+
+def _positive_int(raw: str) -> int:
+    value = _int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port (0-65535)")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _int_list(raw: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in raw.replace(" ", "").split(",") if part)
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for part in parts:
+        ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
+    return parts
+
+
+def _http_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http(s) URL")
+    return url
+
+
+def _https_url(raw: str) -> str:
+    url = _http_url(raw)
+    if not url.startswith("https://"):
+        raise ValueError("must be an https URL (Telegram only calls https webhooks)")
+    return url
+
+
+def _bot_token(raw: str) -> str:
+    token = raw.strip()
+    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
+        raise ValueError("must look like '<digits>:<letters>' as BotFather gives it")
+    return token
+
+
+def _secret_token(raw: str) -> str:
+    if not _SECRET_TOKEN_RE.fullmatch(raw):
+        raise ValueError("1-256 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
+def _path_secret(raw: str) -> str:
+    if not _PATH_SECRET_RE.fullmatch(raw):
+        raise ValueError("8-128 characters of A-Z a-z 0-9 _ -")
+    return raw
+
+
+def _regex(raw: str) -> str:
+    re.compile(raw)
+    return raw
+
+
+def _language(raw: str) -> str | None:
+    value = raw.strip().lower()
+    if value not in ("uk", "en"):
+        raise ValueError("must be 'uk' or 'en'")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _path(raw: str) -> Path:
+    path = Path(raw.strip())
+    return path if path.is_absolute() else ROOT / path
+
+
+# name -> (field, parser, required)
+_SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
+    "BOT_TOKEN": ("bot_token", _bot_token, True),
+    "CHAT_NEW_MESSAGE": ("chat_new_message", _int, True),
+    "CHANNEL_LOG": ("channel_log", _int, False),
+    "TELEGRAM_API_URL": ("telegram_api_url", _http_url, False),
+    "WEBHOOK_URL": ("webhook_url", _https_url, False),
+    "WEBHOOK_SECRET_PATH": ("webhook_secret_path", _path_secret, False),
+    "WEBHOOK_SECRET_TOKEN": ("webhook_secret_token", _secret_token, False),
+    "ADMIN_IDS": ("admin_ids", _int_list, False),
+    "KEEPING_API_URL": ("keeping_api_url", _http_url, True),
+    "KEEPING_SELLER_ID": ("keeping_seller_id", _text, True),
+    "KEEPING_API_KEY": ("keeping_api_key", _text, True),
+    "KEEPING_WEB_URL": ("keeping_web_url", _http_url, True),
+    "LINK_KEY": ("link_key", _path_secret, True),
+    "CRM_ALLOWED_IPS": ("crm_allowed_ips", _networks, False),
+    "MYSQL_HOST": ("mysql_host", _text, False),
+    "MYSQL_PORT": ("mysql_port", _port, False),
+    "MYSQL_USER": ("mysql_user", _text, False),
+    "MYSQL_PASSWORD": ("mysql_password", str, False),
+    "MYSQL_DB": ("mysql_db", _text, False),
+    "MYSQL_SOCKET": ("mysql_socket", _text, False),
+    "MYSQL_POOL_SIZE": ("mysql_pool_size", _positive_int, False),
+    "WEBHOOK_PORT": ("webhook_port", _port, False),
+    "LISTENER_PORT": ("listener_port", _port, False),
+    "BIND_HOST": ("bind_host", _text, False),
+    "HTTP_WORKERS": ("http_workers", _positive_int, False),
+    "WORKERS": ("workers", _positive_int, False),
+    "WORKER_THREADS": ("worker_threads", _positive_int, False),
+    "MAX_BODY_BYTES": ("max_body_bytes", _positive_int, False),
+    "JOB_LEASE_SECONDS": ("job_lease_seconds", _positive_float, False),
+    "KEEPDESK_VAR_DIR": ("var_dir", _path, False),
+    "TG_LIMIT_GLOBAL_PER_S": ("tg_limit_global_per_s", _positive_float, False),
+    "TG_LIMIT_PRIVATE_PER_S": ("tg_limit_private_per_s", _positive_float, False),
+    "TG_LIMIT_GROUP_PER_MIN": ("tg_limit_group_per_min", _positive_float, False),
+    "PIN_TTL_HOURS": ("pin_ttl_hours", _positive_float, False),
+    "RECONCILE_EVERY": ("reconcile_every", _positive_float, False),
+    "RETENTION_DAYS": ("retention_days", _positive_int, False),
+    "CLEAN_AFTER_HOURS": ("clean_after_hours", _positive_float, False),
+    "TASK_PRODUCT_PATTERN": ("task_product_pattern", _regex, False),
+    "BOT_LANGUAGE": ("bot_language", _language, False),
+    "LOG_LEVEL": ("log_level", _log_level, False),
+}
+
+SETTING_NAMES = tuple(_SPEC)
+
+
+def read_environment(environ: Mapping[str, str] | None = None,
+                     env_file: str | os.PathLike | None = ROOT / ".env") -> dict[str, str]:
+    """The raw settings: `.env` first, the real environment wins over it."""
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *,
+                  env_file: str | os.PathLike | None = ROOT / ".env",
+                  database_only: bool = False) -> Settings:
+    """Build Settings or raise SettingsError naming every missing or malformed setting.
+
+    `database_only` is for `python -m bot migrate`, which needs nothing but the database.
+    """
+    raw = read_environment(environ, env_file)
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, (attr, parse, required) in _SPEC.items():
+        text = raw.get(name, "")
+        if text.strip() == "":
+            if required and not database_only:
+                problems.append(f"{name} is required but not set")
+            continue
+        try:
+            values[attr] = parse(text)
+        except (ValueError, re.error) as exc:
+            problems.append(f"{name} is malformed: {exc}")
+    if values.get("webhook_url"):
+        for name, attr in (("WEBHOOK_SECRET_PATH", "webhook_secret_path"),
+                           ("WEBHOOK_SECRET_TOKEN", "webhook_secret_token")):
+            if not values.get(attr) and not any(p.startswith(name) for p in problems):
+                problems.append(f"{name} is required when WEBHOOK_URL is set")
+    if problems:
+        raise SettingsError("KeepDesk cannot start: " + "; ".join(problems)
+                            + ". See .env.example for every setting.")
+    if database_only:
+        values.setdefault("bot_token", "")
+        values.setdefault("chat_new_message", 0)
+    return Settings(**values)  # type: ignore[arg-type]
