@@ -1,0 +1,167 @@
+"""Database access: PyMySQL behind a thread-safe DBUtils pool, plus transactions.
+
+Every connection runs in READ COMMITTED (the job queue's claim relies on fresh reads) and
+in UTC. Connections are checked when taken from the pool, so a restarted MariaDB is
+reconnected to transparently; while it is away, callers get `DatabaseUnavailable`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pymysql
+import pymysql.cursors
+from dbutils.pooled_db import PooledDB, TooManyConnectionsError
+
+from config import ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = ROOT / "schema.sql"
+
+# Errors that mean "the database is not reachable right now", not "your query is wrong".
+_UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1040, 1053}
+
+
+class DatabaseUnavailable(RuntimeError):
+    """MariaDB cannot be reached (stopped, restarting, out of connections)."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (DatabaseUnavailable, TooManyConnectionsError, pymysql.err.InterfaceError)):
+        return True
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args:
+        return exc.args[0] in _UNAVAILABLE_CODES
+    return False
+
+
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "user": settings.mysql_user,
+        "password": settings.mysql_password,
+        "database": settings.mysql_db,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "connect_timeout": 3,
+        "read_timeout": 30,
+        "write_timeout": 30,
+        "cursorclass": pymysql.cursors.DictCursor,
+        "init_command": "SET SESSION tx_isolation = 'READ-COMMITTED', SESSION time_zone = '+00:00'",
+    }
+    if settings.mysql_socket and not settings.mysql_host:
+        kwargs["unix_socket"] = settings.mysql_socket
+    else:
+        kwargs["host"] = settings.mysql_host or "127.0.0.1"
+        kwargs["port"] = settings.mysql_port
+    return kwargs
+
+
+class Database:
+    """A pool of connections to KeepDesk's database; connects lazily, on first use."""
+
+    def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
+        self._kwargs = connect_kwargs(settings)
+        self._pool_size = pool_size or settings.mysql_pool_size
+        self._pool: PooledDB | None = None
+
+    def _get_pool(self) -> PooledDB:
+        if self._pool is None:
+            self._pool = PooledDB(
+                creator=pymysql, mincached=0, maxcached=self._pool_size,
+                maxconnections=self._pool_size * 4, blocking=True, ping=1,
+                **self._kwargs)
+        return self._pool
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[pymysql.connections.Connection]:
+        try:
+            conn = self._get_pool().connection()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+        try:
+            yield conn
+        finally:
+            conn.close()  # back to the pool
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[pymysql.cursors.DictCursor]:
+        """A cursor inside BEGIN … COMMIT; any exception rolls back and propagates."""
+        with self.connection() as conn:
+            conn.begin()
+            cursor = conn.cursor()
+            try:
+                yield cursor
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
+            finally:
+                cursor.close()
+
+    # Small helpers for single statements in autocommit mode.
+
+    def execute(self, sql: str, args: Sequence | dict | None = None) -> int:
+        with self.connection() as conn, conn.cursor() as cur:
+            return cur.execute(sql, args)
+
+    def insert(self, sql: str, args: Sequence | dict | None = None) -> int:
+        """Run an INSERT and return the new AUTO_INCREMENT id."""
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.lastrowid
+
+    def fetchone(self, sql: str, args: Sequence | dict | None = None) -> dict | None:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    def fetchall(self, sql: str, args: Sequence | dict | None = None) -> list[dict]:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def scalar(self, sql: str, args: Sequence | dict | None = None) -> Any:
+        row = self.fetchone(sql, args)
+        return None if row is None else next(iter(row.values()))
+
+    def ping(self) -> bool:
+        try:
+            return self.scalar("SELECT 1") == 1
+        except Exception as exc:  # any failure means "not healthy"; the caller reports it
+            log.warning("database ping failed: %s", exc)
+            return False
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def schema_statements(path: Path = SCHEMA_PATH) -> list[str]:
+    """Split schema.sql into statements: each ends with ';' at the end of a line."""
+    statements, current = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("--")):
+            continue
+        current.append(line)
+        if stripped.endswith(";"):
+            statements.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements
+
+
+def migrate(db: Database, path: Path = SCHEMA_PATH) -> int:
+    """Apply schema.sql; idempotent. Returns the number of statements run."""
+    statements = schema_statements(path)
+    with db.connection() as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    return len(statements)

@@ -1,0 +1,205 @@
+"""The durable work queue (table `jobs`).
+
+Three kinds of work flow through it: Telegram updates taken in by the webhook door or the
+poller, CRM signals taken in by the listener (one sync job per chat, so a burst of signals
+is one sync), and outgoing Telegram sends. A job is stored before the door answers 200;
+from then on it survives any crash:
+
+* several workers claim at once with `FOR UPDATE SKIP LOCKED`;
+* a claim is a lease: a worker that dies leaves its job `running` with an expired lease,
+  and the next claim takes it up again (so a job runs at least once; handlers are
+  idempotent or accept the one duplicate SPEC §6 allows);
+* jobs that share a lane run one at a time in (seq, id) order — the updates of one
+  Telegram chat stay in order even with many workers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from models.db import Database
+
+log = logging.getLogger(__name__)
+
+# Queues, in the order a general-purpose worker serves them: what people do in Telegram
+# first, then CRM syncs, then background sends.
+UPDATES, SYNC, SEND = "updates", "sync", "send"
+ALL_QUEUES = (UPDATES, SYNC, SEND)
+
+_CLAIMABLE = ("((j.status = 'pending' AND j.run_after <= NOW(6))"
+              " OR (j.status = 'running' AND j.lease_until < NOW(6)))")
+
+# A lane's head is its first unfinished job; only the head may be claimed. A non-locking
+# read under READ COMMITTED sees an earlier job as unfinished until its worker commits it
+# done, so two workers can never run two jobs of one lane at once.
+_IS_LANE_HEAD = ("(j.lane IS NULL OR NOT EXISTS ("
+                 "SELECT 1 FROM jobs e WHERE e.lane = j.lane"
+                 " AND e.status IN ('pending', 'running')"
+                 " AND (e.seq < j.seq OR (e.seq = j.seq AND e.id < j.id))))")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    lane: str | None
+    dedupe_key: str | None
+    worker: str
+
+    @classmethod
+    def from_row(cls, row: dict, worker: str) -> "Job":
+        return cls(id=row["id"], queue=row["queue"], kind=row["kind"],
+                   payload=json.loads(row["payload"]), attempts=row["attempts"],
+                   lane=row["lane"], dedupe_key=row["dedupe_key"], worker=worker)
+
+
+class JobQueue:
+    def __init__(self, db: Database, *, lease_seconds: float = 60.0) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+
+    # -- putting work in ---------------------------------------------------------------
+
+    def enqueue(self, queue: str, kind: str, payload: dict, *, dedupe_key: str | None = None,
+                lane: str | None = None, seq: int = 0, priority: int = 0,
+                delay: float = 0.0) -> bool:
+        """Store a job durably. Returns False when `dedupe_key` was already stored."""
+        affected = self.db.execute(
+            "INSERT IGNORE INTO jobs (queue, kind, dedupe_key, lane, seq, priority, payload,"
+            " run_after) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+            " NOW(6) + INTERVAL %s MICROSECOND)",
+            (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6)))
+        return affected == 1
+
+    def enqueue_coalesced(self, queue: str, kind: str, payload: dict, *, dedupe_key: str,
+                          priority: int = 0) -> str:
+        """Ask for a run of the one job behind `dedupe_key` (e.g. "sync chat 42").
+
+        However many times this is called, at most one run is pending and one running;
+        a call while the job runs makes it run once more afterwards, so work that arrived
+        during a run is never missed. Returns 'created', 'pending' (merged into the
+        waiting run), 'rerun' (will run again after the current run) or 'restarted'.
+        """
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO jobs (queue, kind, dedupe_key, priority, payload)"
+                " VALUES (%s, %s, %s, %s, %s)"
+                " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+                (queue, kind, dedupe_key, priority, _dump(payload)))
+            job_id = cur.lastrowid
+            if cur.rowcount == 1:
+                return "created"
+            cur.execute("SELECT status FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+            status = cur.fetchone()["status"]
+            if status == "pending":
+                return "pending"
+            if status == "running":
+                cur.execute("UPDATE jobs SET rerun = 1 WHERE id = %s", (job_id,))
+                return "rerun"
+            cur.execute(
+                "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, run_after = NOW(6),"
+                " payload = %s, last_error = NULL, lease_until = NULL, worker = NULL"
+                " WHERE id = %s", (_dump(payload), job_id))
+            return "restarted"
+
+    # -- taking work out ---------------------------------------------------------------
+
+    def claim(self, queues: Iterable[str], worker: str, *, limit: int = 1) -> list[Job]:
+        """Lease up to `limit` claimable jobs of these queues to `worker`."""
+        queues = tuple(queues)
+        placeholders = ", ".join(["%s"] * len(queues))
+        candidates = self.db.fetchall(
+            f"SELECT j.id FROM jobs j WHERE j.queue IN ({placeholders}) AND {_CLAIMABLE}"
+            f" AND {_IS_LANE_HEAD} ORDER BY j.priority DESC, j.run_after, j.id LIMIT %s",
+            (*queues, limit * 4))
+        claimed: list[Job] = []
+        for candidate in candidates:
+            job = self._claim_one(candidate["id"], worker)
+            if job is not None:
+                claimed.append(job)
+                if len(claimed) >= limit:
+                    break
+        return claimed
+
+    def _claim_one(self, job_id: int, worker: str) -> Job | None:
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT j.* FROM jobs j WHERE j.id = %s AND {_CLAIMABLE}"
+                        " FOR UPDATE SKIP LOCKED", (job_id,))
+            row = cur.fetchone()
+            if row is None:
+                return None  # another worker got it first
+            # Re-check under the row lock: an earlier job of the lane may have appeared.
+            cur.execute(f"SELECT 1 AS blocked FROM jobs j WHERE j.id = %s AND NOT {_IS_LANE_HEAD}",
+                        (job_id,))
+            if cur.fetchone():
+                return None
+            if row["status"] == "running":
+                log.warning("job %s (%s) taken over from %s after its lease expired",
+                            job_id, row["kind"], row["worker"])
+            cur.execute(
+                "UPDATE jobs SET status = 'running', worker = %s, attempts = attempts + 1,"
+                " lease_until = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s",
+                (worker, int(self.lease_seconds * 1e6), job_id))
+            row["attempts"] += 1
+            return Job.from_row(row, worker)
+
+    def extend(self, job: Job) -> bool:
+        """Renew the lease of a long job; False if the job is no longer ours."""
+        return self.db.execute(
+            "UPDATE jobs SET lease_until = NOW(6) + INTERVAL %s MICROSECOND"
+            " WHERE id = %s AND status = 'running' AND worker = %s",
+            (int(self.lease_seconds * 1e6), job.id, job.worker)) == 1
+
+    # -- finishing ---------------------------------------------------------------------
+
+    def complete(self, job: Job) -> None:
+        """Mark done — or pending again when a coalesced request came in meanwhile."""
+        self.db.execute(
+            "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"
+            " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
+            " lease_until = NULL, last_error = NULL WHERE id = %s AND worker = %s",
+            (job.id, job.worker))
+
+    def retry(self, job: Job, error: str, delay: float) -> None:
+        self.db.execute(
+            "UPDATE jobs SET status = 'pending', lease_until = NULL, last_error = %s,"
+            " run_after = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s AND worker = %s",
+            (error[:4000], int(delay * 1e6), job.id, job.worker))
+
+    def fail(self, job: Job, error: str) -> None:
+        """Give up on a job; it stays in the table for inspection."""
+        self.db.execute(
+            "UPDATE jobs SET status = IF(rerun, 'pending', 'failed'), rerun = 0,"
+            " lease_until = NULL, last_error = %s WHERE id = %s AND worker = %s",
+            (error[:4000], job.id, job.worker))
+
+    # -- looking -----------------------------------------------------------------------
+
+    def depth(self, queue: str | None = None) -> int:
+        if queue is None:
+            return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')")
+        return self.db.scalar(
+            "SELECT COUNT(*) FROM jobs WHERE queue = %s AND status IN ('pending','running')",
+            (queue,))
+
+    def oldest_age(self, queue: str) -> float:
+        """Seconds the oldest unfinished job of `queue` has waited (0 when empty)."""
+        value = self.db.scalar(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM jobs"
+            " WHERE queue = %s AND status IN ('pending','running')", (queue,))
+        return (value or 0) / 1e6
+
+    def purge_finished(self, older_than_days: float) -> int:
+        """Forget done jobs. Telegram update ids are kept long enough to drop redeliveries."""
+        return self.db.execute(
+            "DELETE FROM jobs WHERE status IN ('done', 'failed')"
+            " AND updated_at < NOW(6) - INTERVAL %s SECOND", (int(older_than_days * 86400),))
+
+
+def _dump(payload: dict) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,113 @@
+"""Test session: a real throwaway MariaDB, the sandbox emulators, fresh tables per test.
+
+The MariaDB server lives in a temporary directory on a unix socket for the whole session
+and is stopped at the end; each test that asks for `db` starts from empty tables.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from config import Settings, load_settings  # noqa: E402
+from models.db import Database, migrate  # noqa: E402
+from models.singleton import ProcessSingleton  # noqa: E402
+from utils.mariadb import LocalMariaDB  # noqa: E402
+
+TEST_DB = "keepdesk_test"
+TABLES = ("jobs", "tg_message_map", "pins", "messages", "chats", "manager_state", "users")
+
+BOT_TOKEN = "123456:sandbox-token"
+SHARED_CHAT = -1001000000001
+LOG_CHAT = -1001000000002
+ADMIN_ID = 9001
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    directory = tempfile.mkdtemp(prefix="keepdesk-test-db-")
+    server = LocalMariaDB(directory, durable=False, buffer_pool="128M").start()
+    server.create_database(TEST_DB, drop=True)
+    yield server
+    server.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def base_environment(mariadb: LocalMariaDB, **overrides: str) -> dict[str, str]:
+    """A complete, valid KeepDesk environment pointing at the test database."""
+    env = {
+        "BOT_TOKEN": BOT_TOKEN,
+        "CHAT_NEW_MESSAGE": str(SHARED_CHAT),
+        "CHANNEL_LOG": str(LOG_CHAT),
+        "ADMIN_IDS": str(ADMIN_ID),
+        "TELEGRAM_API_URL": "http://127.0.0.1:9",
+        "WEBHOOK_SECRET_PATH": "test-webhook-path",
+        "WEBHOOK_SECRET_TOKEN": "test-secret-token",
+        "KEEPING_API_URL": "http://127.0.0.1:9/api",
+        "KEEPING_SELLER_ID": "1",
+        "KEEPING_API_KEY": "sandbox-api-key",
+        "KEEPING_WEB_URL": "http://127.0.0.1:9/web",
+        "LINK_KEY": "test-link-key",
+        "JOB_LEASE_SECONDS": "5",
+        **mariadb.environment(TEST_DB),
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def schema(mariadb):
+    settings = load_settings(base_environment(mariadb), env_file=None)
+    db = Database(settings, pool_size=1)
+    migrate(db)
+    db.close()
+    return True
+
+
+@pytest.fixture
+def settings(mariadb, schema) -> Settings:
+    return load_settings(base_environment(mariadb), env_file=None)
+
+
+@pytest.fixture
+def db(settings):
+    database = Database(settings)
+    with database.connection() as conn, conn.cursor() as cur:
+        for table in TABLES:
+            cur.execute(f"DELETE FROM {table}")
+    ProcessSingleton.reset_all()
+    yield database
+    ProcessSingleton.reset_all()
+    database.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_telebot_urls():
+    import telebot.apihelper as apihelper
+    saved = (apihelper.API_URL, apihelper.FILE_URL)
+    yield
+    apihelper.API_URL, apihelper.FILE_URL = saved
+
+
+@pytest.fixture
+def subprocess_env(mariadb):
+    """Environment for a KeepDesk child process started by a test."""
+    env = dict(os.environ)
+    env.update(base_environment(mariadb))
+    env["PYTHONPATH"] = str(ROOT)
+    return env

@@ -1,0 +1,97 @@
+"""schema.sql and migrate: idempotent, and the database itself enforces the invariants."""
+import threading
+
+import pymysql
+import pytest
+
+from models.db import Database, connect_kwargs, migrate
+
+
+def snapshot(db: Database) -> dict:
+    tables = [r["TABLE_NAME"] for r in db.fetchall(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+        " ORDER BY TABLE_NAME")]
+    shape = {t: db.fetchone(f"SHOW CREATE TABLE `{t}`")["Create Table"] for t in tables}
+    rows = {t: db.fetchall(f"CHECKSUM TABLE `{t}`")[0]["Checksum"] for t in tables}
+    return {"shape": shape, "rows": rows}
+
+
+def test_migrate_twice_changes_nothing(db):
+    db.execute("INSERT INTO chats (id_i, email) VALUES (1, 'a@example.com')")
+    migrate(db)
+    before = snapshot(db)
+    assert {"users", "chats", "messages", "tg_message_map", "pins", "jobs"} <= set(before["shape"])
+    migrate(db)
+    assert snapshot(db) == before
+    assert db.scalar("SELECT email FROM chats WHERE id_i = 1") == "a@example.com"
+
+
+def test_migrate_creates_everything_on_an_empty_database(mariadb, settings):
+    mariadb.create_database("keepdesk_empty", drop=True)
+    empty = Database(settings.replace(mysql_db="keepdesk_empty"), pool_size=1)
+    try:
+        assert empty.scalar("SELECT COUNT(*) FROM information_schema.TABLES"
+                            " WHERE TABLE_SCHEMA = DATABASE()") == 0
+        migrate(empty)
+        first = snapshot(empty)
+        migrate(empty)
+        assert snapshot(empty) == first
+        assert empty.fetchone("SHOW TABLE STATUS LIKE 'pins'")["Engine"] == "InnoDB"
+        assert empty.fetchone("SHOW TABLE STATUS LIKE 'messages'")["Collation"].startswith("utf8mb4")
+    finally:
+        empty.close()
+
+
+def test_a_crm_message_is_stored_once(db):
+    db.execute("INSERT INTO chats (id_i) VALUES (5)")
+    db.execute("INSERT INTO messages (id, id_i, direction, text) VALUES (77, 5, 'client', 'hi')")
+    with pytest.raises(pymysql.err.IntegrityError):
+        db.execute("INSERT INTO messages (id, id_i, direction, text) VALUES (77, 5, 'client', 'hi')")
+
+
+def test_second_active_pin_is_refused(db):
+    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 1)")
+    with pytest.raises(pymysql.err.IntegrityError):
+        db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 2)")
+    # History is unlimited: expired and removed pins do not count.
+    db.execute("UPDATE pins SET state = 'UN_PIN' WHERE id_i = 10")
+    db.execute("INSERT INTO pins (id_i, manager_id, state) VALUES (10, 3, 'DELETE_PIN')")
+    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 2)")
+    assert db.scalar("SELECT COUNT(*) FROM pins WHERE id_i = 10 AND state = 'ACTIVE'") == 1
+    # Reactivating an old pin while another is active is refused too.
+    with pytest.raises(pymysql.err.IntegrityError):
+        db.execute("UPDATE pins SET state = 'ACTIVE' WHERE id_i = 10 AND manager_id = 1")
+
+
+def test_racing_connections_get_exactly_one_active_pin(db, settings):
+    """Twenty connections insert an active pin for one chat at the same instant."""
+    racers = 20
+    barrier = threading.Barrier(racers)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def race(manager_id: int) -> None:
+        conn = pymysql.connect(**connect_kwargs(settings))
+        try:
+            conn.begin()
+            with conn.cursor() as cur:
+                barrier.wait()
+                try:
+                    cur.execute("INSERT INTO pins (id_i, manager_id) VALUES (42, %s)", (manager_id,))
+                    conn.commit()
+                    result = "pinned"
+                except pymysql.err.IntegrityError:
+                    conn.rollback()
+                    result = "refused"
+        finally:
+            conn.close()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["pinned"] + ["refused"] * (racers - 1)
+    assert db.scalar("SELECT COUNT(*) FROM pins WHERE id_i = 42 AND state = 'ACTIVE'") == 1

@@ -1,0 +1,75 @@
+"""What both HTTP doors share: health check, JSON errors, the 503 while MariaDB is away."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from models.db import Database, is_unavailable
+
+log = logging.getLogger(__name__)
+
+
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Constant-time comparison; an unset expected secret matches nothing."""
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8"))
+
+
+def error(status: int, message: str):
+    return jsonify({"ok": False, "error": message}), status
+
+
+def base_app(name: str, settings: Settings, db: Database) -> Flask:
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["keepdesk.db"] = db
+    app.extensions["keepdesk.settings"] = settings
+
+    @app.get("/healthz")
+    def healthz():
+        db_ok = db.ping()
+        return jsonify({"ok": db_ok, "database": "up" if db_ok else "down"}), 200 if db_ok else 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if is_unavailable(exc):
+            # The sender (Telegram, the CRM) will try again; nothing was acknowledged.
+            log.warning("database unavailable, answering 503: %s", exc)
+            return error(503, "temporarily unavailable, retry later")
+        log.exception("unexpected error in %s", name)
+        return error(500, "internal error")
+
+    return app
+
+
+class BadBody(ValueError):
+    """The request body is not the JSON we accept."""
+
+
+def read_json(request) -> object:
+    """Parse the body as UTF-8 JSON; BadBody with a reason otherwise.
+
+    The size limit (MAX_CONTENT_LENGTH → 413) applies while reading. A form or multipart
+    body is refused: both callers of our doors send JSON.
+    """
+    mimetype = request.mimetype or ""
+    if mimetype.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        raise BadBody("body must be JSON, not a form")
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise BadBody("empty body; JSON expected")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadBody("body is not valid UTF-8 JSON") from None
