@@ -1,0 +1,53 @@
+"""The Telegram door: `POST /telegram/<WEBHOOK_SECRET_PATH>`.
+
+Telegram's request is checked (secret path → 404, secret header → 403, size → 413, JSON
+→ 400), stored durably once per update_id, and answered 200; workers do the rest. The
+bot token never appears in the path. `gunicorn webhook_server:app` serves it.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+
+from config import Settings, load_settings
+from models.db import Database
+from models.inbox import BadUpdate, Inbox
+from models.jobs import JobQueue
+from utils.web import BadBody, base_app, error, read_json, same_secret
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> Flask:
+    db = db or Database(settings)
+    inbox = Inbox(JobQueue(db, lease_seconds=settings.job_lease_seconds))
+    app = base_app(__name__, settings, db)
+
+    @app.post("/telegram/<path:secret_path>")
+    def telegram_update(secret_path: str):
+        if not same_secret(secret_path, settings.webhook_secret_path):
+            return error(404, "not found")
+        if not same_secret(request.headers.get(SECRET_HEADER), settings.webhook_secret_token):
+            return error(403, "forbidden")
+        try:
+            update = read_json(request)
+            stored = inbox.take_update(update)
+        except (BadBody, BadUpdate) as exc:
+            return error(400, str(exc))
+        if not stored:
+            log.info("update %s delivered again; already stored", update["update_id"])
+        return jsonify({"ok": True})
+
+    return app
+
+
+def __getattr__(name: str):
+    # `gunicorn webhook_server:app`: built on first access, never merely on import.
+    if name == "app":
+        global app
+        app = create_app(load_settings())
+        return app
+    raise AttributeError(name)
