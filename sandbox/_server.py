@@ -40,8 +40,9 @@ class ServerThread:
             self.host, self._requested_port, self.app,
             threaded=True, request_handler=_QuietRequestHandler,
         )
+        # A short poll interval makes stop() quick: tests start and stop servers often.
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"wsgi-{self.host}:{self.port}",
             daemon=True,
         )
