@@ -111,3 +111,49 @@ def subprocess_env(mariadb):
     env.update(base_environment(mariadb))
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+@pytest.fixture(scope="session")
+def _tg_server():
+    from sandbox.telegram import TelegramSandbox
+    server = TelegramSandbox(BOT_TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tg(_tg_server):
+    """The Telegram sandbox, emptied for this test."""
+    _tg_server.reset()
+    yield _tg_server
+    _tg_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _crm_server():
+    from sandbox.crm import CrmSandbox
+    server = CrmSandbox(api_key="sandbox-api-key", seller_id=1).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def crm(_crm_server):
+    """The CRM sandbox, emptied for this test."""
+    _crm_server.reset()
+    yield _crm_server
+    _crm_server.reset()
+
+
+@pytest.fixture
+def sandbox_settings(settings, tg, crm) -> Settings:
+    return settings.replace(telegram_api_url=tg.url, keeping_api_url=crm.api_url,
+                            keeping_web_url=crm.web_url)
+
+
+@pytest.fixture
+def desk(sandbox_settings, db, tg, crm):
+    from harness import Desk
+    running = Desk(sandbox_settings, db, tg, crm).start()
+    yield running
+    running.stop()

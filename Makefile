@@ -1,0 +1,48 @@
+# KeepDesk — the repository's user interface.
+#   make run    install, local MariaDB (when MYSQL_HOST is unset), schema, doors + workers
+#   make test   install, throwaway MariaDB, full test suite
+#   make demo   the whole flow against the sandbox, no credentials
+#   make bench  benchmarks (see bench/)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install mariadb run polling worker migrate test demo bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# MariaDB from Debian's packages when mariadbd is missing (as root; otherwise a clear message).
+mariadb: install
+	$(PY) -c "from utils.mariadb import ensure_installed; ensure_installed()"
+
+run: install mariadb
+	$(PY) -m bot run
+
+polling: install mariadb
+	$(PY) -m bot polling
+
+worker: install
+	$(PY) -m bot worker
+
+migrate: install mariadb
+	$(PY) -m bot migrate
+
+# The test session starts its own MariaDB in a temporary directory and stops it at the end.
+test: install mariadb
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install mariadb
+	$(PY) -m bot demo
+
+bench: install mariadb
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

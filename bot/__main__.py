@@ -1,0 +1,96 @@
+"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|demo`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from config import Settings, SettingsError, load_settings
+from utils.logs import configure_logging
+
+log = logging.getLogger("keepdesk")
+
+
+def cmd_run(settings: Settings, args) -> int:
+    from bot.runner import run
+    return run(settings)
+
+
+def cmd_polling(settings: Settings, args) -> int:
+    from bot.runner import run
+    return run(settings, polling=True)
+
+
+def cmd_worker(settings: Settings, args) -> int:
+    from scripts.worker_main import serve
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    serve(settings, stop, threads=args.threads)
+    return 0
+
+
+def cmd_set_webhook(settings: Settings, args) -> int:
+    from bot.factory import create_bot
+    from bot.runner import webhook_endpoint
+    if not settings.webhook_url:
+        print("WEBHOOK_URL is not set; nothing to register.", file=sys.stderr)
+        return 2
+    create_bot(settings).set_webhook(url=webhook_endpoint(settings),
+                                     secret_token=settings.webhook_secret_token)
+    print(f"webhook set to {settings.webhook_url}/telegram/***")
+    return 0
+
+
+def cmd_delete_webhook(settings: Settings, args) -> int:
+    from bot.factory import create_bot
+    create_bot(settings).delete_webhook()
+    print("webhook deleted")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args) -> int:
+    from scripts.migrate import main
+    return main(settings)
+
+
+def cmd_demo(settings: Settings | None, args) -> int:
+    from sandbox.demo import main
+    return main()
+
+
+COMMANDS = {
+    "run": (cmd_run, "doors, workers and Telegram intake (webhook or polling), one process group"),
+    "polling": (cmd_polling, "like run, but always long polling (development)"),
+    "worker": (cmd_worker, "one worker process"),
+    "set-webhook": (cmd_set_webhook, "register WEBHOOK_URL with Telegram"),
+    "delete-webhook": (cmd_delete_webhook, "remove the webhook"),
+    "migrate": (cmd_migrate, "apply schema.sql (idempotent)"),
+    "demo": (cmd_demo, "the whole flow against the sandbox, no credentials"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="KeepDesk")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        if name == "worker":
+            command.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        configure_logging("WARNING")
+        return cmd_demo(None, args)
+    try:
+        settings = load_settings(database_only=args.command == "migrate")
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secrets)
+    return COMMANDS[args.command][0](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The services a handler or a worker needs, built once per process and passed explicitly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import Settings
+from models.db import Database
+from models.jobs import JobQueue
+from models.locks import LockManager
+from models.users import UserManager
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database
+    jobs: JobQueue
+    users: UserManager
+    locks: LockManager
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> "Deps":
+        db = db or Database(settings)
+        return cls(settings=settings, db=db,
+                   jobs=JobQueue(db, lease_seconds=settings.job_lease_seconds),
+                   users=UserManager.instance(db, admin_ids=settings.admin_ids),
+                   locks=LockManager.instance(db))

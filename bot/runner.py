@@ -1,0 +1,192 @@
+"""`python -m bot run`: everything KeepDesk needs, in one process group.
+
+The supervisor starts a local MariaDB under var/ when no database is configured, applies
+the schema, then starts the two HTTP doors under gunicorn and the worker processes, and
+takes updates from Telegram — by webhook when WEBHOOK_URL is set, by long polling
+otherwise. A child that dies is restarted. Ctrl-C (or SIGTERM) stops everything it
+started, the database last.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from telebot import apihelper
+
+from config import ROOT, Settings
+from models.db import Database, migrate
+from models.inbox import Inbox
+from models.jobs import JobQueue
+from utils.mariadb import LocalMariaDB
+
+log = logging.getLogger(__name__)
+
+LOCAL_DB_NAME = "keepdesk"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = field(default=0.0)
+
+
+def local_database(settings: Settings) -> tuple[LocalMariaDB, dict[str, str]]:
+    """Start (or reuse) the MariaDB under var/ and say how to reach it."""
+    server = LocalMariaDB(settings.var_dir / "mysql").start()
+    server.create_database(LOCAL_DB_NAME)
+    return server, server.environment(LOCAL_DB_NAME)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, *, polling: bool | None = None) -> None:
+        self.settings = settings
+        self.polling = (not settings.webhook_url) if polling is None else polling
+        self.env_overrides: dict[str, str] = {}
+        self.database: LocalMariaDB | None = None
+        self.children: list[Child] = []
+        self.stop_event = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- start-up --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.settings.uses_local_mariadb:
+            self.database, self.env_overrides = local_database(self.settings)
+            log.info("local MariaDB running on %s", self.database.socket)
+            self.settings = self.settings.replace(
+                mysql_socket=self.database.socket, mysql_user="root", mysql_password="",
+                mysql_db=LOCAL_DB_NAME, mysql_host=None)
+        db = Database(self.settings, pool_size=2)
+        count = migrate(db)
+        log.info("schema applied (%s statements)", count)
+        python = sys.executable
+        bind = self.settings.bind_host
+        for name, module, port in (("webhook", "webhook_server:app", self.settings.webhook_port),
+                                   ("listener", "crm_listener:app", self.settings.listener_port)):
+            self.children.append(Child(name, [
+                python, "-m", "gunicorn", "--workers", str(self.settings.http_workers),
+                "--worker-class", "gthread", "--threads", "8", "--bind", f"{bind}:{port}",
+                "--graceful-timeout", "5", "--log-level", "warning", module]))
+        for index in range(self.settings.workers):
+            self.children.append(Child(f"worker-{index}", [python, "-m", "bot", "worker"]))
+        for child in self.children:
+            self._spawn(child)
+        self._connect_telegram(db)
+
+    def _connect_telegram(self, db: Database) -> None:
+        from bot.factory import create_bot
+
+        bot = create_bot(self.settings)
+        if self.polling:
+            bot.delete_webhook()
+            inbox = Inbox(JobQueue(db))
+            self._poller = threading.Thread(target=poll_updates, name="poller", daemon=True,
+                                            args=(bot, inbox, self.stop_event))
+            self._poller.start()
+            log.info("taking updates by long polling")
+        else:
+            url = webhook_endpoint(self.settings)
+            bot.set_webhook(url=url, secret_token=self.settings.webhook_secret_token,
+                            allowed_updates=ALLOWED_UPDATES)
+            log.info("webhook set to %s/telegram/***", self.settings.webhook_url)
+
+    def _spawn(self, child: Child) -> None:
+        env = dict(os.environ, **self.env_overrides)
+        child.process = subprocess.Popen(child.argv, cwd=ROOT, env=env)
+        log.info("started %s (pid %s)", child.name, child.process.pid)
+
+    # -- running ---------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """Restart children that die, until asked to stop."""
+        while not self.stop_event.wait(0.5):
+            now = time.monotonic()
+            for child in self.children:
+                if child.process is None or child.process.poll() is None:
+                    continue
+                if child.next_start == 0.0:
+                    delay = min(30.0, 2.0 ** child.restarts)
+                    log.error("%s exited with %s; restarting in %.0fs",
+                              child.name, child.process.returncode, delay)
+                    child.next_start = now + delay
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    self._spawn(child)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.name)
+                child.process.kill()
+                child.process.wait()
+        if self._poller is not None:
+            self._poller.join(timeout=1)  # a daemon; an unconfirmed update is simply fetched again
+        if self.database is not None:
+            self.database.stop()
+            log.info("local MariaDB stopped")
+
+
+def webhook_endpoint(settings: Settings) -> str:
+    return f"{settings.webhook_url}/telegram/{settings.webhook_secret_path}"
+
+
+def poll_updates(bot, inbox: Inbox, stop: threading.Event, timeout: int = 20) -> None:
+    """Long polling: store each update durably before confirming it to Telegram.
+
+    The offset only moves past an update once it is stored, so a crash here means the
+    update is fetched again (and de-duplicated by update_id), never lost.
+    """
+    offset = None
+    failures = 0
+    while not stop.is_set():
+        try:
+            # The raw JSON, not telebot's objects: the stored update is exactly Telegram's.
+            updates = apihelper.get_updates(bot.token, offset=offset, timeout=timeout + 10,
+                                            long_polling_timeout=timeout,
+                                            allowed_updates=ALLOWED_UPDATES)
+            for update in updates:
+                inbox.take_update(update)
+                offset = update["update_id"] + 1
+            failures = 0
+        except Exception as exc:  # keep polling whatever happened; report and back off
+            failures += 1
+            delay = min(30.0, 2.0 ** failures)
+            log.warning("getUpdates failed (%s); retrying in %.0fs", exc, delay)
+            stop.wait(delay)
+
+
+def run(settings: Settings, *, polling: bool | None = None) -> int:
+    supervisor = Supervisor(settings, polling=polling)
+
+    def on_signal(signum, _frame):
+        log.info("signal %s received; stopping", signum)
+        supervisor.stop_event.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        supervisor.start()
+        supervisor.watch()
+    finally:
+        supervisor.stop()
+    return 0

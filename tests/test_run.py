@@ -1,0 +1,70 @@
+"""`python -m bot run` (what `make run` calls): local MariaDB under var/, schema, both
+doors, workers, long polling — and Ctrl-C stops everything it started."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import ROOT, free_port
+from harness import wait_for
+from utils.mariadb import LocalMariaDB
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.mark.slow
+def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
+    var_dir = tmp_path / "var"
+    webhook_port, listener_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
+    env.update({
+        "BOT_TOKEN": "123456:sandbox-token", "TELEGRAM_API_URL": tg.url,
+        "CHAT_NEW_MESSAGE": "-1001", "KEEPING_API_URL": "http://127.0.0.1:9/api",
+        "KEEPING_SELLER_ID": "1", "KEEPING_API_KEY": "k", "KEEPING_WEB_URL": "http://127.0.0.1:9",
+        "LINK_KEY": "run-test-link-key", "KEEPDESK_VAR_DIR": str(var_dir),
+        "WEBHOOK_PORT": str(webhook_port), "LISTENER_PORT": str(listener_port),
+        "BIND_HOST": "127.0.0.1", "HTTP_WORKERS": "1", "WORKER_THREADS": "2",
+    })
+    log = open(tmp_path / "run.log", "w")
+    run = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def healthy(port):
+            try:
+                answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                return answer.status_code == 200 and answer.json()["database"] == "up"
+            except requests.RequestException:
+                return False
+
+        wait_for(lambda: healthy(webhook_port) and healthy(listener_port), timeout=90, interval=0.2)
+        database = LocalMariaDB(var_dir / "mysql")
+        assert database.is_running()
+        with database.connect("keepdesk") as conn, conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert {"jobs", "pins", "users"} <= {row[0] for row in cur.fetchall()}
+
+        # No WEBHOOK_URL: updates come by long polling and are answered by the workers.
+        wait_for(lambda: tg.calls("deleteWebhook"), timeout=30)
+        tg.user_sends_text(4242, "/start")
+        wait_for(lambda: tg.messages(4242), timeout=30)
+
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert run.wait(timeout=60) == 0
+        wait_for(lambda: not _alive(run.pid), timeout=20)
+        assert not database.is_running()
+    finally:
+        if _alive(run.pid):
+            os.killpg(run.pid, signal.SIGKILL)
+        LocalMariaDB(var_dir / "mysql").stop()
+        log.close()
+        print((tmp_path / "run.log").read_text()[-3000:])
