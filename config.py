@@ -3,6 +3,11 @@
 Every setting of SPEC §7 is here with its default; `.env.example` documents each one.
 A missing or malformed required setting stops start-up with a message naming it
 (`SettingsError`). Nothing here connects anywhere: building settings is pure.
+
+Required: BOT_TOKEN always. The CRM settings (CHAT_NEW_MESSAGE, KEEPING_*, LINK_KEY) come
+as a group: with none of them KeepDesk runs as a bare desk (access requests, admin
+commands) and says so at start-up; with any of them, all are required. The webhook
+secrets are required when WEBHOOK_URL is set.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ class SettingsError(ValueError):
 class Settings:
     # Telegram
     bot_token: str
-    chat_new_message: int
+    chat_new_message: int | None = None
     channel_log: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
     webhook_url: str | None = None
@@ -77,6 +82,11 @@ class Settings:
     task_product_pattern: str = r"(?i)ключ|key|активац|activation"
     bot_language: str | None = None
     log_level: str = "INFO"
+
+    @property
+    def crm_configured(self) -> bool:
+        """Without the CRM settings KeepDesk runs as a bare desk (access, admin commands)."""
+        return bool(self.keeping_api_url and self.link_key and self.chat_new_message is not None)
 
     @property
     def uses_local_mariadb(self) -> bool:
@@ -197,18 +207,18 @@ def _path(raw: str) -> Path:
 # name -> (field, parser, required)
 _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "BOT_TOKEN": ("bot_token", _bot_token, True),
-    "CHAT_NEW_MESSAGE": ("chat_new_message", _int, True),
+    "CHAT_NEW_MESSAGE": ("chat_new_message", _int, False),
     "CHANNEL_LOG": ("channel_log", _int, False),
     "TELEGRAM_API_URL": ("telegram_api_url", _http_url, False),
     "WEBHOOK_URL": ("webhook_url", _https_url, False),
     "WEBHOOK_SECRET_PATH": ("webhook_secret_path", _path_secret, False),
     "WEBHOOK_SECRET_TOKEN": ("webhook_secret_token", _secret_token, False),
     "ADMIN_IDS": ("admin_ids", _int_list, False),
-    "KEEPING_API_URL": ("keeping_api_url", _http_url, True),
-    "KEEPING_SELLER_ID": ("keeping_seller_id", _text, True),
-    "KEEPING_API_KEY": ("keeping_api_key", _text, True),
-    "KEEPING_WEB_URL": ("keeping_web_url", _http_url, True),
-    "LINK_KEY": ("link_key", _path_secret, True),
+    "KEEPING_API_URL": ("keeping_api_url", _http_url, False),
+    "KEEPING_SELLER_ID": ("keeping_seller_id", _text, False),
+    "KEEPING_API_KEY": ("keeping_api_key", _text, False),
+    "KEEPING_WEB_URL": ("keeping_web_url", _http_url, False),
+    "LINK_KEY": ("link_key", _path_secret, False),
     "CRM_ALLOWED_IPS": ("crm_allowed_ips", _networks, False),
     "MYSQL_HOST": ("mysql_host", _text, False),
     "MYSQL_PORT": ("mysql_port", _port, False),
@@ -272,14 +282,26 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         except (ValueError, re.error) as exc:
             problems.append(f"{name} is malformed: {exc}")
     if values.get("webhook_url"):
-        for name, attr in (("WEBHOOK_SECRET_PATH", "webhook_secret_path"),
-                           ("WEBHOOK_SECRET_TOKEN", "webhook_secret_token")):
-            if not values.get(attr) and not any(p.startswith(name) for p in problems):
-                problems.append(f"{name} is required when WEBHOOK_URL is set")
+        _require_together(values, problems, "when WEBHOOK_URL is set", _WEBHOOK_GROUP)
+    if not database_only and any(attr in values for attr in _CRM_GROUP.values()):
+        _require_together(values, problems, "to connect the CRM", _CRM_GROUP)
     if problems:
         raise SettingsError("KeepDesk cannot start: " + "; ".join(problems)
                             + ". See .env.example for every setting.")
     if database_only:
         values.setdefault("bot_token", "")
-        values.setdefault("chat_new_message", 0)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+# Settings that only make sense all together: one of a group set means all are needed.
+_WEBHOOK_GROUP = {"WEBHOOK_SECRET_PATH": "webhook_secret_path",
+                  "WEBHOOK_SECRET_TOKEN": "webhook_secret_token"}
+_CRM_GROUP = {"CHAT_NEW_MESSAGE": "chat_new_message", "KEEPING_API_URL": "keeping_api_url",
+              "KEEPING_SELLER_ID": "keeping_seller_id", "KEEPING_API_KEY": "keeping_api_key",
+              "KEEPING_WEB_URL": "keeping_web_url", "LINK_KEY": "link_key"}
+
+
+def _require_together(values: dict, problems: list[str], why: str, group: dict[str, str]) -> None:
+    for name, attr in group.items():
+        if attr not in values and not any(p.startswith(name) for p in problems):
+            problems.append(f"{name} is required {why}")

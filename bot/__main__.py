@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
 from config import Settings, SettingsError, load_settings
 from utils.logs import configure_logging
+from utils.signals import StopSignal
 
 log = logging.getLogger("keepdesk")
 
@@ -25,10 +24,7 @@ def cmd_polling(settings: Settings, args) -> int:
 
 def cmd_worker(settings: Settings, args) -> int:
     from scripts.worker_main import serve
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    serve(settings, stop, threads=args.threads)
+    serve(settings, StopSignal(), threads=args.threads)
     return 0
 
 

@@ -24,6 +24,7 @@ from models.db import Database, migrate
 from models.inbox import Inbox
 from models.jobs import JobQueue
 from utils.mariadb import LocalMariaDB
+from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,15 @@ class Supervisor:
         self.env_overrides: dict[str, str] = {}
         self.database: LocalMariaDB | None = None
         self.children: list[Child] = []
-        self.stop_event = threading.Event()
+        self.stop = StopSignal()
         self._poller: threading.Thread | None = None
 
     # -- start-up --------------------------------------------------------------------
 
     def start(self) -> None:
+        if not self.settings.crm_configured:
+            log.warning("CRM not configured (CHAT_NEW_MESSAGE, KEEPING_*, LINK_KEY unset): "
+                        "running as a bare desk; customer messages will not be brought in")
         if self.settings.uses_local_mariadb:
             self.database, self.env_overrides = local_database(self.settings)
             log.info("local MariaDB running on %s", self.database.socket)
@@ -91,7 +95,7 @@ class Supervisor:
             bot.delete_webhook()
             inbox = Inbox(JobQueue(db))
             self._poller = threading.Thread(target=poll_updates, name="poller", daemon=True,
-                                            args=(bot, inbox, self.stop_event))
+                                            args=(bot, inbox, self.stop.event))
             self._poller.start()
             log.info("taking updates by long polling")
         else:
@@ -109,7 +113,7 @@ class Supervisor:
 
     def watch(self) -> None:
         """Restart children that die, until asked to stop."""
-        while not self.stop_event.wait(0.5):
+        while not self.stop.sleep(0.5):
             now = time.monotonic()
             for child in self.children:
                 if child.process is None or child.process.poll() is None:
@@ -124,8 +128,8 @@ class Supervisor:
                     child.next_start = 0.0
                     self._spawn(child)
 
-    def stop(self) -> None:
-        self.stop_event.set()
+    def shutdown(self) -> None:
+        self.stop.event.set()
         for child in self.children:
             if child.process is not None and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
@@ -177,16 +181,10 @@ def poll_updates(bot, inbox: Inbox, stop: threading.Event, timeout: int = 20) ->
 
 def run(settings: Settings, *, polling: bool | None = None) -> int:
     supervisor = Supervisor(settings, polling=polling)
-
-    def on_signal(signum, _frame):
-        log.info("signal %s received; stopping", signum)
-        supervisor.stop_event.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
         supervisor.start()
         supervisor.watch()
+        log.info("signal %s received; stopping", supervisor.stop.signum)
     finally:
-        supervisor.stop()
+        supervisor.shutdown()
     return 0
