@@ -130,24 +130,30 @@ class Supervisor:
 
     def shutdown(self) -> None:
         self.stop.event.set()
-        for child in self.children:
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", child.name)
-                child.process.kill()
-                child.process.wait()
+        if self.stop.signum == signal.SIGINT:
+            # Ctrl-C reached the whole process group: let the children finish on their own
+            # first; a second signal on top would cut gunicorn's graceful stop short.
+            self._wait_children(5.0)
+        for child in self._running():
+            child.process.send_signal(signal.SIGTERM)
+        self._wait_children(15.0)
+        for child in self._running():
+            log.warning("%s did not stop in time; killing it", child.name)
+            child.process.kill()
+            child.process.wait()
         if self._poller is not None:
             self._poller.join(timeout=1)  # a daemon; an unconfirmed update is simply fetched again
         if self.database is not None:
             self.database.stop()
             log.info("local MariaDB stopped")
+
+    def _running(self) -> list[Child]:
+        return [c for c in self.children if c.process is not None and c.process.poll() is None]
+
+    def _wait_children(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._running() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def webhook_endpoint(settings: Settings) -> str:
