@@ -135,5 +135,17 @@ CREATE TABLE IF NOT EXISTS schema_meta (
     value         VARCHAR(255) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO schema_meta (name, value) VALUES ('version', '1')
+INSERT INTO schema_meta (name, value) VALUES ('version', '2')
     ON DUPLICATE KEY UPDATE value = VALUES(value);
+
+-- Telegram send budget, shared by every process: recent send times per bucket ("global",
+-- "chat:<id>") and a block set by Telegram's retry_after. Rows are locked while a send
+-- slot is reserved, so the limits hold across processes and machines.
+CREATE TABLE IF NOT EXISTS tg_rate (
+    bucket         VARCHAR(40)  NOT NULL PRIMARY KEY,
+    stamps         TEXT         NOT NULL,
+    blocked_until  DOUBLE       NOT NULL DEFAULT 0,
+    updated_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES ('global', '');

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.callbacks import CallbackCodec
 from config import Settings
+from crm.client import CrmClient
 from models.db import Database
 from models.jobs import JobQueue
 from models.locks import LockManager
@@ -17,6 +19,8 @@ class Deps:
     jobs: JobQueue
     users: UserManager
     locks: LockManager
+    codec: CallbackCodec
+    crm: CrmClient | None  # None for a bare desk (no CRM settings)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> "Deps":
@@ -24,4 +28,6 @@ class Deps:
         return cls(settings=settings, db=db,
                    jobs=JobQueue(db, lease_seconds=settings.job_lease_seconds),
                    users=UserManager.instance(db, admin_ids=settings.admin_ids),
-                   locks=LockManager.instance(db))
+                   locks=LockManager.instance(db),
+                   codec=CallbackCodec(settings.bot_token),
+                   crm=CrmClient.from_settings(settings) if settings.crm_configured else None)

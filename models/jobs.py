@@ -67,14 +67,25 @@ class JobQueue:
 
     def enqueue(self, queue: str, kind: str, payload: dict, *, dedupe_key: str | None = None,
                 lane: str | None = None, seq: int = 0, priority: int = 0,
-                delay: float = 0.0) -> bool:
-        """Store a job durably. Returns False when `dedupe_key` was already stored."""
-        affected = self.db.execute(
-            "INSERT IGNORE INTO jobs (queue, kind, dedupe_key, lane, seq, priority, payload,"
-            " run_after) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-            " NOW(6) + INTERVAL %s MICROSECOND)",
-            (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6)))
+                delay: float = 0.0, cur=None) -> bool:
+        """Store a job durably (inside the caller's transaction when `cur` is given).
+
+        Returns False when `dedupe_key` was already stored.
+        """
+        sql = ("INSERT IGNORE INTO jobs (queue, kind, dedupe_key, lane, seq, priority, payload,"
+               " run_after) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+               " NOW(6) + INTERVAL %s MICROSECOND)")
+        args = (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6))
+        affected = self.db.execute(sql, args) if cur is None else cur.execute(sql, args)
         return affected == 1
+
+    def ensure_periodic(self, queue: str, kind: str, payload: dict | None = None) -> None:
+        """Make sure the one job of a periodic kind (e.g. reconciliation) exists and runs."""
+        self.db.execute(
+            "INSERT INTO jobs (queue, kind, dedupe_key, payload) VALUES (%s, %s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE run_after = IF(status IN ('done', 'failed'), NOW(6), run_after),"
+            " status = IF(status IN ('done', 'failed'), 'pending', status)",
+            (queue, kind, f"periodic:{kind}", _dump(payload or {})))
 
     def enqueue_coalesced(self, queue: str, kind: str, payload: dict, *, dedupe_key: str,
                           priority: int = 0) -> str:
@@ -157,8 +168,15 @@ class JobQueue:
 
     # -- finishing ---------------------------------------------------------------------
 
-    def complete(self, job: Job) -> None:
-        """Mark done — or pending again when a coalesced request came in meanwhile."""
+    def complete(self, job: Job, *, again_in: float | None = None) -> None:
+        """Mark done — or pending again when a coalesced request came in meanwhile, or
+        after `again_in` seconds for periodic work."""
+        if again_in is not None:
+            self.db.execute(
+                "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, lease_until = NULL,"
+                " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND"
+                " WHERE id = %s AND worker = %s", (int(again_in * 1e6), job.id, job.worker))
+            return
         self.db.execute(
             "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"
             " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
@@ -181,11 +199,12 @@ class JobQueue:
     # -- looking -----------------------------------------------------------------------
 
     def depth(self, queue: str | None = None) -> int:
+        """Unfinished jobs (periodic jobs, which are never finished, do not count)."""
+        sql = ("SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')"
+               " AND (dedupe_key IS NULL OR dedupe_key NOT LIKE 'periodic:%%')")
         if queue is None:
-            return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')")
-        return self.db.scalar(
-            "SELECT COUNT(*) FROM jobs WHERE queue = %s AND status IN ('pending','running')",
-            (queue,))
+            return self.db.scalar(sql)
+        return self.db.scalar(sql + " AND queue = %s", (queue,))
 
     def oldest_age(self, queue: str) -> float:
         """Seconds the oldest unfinished job of `queue` has waited (0 when empty)."""

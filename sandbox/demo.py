@@ -1,8 +1,112 @@
-"""`make demo` / `python -m bot demo`: at this stage, the sandbox alone (see `python -m sandbox`)."""
+"""`make demo` / `python -m bot demo`: the whole flow on this machine, no credentials.
+
+Starts a throwaway MariaDB, the Telegram and CRM sandboxes and a complete KeepDesk (both
+doors on real ports, workers, the real pyTelegramBotAPI), lets a customer write, and
+prints what each party saw: the CRM, the listener door, the shared chat.
+"""
 from __future__ import annotations
 
-from sandbox.__main__ import main as serve_sandbox
+import logging
+from collections import Counter
+import shutil
+import tempfile
+import textwrap
+
+from config import load_settings
+from models.db import Database, migrate
+from sandbox.crm import CrmSandbox
+from sandbox.stack import LocalDesk, wait_for
+from sandbox.telegram import TelegramSandbox, parse_html
+from utils.mariadb import LocalMariaDB
+
+TOKEN = "123456:sandbox-token"
+SHARED_CHAT = -1001000000001
+LOG_CHAT = -1001000000002
+ADMIN = 1001
+LINK_KEY = "demo-link-key"
+
+
+class Transcript:
+    def __init__(self) -> None:
+        self.step = 0
+
+    def say(self, party: str, text: str) -> None:
+        self.step += 1
+        body = textwrap.indent(text.rstrip(), "    ")
+        print(f"[{self.step:02d}] {party}\n{body}", flush=True)
+
+
+def telegram_view(message: dict) -> str:
+    """A Telegram message as the person reading it sees it: text and buttons."""
+    visible, _ = parse_html(message.get("text") or message.get("caption") or "")
+    lines = []
+    if message.get("photo"):
+        lines.append("[photo]")
+    lines.append(visible)
+    markup = message.get("reply_markup") or {}
+    for row in markup.get("inline_keyboard", []):
+        lines.append("  ".join(f"[ {button['text']} ]" for button in row))
+    if message.get("disable_notification"):
+        lines.append("(sent silently)")
+    return "\n".join(lines)
+
+
+def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict):
+    return load_settings({
+        "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.url,
+        "CHAT_NEW_MESSAGE": str(SHARED_CHAT), "CHANNEL_LOG": str(LOG_CHAT), "ADMIN_IDS": str(ADMIN),
+        "WEBHOOK_SECRET_PATH": "demo-webhook-path", "WEBHOOK_SECRET_TOKEN": "demo-secret",
+        "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
+        "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
+        "RECONCILE_EVERY": "3600", **database_env,
+    }, env_file=None)
+
+
+def run_story(desk: LocalDesk, tg: TelegramSandbox, crm: CrmSandbox, say: Transcript) -> None:
+    id_i = 10001
+    crm.add_chat(id_i, email="olha.buyer@example.com", product="Ноутбук Lenovo IdeaPad 5")
+    message = crm.customer_writes(id_i, "Добрий день! Чи є в наявності <b>16 GB</b> версія? "
+                                        "Доставка у Львів & оплата при отриманні? 🙂")
+    say.say("CRM (customer on the marketplace)",
+            f"olha.buyer@example.com wrote in order {id_i}:\n{message['message']}")
+    statuses = crm.signal(desk.listener_url, LINK_KEY, id_i, times=3)
+    say.say("CRM → KeepDesk listener",
+            f"POST /messages/<LINK_KEY> {{\"InvoiceId\": {id_i}}} sent 3 times (CRMs repeat "
+            f"signals): answered {statuses}")
+    wait_for(lambda: tg.messages(SHARED_CHAT), timeout=30)
+    desk.idle(timeout=30)
+    for post in tg.messages(SHARED_CHAT):
+        say.say(f"Telegram shared chat {SHARED_CHAT}", telegram_view(post))
+    calls = Counter(call["path"] for call in crm.calls())
+    say.say("Delivery", f"{len(tg.messages(SHARED_CHAT))} post for 3 signals. CRM calls: "
+                        + ", ".join(f"{path} ×{n}" for path, n in sorted(calls.items()))
+                        + "\n(the chats list: the new chat's metadata, and the reconciliation"
+                          " that runs once at start)")
 
 
 def main() -> int:
-    return serve_sandbox([])
+    logging.getLogger().setLevel(logging.WARNING)
+    workdir = tempfile.mkdtemp(prefix="keepdesk-demo-")
+    say = Transcript()
+    database = LocalMariaDB(workdir, durable=False, buffer_pool="64M")
+    tg = crm = desk = None
+    try:
+        print("Starting MariaDB, the Telegram and CRM sandboxes and KeepDesk…", flush=True)
+        database.start()
+        database.create_database("keepdesk_demo", drop=True)
+        tg, crm = TelegramSandbox(TOKEN).start(), CrmSandbox().start()
+        settings = settings_for(tg, crm, database.environment("keepdesk_demo"))
+        db = Database(settings)
+        migrate(db)
+        desk = LocalDesk(settings, db, tg, crm).start()
+        run_story(desk, tg, crm, say)
+        print("Demo finished.", flush=True)
+        return 0
+    finally:
+        if desk is not None:
+            desk.stop()
+        for server in (tg, crm):
+            if server is not None:
+                server.stop()
+        database.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

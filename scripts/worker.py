@@ -23,7 +23,9 @@ from models.jobs import ALL_QUEUES, Job, JobQueue
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Job], None]
+# A handler returns None when done, or a number of seconds to run the job again after
+# (periodic work such as reconciliation).
+Handler = Callable[[Job], "float | None"]
 
 MAX_PERMANENT_ATTEMPTS = 3
 MAX_BACKOFF = 60.0
@@ -82,14 +84,14 @@ class Worker:
             return
         with _LeaseKeeper(self.jobs, job):
             try:
-                handler(job)
+                again_in = handler(job)
             except RetryLater as exc:
                 self.jobs.retry(job, str(exc), exc.delay)
                 return
             except Exception as exc:  # settle the job whatever went wrong, then go on
                 self._settle_failure(job, exc)
                 return
-        self.jobs.complete(job)
+        self.jobs.complete(job, again_in=again_in)
 
     def _settle_failure(self, job: Job, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"

@@ -5,7 +5,15 @@ import logging
 
 from bot.deps import Deps
 from bot.factory import create_desk_bot, process_update
+from bot.ratelimit import RateLimiter
+from bot.sender import Sender
 from config import Settings
+from models.chats import ChatRepository
+from models.inbox import Inbox
+from models.jobs import SYNC
+from models.message_map import MessageMapRepository
+from scripts.reconcile import Reconciler
+from scripts.sync import ChatSync
 from scripts.worker import Worker, run_threads, wait_all
 from utils.signals import StopSignal
 
@@ -13,14 +21,29 @@ log = logging.getLogger(__name__)
 
 
 def job_handlers(deps: Deps) -> dict:
+    """Job kind → handler. The CRM kinds exist only when the CRM is configured."""
     bot = create_desk_bot(deps)
-    return {
+    sender = Sender(bot, RateLimiter(deps.db, deps.settings), deps.jobs,
+                    MessageMapRepository(deps.db), deps.users, deps.settings.channel_log)
+    handlers = {
         "tg_update": lambda job: process_update(bot, job.payload),
+        "tg_send": sender,
     }
+    if deps.crm is not None:
+        handlers["crm_sync"] = ChatSync(deps.settings, deps.db, deps.jobs, deps.crm, deps.codec)
+        handlers["reconcile"] = Reconciler(deps.settings, deps.crm, ChatRepository(deps.db),
+                                           Inbox(deps.jobs))
+    return handlers
+
+
+def schedule_periodic(deps: Deps) -> None:
+    if deps.crm is not None:
+        deps.jobs.ensure_periodic(SYNC, "reconcile")
 
 
 def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -> None:
     deps = Deps.build(settings)
+    schedule_periodic(deps)
     worker = Worker(deps.jobs, job_handlers(deps))
     running = run_threads(worker, threads or settings.worker_threads, stop.event)
     log.info("worker started with %s threads", len(running))

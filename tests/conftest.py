@@ -90,6 +90,8 @@ def db(settings):
     with database.connection() as conn, conn.cursor() as cur:
         for table in TABLES:
             cur.execute(f"DELETE FROM {table}")
+        cur.execute("DELETE FROM tg_rate WHERE bucket <> 'global'")
+        cur.execute("UPDATE tg_rate SET stamps = '', blocked_until = 0")
     ProcessSingleton.reset_all()
     yield database
     ProcessSingleton.reset_all()
@@ -155,5 +157,14 @@ def sandbox_settings(settings, tg, crm) -> Settings:
 def desk(sandbox_settings, db, tg, crm):
     from harness import Desk
     running = Desk(sandbox_settings, db, tg, crm).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def reconciling_desk(sandbox_settings, db, tg, crm):
+    """A desk whose reconciliation runs every half second."""
+    from harness import Desk
+    running = Desk(sandbox_settings.replace(reconcile_every=0.5), db, tg, crm).start()
     yield running
     running.stop()

@@ -1,0 +1,65 @@
+"""The one codec for inline-button data.
+
+`callback_data` is at most 64 bytes and comes back from the client, so anybody can send
+anything. Button data is `action:arg:arg~mac`: a known action, integer arguments, and a
+short HMAC made with a key derived from the bot token. Garbage, forged or overlong data
+decodes to None and the tap changes nothing; whether the data is still *current* (is
+this chat still yours?) is for the handler to decide against the database.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+MAX_BYTES = 64
+MAC_BYTES = 6  # 8 base64 characters: forging by chance is 1 in 2**48
+
+# action -> number of integer arguments
+ACTIONS: dict[str, int] = {
+    "reply": 1,        # ✍ reply to a client message: crm message id
+    "open": 1,         # ⚡ open a pinned chat: id_i
+    "connect": 1,      # 🔑 connect to a task chat: crm message id
+}
+
+
+@dataclass(frozen=True)
+class Callback:
+    action: str
+    args: tuple[int, ...]
+
+
+class CallbackCodec:
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(b"keepdesk-callback:" + secret.encode()).digest()
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()[:MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def encode(self, action: str, *args: int) -> str:
+        if ACTIONS.get(action) != len(args):
+            raise ValueError(f"callback {action!r} takes {ACTIONS.get(action)} arguments")
+        if any(type(a) is not int for a in args):
+            raise ValueError("callback arguments must be integers")
+        body = ":".join([action, *map(str, args)])
+        data = f"{body}~{self._mac(body)}"
+        if len(data.encode()) > MAX_BYTES:
+            raise ValueError(f"callback data over {MAX_BYTES} bytes: {data!r}")
+        return data
+
+    def decode(self, data: object) -> Callback | None:
+        if not isinstance(data, str) or not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+            return None
+        body, sep, mac = data.rpartition("~")
+        if not sep or not hmac.compare_digest(mac.encode(), self._mac(body).encode()):
+            return None
+        action, *raw_args = body.split(":")
+        if ACTIONS.get(action) != len(raw_args):
+            return None
+        try:
+            args = tuple(int(a) for a in raw_args)
+        except ValueError:
+            return None
+        return Callback(action, args)

@@ -1,0 +1,68 @@
+"""CRM conversations (table `chats`), keyed by id_i."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.repo import Repository
+
+ORDINARY, TASK = "ordinary", "task"
+
+
+@dataclass(frozen=True)
+class Chat:
+    id_i: int
+    email: str | None
+    product: str | None
+    last_date: datetime | None
+    cnt_msg: int
+    cnt_new: int
+    kind: str
+    status: str
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind == TASK
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Chat":
+        return cls(**{k: row[k] for k in ("id_i", "email", "product", "last_date", "cnt_msg",
+                                          "cnt_new", "kind", "status")})
+
+
+def kind_of(product: str | None, task_pattern: str) -> str:
+    return TASK if product and re.search(task_pattern, product) else ORDINARY
+
+
+class ChatRepository(Repository):
+    def get(self, id_i: int, cur=None) -> Chat | None:
+        row = self._one(cur, "SELECT * FROM chats WHERE id_i = %s", (id_i,))
+        return Chat.from_row(row) if row else None
+
+    def save(self, cur, id_i: int, *, email: str | None = None, product: str | None = None,
+             last_date: datetime | None = None, cnt_msg: int | None = None,
+             cnt_new: int | None = None, kind: str = ORDINARY) -> None:
+        """Create or refresh a chat. What is None here is left as it was: a sync that did
+        not ask the CRM for metadata never erases what an earlier one learnt."""
+        self._execute(
+            cur,
+            "INSERT INTO chats (id_i, email, product, last_date, cnt_msg, cnt_new, kind)"
+            " VALUES (%s, %s, %s, %s, COALESCE(%s, 0), COALESCE(%s, 0), %s)"
+            " ON DUPLICATE KEY UPDATE"
+            " email = COALESCE(VALUES(email), email),"
+            " product = COALESCE(VALUES(product), product),"
+            " last_date = GREATEST(COALESCE(VALUES(last_date), last_date),"
+            "                      COALESCE(last_date, VALUES(last_date))),"
+            " cnt_msg = IF(%s IS NULL, cnt_msg, VALUES(cnt_msg)),"
+            " cnt_new = IF(%s IS NULL, cnt_new, VALUES(cnt_new)),"
+            " kind = IF(VALUES(product) IS NULL, kind, VALUES(kind))",
+            (id_i, email, product, last_date, cnt_msg, cnt_new, kind, cnt_msg, cnt_new))
+
+    def last_dates(self, ids: list[int]) -> dict[int, datetime | None]:
+        """Newest stored message date of known chats, for reconciliation's "anything new?"."""
+        if not ids:
+            return {}
+        placeholders = ", ".join(["%s"] * len(ids))
+        rows = self._all(None, f"SELECT id_i, last_date FROM chats WHERE id_i IN ({placeholders})", ids)
+        return {r["id_i"]: r["last_date"] for r in rows}

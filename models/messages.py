@@ -1,0 +1,96 @@
+"""CRM messages (table `messages`): stored once by CRM id, announced to Telegram once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from models.repo import Repository
+
+CLIENT, SHOP = "client", "shop"
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    id_i: int
+    direction: str
+    text: str
+    is_file: bool
+    is_img: bool
+    filename: str | None
+    url: str | None
+    preview: str | None
+    date_written: datetime | None
+    date_seen: datetime | None
+    deleted: bool
+
+    @property
+    def from_client(self) -> bool:
+        return self.direction == CLIENT
+
+    @classmethod
+    def from_row(cls, row: dict) -> "StoredMessage":
+        return cls(id=row["id"], id_i=row["id_i"], direction=row["direction"],
+                   text=row["text"] or "", is_file=bool(row["is_file"]),
+                   is_img=bool(row["is_img"]), filename=row["filename"], url=row["url"],
+                   preview=row["preview"], date_written=row["date_written"],
+                   date_seen=row["date_seen"], deleted=bool(row["deleted"]))
+
+
+class MessageRepository(Repository):
+    def store(self, cur, messages: Iterable) -> None:
+        """Insert CRM messages once; a known one only gets its seen/deleted state refreshed."""
+        rows = [(m.id, m.id_i, CLIENT if m.from_client else SHOP, m.text, int(m.is_file),
+                 int(m.is_img), m.filename, m.url, m.preview, m.date_written, m.date_seen,
+                 int(m.deleted)) for m in messages]
+        if not rows:
+            return
+        cur.executemany(
+            "INSERT INTO messages (id, id_i, direction, text, is_file, is_img, filename, url,"
+            " preview, date_written, date_seen, deleted)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)",
+            rows)
+
+    def max_id(self, id_i: int, cur=None) -> int | None:
+        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE id_i = %s", (id_i,))
+        return row["m"] if row else None
+
+    def known_ids(self, cur, ids: list[int]) -> set[int]:
+        if not ids:
+            return set()
+        placeholders = ", ".join(["%s"] * len(ids))
+        return {r["id"] for r in self._all(cur, f"SELECT id FROM messages WHERE id IN ({placeholders})", ids)}
+
+    def unannounced(self, cur, id_i: int) -> list[StoredMessage]:
+        """Client messages not yet brought to Telegram, oldest first, locked for this sync."""
+        rows = self._all(cur, "SELECT * FROM messages WHERE id_i = %s AND direction = 'client'"
+                              " AND announced_at IS NULL ORDER BY id FOR UPDATE", (id_i,))
+        return [StoredMessage.from_row(r) for r in rows]
+
+    def last_shop_id(self, cur, id_i: int) -> int | None:
+        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE id_i = %s"
+                             " AND direction = 'shop' AND deleted = 0", (id_i,))
+        return row["m"] if row else None
+
+    def mark_announced(self, cur, ids: list[int]) -> None:
+        if ids:
+            placeholders = ", ".join(["%s"] * len(ids))
+            self._execute(cur, f"UPDATE messages SET announced_at = NOW(6) WHERE id IN ({placeholders})", ids)
+
+    def answered_after(self, id_i: int, message_id: int, cur=None) -> bool:
+        """Has the shop written in this chat after `message_id` (e.g. from the CRM page)?"""
+        row = self._one(cur, "SELECT 1 AS yes FROM messages WHERE id_i = %s AND direction = 'shop'"
+                             " AND deleted = 0 AND id > %s LIMIT 1", (id_i, message_id))
+        return row is not None
+
+    def recent(self, id_i: int, limit: int, before_id: int | None = None) -> list[StoredMessage]:
+        """The newest `limit` messages (older than `before_id`), returned oldest first."""
+        if before_id is None:
+            rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
+                                    " ORDER BY id DESC LIMIT %s", (id_i, limit))
+        else:
+            rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
+                                    " AND id < %s ORDER BY id DESC LIMIT %s", (id_i, before_id, limit))
+        return [StoredMessage.from_row(r) for r in reversed(rows)]

@@ -1,0 +1,80 @@
+"""A whole KeepDesk in one process, for end-to-end tests, benchmarks and the demo.
+
+Real parts only: the sandbox Telegram and CRM servers over loopback HTTP, the two doors
+served by werkzeug on real ports, workers running on threads with the real
+pyTelegramBotAPI, and a real MariaDB.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from bot.deps import Deps
+from bot.factory import create_bot
+from config import Settings
+from models.db import Database
+from sandbox._server import ServerThread
+from scripts.worker import Worker, run_threads, wait_all
+from scripts.worker_main import job_handlers, schedule_periodic
+from crm.client import CrmClient
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+class LocalDesk:
+    def __init__(self, settings: Settings, db: Database, tg, crm=None, *, threads: int = 2) -> None:
+        """`tg`, `crm`: the running sandboxes (TelegramSandbox, CrmSandbox)."""
+        self.settings = settings
+        self.db = db
+        self.tg = tg
+        self.crm = crm
+        self.threads = threads
+        self.stop_event = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._servers: list[ServerThread] = []
+
+    def start(self, *, workers: bool = True) -> "LocalDesk":
+        import crm_listener
+        import webhook_server
+        self.webhook = ServerThread(webhook_server.create_app(self.settings, db=self.db)).start()
+        self.listener = ServerThread(crm_listener.create_app(self.settings, db=self.db)).start()
+        self._servers = [self.webhook, self.listener]
+        create_bot(self.settings).set_webhook(
+            url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
+            secret_token=self.settings.webhook_secret_token)
+        self.deps = Deps.build(self.settings, self.db)
+        if self.deps.crm is not None:
+            # Tests need not wait out production's patient retries inside one call.
+            self.deps.crm = CrmClient.from_settings(self.settings, retries=1, backoff=0.05)
+        schedule_periodic(self.deps)
+        if workers:
+            self.start_workers()
+        return self
+
+    def start_workers(self) -> None:
+        worker = Worker(self.deps.jobs, job_handlers(self.deps))
+        self._workers = run_threads(worker, self.threads, self.stop_event)
+
+    @property
+    def listener_url(self) -> str:
+        return self.listener.url
+
+    def idle(self, timeout: float = 10.0) -> None:
+        """Wait until the queue has nothing left to do."""
+        wait_for(lambda: self.deps.jobs.depth() == 0, timeout)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        wait_all(self._workers, timeout=10)
+        for server in self._servers:
+            server.stop()

@@ -1,0 +1,57 @@
+"""Reconciliation: every RECONCILE_EVERY seconds, catch what a lost signal would hide.
+
+It reads the CRM's chats with new messages (all their pages) and the newest page of all
+chats, and asks for a sync of every chat that is unknown or has a newer message than we
+stored. A lost signal therefore delays a message by at most one period; it never loses
+it. Cost: a few list calls per period, whatever the number of chats.
+"""
+from __future__ import annotations
+
+import logging
+
+from config import Settings
+from crm.client import CrmChat, CrmClient
+from models.chats import ChatRepository
+from models.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+PAGESIZE = 100
+MAX_NEW_PAGES = 10
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, crm: CrmClient, chats: ChatRepository,
+                 inbox: Inbox) -> None:
+        self.settings = settings
+        self.crm = crm
+        self.chats = chats
+        self.inbox = inbox
+
+    def __call__(self, job) -> float:
+        signalled = self.run()
+        if signalled:
+            log.info("reconciliation found news in %s chats", len(signalled))
+        return self.settings.reconcile_every  # run again after one period
+
+    def candidates(self) -> dict[int, CrmChat]:
+        found: dict[int, CrmChat] = {}
+        page, pages = 1, 1
+        while page <= min(pages, MAX_NEW_PAGES):
+            chats, pages = self.crm.chats(page=page, pagesize=PAGESIZE, filter_new=True)
+            found.update((c.id_i, c) for c in chats)
+            page += 1
+        newest, _ = self.crm.chats(page=1, pagesize=PAGESIZE)
+        found.update((c.id_i, c) for c in newest)
+        return found
+
+    def run(self) -> list[int]:
+        candidates = self.candidates()
+        stored = self.chats.last_dates(list(candidates))
+        signalled = []
+        for id_i, chat in candidates.items():
+            if id_i not in stored or (chat.last_date is not None and
+                                      (stored[id_i] is None or chat.last_date > stored[id_i])):
+                self.inbox.take_signal(id_i)
+                signalled.append(id_i)
+        return signalled

@@ -1,0 +1,101 @@
+"""Background sends: Telegram's limits, 429, 403, "not modified", and the message map."""
+import pytest
+
+from bot.factory import create_bot
+from bot.ratelimit import RateLimiter
+from bot.sender import Sender
+from conftest import LOG_CHAT, SHARED_CHAT
+from models.jobs import SEND, JobQueue
+from models.message_map import MessageMapRepository
+from models.users import UserManager
+from scripts.worker import RetryLater, Worker
+
+
+@pytest.fixture
+def limiter(db, sandbox_settings):
+    return RateLimiter(db, sandbox_settings)
+
+
+@pytest.fixture
+def sender(db, sandbox_settings, tg, limiter):
+    return Sender(create_bot(sandbox_settings), limiter, JobQueue(db), MessageMapRepository(db),
+                  UserManager.instance(db), LOG_CHAT)
+
+
+def test_limiter_allows_one_per_second_per_private_chat_and_twenty_per_minute_per_group(limiter):
+    assert limiter.reserve(111) == 0.0
+    wait = limiter.reserve(111)
+    assert 0.9 < wait <= 1.1                      # the same private chat must wait a second
+    assert limiter.reserve(222) == 0.0            # another chat need not
+    for _ in range(20):
+        assert limiter.reserve(SHARED_CHAT) == 0.0
+    assert 55 < limiter.reserve(SHARED_CHAT) <= 61  # the 21st group post waits for the window
+
+
+def test_limiter_caps_the_global_rate(limiter):
+    granted = [limiter.reserve(1000 + n) for n in range(31)]
+    assert granted[:30] == [0.0] * 30 and granted[30] > 0
+
+
+def test_retry_after_blocks_only_that_chat(limiter):
+    limiter.block(333, 5)
+    assert 4 < limiter.reserve(333) <= 5
+    assert limiter.reserve(444) == 0.0
+
+
+def job(jobs, db, payload):
+    jobs.enqueue(SEND, "tg_send", payload)
+    [claimed] = jobs.claim([SEND], "test")
+    return claimed
+
+
+def test_a_post_is_sent_and_mapped(sender, db, tg):
+    jobs = JobQueue(db)
+    sender(job(jobs, db, {"chat_id": SHARED_CHAT, "method": "sendMessage", "text": "<b>hi</b>",
+                          "id_i": 9, "crm_message_id": 99, "purpose": "post"}))
+    [sent] = tg.messages(SHARED_CHAT)
+    assert sent["text"] == "<b>hi</b>"
+    assert MessageMapRepository(db).lookup(SHARED_CHAT, sent["message_id"]).id_i == 9
+
+
+def test_a_429_makes_that_chat_wait_retry_after(sender, db, tg, limiter):
+    jobs = JobQueue(db)
+    tg.fail_next("sendMessage", status=429, retry_after=7)
+    with pytest.raises(RetryLater) as wait:
+        sender(job(jobs, db, {"chat_id": 555, "method": "sendMessage", "text": "x"}))
+    assert wait.value.delay == 7
+    assert 6 < limiter.reserve(555) <= 7   # the block is shared with every process
+    assert limiter.reserve(556) == 0.0
+
+
+def test_a_user_who_blocked_the_bot_is_marked_unreachable_and_reported(sender, db, tg):
+    db.execute("INSERT INTO users (tg_id, role) VALUES (777, 'manager')")
+    tg.block_user(777)
+    jobs = JobQueue(db)
+    sender(job(jobs, db, {"chat_id": 777, "method": "sendMessage", "text": "x"}))
+    assert db.scalar("SELECT reachable FROM users WHERE tg_id = 777") == 0
+    report = db.fetchone("SELECT payload FROM jobs WHERE lane = %s", (f"send:{LOG_CHAT}",))
+    assert "#ERROR" in report["payload"] and "777" in report["payload"]
+
+
+def test_a_refused_image_url_is_sent_as_a_link(sender, db, tg):
+    jobs = JobQueue(db)
+    tg.fail_next("sendPhoto", status=400, description="Bad Request: wrong file identifier/HTTP URL specified")
+    sender(job(jobs, db, {"chat_id": SHARED_CHAT, "method": "sendPhoto", "text": "caption",
+                          "photo": "http://crm.example/img.png?a=1&b=2"}))
+    [sent] = tg.messages(SHARED_CHAT)
+    assert 'href="http://crm.example/img.png?a=1&amp;b=2"' in sent["text"]
+
+
+def test_the_worker_retries_a_5xx_and_delivers(sender, db, tg):
+    jobs = JobQueue(db)
+    jobs.enqueue(SEND, "tg_send", {"chat_id": 901, "method": "sendMessage", "text": "retry me"})
+    tg.fail_next("sendMessage", status=502)
+    worker = Worker(jobs, {"tg_send": sender})
+    assert worker.run_once()
+    # Skip the backoff and the second the failed attempt took from the chat's budget.
+    db.execute("UPDATE jobs SET run_after = NOW(6)")
+    db.execute("UPDATE tg_rate SET stamps = ''")
+    assert worker.run_once()
+    assert [m["text"] for m in tg.messages(901)] == ["retry me"]
+    assert db.scalar("SELECT status FROM jobs") == "done"
