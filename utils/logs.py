@@ -7,8 +7,11 @@ configured secret with a marker before a line is written, whatever logger produc
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Iterable
+
+_TOKEN_PARAM = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']+")
 
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
@@ -23,7 +26,8 @@ class RedactSecrets(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "***")
-        return text
+        # The CRM's session token changes at every login and travels in query strings.
+        return _TOKEN_PARAM.sub(r"\1***", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
