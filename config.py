@@ -52,6 +52,7 @@ class Settings:
     keeping_web_url: str = ""
     link_key: str = field(default="", repr=False)
     crm_allowed_ips: tuple[str, ...] = ()
+    crm_max_message_len: int = 4000
     # Database
     mysql_host: str | None = None
     mysql_port: int = 3306
@@ -220,6 +221,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "KEEPING_WEB_URL": ("keeping_web_url", _http_url, False),
     "LINK_KEY": ("link_key", _path_secret, False),
     "CRM_ALLOWED_IPS": ("crm_allowed_ips", _networks, False),
+    "CRM_MAX_MESSAGE_LEN": ("crm_max_message_len", _positive_int, False),
     "MYSQL_HOST": ("mysql_host", _text, False),
     "MYSQL_PORT": ("mysql_port", _port, False),
     "MYSQL_USER": ("mysql_user", _text, False),

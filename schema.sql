@@ -72,6 +72,10 @@ CREATE TABLE IF NOT EXISTS tg_message_map (
     id_i           BIGINT      NOT NULL,
     crm_message_id BIGINT      NULL,
     purpose        VARCHAR(16) NOT NULL DEFAULT 'post',
+    -- The HTML as sent, and notes added later (who took the chat, who tapped too), so
+    -- the post can be edited without re-rendering it.
+    html           MEDIUMTEXT  NULL,
+    notes          TEXT        NULL,
     created_at     DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     PRIMARY KEY (tg_chat_id, tg_message_id),
     KEY ix_map_chat (id_i),

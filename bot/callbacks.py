@@ -19,8 +19,16 @@ MAC_BYTES = 6  # 8 base64 characters: forging by chance is 1 in 2**48
 # action -> number of integer arguments
 ACTIONS: dict[str, int] = {
     "reply": 1,        # ✍ reply to a client message: crm message id
-    "open": 1,         # ⚡ open a pinned chat: id_i
     "connect": 1,      # 🔑 connect to a task chat: crm message id
+    "open": 1,         # ⚡ open a chat (its card and menu): id_i
+    "list": 2,         # a list of chats: list kind number, page
+    "hist": 2,         # a chat's history: id_i, page (0 = newest)
+    "write": 1,        # 📩 send-message mode for a chat: id_i
+    "read": 1,         # ✅ "read" status to the CRM: id_i
+    "status": 1,       # ✅ toggle a task chat's status: id_i
+    "unpin": 1,        # 👤 remove my pin: id_i
+    "users": 1,        # /all_users page
+    "menu": 0,         # ◀ back to the main menu
 }
 
 

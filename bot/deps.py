@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
 
 from bot.callbacks import CallbackCodec
 from config import Settings
@@ -10,6 +12,7 @@ from models.db import Database
 from models.jobs import JobQueue
 from models.locks import LockManager
 from models.users import UserManager
+from utils.clock import utc_now
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Deps:
     locks: LockManager
     codec: CallbackCodec
     crm: CrmClient | None  # None for a bare desk (no CRM settings)
+    clock: Callable[[], datetime] = utc_now  # replaceable in tests
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> "Deps":

@@ -31,3 +31,24 @@ def reply_button(codec: CallbackCodec, language: str, crm_message_id: int, *, ta
 
 def open_chat_button(codec: CallbackCodec, language: str, id_i: int) -> dict:
     return inline([[(text("btn_open_chat", language), codec.encode("open", id_i))]])
+
+
+def reply_keyboard(rows: list[list[str]]) -> types.ReplyKeyboardMarkup:
+    markup = types.ReplyKeyboardMarkup(resize_keyboard=True)
+    for row in rows:
+        markup.row(*[types.KeyboardButton(label) for label in row])
+    return markup
+
+
+def main_menu(language: str) -> types.ReplyKeyboardMarkup:
+    return reply_keyboard([[text("messages", language), text("pin_chats", language)],
+                           [text("stats_pin_chats", language)],
+                           [text("history_messages", language)],
+                           [text("history_pin_chats", language)],
+                           [text("history", language)]])
+
+
+def send_mode_keyboard(language: str) -> types.ReplyKeyboardMarkup:
+    """While writing to a client: only what a manager needs beside the text field."""
+    return reply_keyboard([[text("history_chat", language), text("send_status_read", language)],
+                           [text("back_to_chat", language)]])

@@ -69,7 +69,8 @@ class Sender:
             return
         if payload.get("id_i") is not None:
             self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
-                                    payload.get("crm_message_id"), payload.get("purpose", "post"))
+                                    payload.get("crm_message_id"), payload.get("purpose", "post"),
+                                    html=payload["text"])
 
     def _send(self, payload: dict):
         markup = to_markup(payload.get("reply_markup"))
@@ -107,9 +108,13 @@ class Sender:
     def report_error(self, message: str) -> None:
         """#ERROR to the log chat (itself a durable send), and to the process log."""
         log.error(message)
-        if self.log_chat_id is None:
-            return
-        self.jobs.enqueue(SEND, "tg_send", {
-            "chat_id": self.log_chat_id, "method": "sendMessage",
-            "text": text("log_error", None, text=html.escape(message)[:3500]),
-        }, lane=f"send:{self.log_chat_id}")
+        queue_post(self.jobs, self.log_chat_id,
+                   text("log_error", None, text=html.escape(message)[:3500]))
+
+
+def queue_post(jobs: JobQueue, chat_id: int | None, html_text: str) -> None:
+    """A background message (log chat, reports), sent by the sender within the limits."""
+    if chat_id is None:
+        return
+    jobs.enqueue(SEND, "tg_send", {"chat_id": chat_id, "method": "sendMessage", "text": html_text},
+                 lane=f"send:{chat_id}")

@@ -1,46 +1,237 @@
-"""Every text a person reads, keyed, per language (Ukrainian first, English second)."""
+"""Every text a person reads, keyed, per language (Ukrainian first, English second).
+
+Values are Telegram HTML templates: anything put into `{placeholders}` must already be
+escaped by the caller (names, emails, customer text).
+"""
 from __future__ import annotations
 
 DEFAULT_LANGUAGE = "uk"
 
 TEXTS: dict[str, dict[str, str]] = {
     "uk": {
+        # Menu labels (SPEC §3)
+        "messages": "🔥 Мої переписки",
+        "pin_chats": "⚡ Закріплені чати",
+        "stats_pin_chats": "📊 Статистика",
+        "history_messages": "📁 Історія моїх переписок",
+        "history_pin_chats": "📁 Історія моїх закріплених чатів",
+        "history": "📁 Історія всіх чатів",
+        "history_chat": "📁 Історія чата",
+        "send_message_to_chat": "📩 Написати повідомлення",
+        "send_status_read": "✅ Надіслати статус \"Прочитано\"",
+        "edit_status_activate_key": "✅ Змінити статус діалогу",
+        "un_status_chat": "👤 Зняти з мене закріп",
+        "back": "◀ Назад",
+        "back_to_chat": "◀ Повернутися до чату",
+        "prev": "◀",
+        "next": "▶",
+        # Access
         "waiting_approval": "Дякуємо! Ваш запит на доступ надіслано адміністраторам. Очікуйте підтвердження.",
-        "banned": "",
+        "press_start": "Натисніть /start, щоб попросити доступ.",
+        "no_access": "Немає доступу.",
         "welcome": "Вітаємо, {name}! Ви підключені до KeepDesk.",
+        "main_menu": "Головне меню.",
         "new_user_for_admins": "🆕 Новий користувач {name} (id {tg_id}) просить доступ.\n"
                                "/approve_{tg_id} — підтвердити\n/ban_{tg_id} — заблокувати\n"
                                "/admin_{tg_id} — зробити адміністратором",
+        "you_are_approved": "✅ Доступ підтверджено. Ласкаво просимо до KeepDesk!",
+        "you_are_admin": "⭐ Вам надано права адміністратора.",
+        # Client message posts
         "post_title": "📧 Повідомлення від клієнта",
         "post_invoice": "Рахунок: {link} Клієнт: {email}",
         "post_message": "<b>Повідомлення:</b> ",
         "post_pinned_manager": "Закріплений менеджер: {name}",
         "post_continued": "(продовження, рахунок {id_i})\n",
         "post_file": "файл",
+        "post_manager": "Менеджер: {name}",
+        "post_also_tapped": "Також хотіли відповісти: {names}",
+        "post_answered": "✅ Клієнту вже відповіли",
         "btn_reply": "✍ Відповісти",
         "btn_open_chat": "⚡ Відкрити чат",
         "btn_connect": "🔑 Підключитися",
+        # Claim outcomes
+        "claimed": "✅ Чат {id_i} закріплено за вами.",
+        "already_mine": "Цей чат уже ваш.",
+        "taken_by": "Цей чат закріплено за {name}.",
+        "already_answered": "На це повідомлення вже відповіли.",
+        "you_answer": "Ви відповідаєте на ордер #{id_i} ({email})",
+        "busy_try_again": "Зайнято, спробуйте ще раз за мить.",
+        "stale_button": "Ця кнопка застаріла.",
+        # Chat card and history
+        "chat_card": "💬 Чат <b>#{id_i}</b>\nКлієнт: {email}\nТовар: {product}\n{pin_line}",
+        "chat_pinned_to": "Закріплено за: {name}",
+        "chat_not_pinned": "Ні за ким не закріплено",
+        "task_status": "Статус задачі: {status}",
+        "status_new": "нова",
+        "status_in_work": "в роботі",
+        "status_done": "виконана",
+        "status_archive": "в архіві",
+        "history_title": "📁 Історія чата #{id_i} (сторінка {page})",
+        "history_empty": "Повідомлень ще немає.",
+        "from_client": "👤 Клієнт",
+        "from_shop": "🏪 Магазин",
+        "image": "🖼 зображення",
+        "file": "📎 файл",
+        "truncated": "… (повністю — у CRM)",
+        "unknown_chat": "Чат {id_i} не знайдено.",
+        # Lists
+        "list_empty": "Тут поки порожньо.",
+        "list_title_messages": "🔥 Мої переписки (сторінка {page} з {pages})",
+        "list_title_pin_chats": "⚡ Закріплені чати (сторінка {page} з {pages})",
+        "list_title_history_messages": "📁 Історія моїх переписок (сторінка {page} з {pages})",
+        "list_title_history_pin_chats": "📁 Історія моїх закріплених чатів (сторінка {page} з {pages})",
+        "list_title_history": "📁 Історія всіх чатів (сторінка {page} з {pages})",
+        "list_title_stats": "📊 Відкриті задачі (сторінка {page} з {pages})\n★ ніхто не взяв  □ в роботі  ● потрібна перевірка",
+        # Writing to the client
+        "choose_chat_first": "Спершу оберіть чат: відкрийте його або натисніть «✍ Відповісти».",
+        "send_mode_on": "📩 Напишіть повідомлення клієнту (текст, фото або файл).",
+        "sent_ok": "✅ Надіслано клієнту (ордер #{id_i}).",
+        "too_long": "❌ Повідомлення задовге: {length} символів, CRM приймає не більше {limit}. Нічого не надіслано.",
+        "crm_refused": "❌ CRM не прийняла повідомлення: {reason}",
+        "crm_unavailable": "❌ CRM зараз недоступна, повідомлення не надіслано. Спробуйте ще раз трохи згодом.",
+        "unsupported_content": "Цей тип повідомлення не підтримується: надсилайте текст, фото або файл.",
+        "file_too_big": "❌ Файл завеликий для Telegram-бота (понад 20 МБ).",
+        "read_ok": "✅ Статус «Прочитано» надіслано.",
+        "unpinned": "👤 Закріп з чату #{id_i} знято.",
+        "unpin_task_refused": "Закріп задачі знімається автоматично; змініть статус задачі.",
+        "not_your_pin": "Цей чат не закріплено за вами.",
+        "status_changed": "Статус задачі #{id_i}: {status}.",
+        "not_a_task": "Це не задача.",
+        # Admin
+        "approved": "✅ {name} тепер менеджер.",
+        "banned_done": "⛔ {name} заблоковано.",
+        "made_admin": "⭐ {name} тепер адміністратор.",
+        "bad_command": "Невірна команда. Приклад: {example}",
+        "cannot_ban_self": "Не можна заблокувати себе.",
+        "users_title": "👥 Користувачі (сторінка {page} з {pages})",
+        "role_pending": "очікує",
+        "role_manager": "менеджер",
+        "role_admin": "адмін",
+        "role_banned": "заблокований",
+        "connected_users": "Закріпи чату #{id_i}:",
+        "no_pins": "Закріпів не було.",
+        "clean_started": "🧹 Очищення запущено у фоні; звіт надійде сюди.",
+        "clean_report": "🧹 Очищення завершено: видалено постів у спільному чаті — {posts} "
+                        "(не вдалося — {failed}); видалено збережених повідомлень — {messages}, "
+                        "записів про пости — {maps}, завершених задач черги — {jobs}.",
+        # Log chat
         "log_error": "#ERROR {text}",
+        "log_change_pin": "#CHANGE_PIN {who}: {what} (чат #{id_i})",
+        "change_pin_claimed": "закріпив чат",
+        "change_pin_removed": "зняв закріп",
+        "change_pin_taken_over": "забрав чат у {previous}",
+        "change_pin_banned": "закріп знято: менеджера заблоковано",
     },
     "en": {
+        "messages": "🔥 My conversations",
+        "pin_chats": "⚡ Pinned chats",
+        "stats_pin_chats": "📊 Statistics",
+        "history_messages": "📁 History of my conversations",
+        "history_pin_chats": "📁 History of my pinned chats",
+        "history": "📁 History of all chats",
+        "history_chat": "📁 Chat history",
+        "send_message_to_chat": "📩 Write a message",
+        "send_status_read": "✅ Send \"Read\" status",
+        "edit_status_activate_key": "✅ Change dialogue status",
+        "un_status_chat": "👤 Unpin me",
+        "back": "◀ Back",
+        "back_to_chat": "◀ Back to the chat",
+        "prev": "◀",
+        "next": "▶",
         "waiting_approval": "Thank you! Your access request was sent to the admins. Please wait for approval.",
-        "banned": "",
+        "press_start": "Press /start to ask for access.",
+        "no_access": "No access.",
         "welcome": "Welcome, {name}! You are connected to KeepDesk.",
+        "main_menu": "Main menu.",
         "new_user_for_admins": "🆕 New user {name} (id {tg_id}) asks for access.\n"
                                "/approve_{tg_id} — approve\n/ban_{tg_id} — ban\n"
                                "/admin_{tg_id} — make admin",
+        "you_are_approved": "✅ Access approved. Welcome to KeepDesk!",
+        "you_are_admin": "⭐ You are now an admin.",
         "post_title": "📧 Message from a client",
         "post_invoice": "Invoice: {link} Client: {email}",
         "post_message": "<b>Message:</b> ",
         "post_pinned_manager": "Pinned manager: {name}",
         "post_continued": "(continued, invoice {id_i})\n",
         "post_file": "file",
+        "post_manager": "Manager: {name}",
+        "post_also_tapped": "Also wanted to answer: {names}",
+        "post_answered": "✅ The client has been answered already",
         "btn_reply": "✍ Reply",
         "btn_open_chat": "⚡ Open chat",
         "btn_connect": "🔑 Connect",
+        "claimed": "✅ Chat {id_i} is pinned to you.",
+        "already_mine": "This chat is already yours.",
+        "taken_by": "This chat is pinned to {name}.",
+        "already_answered": "This message has been answered already.",
+        "you_answer": "You are answering order #{id_i} ({email})",
+        "busy_try_again": "Busy, try again in a moment.",
+        "stale_button": "This button is out of date.",
+        "chat_card": "💬 Chat <b>#{id_i}</b>\nClient: {email}\nProduct: {product}\n{pin_line}",
+        "chat_pinned_to": "Pinned to: {name}",
+        "chat_not_pinned": "Not pinned to anybody",
+        "task_status": "Task status: {status}",
+        "status_new": "new",
+        "status_in_work": "in work",
+        "status_done": "done",
+        "status_archive": "archived",
+        "history_title": "📁 History of chat #{id_i} (page {page})",
+        "history_empty": "No messages yet.",
+        "from_client": "👤 Client",
+        "from_shop": "🏪 Shop",
+        "image": "🖼 image",
+        "file": "📎 file",
+        "truncated": "… (in full in the CRM)",
+        "unknown_chat": "Chat {id_i} not found.",
+        "list_empty": "Nothing here yet.",
+        "list_title_messages": "🔥 My conversations (page {page} of {pages})",
+        "list_title_pin_chats": "⚡ Pinned chats (page {page} of {pages})",
+        "list_title_history_messages": "📁 History of my conversations (page {page} of {pages})",
+        "list_title_history_pin_chats": "📁 History of my pinned chats (page {page} of {pages})",
+        "list_title_history": "📁 History of all chats (page {page} of {pages})",
+        "list_title_stats": "📊 Open tasks (page {page} of {pages})\n★ nobody took it  □ in work  ● needs checking",
+        "choose_chat_first": "Choose a chat first: open it or tap \"✍ Reply\".",
+        "send_mode_on": "📩 Write your message to the client (text, photo or file).",
+        "sent_ok": "✅ Sent to the client (order #{id_i}).",
+        "too_long": "❌ The message is too long: {length} characters, the CRM accepts at most {limit}. Nothing was sent.",
+        "crm_refused": "❌ The CRM refused the message: {reason}",
+        "crm_unavailable": "❌ The CRM is unavailable right now; nothing was sent. Please try again shortly.",
+        "unsupported_content": "This kind of message is not supported: send text, a photo or a file.",
+        "file_too_big": "❌ The file is too big for a Telegram bot (over 20 MB).",
+        "read_ok": "✅ \"Read\" status sent.",
+        "unpinned": "👤 Chat #{id_i} is no longer pinned to you.",
+        "unpin_task_refused": "A task's pin ends by itself; change the task status instead.",
+        "not_your_pin": "This chat is not pinned to you.",
+        "status_changed": "Task #{id_i} status: {status}.",
+        "not_a_task": "This is not a task.",
+        "approved": "✅ {name} is a manager now.",
+        "banned_done": "⛔ {name} is banned.",
+        "made_admin": "⭐ {name} is an admin now.",
+        "bad_command": "Wrong command. Example: {example}",
+        "cannot_ban_self": "You cannot ban yourself.",
+        "users_title": "👥 Users (page {page} of {pages})",
+        "role_pending": "pending",
+        "role_manager": "manager",
+        "role_admin": "admin",
+        "role_banned": "banned",
+        "connected_users": "Pins of chat #{id_i}:",
+        "no_pins": "No pins yet.",
+        "clean_started": "🧹 Cleaning runs in the background; the report will come here.",
+        "clean_report": "🧹 Cleaning done: shared chat posts deleted — {posts} (failed — {failed}); "
+                        "stored messages purged — {messages}, post records — {maps}, "
+                        "finished queue jobs — {jobs}.",
         "log_error": "#ERROR {text}",
+        "log_change_pin": "#CHANGE_PIN {who}: {what} (chat #{id_i})",
+        "change_pin_claimed": "pinned the chat",
+        "change_pin_removed": "removed the pin",
+        "change_pin_taken_over": "took the chat over from {previous}",
+        "change_pin_banned": "pin removed: the manager was banned",
     },
 }
+
+# Menu keys whose labels, in any language, are main-menu buttons.
+MENU_KEYS = ("messages", "pin_chats", "stats_pin_chats", "history_messages",
+             "history_pin_chats", "history")
 
 
 def language_for(user_language: str | None, forced: str | None = None) -> str:
@@ -55,3 +246,11 @@ def text(key: str, language: str | None = None, **values: object) -> str:
     table = TEXTS.get(language or DEFAULT_LANGUAGE, TEXTS[DEFAULT_LANGUAGE])
     template = table.get(key, TEXTS[DEFAULT_LANGUAGE][key])
     return template.format(**values) if values else template
+
+
+def key_of_label(label: str, keys: tuple[str, ...]) -> str | None:
+    """Which menu key a pressed keyboard label stands for (labels of every language)."""
+    for key in keys:
+        if any(table.get(key) == label for table in TEXTS.values()):
+            return key
+    return None

@@ -1,15 +1,27 @@
-"""Handler areas, registered in one visible order (first match wins in telebot)."""
+"""Handler areas, registered in one visible order (first match wins in telebot).
+
+1. start       /start for everyone
+2. admin       admin commands (admins only; no reaction for anyone else)
+3. menus       main-menu buttons and paged lists
+4. chats       a chat's card, history, read status, task status, unpin, send mode keys
+5. pinning     "✍ Відповісти" / "🔑 Підключитися" under shared posts
+6. writing     text, photos and files for clients
+7. fallback    everything nobody handled: pending users, strangers, stale buttons
+"""
 from __future__ import annotations
 
 from telebot import TeleBot
 
 from bot.deps import Deps
-from handlers import start
+from handlers import admin, chats, fallback, menus, pinning, start, writing
+from handlers.common import ActionFilter, Desk
 
-# Order matters: commands before free text.
-AREAS = (start,)
+AREAS = (start, admin, menus, chats, pinning, writing, fallback)
 
 
-def register_all(bot: TeleBot, deps: Deps) -> None:
+def register_all(bot: TeleBot, deps: Deps) -> Desk:
+    desk = Desk(bot, deps)
+    bot.add_custom_filter(ActionFilter(deps.codec))
     for area in AREAS:
-        area.register(bot, deps)
+        area.register(bot, desk)
+    return desk

@@ -66,3 +66,50 @@ class ChatRepository(Repository):
         placeholders = ", ".join(["%s"] * len(ids))
         rows = self._all(None, f"SELECT id_i, last_date FROM chats WHERE id_i IN ({placeholders})", ids)
         return {r["id_i"]: r["last_date"] for r in rows}
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    chat: Chat
+    holder_id: int | None
+    ever_pinned: bool
+
+    @property
+    def marker(self) -> str:
+        """★ nobody took it, □ in work, ● needs checking (its pin expired, task not done)."""
+        if self.holder_id is not None:
+            return "□"
+        return "●" if self.ever_pinned else "★"
+
+
+class ChatListRepository(Repository):
+    """The lists a manager pages through."""
+
+    def by_ids(self, ids: list[int]) -> dict[int, Chat]:
+        if not ids:
+            return {}
+        placeholders = ", ".join(["%s"] * len(ids))
+        rows = self._all(None, f"SELECT * FROM chats WHERE id_i IN ({placeholders})", ids)
+        return {r["id_i"]: Chat.from_row(r) for r in rows}
+
+    def newest(self, offset: int, limit: int) -> tuple[list[Chat], int]:
+        rows = self._all(None, "SELECT * FROM chats ORDER BY last_date DESC, id_i DESC"
+                               " LIMIT %s OFFSET %s", (limit, offset))
+        return [Chat.from_row(r) for r in rows], self.db.scalar("SELECT COUNT(*) FROM chats")
+
+    def open_tasks(self, offset: int, limit: int) -> tuple[list[TaskRow], int]:
+        rows = self._all(
+            None,
+            "SELECT c.*, (SELECT p.manager_id FROM pins p WHERE p.active_id_i = c.id_i) AS holder_id,"
+            " EXISTS (SELECT 1 FROM pins p WHERE p.id_i = c.id_i) AS ever_pinned"
+            " FROM chats c WHERE c.kind = 'task' AND c.status IN ('new', 'in_work')"
+            " ORDER BY c.last_date DESC, c.id_i DESC LIMIT %s OFFSET %s", (limit, offset))
+        total = self.db.scalar("SELECT COUNT(*) FROM chats WHERE kind = 'task'"
+                               " AND status IN ('new', 'in_work')")
+        return [TaskRow(Chat.from_row(r), r["holder_id"], bool(r["ever_pinned"])) for r in rows], total
+
+    def set_status(self, id_i: int, status: str) -> None:
+        self.db.execute("UPDATE chats SET status = %s WHERE id_i = %s", (status, id_i))
+
+    def mark_read(self, id_i: int) -> None:
+        self.db.execute("UPDATE chats SET cnt_new = 0 WHERE id_i = %s", (id_i,))

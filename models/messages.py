@@ -85,6 +85,16 @@ class MessageRepository(Repository):
                              " AND deleted = 0 AND id > %s LIMIT 1", (id_i, message_id))
         return row is not None
 
+    def get(self, message_id: int) -> StoredMessage | None:
+        row = self.db.fetchone("SELECT * FROM messages WHERE id = %s", (message_id,))
+        return StoredMessage.from_row(row) if row else None
+
+    def page(self, id_i: int, offset: int, limit: int) -> list[StoredMessage]:
+        """Newest first: page 0 holds the newest `limit` messages."""
+        rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
+                                " ORDER BY id DESC LIMIT %s OFFSET %s", (id_i, limit, offset))
+        return [StoredMessage.from_row(r) for r in rows]
+
     def recent(self, id_i: int, limit: int, before_id: int | None = None) -> list[StoredMessage]:
         """The newest `limit` messages (older than `before_id`), returned oldest first."""
         if before_id is None:

@@ -1,14 +1,22 @@
-"""Pins: which manager handles which chat. At most one ACTIVE pin per chat (schema)."""
+"""Pins: which manager handles which chat. At most one ACTIVE pin per chat (schema).
+
+An ordinary pin (PIN) expires PIN_TTL_HOURS after the manager's last reply; a task pin
+(ACTIVATE_KEY) likewise. Expiry moves a pin to history (UN_PIN / UN_ACTIVATE_KEY); a pin
+removed by its manager, or taken over by an admin, becomes DELETE_PIN.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from models.repo import Repository
 from models.users import User
 
 ACTIVE = "ACTIVE"
 PIN, ACTIVATE_KEY = "PIN", "ACTIVATE_KEY"
+UN_PIN, UN_ACTIVATE_KEY, DELETE_PIN = "UN_PIN", "UN_ACTIVATE_KEY", "DELETE_PIN"
+
+_USER_COLUMNS = "u.tg_id, u.username, u.first_name, u.language, u.role, u.reachable"
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,13 @@ class Pin:
     last_reply_at: datetime
     ended_at: datetime | None
 
+    @property
+    def expired_state(self) -> str:
+        return UN_ACTIVATE_KEY if self.kind == ACTIVATE_KEY else UN_PIN
+
+    def expires_at(self, ttl_hours: float) -> datetime:
+        return self.last_reply_at + timedelta(hours=ttl_hours)
+
     @classmethod
     def from_row(cls, row: dict) -> "Pin":
         return cls(**{k: row[k] for k in ("id", "id_i", "manager_id", "kind", "state",
@@ -29,11 +44,65 @@ class Pin:
 
 
 class PinRepository(Repository):
-    def active(self, id_i: int, cur=None) -> tuple[Pin, User] | None:
+    def active(self, id_i: int, cur=None, *, lock: bool = False) -> tuple[Pin, User] | None:
         """The chat's active pin and its manager, if any."""
-        row = self._one(cur, "SELECT p.*, u.tg_id, u.username, u.first_name, u.language, u.role,"
-                             " u.reachable FROM pins p JOIN users u ON u.tg_id = p.manager_id"
-                             " WHERE p.active_id_i = %s", (id_i,))
+        row = self._one(cur, f"SELECT p.*, {_USER_COLUMNS} FROM pins p"
+                             " JOIN users u ON u.tg_id = p.manager_id"
+                             " WHERE p.active_id_i = %s" + (" FOR UPDATE" if lock else ""), (id_i,))
         if row is None:
             return None
         return Pin.from_row(row), User.from_row(row)
+
+    def create(self, cur, id_i: int, manager_id: int, kind: str, now: datetime) -> int:
+        cur.execute("INSERT INTO pins (id_i, manager_id, kind, created_at, last_reply_at)"
+                    " VALUES (%s, %s, %s, %s, %s)", (id_i, manager_id, kind, now, now))
+        return cur.lastrowid
+
+    def end(self, cur, pin_id: int, state: str, now: datetime) -> bool:
+        return self._execute(cur, "UPDATE pins SET state = %s, ended_at = %s"
+                                  " WHERE id = %s AND state = 'ACTIVE'", (state, now, pin_id)) == 1
+
+    def touch(self, id_i: int, manager_id: int, now: datetime) -> bool:
+        """The manager replied: their pin's window starts again."""
+        return self.db.execute("UPDATE pins SET last_reply_at = %s WHERE active_id_i = %s"
+                               " AND manager_id = %s", (now, id_i, manager_id)) == 1
+
+    def expire_due(self, now: datetime, ttl_hours: float, id_i: int | None = None, cur=None) -> list[Pin]:
+        """End every active pin whose window has passed (of one chat, or of all)."""
+        cutoff = now - timedelta(hours=ttl_hours)
+        where = "state = 'ACTIVE' AND last_reply_at < %s"
+        args: list = [cutoff]
+        if id_i is not None:
+            where += " AND active_id_i = %s"
+            args.append(id_i)
+        rows = self._all(cur, f"SELECT * FROM pins WHERE {where} FOR UPDATE" if cur else
+                         f"SELECT * FROM pins WHERE {where}", args)
+        expired = []
+        for row in rows:
+            pin = Pin.from_row(row)
+            if self.end(cur, pin.id, pin.expired_state, now):
+                expired.append(pin)
+        return expired
+
+    def of_manager(self, manager_id: int, kinds: tuple[str, ...], active: bool,
+                   offset: int, limit: int) -> tuple[list[int], int]:
+        """Chats (id_i, newest first) a manager holds (active) or held (history)."""
+        kind_sql = ", ".join(["%s"] * len(kinds))
+        state_sql = "state = 'ACTIVE'" if active else "state <> 'ACTIVE'"
+        base = f"FROM pins WHERE manager_id = %s AND kind IN ({kind_sql}) AND {state_sql}"
+        rows = self.db.fetchall(f"SELECT id_i, MAX(id) AS last {base} GROUP BY id_i"
+                                f" ORDER BY last DESC LIMIT %s OFFSET %s",
+                                (manager_id, *kinds, limit, offset))
+        total = self.db.scalar(f"SELECT COUNT(DISTINCT id_i) {base}", (manager_id, *kinds))
+        return [r["id_i"] for r in rows], total
+
+    def of_chat(self, id_i: int) -> list[tuple[Pin, User]]:
+        rows = self.db.fetchall(f"SELECT p.*, {_USER_COLUMNS} FROM pins p"
+                                " JOIN users u ON u.tg_id = p.manager_id WHERE p.id_i = %s"
+                                " ORDER BY p.id", (id_i,))
+        return [(Pin.from_row(r), User.from_row(r)) for r in rows]
+
+    def active_of_manager(self, manager_id: int) -> list[Pin]:
+        rows = self.db.fetchall("SELECT * FROM pins WHERE manager_id = %s AND state = 'ACTIVE'",
+                                (manager_id,))
+        return [Pin.from_row(r) for r in rows]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
 
 from bot.callbacks import CallbackCodec
 from bot.posts import posts_for_client_message
@@ -23,6 +25,7 @@ from models.db import Database
 from models.jobs import SEND, JobQueue
 from models.messages import MessageRepository
 from models.pins import PinRepository
+from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,9 @@ def send_lane(chat_id: int) -> str:
 
 class ChatSync:
     def __init__(self, settings: Settings, db: Database, jobs: JobQueue, crm: CrmClient,
-                 codec: CallbackCodec) -> None:
+                 codec: CallbackCodec, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self.db = db
         self.jobs = jobs
         self.crm = crm
@@ -78,6 +82,8 @@ class ChatSync:
             self.messages.store(cur, fetched)
             to_post, silently = self._news(cur, id_i, first_sight=known is None)
             chat = self.chats.get(id_i, cur)
+            # A pin past its window no longer holds the chat: the news goes to everyone.
+            self.pins.expire_due(self.clock(), self.settings.pin_ttl_hours, id_i=id_i, cur=cur)
             active = self.pins.active(id_i, cur)
             posts = []
             for message in to_post:

@@ -12,6 +12,8 @@ from models.chats import ChatRepository
 from models.inbox import Inbox
 from models.jobs import SYNC
 from models.message_map import MessageMapRepository
+from scripts.clean import Cleaner
+from scripts.expiry import PinExpiry
 from scripts.reconcile import Reconciler
 from scripts.sync import ChatSync
 from scripts.worker import Worker, run_threads, wait_all
@@ -28,15 +30,19 @@ def job_handlers(deps: Deps) -> dict:
     handlers = {
         "tg_update": lambda job: process_update(bot, job.payload),
         "tg_send": sender,
+        "expire_pins": PinExpiry(deps.db, deps.settings.pin_ttl_hours, lambda: deps.clock()),
+        "clean": Cleaner(deps.settings, deps.db, bot, deps.jobs, deps.users, lambda: deps.clock()),
     }
     if deps.crm is not None:
-        handlers["crm_sync"] = ChatSync(deps.settings, deps.db, deps.jobs, deps.crm, deps.codec)
+        handlers["crm_sync"] = ChatSync(deps.settings, deps.db, deps.jobs, deps.crm, deps.codec,
+                                        lambda: deps.clock())
         handlers["reconcile"] = Reconciler(deps.settings, deps.crm, ChatRepository(deps.db),
                                            Inbox(deps.jobs))
     return handlers
 
 
 def schedule_periodic(deps: Deps) -> None:
+    deps.jobs.ensure_periodic(SYNC, "expire_pins")
     if deps.crm is not None:
         deps.jobs.ensure_periodic(SYNC, "reconcile")
 

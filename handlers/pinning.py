@@ -1,0 +1,109 @@
+"""Taking a chat: the "✍ Відповісти" / "🔑 Підключитися" buttons under shared-chat posts
+(SPEC §3, flow 2), and the shared post kept up to date with who has the chat."""
+from __future__ import annotations
+
+import logging
+
+from telebot import TeleBot, types
+
+from bot import formatting as fmt
+from bot.texts import text
+from bot.keyboards import to_markup
+from handlers.chats import enter_send_mode, history
+from handlers.common import Desk, callback_args
+from models.claims import ClaimResult, Outcome
+from models.locks import LockTimeout
+from models.pins import ACTIVATE_KEY, PIN
+from models.users import User
+
+log = logging.getLogger(__name__)
+
+def claim(desk: Desk, user: User, id_i: int, *, kind: str = PIN,
+          answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
+    return desk.claims.claim(id_i, user, now=desk.clock(), kind=kind,
+                             answering_message_id=answering_message_id, take_over=take_over)
+
+
+def after_claim(desk: Desk, user: User, id_i: int, result: ClaimResult, *,
+                take_over: bool = False) -> None:
+    """What follows a claim: the log entry, and the chat's history and the send-message
+    prompt to the manager."""
+    if result.outcome not in (Outcome.CLAIMED, Outcome.ALREADY_MINE):
+        return
+    if result.outcome is Outcome.CLAIMED:
+        what = text("change_pin_claimed", desk.lang(None))
+        if take_over and result.previous is not None:
+            what = text("change_pin_taken_over", desk.lang(None),
+                        previous=fmt.escape(result.previous.display_name))
+        desk.log_change_pin(user, what, id_i)
+    chat = desk.chats.get(id_i)
+    body, keyboard = history(desk, chat, 0, user)
+    desk.send(user.tg_id, body, to_markup(keyboard), id_i=id_i, purpose="history")
+    enter_send_mode(desk, user, user.tg_id, chat)
+
+
+def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: ClaimResult) -> None:
+    """Write on the shared post who has the chat, who else tapped, or that it was answered."""
+    message = call.message
+    with desk.deps.locks.lock("post", f"{message.chat.id}:{message.message_id}", timeout=5):
+        mapped = desk.message_map.lookup(message.chat.id, message.message_id)
+        if mapped is None or mapped.html is None:
+            return
+        notes = dict(mapped.notes or {})
+        keep_button = True
+        if result.outcome is Outcome.CLAIMED:
+            notes["manager"] = result.holder.display_name
+        elif result.outcome is Outcome.TAKEN_BY:
+            notes["manager"] = result.holder.display_name if result.holder else notes.get("manager")
+            tapped = notes.setdefault("tapped", [])
+            if user.display_name not in tapped:
+                tapped.append(user.display_name)
+        elif result.outcome is Outcome.ALREADY_ANSWERED:
+            notes["answered"] = True
+            keep_button = False
+        else:
+            return
+        desk.message_map.set_notes(message.chat.id, message.message_id, notes)
+    language = desk.lang(None)
+    lines = [mapped.html]
+    if notes.get("manager"):
+        lines.append(text("post_manager", language, name=fmt.escape(notes["manager"])))
+    if notes.get("tapped"):
+        lines.append(text("post_also_tapped", language,
+                          names=", ".join(fmt.escape(n) for n in notes["tapped"])))
+    if notes.get("answered"):
+        lines.append(text("post_answered", language))
+    desk.edit(message.chat.id, message.message_id, "\n".join(lines),
+              message.reply_markup if keep_button else None,
+              caption=message.content_type == "photo")
+
+
+def register(bot: TeleBot, desk: Desk) -> None:
+    def take(call: types.CallbackQuery, user: User) -> None:
+        decoded = desk.codec.decode(call.data)
+        crm_message_id = callback_args(desk, call)[0]
+        client_message = desk.messages.get(crm_message_id)
+        if client_message is None:
+            desk.answer(call, desk.t(user, "stale_button"))
+            return
+        kind = ACTIVATE_KEY if decoded.action == "connect" else PIN
+        try:
+            result = claim(desk, user, client_message.id_i, kind=kind,
+                           answering_message_id=client_message.id)
+        except LockTimeout:
+            desk.answer(call, desk.t(user, "busy_try_again"))
+            return
+        if result.outcome is Outcome.CLAIMED:
+            desk.answer(call, desk.t(user, "claimed", id_i=client_message.id_i))
+        elif result.outcome is Outcome.ALREADY_MINE:
+            desk.answer(call, desk.t(user, "already_mine"))
+        elif result.outcome is Outcome.TAKEN_BY:
+            name = result.holder.display_name if result.holder else "?"
+            desk.answer(call, desk.t(user, "taken_by", name=name), alert=True)
+        else:
+            desk.answer(call, desk.t(user, "already_answered"), alert=True)
+        if call.message.chat.id == desk.settings.chat_new_message:
+            note_on_post(desk, call, user, result)
+        after_claim(desk, user, client_message.id_i, result)
+
+    bot.register_callback_query_handler(take, func=None, action=("reply", "connect"), role="manager")

@@ -1,0 +1,79 @@
+"""/clean, in the background (SPEC §4).
+
+Deletes the bot's posts in the shared chat older than CLEAN_AFTER_HOURS where Telegram
+still allows it (a bot may delete its messages for 48 hours), purges stored history
+older than RETENTION_DAYS and finished queue jobs, and reports what it did to the admin.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Callable
+
+from telebot import TeleBot
+from telebot.apihelper import ApiTelegramException
+
+from bot.sender import queue_post
+from bot.texts import language_for, text
+from config import Settings
+from models.db import Database
+from models.jobs import JobQueue
+from models.users import UserManager
+from utils.clock import utc_now
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_DELETE_WINDOW = timedelta(hours=47, minutes=50)  # a little inside Telegram's 48 h
+DELETE_BATCH = 200
+JOBS_KEPT_DAYS = 7  # long enough to recognise a re-delivered Telegram update
+
+
+class Cleaner:
+    def __init__(self, settings: Settings, db: Database, bot: TeleBot, jobs: JobQueue,
+                 users: UserManager, clock: Callable = utc_now) -> None:
+        self.settings = settings
+        self.db = db
+        self.bot = bot
+        self.jobs = jobs
+        self.users = users
+        self.clock = clock
+
+    def __call__(self, job) -> None:
+        report = self.run()
+        admin_id = job.payload.get("admin_id")
+        if admin_id:
+            admin = self.users.get(admin_id)
+            language = language_for(admin.language if admin else None, self.settings.bot_language)
+            queue_post(self.jobs, admin_id, text("clean_report", language, **report))
+
+    def run(self) -> dict[str, int]:
+        now = self.clock()
+        posts, failed = self.delete_old_posts(now)
+        retention = now - timedelta(days=self.settings.retention_days)
+        messages = self.db.execute("DELETE FROM messages WHERE date_written < %s", (retention,))
+        maps = self.db.execute("DELETE FROM tg_message_map WHERE created_at < %s", (retention,))
+        jobs = self.jobs.purge_finished(JOBS_KEPT_DAYS)
+        log.info("clean: %s posts deleted (%s failed), %s messages, %s map rows, %s jobs purged",
+                 posts, failed, messages, maps, jobs)
+        return {"posts": posts, "failed": failed, "messages": messages, "maps": maps, "jobs": jobs}
+
+    def delete_old_posts(self, now) -> tuple[int, int]:
+        older_than = now - timedelta(hours=self.settings.clean_after_hours)
+        newer_than = now - TELEGRAM_DELETE_WINDOW
+        rows = self.db.fetchall(
+            "SELECT tg_message_id FROM tg_message_map WHERE tg_chat_id = %s"
+            " AND created_at < %s AND created_at > %s ORDER BY created_at LIMIT %s",
+            (self.settings.chat_new_message, older_than, newer_than, DELETE_BATCH))
+        deleted = failed = 0
+        for row in rows:
+            try:
+                self.bot.delete_message(self.settings.chat_new_message, row["tg_message_id"])
+                deleted += 1
+            except ApiTelegramException as exc:
+                if exc.error_code == 429:
+                    break  # the rest waits for the next /clean
+                failed += 1
+                log.info("could not delete post %s: %s", row["tg_message_id"], exc.description)
+            self.db.execute("DELETE FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
+                            (self.settings.chat_new_message, row["tg_message_id"]))
+        return deleted, failed
