@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from telebot import TeleBot
+from telebot import TeleBot, types
 from telebot.custom_filters import AdvancedCustomFilter
 from telebot.apihelper import ApiTelegramException
 
@@ -81,6 +81,12 @@ class Desk:
         except ApiTelegramException as exc:
             if "message is not modified" not in (exc.description or ""):
                 log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc.description)
+
+    def reply(self, message, html: str) -> None:
+        """Answer a person's message, quoting it when Telegram still has it."""
+        self.bot.send_message(message.chat.id, html, parse_mode="HTML",
+                              reply_parameters=types.ReplyParameters(
+                                  message.message_id, allow_sending_without_reply=True))
 
     def send(self, chat_id: int, html: str, markup=None, *, id_i: int | None = None,
              purpose: str = "desk"):

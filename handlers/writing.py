@@ -107,13 +107,13 @@ def register(bot: TeleBot, desk: Desk) -> None:
         try:
             write_to_client(desk, user, message, id_i)
         except Refused as refusal:
-            bot.reply_to(message, str(refusal))
+            desk.reply(message, str(refusal))
             return
-        bot.reply_to(message, desk.t(user, "sent_ok", id_i=id_i))
+        desk.reply(message, desk.t(user, "sent_ok", id_i=id_i))
 
     def unsupported(message: types.Message, user: User) -> None:
         if target_chat(desk, message, user) is not None:
-            bot.reply_to(message, desk.t(user, "unsupported_content"))
+            desk.reply(message, desk.t(user, "unsupported_content"))
 
     bot.register_message_handler(content, content_types=list(SUPPORTED), role="manager")
     bot.register_message_handler(unsupported, content_types=OTHER_CONTENT, role="manager")

@@ -28,24 +28,21 @@ def parse_update_id(update: Any) -> int:
     return update_id
 
 
-def telegram_chat_of(update: dict) -> int | None:
-    """The Telegram chat an update belongs to: its updates are processed in order."""
-    for name in _MESSAGE_FIELDS:
+def lane_of(update: dict) -> str | None:
+    """Which updates must be processed in order with this one.
+
+    Messages: those of the same Telegram chat (SPEC §6). Button taps: those of the same
+    person — twenty managers tapping under one shared-chat post are twenty independent
+    actions and are served in parallel; one person's taps stay in order.
+    """
+    for name in _MESSAGE_FIELDS + _CHAT_FIELDS:
         chat_id = _dig(update, name, "chat", "id")
         if chat_id is not None:
-            return chat_id
-    for name in _CHAT_FIELDS:
-        chat_id = _dig(update, name, "chat", "id")
-        if chat_id is not None:
-            return chat_id
-    callback = update.get("callback_query")
-    if isinstance(callback, dict):
-        chat_id = _dig(callback, "message", "chat", "id")
-        return chat_id if chat_id is not None else _dig(callback, "from", "id")
+            return f"tg:{chat_id}"
     for value in update.values():
         user_id = _dig(value, "from", "id")
         if user_id is not None:
-            return user_id
+            return f"tg:user:{user_id}"
     return None
 
 
@@ -64,10 +61,8 @@ class Inbox:
     def take_update(self, update: dict) -> bool:
         """Store a Telegram update once per update_id. False = a re-delivery, ignored."""
         update_id = parse_update_id(update)
-        chat_id = telegram_chat_of(update)
-        return self.queue.enqueue(
-            UPDATES, "tg_update", update, dedupe_key=f"tg:{update_id}",
-            lane=None if chat_id is None else f"tg:{chat_id}", seq=update_id, priority=1)
+        return self.queue.enqueue(UPDATES, "tg_update", update, dedupe_key=f"tg:{update_id}",
+                                  lane=lane_of(update), seq=update_id, priority=1)
 
     def take_signal(self, id_i: int) -> str:
         """Ask for a sync of CRM chat `id_i`; a burst of signals collapses into one sync."""

@@ -163,3 +163,12 @@ def test_worker_retries_transient_failures_and_gives_up_on_persistent_ones(db, j
     assert statuses == {"flaky": "done", "broken": "failed"}
     assert failures == [("broken", "bug")]
     assert "ValueError: bug" in db.scalar("SELECT last_error FROM jobs WHERE kind = 'broken'")
+
+
+def test_messages_are_ordered_per_chat_and_taps_per_person():
+    from models.inbox import lane_of
+    assert lane_of({"update_id": 1, "message": {"chat": {"id": -100}, "from": {"id": 7}}}) == "tg:-100"
+    tap = {"update_id": 2, "callback_query": {"id": "q", "from": {"id": 7},
+                                              "message": {"chat": {"id": -100}}}}
+    assert lane_of(tap) == "tg:user:7"
+    assert lane_of({"update_id": 3}) is None
