@@ -15,6 +15,8 @@ from config import Settings, load_settings
 from models.db import Database
 from models.inbox import Inbox
 from models.jobs import JobQueue
+from utils.bell import BellRinger
+from utils.metrics import SIGNALS_RECEIVED
 from utils.web import BadBody, base_app, error, read_json, same_secret
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,10 @@ def _allowed(remote: str | None, allowed: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> Flask:
+def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> Flask:
+    """`bell`: what to ring after storing work (default: the worker processes' UDP bells)."""
     db = db or Database(settings)
+    bell = bell or BellRinger(db)
     inbox = Inbox(JobQueue(db, lease_seconds=settings.job_lease_seconds))
     app = base_app(__name__, settings, db)
 
@@ -60,6 +64,9 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Flask:
         except BadBody as exc:
             return error(400, str(exc))
         outcome = inbox.take_signal(id_i)
+        SIGNALS_RECEIVED.labels(outcome).inc()
+        if outcome != "pending":  # a waiting sync already has a worker on its way
+            bell.ring()
         log.debug("signal for chat %s: %s", id_i, outcome)
         return jsonify({"ok": True})
 

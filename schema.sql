@@ -153,3 +153,9 @@ CREATE TABLE IF NOT EXISTS tg_rate (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES ('global', '');
+
+-- Worker processes listening for a wake-up datagram (see utils/bell.py).
+CREATE TABLE IF NOT EXISTS worker_bells (
+    endpoint      VARCHAR(64)  NOT NULL PRIMARY KEY,
+    seen_at       DATETIME(6)  NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -14,6 +14,8 @@ from config import Settings, load_settings
 from models.db import Database
 from models.inbox import BadUpdate, Inbox
 from models.jobs import JobQueue
+from utils.bell import BellRinger
+from utils.metrics import UPDATES_RECEIVED
 from utils.web import BadBody, base_app, error, read_json, same_secret
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,10 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> Flask:
+def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> Flask:
+    """`bell`: what to ring after storing work (default: the worker processes' UDP bells)."""
     db = db or Database(settings)
+    bell = bell or BellRinger(db)
     inbox = Inbox(JobQueue(db, lease_seconds=settings.job_lease_seconds))
     app = base_app(__name__, settings, db)
 
@@ -37,7 +41,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> Flask:
             stored = inbox.take_update(update)
         except (BadBody, BadUpdate) as exc:
             return error(400, str(exc))
-        if not stored:
+        UPDATES_RECEIVED.labels("stored" if stored else "duplicate").inc()
+        if stored:
+            bell.ring()
+        else:
             log.info("update %s delivered again; already stored", update["update_id"])
         return jsonify({"ok": True})
 

@@ -13,9 +13,12 @@ def inline(rows: list[list[tuple[str, str]]]) -> dict:
                                 for row in rows]}
 
 
-def to_markup(keyboard: dict | None) -> types.InlineKeyboardMarkup | None:
+def to_markup(keyboard: dict | None):
+    """A keyboard dict (as stored in queued sends) → telebot's markup object."""
     if not keyboard:
         return None
+    if "keyboard" in keyboard:
+        return reply_keyboard([[b["text"] for b in row] for row in keyboard["keyboard"]])
     markup = types.InlineKeyboardMarkup()
     for row in keyboard["inline_keyboard"]:
         markup.row(*[types.InlineKeyboardButton(**button) for button in row])
@@ -40,12 +43,22 @@ def reply_keyboard(rows: list[list[str]]) -> types.ReplyKeyboardMarkup:
     return markup
 
 
+def main_menu_rows(language: str) -> list[list[str]]:
+    return [[text("messages", language), text("pin_chats", language)],
+            [text("stats_pin_chats", language)],
+            [text("history_messages", language)],
+            [text("history_pin_chats", language)],
+            [text("history", language)]]
+
+
 def main_menu(language: str) -> types.ReplyKeyboardMarkup:
-    return reply_keyboard([[text("messages", language), text("pin_chats", language)],
-                           [text("stats_pin_chats", language)],
-                           [text("history_messages", language)],
-                           [text("history_pin_chats", language)],
-                           [text("history", language)]])
+    return reply_keyboard(main_menu_rows(language))
+
+
+def main_menu_dict(language: str) -> dict:
+    """The main menu for a queued send (plain JSON)."""
+    return {"keyboard": [[{"text": label} for label in row] for row in main_menu_rows(language)],
+            "resize_keyboard": True}
 
 
 def send_mode_keyboard(language: str) -> types.ReplyKeyboardMarkup:

@@ -18,6 +18,12 @@ from models.messages import StoredMessage
 from models.users import User
 
 
+# Room kept free in every post for the notes added later ("Менеджер: @name" …).
+NOTES_ROOM = 200
+POST_TEXT_LIMIT = fmt.TEXT_LIMIT - NOTES_ROOM
+POST_CAPTION_LIMIT = fmt.CAPTION_LIMIT - NOTES_ROOM
+
+
 @dataclass
 class Post:
     chat_id: int
@@ -30,13 +36,15 @@ class Post:
     crm_message_id: int | None = None
     purpose: str = "post"
     part: int = 0
+    merge_html: str | None = None    # this post's message alone, to join a merged post
+
 
     def payload(self) -> dict:
         return {"chat_id": self.chat_id, "method": self.method, "text": self.text,
                 "photo": self.photo, "reply_markup": self.reply_markup,
                 "disable_notification": self.disable_notification, "id_i": self.id_i,
                 "crm_message_id": self.crm_message_id, "purpose": self.purpose,
-                "part": self.part}
+                "part": self.part, "merge_html": self.merge_html}
 
     @property
     def dedupe_key(self) -> str:
@@ -50,7 +58,7 @@ def order_url(web_url: str, id_i: int) -> str:
 def header(chat: Chat, web_url: str, language: str, *, pinned_to: User | None = None) -> str:
     lines = [text("post_title", language)]
     if chat.product:
-        lines.append(fmt.escape(chat.product))
+        lines.append(fmt.escape(chat.product[:300]))
     lines.append(text("post_invoice", language,
                       link=fmt.link(order_url(web_url, chat.id_i), str(chat.id_i)),
                       email=fmt.escape(chat.email or "—")))
@@ -68,25 +76,27 @@ def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, la
     common = dict(chat_id=chat_id, disable_notification=silent, id_i=chat.id_i,
                   crm_message_id=message.id, purpose=purpose)
     continued = text("post_continued", language, id_i=chat.id_i)
+    label_html = text("post_message", language)
     if message.is_file and message.url:
         label = body.strip() or message.filename or text("post_file", language)
-        parts = [head + fmt.link(message.url, label)]
-        if fmt.visible_len(parts[0]) > fmt.TEXT_LIMIT:  # an absurdly long file name
-            parts = [head + fmt.link(message.url, message.filename or text("post_file", language))]
-        posts = [Post(method="sendMessage", text=parts[0], **common)]
+        if fmt.utf16_len(label) > 1000:  # an absurdly long file name or text
+            label = message.filename or text("post_file", language)
+        link = fmt.link(message.url, label[:1000])
+        posts = [Post(method="sendMessage", text=head + link, merge_html=label_html + link, **common)]
     elif message.is_img and (message.url or message.preview):
         photo = message.url or message.preview
-        caption_room = fmt.CAPTION_LIMIT - fmt.visible_len(head)
+        caption_room = POST_CAPTION_LIMIT - fmt.visible_len(head)
         if fmt.utf16_len(body) <= caption_room:
             posts = [Post(method="sendPhoto", text=head + fmt.escape(body), photo=photo, **common)]
         else:  # the caption cannot hold the text: the photo first, then the whole text
-            posts = [Post(method="sendPhoto", text=fmt.compose(head, "", limit=fmt.CAPTION_LIMIT)[0],
-                          photo=photo, **common)]
+            posts = [Post(method="sendPhoto", text=head, photo=photo, **common)]
             posts += [Post(method="sendMessage", text=part, **common)
-                      for part in fmt.compose(continued, body)]
+                      for part in fmt.compose(continued, body, limit=POST_TEXT_LIMIT)]
     else:
-        posts = [Post(method="sendMessage", text=part, **common)
-                 for part in fmt.compose(head, body, continuation_html=continued)]
+        parts = fmt.compose(head, body, limit=POST_TEXT_LIMIT, continuation_html=continued)
+        posts = [Post(method="sendMessage", text=part, **common) for part in parts]
+        if len(parts) == 1:
+            posts[0].merge_html = label_html + fmt.escape(body)
     for number, post in enumerate(posts):
         post.part = number
     posts[-1].reply_markup = keyboard  # the button sits under the end of the message

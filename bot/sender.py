@@ -11,20 +11,29 @@ Telegram message map, so a manager's reply to it finds its chat.
 from __future__ import annotations
 
 import html
+import json
 import logging
+import time
 
 from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
 
+from bot.formatting import visible_len
 from bot.keyboards import to_markup
+from bot.posts import POST_TEXT_LIMIT
 from bot.ratelimit import RateLimiter
 from bot.texts import text
 from models.jobs import SEND, Job, JobQueue
 from models.message_map import MessageMapRepository
 from models.users import UserManager
 from scripts.worker import RetryLater
+from utils.metrics import SENDS, SIGNAL_TO_POST
 
 log = logging.getLogger(__name__)
+
+
+# Merge only when a post would otherwise wait noticeably (the group's per-minute budget).
+MERGE_WHEN_WAITING = 1.0
 
 
 def retry_after_of(exc: ApiTelegramException) -> float:
@@ -61,12 +70,20 @@ class Sender:
         chat_id = int(payload["chat_id"])
         wait = self.limiter.reserve(chat_id)
         if wait > 0:
+            SENDS.labels("rate_limited").inc()
+            if wait >= MERGE_WHEN_WAITING and payload.get("merge_html"):
+                merged = merge_waiting_posts(self.jobs, job)
+                if merged:
+                    SENDS.labels("merged").inc(merged)
             raise RetryLater(f"send budget of chat {chat_id} used up", wait)
         try:
             sent = self._send(payload)
         except ApiTelegramException as exc:
             self._on_refusal(job, chat_id, exc)
             return
+        SENDS.labels("sent").inc()
+        if payload.get("signal_at"):
+            SIGNAL_TO_POST.observe(max(0.0, time.time() - float(payload["signal_at"])))
         if payload.get("id_i") is not None:
             self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
                                     payload.get("crm_message_id"), payload.get("purpose", "post"),
@@ -93,16 +110,20 @@ class Sender:
 
     def _on_refusal(self, job: Job, chat_id: int, exc: ApiTelegramException) -> None:
         if exc.error_code == 429:
+            SENDS.labels("retry_after").inc()
             delay = retry_after_of(exc)
             self.limiter.block(chat_id, delay)
             raise RetryLater(f"Telegram asked chat {chat_id} to wait {delay}s", delay) from exc
         if is_not_modified(exc):
+            SENDS.labels("not_modified").inc()
             return
         if exc.error_code == 403 and chat_id > 0:
+            SENDS.labels("blocked").inc()
             self.users.set_reachable(chat_id, False)
             self.report_error(f"user {chat_id} blocked the bot; no more messages to them "
                               f"until they /start again ({exc.description})")
             return
+        SENDS.labels("error").inc()
         raise exc  # 5xx: transient, retried by the worker; other 4xx: reported after retries
 
     def report_error(self, message: str) -> None:
@@ -112,9 +133,48 @@ class Sender:
                    text("log_error", None, text=html.escape(message)[:3500]))
 
 
-def queue_post(jobs: JobQueue, chat_id: int | None, html_text: str) -> None:
-    """A background message (log chat, reports), sent by the sender within the limits."""
+def merge_waiting_posts(jobs: JobQueue, job: Job) -> int:
+    """While a chat's budget is used up, fold the posts queued behind `job` about the same
+    CRM chat into it: one post with all their messages and the newest reply button.
+    Nothing is dropped — merged jobs are marked done only in the same transaction that
+    puts their text into `job`. Returns how many posts were merged."""
+    head = job.payload
+    with jobs.db.transaction() as cur:
+        cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
+        current = json.loads(cur.fetchone()["payload"])  # may hold earlier merges
+        cur.execute("SELECT id, payload FROM jobs WHERE lane = %s AND status = 'pending'"
+                    " AND kind = 'tg_send' AND id <> %s ORDER BY seq, id FOR UPDATE",
+                    (job.lane, job.id))
+        text_html, merged = current["text"], []
+        for row in cur.fetchall():
+            queued = json.loads(row["payload"])
+            if queued.get("id_i") != head.get("id_i") or not queued.get("merge_html"):
+                continue
+            candidate = text_html + "\n\n" + queued["merge_html"]
+            if visible_len(candidate) > POST_TEXT_LIMIT:
+                break
+            text_html = candidate
+            merged.append(row["id"])
+            current.update(reply_markup=queued.get("reply_markup") or current.get("reply_markup"),
+                           crm_message_id=queued.get("crm_message_id"),
+                           merged=current.get("merged", 0) + 1)
+        if not merged:
+            return 0
+        current["text"] = text_html
+        cur.execute("UPDATE jobs SET payload = %s WHERE id = %s",
+                    (json.dumps(current, ensure_ascii=False), job.id))
+        placeholders = ", ".join(["%s"] * len(merged))
+        cur.execute(f"UPDATE jobs SET status = 'done', last_error = %s WHERE id IN ({placeholders})",
+                    (f"merged into job {job.id}", *merged))
+    log.info("merged %s queued posts into job %s", len(merged), job.id)
+    return len(merged)
+
+
+def queue_post(jobs: JobQueue, chat_id: int | None, html_text: str,
+               reply_markup: dict | None = None) -> None:
+    """A background message (log chat, notices, reports), sent by the sender within the
+    limits; a 403 from a person who blocked the bot is handled there."""
     if chat_id is None:
         return
-    jobs.enqueue(SEND, "tg_send", {"chat_id": chat_id, "method": "sendMessage", "text": html_text},
-                 lane=f"send:{chat_id}")
+    jobs.enqueue(SEND, "tg_send", {"chat_id": chat_id, "method": "sendMessage", "text": html_text,
+                                   "reply_markup": reply_markup}, lane=f"send:{chat_id}")

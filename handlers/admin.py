@@ -10,7 +10,8 @@ from telebot import TeleBot, types
 
 from bot import formatting as fmt
 from bot import views
-from bot.keyboards import inline, main_menu, to_markup
+from bot.keyboards import inline, main_menu_dict, to_markup
+from bot.sender import queue_post
 from bot.texts import text
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
@@ -66,8 +67,8 @@ def register(bot: TeleBot, desk: Desk) -> None:
         bot.send_message(message.chat.id, html, reply_markup=markup)
 
     def set_role(message, admin: User, target_id: int, role: str, done_key: str) -> None:
-        if role == BANNED and target_id == admin.tg_id:
-            reply(message, desk.t(admin, "cannot_ban_self"))
+        if target_id == admin.tg_id:  # an admin can neither lock themselves out nor demote themselves
+            reply(message, desk.t(admin, "cannot_change_self"))
             return
         target = users.set_role(target_id, role)
         reply(message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
@@ -75,12 +76,11 @@ def register(bot: TeleBot, desk: Desk) -> None:
             end_pins_of(target)
             desk.state.clear(target_id)
             return
-        if target.reachable and target.language is not None or target.username or target.first_name:
+        if target.reachable:
+            # Queued: a person who never opened the bot or blocked it costs nothing here.
             note = "you_are_admin" if role == ADMIN else "you_are_approved"
-            try:
-                bot.send_message(target_id, desk.t(target, note), reply_markup=main_menu(desk.lang(target)))
-            except Exception as exc:  # they may never have opened the bot; the role stands
-                desk.log_error(f"could not tell user {target_id} about their new role: {exc}")
+            queue_post(desk.deps.jobs, target_id, desk.t(target, note),
+                       reply_markup=main_menu_dict(desk.lang(target)))
 
     def end_pins_of(target: User) -> None:
         now = desk.clock()
@@ -113,7 +113,7 @@ def register(bot: TeleBot, desk: Desk) -> None:
             body, keyboard = users_page(desk, user, 0)
             reply(message, body, to_markup(keyboard))
         elif name == "get_chat":
-            chat = desk.chats.get(target)
+            chat = known_chat_or_sync(target)
             if chat is None:
                 reply(message, desk.t(user, "unknown_chat", id_i=target))
             else:
@@ -138,6 +138,11 @@ def register(bot: TeleBot, desk: Desk) -> None:
                 return
             if result.outcome is Outcome.CLAIMED:
                 reply(message, desk.t(user, "claimed", id_i=target))
+                previous = result.previous
+                if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
+                    queue_post(desk.deps.jobs, previous.tg_id,
+                               desk.t(previous, "taken_over_from_you", id_i=target,
+                                      name=fmt.escape(user.display_name)))
             after_claim(desk, user, target, result, take_over=True)
         elif name == "clean":
             desk.deps.jobs.enqueue(SYNC, "clean", {"admin_id": user.tg_id})

@@ -19,19 +19,30 @@ RECENT = 5
 SEND_MODE_KEYS = ("history_chat", "send_status_read", "back_to_chat")
 
 
-def show_chat(desk: Desk, user: User, chat_id: int, chat: Chat, *, recent: int = RECENT) -> None:
-    """The chat's card with its last messages, and its menu."""
+def show_chat(desk: Desk, user: User, chat_id: int, chat: Chat) -> None:
+    """Send the chat's card with its last messages and its menu; the chat becomes current."""
+    body, keyboard = render_chat(desk, user, chat)
+    desk.state.set(user.tg_id, chat.id_i, None)
+    desk.send(chat_id, body, to_markup(keyboard), id_i=chat.id_i, purpose="card")
+
+
+def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> tuple[str, dict]:
     holder = desk.pins.active(chat.id_i)
     mine = holder is not None and holder[0].manager_id == user.tg_id
     language = desk.lang(user)
-    messages = desk.messages.recent(chat.id_i, recent)
-    body = views.chat_card(chat, holder[1] if holder else None, language)
-    if messages:
-        body += "\n\n" + "\n\n".join(views.message_block(m, language) for m in messages)
+    card = views.chat_card(chat, holder[1] if holder else None, language)
+    blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id_i, recent)]
+    body = card
+    # Whole message blocks only, newest kept: finished HTML is never cut.
+    while blocks:
+        body = card + "\n\n" + "\n\n".join(blocks)
+        if fmt.visible_len(body) <= fmt.TEXT_LIMIT:
+            break
+        blocks.pop(0)
+        body = card
     keyboard = views.chat_menu(desk.codec, language, chat, mine=mine,
                                mine_kind=holder[0].kind if mine else None)
-    desk.state.set(user.tg_id, chat.id_i, None)
-    desk.send(chat_id, body[:fmt.TEXT_LIMIT], to_markup(keyboard), id_i=chat.id_i, purpose="card")
+    return body, keyboard
 
 
 def history(desk: Desk, chat: Chat, page: int, user: User) -> tuple[str, dict]:
@@ -110,6 +121,10 @@ def register(bot: TeleBot, desk: Desk) -> None:
         desk.lists.set_status(chat.id_i, status)
         desk.answer(call, desk.t(user, "status_changed", id_i=chat.id_i,
                                  status=desk.t(user, f"status_{status}")))
+        mapped = desk.message_map.lookup(call.message.chat.id, call.message.message_id)
+        if mapped is not None and mapped.purpose == "card":  # the card shows the new status
+            body, keyboard = render_chat(desk, user, desk.chats.get(chat.id_i))
+            desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
 
     def unpin(call: types.CallbackQuery, user: User) -> None:
         chat = known_chat(call, user)

@@ -17,7 +17,18 @@ LIST_BY_NUMBER = {number: key for key, number in LISTS.items()}
 
 
 def render_list(desk: Desk, user: User, key: str, page: int) -> tuple[str, dict]:
-    """The `page` of list `key` for this manager, as (text, inline keyboard)."""
+    """The `page` of list `key` for this manager, as (text, inline keyboard). A page past
+    the end (the list shrank since the button was drawn) shows the last page."""
+    entries, total = list_entries(desk, user, key, page)
+    last = views.pages_of(total) - 1
+    if page > last:
+        page = last
+        entries, total = list_entries(desk, user, key, page)
+    title_key = "list_title_stats" if key == "stats_pin_chats" else f"list_title_{key}"
+    return views.chat_list(desk.codec, desk.lang(user), title_key, entries, LISTS[key], page, total)
+
+
+def list_entries(desk: Desk, user: User, key: str, page: int) -> tuple[list[tuple[str, int]], int]:
     size, offset = views.PAGE_SIZE, page * views.PAGE_SIZE
     if key == "history":
         chats, total = desk.lists.newest(offset, size)
@@ -31,8 +42,7 @@ def render_list(desk: Desk, user: User, key: str, page: int) -> tuple[str, dict]
         ids, total = desk.pins.of_manager(user.tg_id, kinds, active, offset, size)
         chats = desk.lists.by_ids(ids)
         entries = [(views.chat_label(chats[i]), i) for i in ids if i in chats]
-    title_key = "list_title_stats" if key == "stats_pin_chats" else f"list_title_{key}"
-    return views.chat_list(desk.codec, desk.lang(user), title_key, entries, LISTS[key], page, total)
+    return entries, total
 
 
 def register(bot: TeleBot, desk: Desk) -> None:

@@ -18,8 +18,11 @@ from models.users import User
 
 log = logging.getLogger(__name__)
 
-def claim(desk: Desk, user: User, id_i: int, *, kind: str = PIN,
-          answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
+def claim(desk: Desk, user: User, id_i: int, *, answering_message_id: int | None = None,
+          take_over: bool = False) -> ClaimResult:
+    """Claim with the pin kind the chat calls for: a task chat is always ACTIVATE_KEY."""
+    chat = desk.chats.get(id_i)
+    kind = ACTIVATE_KEY if chat is not None and chat.is_task else PIN
     return desk.claims.claim(id_i, user, now=desk.clock(), kind=kind,
                              answering_message_id=answering_message_id, take_over=take_over)
 
@@ -80,16 +83,13 @@ def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: Clai
 
 def register(bot: TeleBot, desk: Desk) -> None:
     def take(call: types.CallbackQuery, user: User) -> None:
-        decoded = desk.codec.decode(call.data)
         crm_message_id = callback_args(desk, call)[0]
         client_message = desk.messages.get(crm_message_id)
         if client_message is None:
             desk.answer(call, desk.t(user, "stale_button"))
             return
-        kind = ACTIVATE_KEY if decoded.action == "connect" else PIN
         try:
-            result = claim(desk, user, client_message.id_i, kind=kind,
-                           answering_message_id=client_message.id)
+            result = claim(desk, user, client_message.id_i, answering_message_id=client_message.id)
         except LockTimeout:
             desk.answer(call, desk.t(user, "busy_try_again"))
             return

@@ -7,6 +7,7 @@ from telebot import TeleBot, types
 
 from bot import formatting as fmt
 from bot.keyboards import main_menu
+from bot.sender import queue_post
 from handlers.common import Desk
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,10 @@ def register(bot: TeleBot, desk: Desk) -> None:
             return
         bot.send_message(message.chat.id, desk.t(user, "waiting_approval"))
         if created:
+            # Through the durable queue: an admin who blocked the bot must not keep the
+            # others from hearing, nor make this update run twice.
             for admin in users.admins():
-                bot.send_message(admin.tg_id, desk.t(admin, "new_user_for_admins",
-                                                     name=name, tg_id=user.tg_id))
+                queue_post(desk.deps.jobs, admin.tg_id,
+                           desk.t(admin, "new_user_for_admins", name=name, tg_id=user.tg_id))
 
     bot.register_message_handler(start, commands=["start"], chat_types=["private"])

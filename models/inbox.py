@@ -5,6 +5,7 @@ only after it returned, so an acknowledged update or signal is on disk.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from models.jobs import SYNC, UPDATES, JobQueue
@@ -66,5 +67,6 @@ class Inbox:
 
     def take_signal(self, id_i: int) -> str:
         """Ask for a sync of CRM chat `id_i`; a burst of signals collapses into one sync."""
-        return self.queue.enqueue_coalesced(SYNC, "crm_sync", {"id_i": id_i},
+        # signal_at travels to the posts: the signal→post latency is measured from it.
+        return self.queue.enqueue_coalesced(SYNC, "crm_sync", {"id_i": id_i, "signal_at": time.time()},
                                             dedupe_key=f"sync:{id_i}")

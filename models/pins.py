@@ -59,8 +59,13 @@ class PinRepository(Repository):
         return cur.lastrowid
 
     def end(self, cur, pin_id: int, state: str, now: datetime) -> bool:
-        return self._execute(cur, "UPDATE pins SET state = %s, ended_at = %s"
-                                  " WHERE id = %s AND state = 'ACTIVE'", (state, now, pin_id)) == 1
+        ended = self._execute(cur, "UPDATE pins SET state = %s, ended_at = %s"
+                                   " WHERE id = %s AND state = 'ACTIVE'", (state, now, pin_id)) == 1
+        if ended and state == UN_ACTIVATE_KEY:
+            # A task that was done when its pin ran out is finished: to the archive.
+            self._execute(cur, "UPDATE chats c JOIN pins p ON p.id_i = c.id_i SET c.status = 'archive'"
+                               " WHERE p.id = %s AND c.status = 'done'", (pin_id,))
+        return ended
 
     def touch(self, id_i: int, manager_id: int, now: datetime) -> bool:
         """The manager replied: their pin's window starts again."""

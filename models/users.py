@@ -137,6 +137,12 @@ class UserManager(ProcessSingleton):
     def admins(self) -> list[User]:
         return self.repo.with_role(ADMIN)
 
+    def ensure_bootstrap_admins(self) -> None:
+        """ADMIN_IDS are admins from the first minute, before their own /start (an admin
+        they have since banned or changed stays as it is)."""
+        for tg_id in self.admin_ids:
+            self.repo.db.execute("INSERT IGNORE INTO users (tg_id, role) VALUES (%s, 'admin')", (tg_id,))
+
     def forget(self, tg_id: int) -> None:
         with self._lock:
             self._cache.pop(tg_id, None)

@@ -15,6 +15,7 @@ from bot.factory import create_bot
 from config import Settings
 from models.db import Database
 from sandbox._server import ServerThread
+from utils.bell import Bell
 from scripts.worker import Worker, run_threads, wait_all
 from scripts.worker_main import job_handlers, schedule_periodic
 from crm.client import CrmClient
@@ -40,14 +41,17 @@ class LocalDesk:
         self.crm = crm
         self.threads = threads
         self.stop_event = threading.Event()
+        self.bell = Bell()  # doors and workers share one process: wake-ups need no UDP
         self._workers: list[threading.Thread] = []
         self._servers: list[ServerThread] = []
 
     def start(self, *, workers: bool = True) -> "LocalDesk":
         import crm_listener
         import webhook_server
-        self.webhook = ServerThread(webhook_server.create_app(self.settings, db=self.db)).start()
-        self.listener = ServerThread(crm_listener.create_app(self.settings, db=self.db)).start()
+        self.webhook = ServerThread(webhook_server.create_app(self.settings, db=self.db,
+                                                              bell=self.bell)).start()
+        self.listener = ServerThread(crm_listener.create_app(self.settings, db=self.db,
+                                                             bell=self.bell)).start()
         self._servers = [self.webhook, self.listener]
         create_bot(self.settings).set_webhook(
             url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
@@ -62,7 +66,7 @@ class LocalDesk:
         return self
 
     def start_workers(self) -> None:
-        worker = Worker(self.deps.jobs, job_handlers(self.deps))
+        worker = Worker(self.deps.jobs, job_handlers(self.deps), bell=self.bell)
         self._workers = run_threads(worker, self.threads, self.stop_event)
 
     @property
@@ -75,6 +79,7 @@ class LocalDesk:
 
     def stop(self) -> None:
         self.stop_event.set()
+        self.bell.ring_all()
         wait_all(self._workers, timeout=10)
         for server in self._servers:
             server.stop()

@@ -458,6 +458,11 @@ class TelegramSandbox:
 
     # ----------------------------------------------------------------- inspection
 
+    def count_calls(self, method: str) -> int:
+        """How many calls of `method` so far (cheap: no copies, for tight loops)."""
+        with self._lock:
+            return sum(1 for c in self._calls if c["method"].lower() == method.lower())
+
     def calls(self, method: str | None = None) -> list[dict]:
         with self._lock:
             found = [c for c in self._calls

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Callable
 
 from models.db import Database
-from models.pins import ACTIVATE_KEY, PinRepository
+from models.pins import PinRepository
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ class PinExpiry:
 
     def run(self) -> int:
         expired = self.pins.expire_due(self.clock(), self.ttl_hours)
-        for pin in expired:
-            if pin.kind == ACTIVATE_KEY:
-                self.db.execute("UPDATE chats SET status = 'archive' WHERE id_i = %s"
-                                " AND status = 'done'", (pin.id_i,))
         if expired:
             log.info("expired %s pins", len(expired))
         return len(expired)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from bot.callbacks import CallbackCodec
@@ -62,15 +62,19 @@ class ChatSync:
         self.pins = PinRepository(db)
 
     def __call__(self, job) -> None:
-        result = self.sync(int(job.payload["id_i"]))
+        result = self.sync(int(job.payload["id_i"]), signal_at=job.payload.get("signal_at"))
         log.info("synced chat %s: %s fetched, %s announced, %s posts queued",
                  result.id_i, result.fetched, result.announced, result.posts)
 
-    def sync(self, id_i: int) -> SyncResult:
+    def sync(self, id_i: int, *, signal_at: float | None = None) -> SyncResult:
         known = self.chats.get(id_i)
         last_known = self.messages.max_id(id_i) if known else None
         fetched = self._fetch(id_i, last_known)
         meta = None if known else self.crm.find_chat(id_i)
+        if known is None and meta is None and not fetched:
+            # The CRM knows nothing of this id (a stray signal, a typo in /connect_to_chat):
+            # no empty chat is stored.
+            return SyncResult(id_i, 0, 0, 0)
         with self.db.transaction() as cur:
             self.chats.save(
                 cur, id_i,
@@ -80,6 +84,8 @@ class ChatSync:
                 cnt_msg=meta.cnt_msg if meta else None, cnt_new=meta.cnt_new if meta else None,
                 kind=kind_of(meta.product if meta else None, self.settings.task_product_pattern))
             self.messages.store(cur, fetched)
+            if known is not None:
+                self.chats.recount(cur, id_i)
             to_post, silently = self._news(cur, id_i, first_sight=known is None)
             chat = self.chats.get(id_i, cur)
             # A pin past its window no longer holds the chat: the news goes to everyone.
@@ -94,7 +100,7 @@ class ChatSync:
                     forced_language=self.settings.bot_language)
             queued_at = time.time()
             for post in posts:
-                payload = dict(post.payload(), queued_at=queued_at)
+                payload = dict(post.payload(), queued_at=queued_at, signal_at=signal_at or queued_at)
                 self.jobs.enqueue(SEND, "tg_send", payload, dedupe_key=post.dedupe_key,
                                   lane=send_lane(post.chat_id), cur=cur)
             self.messages.mark_announced(cur, [m.id for m in to_post + silently])
@@ -116,10 +122,16 @@ class ChatSync:
         """(client messages to announce, client messages to mark without a post)."""
         pending = self.messages.unannounced(cur, id_i)
         last_shop = self.messages.last_shop_id(cur, id_i)
+        # Older than the retention period before the chat's newest message: purged by
+        # /clean once and fetched again now, not news (measured on the CRM's own dates).
+        dates = [m.date_written for m in pending if m.date_written is not None]
+        retained_since = (max(dates) - timedelta(days=self.settings.retention_days)) if dates else None
         to_post, silently = [], []
         for message in pending:
             answered = last_shop is not None and last_shop > message.id
-            old_news = first_sight and message.date_seen is not None
+            old_news = ((first_sight and message.date_seen is not None) or
+                        (retained_since is not None and message.date_written is not None
+                         and message.date_written < retained_since))
             (silently if answered or message.deleted or old_news else to_post).append(message)
         if first_sight and len(to_post) > FIRST_SIGHT_ANNOUNCE:
             silently += to_post[:-FIRST_SIGHT_ANNOUNCE]

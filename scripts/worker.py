@@ -20,6 +20,8 @@ from telebot.apihelper import ApiTelegramException
 
 from models.db import is_unavailable
 from models.jobs import ALL_QUEUES, Job, JobQueue
+from utils.bell import Bell
+from utils.metrics import JOBS_PROCESSED
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +62,14 @@ def worker_name() -> str:
 class Worker:
     def __init__(self, jobs: JobQueue, handlers: dict[str, Handler], *,
                  queues: Iterable[str] = ALL_QUEUES, idle_sleep: float = 0.02,
-                 max_idle_sleep: float = 0.2, on_failure: Callable[[Job, BaseException], None] | None = None) -> None:
+                 max_idle_sleep: float = 0.5, bell: Bell | None = None,
+                 on_failure: Callable[[Job, BaseException], None] | None = None) -> None:
         self.jobs = jobs
         self.handlers = handlers
         self.queues = tuple(queues)
         self.idle_sleep = idle_sleep
         self.max_idle_sleep = max_idle_sleep
+        self.bell = bell or Bell()
         self.on_failure = on_failure
 
     def run_once(self) -> bool:
@@ -87,11 +91,13 @@ class Worker:
                 again_in = handler(job)
             except RetryLater as exc:
                 self.jobs.retry(job, str(exc), exc.delay)
+                JOBS_PROCESSED.labels(job.kind, "later").inc()
                 return
             except Exception as exc:  # settle the job whatever went wrong, then go on
                 self._settle_failure(job, exc)
                 return
         self.jobs.complete(job, again_in=again_in)
+        JOBS_PROCESSED.labels(job.kind, "done").inc()
 
     def _settle_failure(self, job: Job, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -100,13 +106,16 @@ class Worker:
             log.warning("job %s (%s) attempt %s: %s; retrying in %.1fs",
                         job.id, job.kind, job.attempts, reason, delay)
             self._try(lambda: self.jobs.retry(job, reason, delay))
+            JOBS_PROCESSED.labels(job.kind, "retry").inc()
             return
         if job.attempts < MAX_PERMANENT_ATTEMPTS:
             log.exception("job %s (%s) attempt %s failed; retrying", job.id, job.kind, job.attempts)
             self._try(lambda: self.jobs.retry(job, reason, backoff(job.attempts)))
+            JOBS_PROCESSED.labels(job.kind, "retry").inc()
             return
         log.exception("job %s (%s) failed for good after %s attempts", job.id, job.kind, job.attempts)
         self._try(lambda: self.jobs.fail(job, reason))
+        JOBS_PROCESSED.labels(job.kind, "failed").inc()
         if self.on_failure is not None:
             self._try(lambda: self.on_failure(job, exc))
 
@@ -120,9 +129,11 @@ class Worker:
             log.warning("could not settle job: %s", exc)
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until `stop` is set: poll fast while busy, back off a little when idle."""
+        """Loop until `stop` is set: work while there is work; when idle, sleep until the
+        bell rings (a door stored a job) or the poll interval passes."""
         sleep = self.idle_sleep
         while not stop.is_set():
+            rings = self.bell.rings
             try:
                 worked = self.run_once()
             except Exception as exc:
@@ -135,8 +146,10 @@ class Worker:
             if worked:
                 sleep = self.idle_sleep
                 continue
-            stop.wait(sleep)
-            sleep = min(self.max_idle_sleep, sleep * 2)
+            if self.bell.wait(rings, sleep):
+                sleep = self.idle_sleep
+            else:
+                sleep = min(self.max_idle_sleep, sleep * 2)
 
 
 class _LeaseKeeper:

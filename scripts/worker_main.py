@@ -17,6 +17,7 @@ from scripts.expiry import PinExpiry
 from scripts.reconcile import Reconciler
 from scripts.sync import ChatSync
 from scripts.worker import Worker, run_threads, wait_all
+from utils.bell import Bell, BellListener
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def job_handlers(deps: Deps) -> dict:
 
 
 def schedule_periodic(deps: Deps) -> None:
+    """Start-up chores of a worker process: bootstrap admins and the periodic jobs."""
+    deps.users.ensure_bootstrap_admins()
     deps.jobs.ensure_periodic(SYNC, "expire_pins")
     if deps.crm is not None:
         deps.jobs.ensure_periodic(SYNC, "reconcile")
@@ -50,9 +53,13 @@ def schedule_periodic(deps: Deps) -> None:
 def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -> None:
     deps = Deps.build(settings)
     schedule_periodic(deps)
-    worker = Worker(deps.jobs, job_handlers(deps))
+    bell = Bell()
+    listener = BellListener(deps.db, bell).start()
+    worker = Worker(deps.jobs, job_handlers(deps), bell=bell)
     running = run_threads(worker, threads or settings.worker_threads, stop.event)
     log.info("worker started with %s threads", len(running))
     stop.wait()
+    bell.ring_all()  # idle threads look at the stop flag now
     wait_all(running)
+    listener.stop()
     deps.db.close()

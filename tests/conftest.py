@@ -24,7 +24,8 @@ from models.singleton import ProcessSingleton  # noqa: E402
 from utils.mariadb import LocalMariaDB  # noqa: E402
 
 TEST_DB = "keepdesk_test"
-TABLES = ("jobs", "tg_message_map", "pins", "messages", "chats", "manager_state", "users")
+TABLES = ("jobs", "tg_message_map", "pins", "messages", "chats", "manager_state", "users",
+          "worker_bells")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -5,7 +5,7 @@ workers answer with the real pyTelegramBotAPI; the assertions are what a person 
 notice in Telegram (texts, keyboards, edits) and what the database then holds.
 """
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from conftest import ADMIN_ID, LOG_CHAT, SHARED_CHAT
 from harness import wait_for
@@ -22,7 +22,8 @@ ADMIN_COMMANDS = ["/approve_5", "/ban_5", "/all_users", "/clean", "/get_chat_1"]
 # --------------------------------------------------------------------------- helpers
 
 def add_user(db, tg_id, role, username=None, language="uk", first_name="User"):
-    db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+    # REPLACE: the bootstrap admin (ADMIN_IDS) is already there when the desk starts.
+    db.execute("REPLACE INTO users (tg_id, username, first_name, language, role)"
                " VALUES (%s, %s, %s, %s, %s)", (tg_id, username, first_name, language, role))
     return tg_id
 
@@ -109,25 +110,38 @@ def test_a_strangers_start_waits_for_approval_and_admins_are_told_once(desk, tg,
     desk.idle()
     tg.user_sends_text(601, "/start", username="ivan")
     tg.user_sends_text(602, "/start", username="john", language_code="en")
+    tg.user_sends_text(609, "/start", first_name="Ann <&> Co")   # no username, a hostile name
     desk.idle()
     assert says(tg, 601) == ["Дякуємо! Ваш запит на доступ надіслано адміністраторам. "
                              "Очікуйте підтвердження."]
     assert says(tg, 602) == ["Thank you! Your access request was sent to the admins. "
                              "Please wait for approval."]
     notices = says(tg, ADMIN_ID)[1:]
-    assert len(notices) == 2
-    for tg_id, name in ((601, "@ivan"), (602, "@john")):
+    assert len(notices) == 3
+    for tg_id, name in ((601, "@ivan"), (602, "@john"), (609, "Ann <&> Co")):
         [notice] = [n for n in notices if f"(id {tg_id})" in n]
         assert notice.startswith(f"🆕 Новий користувач {name} (id {tg_id}) просить доступ.")
         for command in (f"/approve_{tg_id}", f"/ban_{tg_id}", f"/admin_{tg_id}"):
             assert command in notice.split()
-    assert roles(db) == {ADMIN_ID: "admin", 601: "pending", 602: "pending"}
+    assert roles(db) == {ADMIN_ID: "admin", 601: "pending", 602: "pending", 609: "pending"}
 
     # The same pending person presses /start again: told to wait again, admins not bothered.
     tg.user_sends_text(601, "/start", username="ivan")
     desk.idle()
     assert len(says(tg, 601)) == 2 and says(tg, 601)[1] == says(tg, 601)[0]
-    assert len(says(tg, ADMIN_ID)) == 3
+    assert len(says(tg, ADMIN_ID)) == 4
+
+
+def test_an_admin_who_blocked_the_bot_does_not_keep_the_others_from_hearing(desk, tg, db):
+    add_user(db, ADMIN_ID, "admin", "boss")      # blocked the bot; the desk does not know yet
+    add_user(db, ADMIN_ID + 1, "admin", "deputy")
+    tg.block_user(ADMIN_ID)
+    tg.user_sends_text(607, "/start", first_name="Ann <&> Co")
+    desk.idle(timeout=20)
+    waiting = says(tg, 607)
+    notices = says(tg, ADMIN_ID + 1)
+    assert (len(waiting), len(notices)) == (1, 1), (waiting, notices)  # each told once
+    assert notices[0].startswith("🆕 Новий користувач Ann <&> Co (id 607) просить доступ.")
 
 
 # --------------------------------------------------------------------------- 2. roles
@@ -136,7 +150,7 @@ def test_approve_makes_a_manager_who_then_gets_the_menu(desk, tg, db):
     add_admin(db)
     tg.user_sends_text(603, "/start", username="newbie")
     desk.idle()
-    [confirmation] = admin_says(desk, tg, "/approve_603")[-1:]
+    [confirmation] = admin_says(desk, tg, "/approve_603")
     assert confirmation["visible_text"] == "✅ @newbie тепер менеджер."
     assert roles(db)[603] == "manager"
     _, approved = tg.messages(603)
@@ -198,10 +212,23 @@ def test_a_banned_stranger_who_never_started_stays_silent_too(desk, tg, db):
     assert sent_to(tg, 606) == []
 
 
+def test_approving_someone_who_blocked_the_bot_does_not_message_them(desk, tg, db):
+    add_admin(db)
+    add_user(db, 608, "pending", "gone")
+    db.execute("UPDATE users SET reachable = 0 WHERE tg_id = 608")  # Telegram said 403 before
+    tg.block_user(608)
+    [confirmation] = admin_says(desk, tg, "/approve_608")
+    assert confirmation["visible_text"] == "✅ @gone тепер менеджер."
+    assert roles(db)[608] == "manager"
+    # SPEC §6: no more messages to a user who blocked the bot, until they /start again.
+    assert sent_to(tg, 608) == []
+    assert not [line for line in log_lines(tg) if line.startswith("#ERROR")]
+
+
 def test_the_admin_cannot_ban_themselves(desk, tg, db):
     add_admin(db)
     [answer] = admin_says(desk, tg, f"/ban_{ADMIN_ID}")
-    assert answer["visible_text"] == "Не можна заблокувати себе."
+    assert answer["visible_text"] == "Свою власну роль змінити не можна."
     assert roles(db) == {ADMIN_ID: "admin"}
     [menu_again] = admin_says(desk, tg, "/start")
     assert reply_keyboard(menu_again) == MAIN_MENU_UK
@@ -285,15 +312,16 @@ def test_bad_arguments_get_a_wrong_command_answer_with_an_example(desk, tg, db):
 def test_all_users_pages_through_25_people_in_the_same_message(desk, tg, db):
     add_admin(db)
     cycle = ["manager", "pending", "banned", "admin"]
-    for n in range(1, 25):
+    for n in range(1, 24):
         add_user(db, 10000 + n, cycle[n % 4], f"user{n:02d}")
+    add_user(db, 10024, "pending", None, first_name="<b>Bob</b> & Co")
     [first] = admin_says(desk, tg, "/all_users")
     lines = first["visible_text"].split("\n")
     assert lines[0] == "👥 Користувачі (сторінка 1 з 2)"
     assert len(lines) == 21
     role_names = {"менеджер", "очікує", "заблокований", "адмін"}
     for line in lines[1:]:
-        assert re.fullmatch(r"@\w+ · \d+ · (\S+)", line).group(1) in role_names, line
+        assert re.fullmatch(r".+ · \d+ · (\S+)", line).group(1) in role_names, line
     assert f"@boss · {ADMIN_ID} · адмін" in lines
     assert "@user01 · 10001 · очікує" in lines and "@user04 · 10004 · менеджер" in lines
     [forward] = inline_buttons(first)
@@ -306,6 +334,7 @@ def test_all_users_pages_through_25_people_in_the_same_message(desk, tg, db):
     page2 = second["visible_text"].split("\n")
     assert page2[0] == "👥 Користувачі (сторінка 2 з 2)"
     assert len(page2) == 6
+    assert "<b>Bob</b> & Co · 10024 · очікує" in page2   # shown as written, not as markup
     everyone = {line.split(" · ")[1] for line in lines[1:] + page2[1:]}
     assert everyone == {str(ADMIN_ID)} | {str(10000 + n) for n in range(1, 25)}
     [back] = inline_buttons(second)
@@ -390,6 +419,19 @@ def test_connect_to_a_free_chat_pins_it_and_logs_it(desk, tg, db, crm):
     assert log_lines(tg) == ["#CHANGE_PIN @boss: закріпив чат (чат #8003)"]
 
 
+def test_connect_to_a_task_chat_takes_it_as_a_task(desk, tg, db, crm):
+    add_admin(db)
+    synced_chat(desk, crm, tg, 8004, "Де мій ключ?", product="Ключ активації Windows 11")
+    assert db.scalar("SELECT kind FROM chats WHERE id_i = 8004") == "task"
+    admin_says(desk, tg, "/connect_to_chat_8004")
+    # SPEC §2: a task chat is held with an ACTIVATE_KEY pin and is then "in work", like
+    # one taken with the 🔑 button; an ordinary PIN would let the admin unpin a task and
+    # leave the task "new" in the 📊 view.
+    pin = db.fetchone("SELECT kind, state FROM pins WHERE id_i = 8004")
+    assert (pin["kind"], pin["state"]) == ("ACTIVATE_KEY", "ACTIVE")
+    assert db.scalar("SELECT status FROM chats WHERE id_i = 8004") == "in_work"
+
+
 def test_connect_to_a_chat_the_crm_does_not_know_says_not_found(desk, tg, db, crm):
     add_admin(db)
     said = [m["visible_text"] for m in admin_says(desk, tg, "/connect_to_chat_424243")]
@@ -437,6 +479,30 @@ def test_clean_deletes_old_shared_posts_where_telegram_allows_and_purges_old_his
     assert kept_posts == {too_old["message_id"], fresh["message_id"]}
     assert {r["id"] for r in db.fetchall("SELECT id FROM messages WHERE id_i = 8200")} == {990002}
     assert db.scalar("SELECT COUNT(*) FROM messages WHERE id_i IN (8101, 8102, 8103)") == 3
+
+
+def test_a_message_purged_by_clean_is_not_announced_again_by_a_later_sync(desk, tg, db, crm):
+    add_admin(db)
+    long_ago = datetime.now() - timedelta(days=200)
+    crm.customer_writes(8300, "давнє питання", at=long_ago)
+    crm.signal(desk.listener_url, LINK_KEY, 8300)
+    wait_for(lambda: any("давнє питання" in t for t in says(tg, SHARED_CHAT)))
+    desk.idle()
+    # That was 200 days ago: the post's record and its finished send job are as old.
+    db.execute("UPDATE tg_message_map SET created_at = NOW(6) - INTERVAL 200 DAY")
+    db.execute("UPDATE jobs SET updated_at = NOW(6) - INTERVAL 200 DAY WHERE status = 'done'")
+    admin_says(desk, tg, "/clean")
+    assert "видалено збережених повідомлень — 1," in says(tg, ADMIN_ID)[-1]
+    posts_before = len(says(tg, SHARED_CHAT))
+
+    crm.customer_writes(8300, "нове питання")
+    crm.signal(desk.listener_url, LINK_KEY, 8300)
+    wait_for(lambda: any("нове питання" in t for t in says(tg, SHARED_CHAT)))
+    desk.idle()
+    new_posts = says(tg, SHARED_CHAT)[posts_before:]
+    # The customer's 200-day-old question was announced once already; after its purge it
+    # must not come back as news.
+    assert [p.rsplit("Повідомлення: ", 1)[1] for p in new_posts] == ["нове питання"]
 
 
 # --------------------------------------------------------------------------- 10. English

@@ -5,11 +5,12 @@ import hmac
 import json
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from models.db import Database, is_unavailable
+from utils.metrics import render as render_metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ def base_app(name: str, settings: Settings, db: Database) -> Flask:
     def healthz():
         db_ok = db.ping()
         return jsonify({"ok": db_ok, "database": "up" if db_ok else "down"}), 200 if db_ok else 503
+
+    @app.get("/metrics")
+    def metrics():
+        body, content_type = render_metrics(db)
+        return Response(body, content_type=content_type)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -1,0 +1,85 @@
+"""What the benchmarks share: a complete KeepDesk on this machine, and percentiles."""
+from __future__ import annotations
+
+import contextlib
+import platform
+import shutil
+import statistics
+import tempfile
+from typing import Iterator
+
+from config import Settings, load_settings
+from models.db import Database, migrate
+from sandbox.crm import CrmSandbox
+from sandbox.stack import LocalDesk
+from sandbox.telegram import TelegramSandbox
+from utils.mariadb import LocalMariaDB
+
+TOKEN = "123456:sandbox-token"
+SHARED_CHAT = -1001000000001
+LINK_KEY = "bench-link-key"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values_ms: list[float]) -> str:
+    return (f"n={len(values_ms)} p50={percentile(values_ms, 50):.1f} ms "
+            f"p99={percentile(values_ms, 99):.1f} ms mean={statistics.fmean(values_ms):.1f} ms")
+
+
+def machine() -> str:
+    import os
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+@contextlib.contextmanager
+def database(durable: bool = True) -> Iterator[LocalMariaDB]:
+    directory = tempfile.mkdtemp(prefix="keepdesk-bench-")
+    server = LocalMariaDB(directory, durable=durable, buffer_pool="512M").start()
+    server.create_database("keepdesk_bench", drop=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def settings_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox, **extra: str) -> Settings:
+    return load_settings({
+        "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.url, "CHAT_NEW_MESSAGE": str(SHARED_CHAT),
+        "WEBHOOK_SECRET_PATH": "bench-webhook-path", "WEBHOOK_SECRET_TOKEN": "bench-secret",
+        "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
+        "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
+        "RECONCILE_EVERY": "3600", "LOG_LEVEL": "WARNING",
+        **server.environment("keepdesk_bench"), **extra,
+    }, env_file=None)
+
+
+@contextlib.contextmanager
+def stack(*, enforce_limits: bool = False, threads: int = 4, durable: bool = True,
+          **extra: str) -> Iterator[tuple[LocalDesk, TelegramSandbox, CrmSandbox, Database]]:
+    """MariaDB, both sandboxes and a running KeepDesk (doors + worker threads)."""
+    with database(durable) as server:
+        tg = TelegramSandbox(TOKEN, enforce_limits=enforce_limits).start()
+        crm = CrmSandbox().start()
+        settings = settings_for(server, tg, crm, **extra)
+        db = Database(settings)
+        migrate(db)
+        desk = LocalDesk(settings, db, tg, crm, threads=threads).start()
+        try:
+            yield desk, tg, crm, db
+        finally:
+            desk.stop()
+            tg.stop()
+            crm.stop()
+            db.close()

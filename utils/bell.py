@@ -1,0 +1,143 @@
+"""Waking idle workers the moment work is stored, instead of waiting for their next poll.
+
+Workers poll the queue when idle, backing off to a fraction of a second: correct, but a
+signal would wait up to that long. So the doors ring a bell after storing a job:
+
+* `Bell` wakes the idle worker threads of one process;
+* `BellListener` receives a one-byte UDP datagram on 127.0.0.1 for the worker process and
+  rings its Bell; it registers its address in the `worker_bells` table;
+* `BellRinger` (in the doors) sends that datagram to every registered worker.
+
+A lost datagram costs nothing but latency: the poll still finds the job.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from models.db import Database
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = 90.0     # seconds without a heartbeat: a worker process is gone
+HEARTBEAT = 30.0
+RINGER_REFRESH = 2.0   # how often a door re-reads the list of workers
+
+
+class Bell:
+    """Wake-ups for the threads of one process, without lost wake-ups."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._rings = 0
+
+    @property
+    def rings(self) -> int:
+        return self._rings
+
+    def ring(self) -> None:
+        """One job arrived: one idle thread is enough (waking all would make them race
+        for it and slow the winner down)."""
+        with self._cond:
+            self._rings += 1
+            self._cond.notify()
+
+    def ring_all(self) -> None:
+        with self._cond:
+            self._rings += 1
+            self._cond.notify_all()
+
+    def wait(self, since: int, timeout: float) -> bool:
+        """Sleep until a ring after `since` (a `rings` read before looking for work)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._rings != since, timeout)
+
+
+class BellListener:
+    """The UDP ear of one worker process."""
+
+    def __init__(self, db: Database, bell: Bell) -> None:
+        self.db = db
+        self.bell = bell
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.endpoint = "%s:%d" % self.sock.getsockname()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> "BellListener":
+        self._register()
+        for target in (self._listen, self._heartbeat):
+            thread = threading.Thread(target=target, daemon=True, name=f"bell-{target.__name__}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _register(self) -> None:
+        self.db.execute("INSERT INTO worker_bells (endpoint, seen_at) VALUES (%s, NOW(6))"
+                        " ON DUPLICATE KEY UPDATE seen_at = NOW(6)", (self.endpoint,))
+
+    def _listen(self) -> None:
+        self.sock.settimeout(1.0)
+        while not self._stop.is_set():
+            try:
+                self.sock.recv(16)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.bell.ring()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            try:
+                self._register()
+            except Exception as exc:  # the database may be away for a while; keep trying
+                log.warning("bell heartbeat failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.db.execute("DELETE FROM worker_bells WHERE endpoint = %s", (self.endpoint,))
+        except Exception as exc:
+            log.warning("could not deregister bell: %s", exc)
+        self.sock.close()
+
+
+class BellRinger:
+    """Rings every live worker process after a door stored a job."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self._endpoints: list[tuple[str, int]] = []
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def _targets(self) -> list[tuple[str, int]]:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at > RINGER_REFRESH:
+                self._read_at = now
+                try:
+                    rows = self.db.fetchall("SELECT endpoint FROM worker_bells WHERE seen_at >"
+                                            " NOW(6) - INTERVAL %s SECOND", (int(STALE_AFTER),))
+                    self._endpoints = [_address(r["endpoint"]) for r in rows]
+                except Exception as exc:  # ringing is an optimisation; never fail a request
+                    log.debug("could not read bells: %s", exc)
+            return list(self._endpoints)
+
+    def ring(self) -> None:
+        for address in self._targets():
+            try:
+                self.sock.sendto(b"!", address)
+            except OSError:
+                pass  # a full buffer means the worker is being woken anyway
+
+
+def _address(endpoint: str) -> tuple[str, int]:
+    host, port = endpoint.rsplit(":", 1)
+    return host, int(port)
