@@ -82,6 +82,45 @@ def run_story(desk: LocalDesk, tg: TelegramSandbox, crm: CrmSandbox, say: Transc
                         + ", ".join(f"{path} ×{n}" for path, n in sorted(calls.items()))
                         + "\n(the chats list: the new chat's metadata, and the reconciliation"
                           " that runs once at start)")
+    take_and_answer(desk, tg, crm, say, id_i)
+
+
+def take_and_answer(desk: LocalDesk, tg: TelegramSandbox, crm: CrmSandbox, say: Transcript,
+                    id_i: int) -> None:
+    manager = 2002
+    tg.user_sends_text(ADMIN, "/start", username="shop_admin")
+    tg.user_sends_text(manager, "/start", username="olena_sales", first_name="Olena")
+    wait_for(lambda: [m for m in tg.messages(ADMIN) if "/approve_2002" in (m.get("text") or "")],
+             timeout=30)
+    say.say("Telegram, manager @olena_sales", "/start → " + telegram_view(tg.messages(manager)[-1]))
+    tg.user_sends_text(ADMIN, "/approve_2002")
+    wait_for(lambda: len(tg.messages(manager)) >= 2, timeout=30)
+    desk.idle(timeout=30)
+    say.say("Telegram, admin → /approve_2002", telegram_view(tg.messages(ADMIN)[-1]))
+
+    post = tg.messages(SHARED_CHAT)[0]
+    button = post["reply_markup"]["inline_keyboard"][0][0]
+    tap = tg.user_presses_button(manager, SHARED_CHAT, post["message_id"], button["callback_data"],
+                                 username="olena_sales")
+    query_id = tap["callback_query"]["id"]
+    answer = wait_for(lambda: [a for a in tg.callback_answers() if a["callback_query_id"] == query_id],
+                      timeout=30)[0]
+    desk.idle(timeout=30)
+    say.say("Telegram, @olena_sales taps “✍ Відповісти”", f"the bot answers the tap: {answer['text']}")
+    say.say(f"Telegram shared chat {SHARED_CHAT} (the post, edited)",
+            telegram_view(tg.message(SHARED_CHAT, post["message_id"])))
+    for message in tg.messages(manager)[-2:]:
+        say.say("Telegram, private chat of @olena_sales", telegram_view(message))
+
+    reply = "Добрий день! Так, 16 GB є. Відправимо сьогодні Новою поштою, оплата при отриманні."
+    tg.user_sends_text(manager, reply, username="olena_sales")
+    wait_for(lambda: [m for m in crm.messages(id_i) if m["seller"]], timeout=30)
+    desk.idle(timeout=30)
+    say.say("Telegram, @olena_sales types", reply)
+    say.say("Telegram, private chat of @olena_sales", telegram_view(tg.messages(manager)[-1]))
+    shop = [m for m in crm.messages(id_i) if m["seller"]][-1]
+    say.say(f"CRM, order {id_i} (what the customer now sees)",
+            f"shop answered at {shop['date_written']}:\n{shop['message']}")
 
 
 def main() -> int:
