@@ -68,14 +68,16 @@ class Sender:
     def __call__(self, job: Job) -> None:
         payload = job.payload
         chat_id = int(payload["chat_id"])
+        mergeable = bool(payload.get("merge_html"))
         wait = self.limiter.reserve(chat_id)
         if wait > 0:
             SENDS.labels("rate_limited").inc()
-            if wait >= MERGE_WHEN_WAITING and payload.get("merge_html"):
-                merged = merge_waiting_posts(self.jobs, job)
-                if merged:
-                    SENDS.labels("merged").inc(merged)
+            if wait >= MERGE_WHEN_WAITING and mergeable:
+                self._merge(job)
             raise RetryLater(f"send budget of chat {chat_id} used up", wait)
+        if job.attempts > 1 and mergeable:
+            # It waited for the budget: fold in what queued up behind it meanwhile.
+            payload = self._merge(job) or payload
         try:
             sent = self._send(payload)
         except ApiTelegramException as exc:
@@ -88,6 +90,12 @@ class Sender:
             self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
                                     payload.get("crm_message_id"), payload.get("purpose", "post"),
                                     html=payload["text"])
+
+    def _merge(self, job: Job) -> dict | None:
+        merged, payload = merge_waiting_posts(self.jobs, job)
+        if merged:
+            SENDS.labels("merged").inc(merged)
+        return payload
 
     def _send(self, payload: dict):
         markup = to_markup(payload.get("reply_markup"))
@@ -133,11 +141,11 @@ class Sender:
                    text("log_error", None, text=html.escape(message)[:3500]))
 
 
-def merge_waiting_posts(jobs: JobQueue, job: Job) -> int:
+def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
     """While a chat's budget is used up, fold the posts queued behind `job` about the same
     CRM chat into it: one post with all their messages and the newest reply button.
     Nothing is dropped — merged jobs are marked done only in the same transaction that
-    puts their text into `job`. Returns how many posts were merged."""
+    puts their text into `job`. Returns how many posts were merged, and the job's payload."""
     head = job.payload
     with jobs.db.transaction() as cur:
         cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
@@ -159,7 +167,7 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> int:
                            crm_message_id=queued.get("crm_message_id"),
                            merged=current.get("merged", 0) + 1)
         if not merged:
-            return 0
+            return 0, current
         current["text"] = text_html
         cur.execute("UPDATE jobs SET payload = %s WHERE id = %s",
                     (json.dumps(current, ensure_ascii=False), job.id))
@@ -167,7 +175,7 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> int:
         cur.execute(f"UPDATE jobs SET status = 'done', last_error = %s WHERE id IN ({placeholders})",
                     (f"merged into job {job.id}", *merged))
     log.info("merged %s queued posts into job %s", len(merged), job.id)
-    return len(merged)
+    return len(merged), current
 
 
 def queue_post(jobs: JobQueue, chat_id: int | None, html_text: str,
