@@ -86,6 +86,17 @@ class RateLimiter:
                             (_format(stamps[-_KEEP:]), bucket))
             return 0.0
 
+    def remaining(self, chat_id: int) -> int:
+        """Sends still allowed to this chat in its current window (a plain read, no lock)."""
+        row = self.db.fetchone("SELECT stamps, UNIX_TIMESTAMP(NOW(6)) AS now FROM tg_rate"
+                               " WHERE bucket = %s", (bucket_for(chat_id),))
+        limit = self.limit_for(bucket_for(chat_id))
+        if row is None:
+            return limit.count
+        window = limit.window + self.margin
+        used = sum(1 for t in _parse(row["stamps"]) if t > float(row["now"]) - window)
+        return max(0, limit.count - used)
+
     def block(self, chat_id: int, seconds: float) -> None:
         """Telegram said retry_after: no send to this chat before then."""
         self.db.execute(

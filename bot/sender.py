@@ -69,6 +69,8 @@ class Sender:
         payload = job.payload
         chat_id = int(payload["chat_id"])
         mergeable = bool(payload.get("merge_html"))
+        if mergeable and chat_id < 0 and self._budget_is_the_bottleneck(job, chat_id):
+            payload = self._merge(job) or payload
         wait = self.limiter.reserve(chat_id)
         if wait > 0:
             SENDS.labels("rate_limited").inc()
@@ -90,6 +92,12 @@ class Sender:
             self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
                                     payload.get("crm_message_id"), payload.get("purpose", "post"),
                                     html=payload["text"])
+
+    def _budget_is_the_bottleneck(self, job: Job, chat_id: int) -> bool:
+        """More posts queued for this group than its window still allows."""
+        queued = self.jobs.db.scalar("SELECT COUNT(*) FROM jobs WHERE lane = %s AND status = 'pending'",
+                                     (job.lane,))
+        return queued > 0 and queued + 1 > self.limiter.remaining(chat_id)
 
     def _merge(self, job: Job) -> dict | None:
         merged, payload = merge_waiting_posts(self.jobs, job)
