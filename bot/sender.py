@@ -158,8 +158,10 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
     with jobs.db.transaction() as cur:
         cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
         current = json.loads(cur.fetchone()["payload"])  # may hold earlier merges
+        # SKIP LOCKED: a post another transaction is touching (being queued again by a
+        # sync) is left for the next merge rather than waited for.
         cur.execute("SELECT id, payload FROM jobs WHERE lane = %s AND status = 'pending'"
-                    " AND kind = 'tg_send' AND id <> %s ORDER BY seq, id FOR UPDATE",
+                    " AND kind = 'tg_send' AND id <> %s ORDER BY seq, id FOR UPDATE SKIP LOCKED",
                     (job.lane, job.id))
         text_html, merged = current["text"], []
         for row in cur.fetchall():

@@ -64,9 +64,10 @@ class MessageRepository(Repository):
         return {r["id"] for r in self._all(cur, f"SELECT id FROM messages WHERE id IN ({placeholders})", ids)}
 
     def unannounced(self, cur, id_i: int) -> list[StoredMessage]:
-        """Client messages not yet brought to Telegram, oldest first, locked for this sync."""
+        """Client messages not yet brought to Telegram, oldest first. (One sync per chat runs
+        at a time — the sync job is coalesced per chat — so no row locks are needed.)"""
         rows = self._all(cur, "SELECT * FROM messages WHERE id_i = %s AND direction = 'client'"
-                              " AND announced_at IS NULL ORDER BY id FOR UPDATE", (id_i,))
+                              " AND announced_at IS NULL ORDER BY id", (id_i,))
         return [StoredMessage.from_row(r) for r in rows]
 
     def last_shop_id(self, cur, id_i: int) -> int | None:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
+import pymysql
 import requests
 from telebot.apihelper import ApiTelegramException
 
@@ -41,8 +42,14 @@ class RetryLater(Exception):
         self.delay = delay
 
 
+# Deadlock, lock wait timeout: the database asks us to try the transaction again.
+_RETRY_TRANSACTION = (1213, 1205)
+
+
 def is_transient(exc: BaseException) -> bool:
     if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in _RETRY_TRANSACTION:
         return True
     if isinstance(exc, ApiTelegramException):
         return exc.error_code == 429 or exc.error_code >= 500
