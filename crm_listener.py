@@ -17,6 +17,7 @@ from models.inbox import Inbox
 from models.jobs import JobQueue
 from utils.bell import BellRinger
 from utils.metrics import SIGNALS_RECEIVED
+from utils.logs import configure_logging
 from utils.web import BadBody, base_app, error, read_json, same_secret
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def _allowed(remote: str | None, allowed: tuple[str, ...]) -> bool:
         address = ipaddress.ip_address(remote or "")
     except ValueError:
         return False
+    if getattr(address, "ipv4_mapped", None) is not None:  # IPv4 on a dual-stack socket
+        address = address.ipv4_mapped
     return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
 
 
@@ -77,6 +80,8 @@ def __getattr__(name: str):
     # `gunicorn crm_listener:app`: built on first access, never merely on import.
     if name == "app":
         global app
-        app = create_app(load_settings())
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.secrets)
+        app = create_app(settings)
         return app
     raise AttributeError(name)

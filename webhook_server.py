@@ -16,6 +16,7 @@ from models.inbox import BadUpdate, Inbox
 from models.jobs import JobQueue
 from utils.bell import BellRinger
 from utils.metrics import UPDATES_RECEIVED
+from utils.logs import configure_logging
 from utils.web import BadBody, base_app, error, read_json, same_secret
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ def __getattr__(name: str):
     # `gunicorn webhook_server:app`: built on first access, never merely on import.
     if name == "app":
         global app
-        app = create_app(load_settings())
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.secrets)
+        app = create_app(settings)
         return app
     raise AttributeError(name)

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from config import Settings, load_settings
 from models.db import Database, migrate
+from models.singleton import ProcessSingleton
 from sandbox.crm import CrmSandbox
 from sandbox.stack import LocalDesk
 from sandbox.telegram import TelegramSandbox
@@ -69,6 +70,7 @@ def settings_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox, **e
 def stack(*, enforce_limits: bool = False, threads: int = 4, durable: bool = True,
           **extra: str) -> Iterator[tuple[LocalDesk, TelegramSandbox, CrmSandbox, Database]]:
     """MariaDB, both sandboxes and a running KeepDesk (doors + worker threads)."""
+    ProcessSingleton.reset_all()  # each stack has its own database
     with database(durable) as server:
         tg = TelegramSandbox(TOKEN, enforce_limits=enforce_limits).start()
         crm = CrmSandbox().start()

@@ -58,7 +58,9 @@ class CallbackCodec:
         return data
 
     def decode(self, data: object) -> Callback | None:
-        if not isinstance(data, str) or not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+        # Our data is always short ASCII; anything else is not ours (and some of it, lone
+        # surrogates, cannot even be encoded).
+        if not isinstance(data, str) or not data or not data.isascii() or len(data) > MAX_BYTES:
             return None
         body, sep, mac = data.rpartition("~")
         if not sep or not hmac.compare_digest(mac.encode(), self._mac(body).encode()):

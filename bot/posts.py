@@ -57,11 +57,12 @@ def order_url(web_url: str, id_i: int) -> str:
 
 def header(chat: Chat, web_url: str, language: str, *, pinned_to: User | None = None) -> str:
     lines = [text("post_title", language)]
+    # Product and e-mail are capped so that the header always leaves room in a caption.
     if chat.product:
-        lines.append(fmt.escape(chat.product[:300]))
+        lines.append(fmt.escape(chat.product[:200]))
     lines.append(text("post_invoice", language,
                       link=fmt.link(order_url(web_url, chat.id_i), str(chat.id_i)),
-                      email=fmt.escape(chat.email or "—")))
+                      email=fmt.escape((chat.email or "—")[:100])))
     if pinned_to is not None:
         lines.append(text("post_pinned_manager", language, name=fmt.escape(pinned_to.display_name)))
     return "\n".join(lines) + "\n" + text("post_message", language)
@@ -91,7 +92,8 @@ def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, la
         else:  # the caption cannot hold the text: the photo first, then the whole text
             posts = [Post(method="sendPhoto", text=head, photo=photo, **common)]
             posts += [Post(method="sendMessage", text=part, **common)
-                      for part in fmt.compose(continued, body, limit=POST_TEXT_LIMIT)]
+                      for part in fmt.compose(continued, body, limit=POST_TEXT_LIMIT,
+                                              continuation_html=continued)]
     else:
         parts = fmt.compose(head, body, limit=POST_TEXT_LIMIT, continuation_html=continued)
         posts = [Post(method="sendMessage", text=part, **common) for part in parts]

@@ -59,23 +59,22 @@ class ChatRepository(Repository):
             " kind = IF(VALUES(product) IS NULL, kind, VALUES(kind))",
             (id_i, email, product, last_date, cnt_msg, cnt_new, kind, cnt_msg, cnt_new))
 
-    def recount(self, cur, id_i: int) -> None:
-        """cnt_msg / cnt_new from the stored messages (a known chat's sync asks the CRM only
-        for messages, so the counters are kept up to date from what it returned)."""
-        self._execute(cur, "UPDATE chats SET"
-                           " cnt_msg = GREATEST(cnt_msg, (SELECT COUNT(*) FROM messages m"
-                           "   WHERE m.id_i = chats.id_i AND m.deleted = 0)),"
-                           " cnt_new = (SELECT COUNT(*) FROM messages m WHERE m.id_i = chats.id_i"
-                           "   AND m.direction = 'client' AND m.date_seen IS NULL AND m.deleted = 0)"
-                           " WHERE id_i = %s", (id_i,))
+    def recount_unread(self, cur, id_i: int) -> None:
+        """cnt_new from the stored messages (a known chat's sync asks the CRM only for its
+        messages, so the counter follows what they say)."""
+        self._execute(cur, "UPDATE chats SET cnt_new = (SELECT COUNT(*) FROM messages m"
+                           " WHERE m.id_i = chats.id_i AND m.direction = 'client'"
+                           " AND m.date_seen IS NULL AND m.deleted = 0) WHERE id_i = %s", (id_i,))
 
-    def last_dates(self, ids: list[int]) -> dict[int, datetime | None]:
-        """Newest stored message date of known chats, for reconciliation's "anything new?"."""
+    def freshness(self, ids: list[int]) -> dict[int, tuple[datetime | None, int]]:
+        """(newest message date, message count) of known chats, as the CRM last told us:
+        reconciliation's "anything new?" (the count catches a message of the same second)."""
         if not ids:
             return {}
         placeholders = ", ".join(["%s"] * len(ids))
-        rows = self._all(None, f"SELECT id_i, last_date FROM chats WHERE id_i IN ({placeholders})", ids)
-        return {r["id_i"]: r["last_date"] for r in rows}
+        rows = self._all(None, f"SELECT id_i, last_date, cnt_msg FROM chats"
+                               f" WHERE id_i IN ({placeholders})", ids)
+        return {r["id_i"]: (r["last_date"], r["cnt_msg"]) for r in rows}
 
 
 @dataclass(frozen=True)

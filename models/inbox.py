@@ -24,8 +24,8 @@ def parse_update_id(update: Any) -> int:
     if not isinstance(update, dict):
         raise BadUpdate("an update must be a JSON object")
     update_id = update.get("update_id")
-    if type(update_id) is not int or update_id < 0:
-        raise BadUpdate("update_id must be a non-negative integer")
+    if type(update_id) is not int or not 0 <= update_id < 2**63:
+        raise BadUpdate("update_id must be a non-negative 64-bit integer")
     return update_id
 
 
@@ -52,7 +52,8 @@ def _dig(value: Any, *path: str) -> int | None:
         if not isinstance(value, dict):
             return None
         value = value.get(key)
-    return value if type(value) is int else None
+    # Telegram ids fit 64 bits; anything else is not an id (and would not fit the lane).
+    return value if type(value) is int and -2**63 <= value < 2**63 else None
 
 
 class Inbox:

@@ -2,7 +2,7 @@
 
 It reads the CRM's chats with new messages (all their pages) and the newest page of all
 chats, and asks for a sync of every chat that is unknown or has a newer message than we
-stored. A lost signal therefore delays a message by at most one period; it never loses
+stored (by date, or by message count: the CRM's dates have one-second resolution). A lost signal therefore delays a message by at most one period; it never loses
 it. Cost: a few list calls per period, whatever the number of chats.
 """
 from __future__ import annotations
@@ -47,11 +47,17 @@ class Reconciler:
 
     def run(self) -> list[int]:
         candidates = self.candidates()
-        stored = self.chats.last_dates(list(candidates))
+        stored = self.chats.freshness(list(candidates))
         signalled = []
         for id_i, chat in candidates.items():
-            if id_i not in stored or (chat.last_date is not None and
-                                      (stored[id_i] is None or chat.last_date > stored[id_i])):
+            if id_i not in stored or has_news(chat, *stored[id_i]):
                 self.inbox.take_signal(id_i)
                 signalled.append(id_i)
         return signalled
+
+
+def has_news(chat: CrmChat, last_date, cnt_msg: int) -> bool:
+    """Newer than what we stored, by date, or by count (dates have one-second resolution)."""
+    if chat.last_date is not None and (last_date is None or chat.last_date > last_date):
+        return True
+    return chat.cnt_msg > cnt_msg

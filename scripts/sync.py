@@ -76,16 +76,21 @@ class ChatSync:
             # no empty chat is stored.
             return SyncResult(id_i, 0, 0, 0)
         with self.db.transaction() as cur:
+            new = len(fetched) - len(self.messages.known_ids(cur, [m.id for m in fetched]))
+            if known is not None:
+                cnt_msg = known.cnt_msg + new      # the CRM's count, followed message by message
+            else:
+                cnt_msg = max(meta.cnt_msg, len(fetched)) if meta else len(fetched)
             self.chats.save(
                 cur, id_i,
                 email=meta.email if meta else None,
                 product=meta.product if meta else None,
                 last_date=max((m.date_written for m in fetched if m.date_written), default=None),
-                cnt_msg=meta.cnt_msg if meta else None, cnt_new=meta.cnt_new if meta else None,
+                cnt_msg=cnt_msg, cnt_new=meta.cnt_new if meta else None,
                 kind=kind_of(meta.product if meta else None, self.settings.task_product_pattern))
             self.messages.store(cur, fetched)
             if known is not None:
-                self.chats.recount(cur, id_i)
+                self.chats.recount_unread(cur, id_i)
             to_post, silently = self._news(cur, id_i, first_sight=known is None)
             chat = self.chats.get(id_i, cur)
             # A pin past its window no longer holds the chat: the news goes to everyone.

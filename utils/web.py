@@ -6,7 +6,7 @@ import json
 import logging
 
 from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config import Settings
 from models.db import Database, is_unavailable
@@ -19,8 +19,10 @@ def same_secret(given: str | None, expected: str | None) -> bool:
     """Constant-time comparison; an unset expected secret matches nothing."""
     if not expected or given is None:
         return False
-    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
-                               expected.encode("utf-8"))
+    try:
+        return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate cannot be any secret of ours
+        return False
 
 
 def error(status: int, message: str):
@@ -73,9 +75,33 @@ def read_json(request) -> object:
     if mimetype.startswith(("multipart/", "application/x-www-form-urlencoded")):
         raise BadBody("body must be JSON, not a form")
     raw = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body is cut at the limit by the server, not refused: refuse it here.
+        raise RequestEntityTooLarge()
     if not raw:
         raise BadBody("empty body; JSON expected")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        value = json.loads(raw.decode("utf-8"))
+        check_depth(value)
+        # Lone surrogates ("\ud800") parse but cannot be stored as UTF-8: refuse them now.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
         raise BadBody("body is not valid UTF-8 JSON") from None
+    return value
+
+
+MAX_DEPTH = 64
+
+
+def check_depth(value: object) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError("JSON nested too deeply")
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
