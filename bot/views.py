@@ -8,7 +8,7 @@ from bot import formatting as fmt
 from bot.callbacks import CallbackCodec
 from bot.keyboards import inline
 from bot.texts import text
-from models.chats import Chat
+from models.chats import COUNT_HORIZON, Chat
 from models.messages import StoredMessage
 from models.users import User
 
@@ -88,7 +88,8 @@ def chat_list(codec: CallbackCodec, language: str, title_key: str, entries: list
               kind: int, page: int, total: int) -> tuple[str, dict]:
     """A page of chats as buttons, with ◀ ▶ that edit the same message."""
     pages = pages_of(total)
-    title = text(title_key, language, page=page + 1, pages=pages)
+    counted_all = total < page * PAGE_SIZE + COUNT_HORIZON
+    title = text(title_key, language, page=page + 1, pages=pages if counted_all else f"{pages}+")
     if not entries:
         title += "\n\n" + text("list_empty", language)
     rows = [[(label, codec.encode("open", id_i))] for label, id_i in entries]
