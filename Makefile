@@ -3,13 +3,14 @@
 #   make test   install, throwaway MariaDB, full test suite
 #   make demo   the whole flow against the sandbox, no credentials
 #   make bench  benchmarks (see bench/)
+#   make reliability  the long crash, fault and hostile-input suite (a fast subset runs in make test)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install mariadb run polling worker migrate test demo bench clean
+.PHONY: install mariadb run polling worker migrate test reliability demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ migrate: install mariadb
 # The test session starts its own MariaDB in a temporary directory and stops it at the end.
 test: install mariadb
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The same scenarios as the fast subset in `make test`, at full size: more processes,
+# trials, kills and faults. Prints the figures the README's "Guarantees" quotes.
+reliability: install mariadb
+	KEEPDESK_RELIABILITY=full $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability tests/test_hostile_input.py tests/test_fuzz.py tests/test_secrets.py
 
 demo: install mariadb
 	$(PY) -m bot demo

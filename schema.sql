@@ -127,7 +127,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     UNIQUE KEY uq_jobs_dedupe (dedupe_key),
-    KEY ix_jobs_claim (queue, status, priority, run_after),
+    -- Claims read due jobs of one queue in exactly this order: no sort, however long the queue.
+    KEY ix_jobs_claim (queue, status, priority DESC, run_after),
     KEY ix_jobs_lane (lane, status, seq, id),
     KEY ix_jobs_lease (status, lease_until)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -26,6 +26,10 @@ UPDATES = 100_000
 
 
 def signal_cost(desk, tg, crm, size: int) -> dict:
+    # Reconciliation runs once when the desk starts; let it, so that its syncs of the
+    # newest chats are not counted against a signal.
+    while not db_scalar(desk, "SELECT run_after > NOW(6) FROM jobs WHERE dedupe_key = 'periodic:reconcile'"):
+        time.sleep(0.05)
     desk.idle()
     crm.reset()
     for n in range(size):
@@ -43,8 +47,9 @@ def signal_cost(desk, tg, crm, size: int) -> dict:
         session.post(url, json={"InvoiceId": id_i}, timeout=10)
         while tg.count_calls("sendMessage") == before_posts:
             time.sleep(0.001)
+        elapsed = (time.perf_counter() - started) * 1000
         desk.idle()
-        return (time.perf_counter() - started) * 1000, crm.count_calls() - before_calls
+        return elapsed, crm.count_calls() - before_calls
 
     first = [one_signal(id_i) for id_i in known]            # first sight: metadata too
     again = [one_signal(random.choice(known)) for _ in range(KNOWN_SIGNALS)]
@@ -54,6 +59,10 @@ def signal_cost(desk, tg, crm, size: int) -> dict:
             "known_calls": percentile([c for _, c in again], 50),
             "known_calls_max": max(c for _, c in again),
             "known_p50": percentile([t for t, _ in again], 50)}
+
+
+def db_scalar(desk, sql: str):
+    return desk.db.scalar(sql)
 
 
 def fill_database(db) -> None:

@@ -121,21 +121,35 @@ class JobQueue:
     # -- taking work out ---------------------------------------------------------------
 
     def claim(self, queues: Iterable[str], worker: str, *, limit: int = 1) -> list[Job]:
-        """Lease up to `limit` claimable jobs of these queues to `worker`."""
-        queues = tuple(queues)
-        placeholders = ", ".join(["%s"] * len(queues))
-        candidates = self.db.fetchall(
-            f"SELECT j.id FROM jobs j WHERE j.queue IN ({placeholders}) AND {_CLAIMABLE}"
-            f" AND {_IS_LANE_HEAD} ORDER BY j.priority DESC, j.run_after, j.id LIMIT %s",
-            (*queues, limit * 4))
+        """Lease up to `limit` claimable jobs of these queues (earlier queues first)."""
         claimed: list[Job] = []
-        for candidate in candidates:
-            job = self._claim_one(candidate["id"], worker)
+        for job_id in self._candidates(tuple(queues), limit * 4):
+            job = self._claim_one(job_id, worker)
             if job is not None:
                 claimed.append(job)
                 if len(claimed) >= limit:
                     break
         return claimed
+
+    def _candidates(self, queues: tuple[str, ...], wanted: int) -> list[int]:
+        """Ids worth trying: jobs whose worker died, then due jobs queue by queue.
+
+        Each query walks an index in the order it returns rows (ix_jobs_lease,
+        ix_jobs_claim) and stops after `wanted` lane heads: its cost does not grow with
+        the length of the queue.
+        """
+        placeholders = ", ".join(["%s"] * len(queues))
+        ids = [r["id"] for r in self.db.fetchall(
+            f"SELECT j.id FROM jobs j WHERE j.status = 'running' AND j.lease_until < NOW(6)"
+            f" AND j.queue IN ({placeholders}) AND {_IS_LANE_HEAD} LIMIT %s", (*queues, wanted))]
+        for queue in queues:
+            if len(ids) >= wanted:
+                break
+            ids += [r["id"] for r in self.db.fetchall(
+                f"SELECT j.id FROM jobs j WHERE j.queue = %s AND j.status = 'pending'"
+                f" AND j.run_after <= NOW(6) AND {_IS_LANE_HEAD}"
+                f" ORDER BY j.priority DESC, j.run_after LIMIT %s", (queue, wanted - len(ids)))]
+        return ids
 
     def _claim_one(self, job_id: int, worker: str) -> Job | None:
         with self.db.transaction() as cur:
