@@ -108,8 +108,12 @@ class ChatListRepository(Repository):
         """A page of all chats, newest first, and how many there are — counted only up to
         a few pages past this one (COUNT(*) of a shop's whole history costs tens of ms;
         the "next" button needs only to know there is more)."""
-        rows = self._all(None, "SELECT * FROM chats ORDER BY last_date DESC, id_i DESC"
-                               " LIMIT %s OFFSET %s", (limit, offset))
+        # Ids first, from the (last_date, id_i) index alone; then the rows: a deep page
+        # never sorts the whole table.
+        rows = self._all(None, "SELECT c.* FROM (SELECT id_i FROM chats"
+                               " ORDER BY last_date DESC, id_i DESC LIMIT %s OFFSET %s) page"
+                               " JOIN chats c USING (id_i) ORDER BY c.last_date DESC, c.id_i DESC",
+                         (limit, offset))
         horizon = offset + COUNT_HORIZON
         total = self.db.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM chats LIMIT %s) seen", (horizon,))
         return [Chat.from_row(r) for r in rows], total
