@@ -120,6 +120,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     -- A signal that arrived while the job was running: run it once more when it finishes.
     rerun         TINYINT(1)   NOT NULL DEFAULT 0,
     attempts      INT          NOT NULL DEFAULT 0,
+    -- Times the job was put off without failing (no send budget yet, retry_after): these
+    -- do not count as attempts, so they never lengthen the backoff after a real failure.
+    deferrals     INT          NOT NULL DEFAULT 0,
     run_after     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     lease_until   DATETIME(6)  NULL,
     worker        VARCHAR(64)  NULL,

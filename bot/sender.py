@@ -77,7 +77,7 @@ class Sender:
             if wait >= MERGE_WHEN_WAITING and mergeable:
                 self._merge(job)
             raise RetryLater(f"send budget of chat {chat_id} used up", wait)
-        if job.attempts > 1 and mergeable:
+        if job.deferrals > 0 and mergeable:
             # It waited for the budget: fold in what queued up behind it meanwhile.
             payload = self._merge(job) or payload
         try:

@@ -47,6 +47,7 @@ class Job:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    deferrals: int
     lane: str | None
     dedupe_key: str | None
     worker: str
@@ -55,6 +56,7 @@ class Job:
     def from_row(cls, row: dict, worker: str) -> "Job":
         return cls(id=row["id"], queue=row["queue"], kind=row["kind"],
                    payload=json.loads(row["payload"]), attempts=row["attempts"],
+                   deferrals=row.get("deferrals", 0),
                    lane=row["lane"], dedupe_key=row["dedupe_key"], worker=worker)
 
 
@@ -196,6 +198,15 @@ class JobQueue:
             " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
             " lease_until = NULL, last_error = NULL WHERE id = %s AND worker = %s",
             (job.id, job.worker))
+
+    def defer(self, job: Job, reason: str, delay: float) -> None:
+        """Not now, but nothing failed (e.g. no send budget yet): run again after `delay`
+        without counting this claim as an attempt."""
+        self.db.execute(
+            "UPDATE jobs SET status = 'pending', lease_until = NULL, last_error = %s,"
+            " attempts = GREATEST(attempts - 1, 0), deferrals = deferrals + 1,"
+            " run_after = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s AND worker = %s",
+            (reason[:4000], int(delay * 1e6), job.id, job.worker))
 
     def retry(self, job: Job, error: str, delay: float) -> None:
         self.db.execute(

@@ -97,7 +97,7 @@ class Worker:
             try:
                 again_in = handler(job)
             except RetryLater as exc:
-                self.jobs.retry(job, str(exc), exc.delay)
+                self.jobs.defer(job, str(exc), exc.delay)
                 JOBS_PROCESSED.labels(job.kind, "later").inc()
                 return
             except Exception as exc:  # settle the job whatever went wrong, then go on
