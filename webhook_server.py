@@ -10,14 +10,13 @@ import logging
 
 from flask import Flask, jsonify, request
 
-from config import Settings, load_settings
+from config import Settings
 from models.db import Database
 from models.inbox import BadUpdate, Inbox
 from models.jobs import JobQueue
 from utils.bell import BellRinger
 from utils.metrics import UPDATES_RECEIVED
-from utils.logs import configure_logging
-from utils.web import BadBody, base_app, error, read_json, same_secret
+from utils.web import BadBody, base_app, error, lazy_app, read_json, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,5 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
     return app
 
 
-def __getattr__(name: str):
-    # `gunicorn webhook_server:app`: built on first access, never merely on import.
-    if name == "app":
-        global app
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.secrets)
-        app = create_app(settings)
-        return app
-    raise AttributeError(name)
+# `gunicorn webhook_server:app`: built on first access, never merely on import.
+__getattr__ = lazy_app(globals(), create_app)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Callable
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from config import Settings
+from config import Settings, load_settings
 from models.db import Database, is_unavailable
+from utils.logs import configure_logging
 from utils.metrics import render as render_metrics
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,19 @@ def same_secret(given: str | None, expected: str | None) -> bool:
 
 def error(status: int, message: str):
     return jsonify({"ok": False, "error": message}), status
+
+
+def lazy_app(module_globals: dict, create_app) -> Callable[[str], Flask]:
+    """A module `__getattr__` that builds `app` from the environment on first access:
+    `gunicorn webhook_server:app` works, and a mere import builds nothing."""
+    def module_getattr(name: str) -> Flask:
+        if name != "app":
+            raise AttributeError(name)
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.secrets)
+        module_globals["app"] = create_app(settings)
+        return module_globals["app"]
+    return module_getattr
 
 
 def base_app(name: str, settings: Settings, db: Database) -> Flask:
