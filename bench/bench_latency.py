@@ -14,7 +14,7 @@ import time
 
 import requests
 
-from bench.common import LINK_KEY, SHARED_CHAT, machine, percentile, stack, summary, verdict
+from bench.common import LINK_KEY, machine, percentile, stack, summary, verdict
 
 SIGNALS = 200
 PROCESS_SAMPLES = 20

@@ -7,7 +7,7 @@ where it is registered, with the `role` custom filter.
 """
 from __future__ import annotations
 
-from telebot import SimpleCustomFilter, TeleBot
+from telebot import TeleBot
 from telebot.custom_filters import AdvancedCustomFilter
 from telebot.handler_backends import BaseMiddleware, CancelUpdate
 

@@ -1,6 +1,5 @@
 """The manager's desk end to end: taking a chat, answering from Telegram, never twice
 (SPEC §3 flows 2–3)."""
-import os
 import subprocess
 import sys
 import threading

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-import pytest
 
 from bot.texts import TEXTS
 from conftest import LOG_CHAT, SHARED_CHAT

@@ -5,7 +5,6 @@ port, workers with the real pyTelegramBotAPI, the session's MariaDB.
 """
 import time
 
-import pytest
 
 from conftest import SHARED_CHAT
 from harness import wait_for
