@@ -42,6 +42,8 @@ class RateLimiter:
         self.global_limit = _limit(settings.tg_limit_global_per_s, 1.0)
         self.private_limit = _limit(settings.tg_limit_private_per_s, 1.0)
         self.group_limit = _limit(settings.tg_limit_group_per_min, 60.0)
+        # chat id → the stamp this thread reserved last (a worker thread sends one at a time)
+        self._reserved: dict[int, str] = {}
 
     def limit_for(self, bucket: str) -> Limit:
         if bucket == GLOBAL:
@@ -49,7 +51,11 @@ class RateLimiter:
         return self.private_limit if int(bucket.split(":", 1)[1]) > 0 else self.group_limit
 
     def reserve(self, chat_id: int) -> float:
-        """Take a send slot for `chat_id` now (→ 0.0) or say how many seconds to wait."""
+        """Take a send slot for `chat_id` now (→ 0.0) or say how many seconds to wait.
+
+        After the send, `confirm(chat_id)` moves the slot's time to when Telegram answered:
+        a request delayed on its way (a loaded machine, a slow network) then still counts
+        from its arrival, not from its reservation."""
         for attempt in range(3):
             try:
                 return self._reserve(chat_id)
@@ -84,7 +90,26 @@ class RateLimiter:
                 stamps.append(now)
                 cur.execute("UPDATE tg_rate SET stamps = %s WHERE bucket = %s",
                             (_format(stamps[-_KEEP:]), bucket))
+            self._reserved[chat_id] = _format([now])
             return 0.0
+
+    def confirm(self, chat_id: int) -> None:
+        """The send reserved for `chat_id` got its answer: its slot counts from now."""
+        reserved = self._reserved.pop(chat_id, None)
+        if reserved is None:
+            return
+        chat_bucket = bucket_for(chat_id)
+        with self.db.transaction() as cur:
+            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6)) AS now", ())
+            answered = _format([float(cur.fetchone()["now"])])
+            cur.execute("SELECT bucket, stamps FROM tg_rate WHERE bucket IN (%s, %s)"
+                        " ORDER BY bucket FOR UPDATE", (GLOBAL, chat_bucket))
+            for row in cur.fetchall():
+                stamps = row["stamps"].split(",")
+                if reserved in stamps:
+                    stamps[stamps.index(reserved)] = answered
+                    cur.execute("UPDATE tg_rate SET stamps = %s WHERE bucket = %s",
+                                (",".join(sorted(stamps, key=float)), row["bucket"]))
 
     def remaining(self, chat_id: int) -> int:
         """Sends still allowed to this chat in its current window (a plain read, no lock)."""

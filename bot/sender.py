@@ -83,8 +83,13 @@ class Sender:
         try:
             sent = self._send(payload)
         except ApiTelegramException as exc:
+            self.limiter.confirm(chat_id)
             self._on_refusal(job, chat_id, exc)
             return
+        except BaseException:
+            self.limiter.confirm(chat_id)
+            raise
+        self.limiter.confirm(chat_id)
         SENDS.labels("sent").inc()
         if payload.get("signal_at"):
             SIGNAL_TO_POST.observe(max(0.0, time.time() - float(payload["signal_at"])))

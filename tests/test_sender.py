@@ -99,3 +99,14 @@ def test_the_worker_retries_a_5xx_and_delivers(sender, db, tg):
     assert worker.run_once()
     assert [m["text"] for m in tg.messages(901)] == ["retry me"]
     assert db.scalar("SELECT status FROM jobs") == "done"
+
+
+def test_a_send_counts_from_when_telegram_answered(limiter, db):
+    """A request delayed on its way must not let the next one arrive inside the window."""
+    assert limiter.reserve(112) == 0.0
+    reserved = float(db.scalar("SELECT stamps FROM tg_rate WHERE bucket = 'chat:112'"))
+    db.execute("DO SLEEP(0.2)")  # the request spends 0.2 s on the wire
+    limiter.confirm(112)
+    answered = float(db.scalar("SELECT stamps FROM tg_rate WHERE bucket = 'chat:112'"))
+    assert answered - reserved >= 0.2
+    assert 0.95 < limiter.reserve(112) <= 1.1  # a full second from the answer, not from the reservation

@@ -186,7 +186,7 @@ class Cluster:
                     return
             except Exception:
                 pass
-            dead = [c.name for c in self.children if not c.alive()]
+            dead = [c.name for c in self.children if not c.alive() and c.pid not in self.killed]
             if dead:
                 raise AssertionError(f"{', '.join(dead)} exited while waiting for {what}:\n"
                                      + self.log_tail())

@@ -70,7 +70,8 @@ def test_several_processes_keep_pins_claims_limits_and_order(cluster_factory, fi
                                           tag_counts(tg, SHARED_CHAT, customers.run))
     assert not missing, f"never posted to the shared chat: {sorted(missing)}\n" + unfinished_jobs(db)
     assert duplicates == 0, f"posted twice without any crash: {counts}"
-    assert tg.count_429() == 0, "the processes together went over Telegram's limits"
+    assert tg.count_429() == 0, ("the processes together went over Telegram's limits:\n"
+                                 + _refused_sends(tg))
 
     chat_of = {w.n: w.id_i for w in customers.written}
     for manager in managers:
@@ -140,3 +141,19 @@ def test_several_processes_keep_pins_claims_limits_and_order(cluster_factory, fi
     assert [m["message"] for m in crm.messages(contested) if m["seller"]] == typed
     cluster.assert_all_alive()
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") == 0
+
+
+def _refused_sends(tg) -> str:
+    """Each 429 with the sends just before it: to the same chat, and to any chat."""
+    calls = [c for c in tg.calls() if c["method"].lower().startswith("send")]
+    lines = []
+    for k, call in enumerate(calls):
+        if call["status"] != 429:
+            continue
+        chat = call["params"].get("chat_id")
+        before = [c for c in calls[:k] if c["status"] == 200]
+        same = [f"{call['time'] - c['time']:.3f}" for c in before if c["params"].get("chat_id") == chat]
+        window = [c for c in before if call["time"] - c["time"] < 1.0]
+        lines.append(f"429 to chat {chat} ({call['error']}): previous sends to it "
+                     f"{same[-3:]} s before; {len(window)} sends in the second before")
+    return "\n".join(lines)
