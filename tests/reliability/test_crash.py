@@ -44,17 +44,17 @@ def test_kill_9_during_a_fan_out_loses_nothing(cluster_factory, figures, tg, crm
         started = time.time()
         customers = Customers(crm, cluster.listener_url, figures)
         chats = [60_000 + trial * 1_000 + k for k in range(CHATS)]
-        plan = list(KILL_PLAN)
-        rng.shuffle(plan)
+        targets = list(KILL_PLAN)
+        rng.shuffle(targets)
         kills_before = figures.kills
         chaos_errors: list[BaseException] = []
-        chaos = threading.Thread(target=_chaos, args=(cluster, plan, rng, chaos_errors),
+        chaos = threading.Thread(target=_chaos, args=(cluster, targets, rng, chaos_errors),
                                  daemon=True)
         chaos.start()
         # A signal without an answer is repeated for up to 30 s (its door worker may be
         # dead and respawning); every fifth is sent twice, as the CRM does in bursts.
-        plan = [chats[i % CHATS] for i in range(MESSAGES)]
-        customers.stream(plan, TRAFFIC_SECONDS, senders=4, retry_for=30, repeat_every=5)
+        messages = [chats[i % CHATS] for i in range(MESSAGES)]
+        customers.stream(messages, TRAFFIC_SECONDS, senders=4, retry_for=30, repeat_every=5)
         chaos.join(timeout=60)
         assert not chaos_errors, f"the chaos thread failed: {chaos_errors[0]!r}"
         cluster.restart_workers()
@@ -81,19 +81,19 @@ def test_kill_9_during_a_fan_out_loses_nothing(cluster_factory, figures, tg, crm
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") == 0
 
 
-def _chaos(cluster, plan: list[str], rng: random.Random, errors: list) -> None:
+def _chaos(cluster, targets: list[str], rng: random.Random, errors: list) -> None:
     """Kill at random moments of the traffic and of the fan-out right after it."""
     try:
-        _kill_at_random_moments(cluster, plan, rng)
+        _kill_at_random_moments(cluster, targets, rng)
     except BaseException as exc:  # handed to the test, which fails with it
         errors.append(exc)
 
 
-def _kill_at_random_moments(cluster, plan: list[str], rng: random.Random) -> None:
+def _kill_at_random_moments(cluster, targets: list[str], rng: random.Random) -> None:
     window = TRAFFIC_SECONDS * 1.3
-    moments = sorted(rng.uniform(0.2, window) for _ in plan)
+    moments = sorted(rng.uniform(0.2, window) for _ in targets)
     began = time.monotonic()
-    for moment, target in zip(moments, plan):
+    for moment, target in zip(moments, targets):
         time.sleep(max(0.0, began + moment - time.monotonic()))
         if target == "door":
             cluster.kill_door_worker("listener", rng)

@@ -71,7 +71,7 @@ def test_several_processes_keep_pins_claims_limits_and_order(cluster_factory, fi
     assert not missing, f"never posted to the shared chat: {sorted(missing)}\n" + unfinished_jobs(db)
     assert duplicates == 0, f"posted twice without any crash: {counts}"
     assert tg.count_429() == 0, ("the processes together went over Telegram's limits:\n"
-                                 + _refused_sends(tg))
+                                 + "\n".join(_refused_sends(tg)))
 
     chat_of = {w.n: w.id_i for w in customers.written}
     for manager in managers:
@@ -143,17 +143,47 @@ def test_several_processes_keep_pins_claims_limits_and_order(cluster_factory, fi
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") == 0
 
 
-def _refused_sends(tg) -> str:
-    """Each 429 with the sends just before it: to the same chat, and to any chat."""
+def _refused_sends(tg) -> list[str]:
+    """Each 429 the sandbox answered, with what preceded it."""
     calls = [c for c in tg.calls() if c["method"].lower().startswith("send")]
     lines = []
     for k, call in enumerate(calls):
         if call["status"] != 429:
             continue
         chat = call["params"].get("chat_id")
-        before = [c for c in calls[:k] if c["status"] == 200]
-        same = [f"{call['time'] - c['time']:.3f}" for c in before if c["params"].get("chat_id") == chat]
-        window = [c for c in before if call["time"] - c["time"] < 1.0]
-        lines.append(f"429 to chat {chat} ({call['error']}): previous sends to it "
-                     f"{same[-3:]} s before; {len(window)} sends in the second before")
-    return "\n".join(lines)
+        sent = [c for c in calls[:k] if c["status"] == 200 and call["time"] - c["time"] < 1.0]
+        to_chat = [call["time"] - c["time"] for c in sent if c["params"].get("chat_id") == chat]
+        lines.append(f"429 to chat {chat}: last send to it {min(to_chat, default=9):.3f}s "
+                     f"before, {len(sent)} sends in the second before")
+    return lines
+
+
+def test_a_slow_send_does_not_let_the_next_one_break_the_private_chat_limit(desk, sandboxes, db):
+    """Telegram counts a send when it arrives: a send that spent 0.3 s on the wire must
+    not let the next one to that chat arrive less than a second after it."""
+    tg, crm = sandboxes
+    manager = add_manager(db, 3300, "latency")
+    pin(db, 78_000, manager)
+    tg.set_limits(True, global_per_s=30, private_per_s=1, group_per_min=20)
+    # A busy desk: other work keeps waking the workers, so a deferred send goes out the
+    # moment its slot opens (as in the multi-process scenario above).
+    busy = threading.Event()
+
+    def keep_busy() -> None:
+        while not busy.wait(0.01):
+            desk.bell.ring_all()
+
+    waker = threading.Thread(target=keep_busy, daemon=True)
+    waker.start()
+    try:
+        tg.set_delay(0.3)          # the first send spends 0.3 s on the wire …
+        crm.customer_writes(78_000, "[wire] перше")
+        crm.customer_writes(78_000, "[wire] друге")
+        assert crm.signal(desk.listener_url, "test-link-key", 78_000) == [200]
+        wait_for(lambda: tg.messages(manager), timeout=10)
+        tg.set_delay(0)            # … the second one none
+        wait_for(lambda: len(tg.messages(manager)) == 2, timeout=15)
+    finally:
+        busy.set()
+        waker.join()
+    assert tg.count_429() == 0, _refused_sends(tg)
