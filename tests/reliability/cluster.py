@@ -45,27 +45,27 @@ class Child:
 def children_of(pid: int) -> list[int]:
     """Live child pids of `pid` (gunicorn's workers), from /proc."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return [int(p) for p in text.split()]
+        found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
-        pass
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces, so split after the last ")".
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
+        found = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+    return [p for p in found if _parent_of(p) == pid]
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent of a live (not zombie) process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[1])
 
 
 def stop_children(children: list[Child], grace: float = 5.0) -> None:
-    """SIGTERM each child's process group, then SIGKILL what is left after `grace`."""
+    """SIGTERM each live child's process group, then SIGKILL the groups still running.
+
+    Only groups whose leader is still alive (and not reaped) are signalled: the number of
+    a group that is gone may already belong to someone else's process.
+    """
     for child in children:
         if child.alive():
             _signal_group(child, signal.SIGTERM)
@@ -76,8 +76,8 @@ def stop_children(children: list[Child], grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             pass
     for child in children:
-        _signal_group(child, signal.SIGKILL)   # also strays of a group whose leader is gone
         if child.alive():
+            _signal_group(child, signal.SIGKILL)
             child.popen.wait(timeout=10)
 
 
@@ -261,6 +261,8 @@ class Cluster:
         if not pids:
             return None
         victim = rng.choice(pids)
+        if _parent_of(victim) != self.doors[door].pid:
+            return None  # gone (and reaped) meanwhile: its number is no longer ours
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
@@ -279,11 +281,20 @@ class Cluster:
                        and self.healthy(door), deadline, f"{door} door whole again")
 
     def assert_all_alive(self) -> None:
-        """Nothing crashed: the doors, and every bot worker not killed on purpose, run."""
-        dead = [f"{c.name} (pid {c.pid}, exit {c.popen.returncode})"
-                for c in list(self.doors.values()) + self.workers
-                if not c.alive() and c.pid not in self.killed]
-        assert not dead, f"processes died: {dead}\n{self.log_tail()}"
+        """Nothing crashed: the doors run, and no bot worker we did not kill died.
+
+        Exit status 0 is a graceful stop on SIGTERM/SIGINT — something outside the test
+        asked for it (the machine is shared), it is not a crash; it is noted, not failed.
+        """
+        ours = list(self.doors.values()) + self.workers
+        gone = [c for c in ours if not c.alive() and c.pid not in self.killed]
+        crashed = [f"{c.name} (pid {c.pid}, exit {c.popen.returncode})" for c in gone
+                   if c.popen.returncode != 0 or c in self.doors.values()]
+        stopped = [c for c in gone if c.popen.returncode == 0 and c not in self.doors.values()]
+        if stopped and self.figures is not None:
+            self.figures.note(f"{len(stopped)} bot workers were stopped by a signal from "
+                              "outside the test (exit 0) and replaced")
+        assert not crashed, f"processes died: {crashed}\n{self.log_tail()}"
 
     # -- diagnostics -----------------------------------------------------------------
 
