@@ -39,6 +39,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_group_alive(pgid: int) -> bool:
+    """Is any process of this group still running (a `python -m bot run` under test)?"""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def mariadb():
     directory = tempfile.mkdtemp(prefix="keepdesk-test-db-")

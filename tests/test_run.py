@@ -8,17 +8,9 @@ import sys
 import pytest
 import requests
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, process_group_alive
 from harness import wait_for
 from utils.mariadb import LocalMariaDB
-
-
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 @pytest.mark.slow
@@ -58,10 +50,10 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
 
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         assert run.wait(timeout=60) == 0
-        wait_for(lambda: not _alive(run.pid), timeout=20)
+        wait_for(lambda: not process_group_alive(run.pid), timeout=20)
         assert not database.is_running()
     finally:
-        if _alive(run.pid):
+        if process_group_alive(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
         LocalMariaDB(var_dir / "mysql").stop()
         log.close()

@@ -27,7 +27,7 @@ import crm_listener
 import utils.web
 import webhook_server
 from bot.callbacks import CallbackCodec
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, process_group_alive
 from harness import wait_for
 from sandbox._server import ServerThread
 from utils.web import same_secret
@@ -104,14 +104,6 @@ def _leaks(output: str, secrets: dict[str, str]) -> list[str]:
     return found
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
 @pytest.mark.slow
 def test_a_full_run_at_debug_level_logs_no_secret(tmp_path, own_sandboxes, password_db, mariadb):
     tg, crm = own_sandboxes
@@ -162,9 +154,9 @@ def test_a_full_run_at_debug_level_logs_no_secret(tmp_path, own_sandboxes, passw
 
         os.killpg(run.pid, signal.SIGINT)
         assert run.wait(timeout=60) == 0
-        wait_for(lambda: not _alive(run.pid), timeout=20)
+        wait_for(lambda: not process_group_alive(run.pid), timeout=20)
     finally:
-        if _alive(run.pid):
+        if process_group_alive(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
 
     output = out_path.read_text(errors="replace") + err_path.read_text(errors="replace")
