@@ -1,39 +1,52 @@
-"""The sender: runs the durable `tg_send` jobs, within Telegram's limits.
+"""The sender: performs the durable `tg_send` jobs — every message, photo and edit the bot
+sends — within Telegram's limits, each once.
 
-Before each send a slot is reserved with the shared RateLimiter; without one the job is
-put back until the slot frees (other chats keep flowing, since jobs are claimed per
-chat lane). Telegram's answers are handled as SPEC §6 says:
-429 → that chat waits `retry_after`; 5xx and network errors → retried with backoff by the
-worker; 403 → the manager is marked unreachable (until their next /start) and #ERROR is
-logged; "message is not modified" → success. Every message sent is recorded in the
-Telegram message map, so a manager's reply to it finds its chat.
+Before each call a slot is reserved with the shared RateLimiter; without one the job is
+put back until the slot frees (other chats keep flowing, since jobs are claimed per chat
+lane). Telegram's answers are handled as SPEC §6 says: 429 → that chat waits
+`retry_after`; 5xx and network errors → retried by the worker's failure policy; 403 from a
+person → marked unreachable (until their next /start) and reported; "message is not
+modified" → success; an edit of a message that is gone → nothing to do; any other refusal
+→ `Permanent`: a dead letter with #ERROR (never just a log line).
+
+A job's text is either ready HTML (`text`) or a notice (`notice` + `values`) rendered here
+in the recipient's language, with every value escaped. Every message sent about a chat is
+recorded in the Telegram message map, so a manager's reply to it finds its chat.
 """
 from __future__ import annotations
 
-import html
 import json
 import logging
 import time
+from typing import Callable
 
-from telebot import TeleBot
+from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
+from bot import formatting as fmt
 from bot.formatting import visible_len
 from bot.keyboards import to_markup
 from bot.posts import POST_TEXT_LIMIT
 from bot.ratelimit import RateLimiter
-from bot.texts import text
-from models.jobs import SEND, Job, JobQueue
+from bot.texts import language_for, text
+from models.jobs import Job, JobQueue, Permanent, RetryLater
 from models.message_map import MessageMapRepository
 from models.users import UserManager
-from scripts.worker import RetryLater
 from utils.metrics import SENDS, SIGNAL_TO_POST
 
 log = logging.getLogger(__name__)
 
-
 # Merge only when a post would otherwise wait noticeably (the group's per-minute budget).
 MERGE_WHEN_WAITING = 1.0
+
+EDITS = ("editMessageText", "editMessageCaption", "editMessageReplyMarkup")
+
+# Telegram could not fetch the CRM's image URL (private, too big, wrong type): a link instead.
+_PHOTO_REFUSED = ("wrong file identifier", "wrong remote file identifier",
+                  "failed to get http url", "wrong type of the web page content",
+                  "photo_invalid_dimensions", "image_process_failed", "wrong http url")
+# An edit of a message that is no longer there (deleted by /clean or by a person).
+_EDIT_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 
 
 def retry_after_of(exc: ApiTelegramException) -> float:
@@ -45,25 +58,23 @@ def is_not_modified(exc: ApiTelegramException) -> bool:
     return exc.error_code == 400 and "message is not modified" in (exc.description or "")
 
 
-def _photo_refused(exc: ApiTelegramException) -> bool:
-    # Telegram could not fetch the CRM's image URL (private, too big, wrong type).
+def _described(exc: ApiTelegramException, markers: tuple[str, ...]) -> bool:
     description = (exc.description or "").lower()
-    return exc.error_code == 400 and any(
-        marker in description for marker in ("wrong file identifier", "failed to get http url",
-                                             "wrong type of the web page content",
-                                             "photo_invalid_dimensions", "image_process_failed"))
+    return exc.error_code == 400 and any(marker in description for marker in markers)
 
 
 class Sender:
     def __init__(self, bot: TeleBot, limiter: RateLimiter, jobs: JobQueue,
                  message_map: MessageMapRepository, users: UserManager,
-                 log_chat_id: int | None) -> None:
+                 report: Callable[..., object] | None = None, *,
+                 bot_language: str | None = None) -> None:
         self.bot = bot
         self.limiter = limiter
         self.jobs = jobs
         self.message_map = message_map
         self.users = users
-        self.log_chat_id = log_chat_id
+        self.report = report
+        self.bot_language = bot_language
 
     def __call__(self, job: Job) -> None:
         payload = job.payload
@@ -80,11 +91,12 @@ class Sender:
         if job.deferrals > 0 and mergeable:
             # It waited for the budget: fold in what queued up behind it meanwhile.
             payload = self._merge(job) or payload
+        html = self.render(payload)
         try:
-            sent = self._send(payload)
+            sent = self._call(payload, html)
         except ApiTelegramException as exc:
             self.limiter.confirm(chat_id)
-            self._on_refusal(job, chat_id, exc)
+            self._on_refusal(payload, chat_id, exc)
             return
         except BaseException:
             self.limiter.confirm(chat_id)
@@ -93,43 +105,60 @@ class Sender:
         SENDS.labels("sent").inc()
         if payload.get("signal_at"):
             SIGNAL_TO_POST.observe(max(0.0, time.time() - float(payload["signal_at"])))
-        if payload.get("id_i") is not None:
+        if payload.get("id_i") is not None and isinstance(sent, types.Message):
             self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
                                     payload.get("crm_message_id"), payload.get("purpose", "post"),
-                                    html=payload["text"])
+                                    html=html)
 
-    def _budget_is_the_bottleneck(self, job: Job, chat_id: int) -> bool:
-        """More posts queued for this group than its window still allows."""
-        queued = self.jobs.db.scalar("SELECT COUNT(*) FROM jobs WHERE lane = %s AND status = 'pending'",
-                                     (job.lane,))
-        return queued > 0 and queued + 1 > self.limiter.remaining(chat_id)
+    # -- what is sent --------------------------------------------------------------------
 
-    def _merge(self, job: Job) -> dict | None:
-        merged, payload = merge_waiting_posts(self.jobs, job)
-        if merged:
-            SENDS.labels("merged").inc(merged)
-        return payload
+    def render(self, payload: dict) -> str:
+        """The job's HTML: as queued, or its notice in the recipient's language."""
+        if payload.get("notice") is None:
+            return payload["text"]
+        language = payload.get("language") or self._language_of(int(payload["chat_id"]))
+        values = {k: fmt.escape(v) if isinstance(v, str) else v
+                  for k, v in (payload.get("values") or {}).items()}
+        return text(payload["notice"], language, **values)
 
-    def _send(self, payload: dict):
+    def _language_of(self, chat_id: int) -> str:
+        user = self.users.get(chat_id) if chat_id > 0 else None
+        return language_for(user.language if user else None, self.bot_language)
+
+    def _call(self, payload: dict, html: str):
         markup = to_markup(payload.get("reply_markup"))
         silent = bool(payload.get("disable_notification"))
         chat_id = int(payload["chat_id"])
-        if payload["method"] == "sendPhoto":
+        method = payload.get("method", "sendMessage")
+        if method == "editMessageText":
+            return self.bot.edit_message_text(html, chat_id, int(payload["message_id"]),
+                                              parse_mode="HTML", reply_markup=markup)
+        if method == "editMessageCaption":
+            return self.bot.edit_message_caption(html, chat_id, int(payload["message_id"]),
+                                                 parse_mode="HTML", reply_markup=markup)
+        if method == "editMessageReplyMarkup":
+            return self.bot.edit_message_reply_markup(chat_id, int(payload["message_id"]),
+                                                      reply_markup=markup)
+        reply = None
+        if payload.get("reply_to"):
+            reply = types.ReplyParameters(int(payload["reply_to"]), allow_sending_without_reply=True)
+        if method == "sendPhoto":
             try:
-                return self.bot.send_photo(chat_id, payload["photo"], caption=payload["text"],
+                return self.bot.send_photo(chat_id, payload["photo"], caption=html,
                                            parse_mode="HTML", reply_markup=markup,
-                                           disable_notification=silent)
+                                           disable_notification=silent, reply_parameters=reply)
             except ApiTelegramException as exc:
-                if not _photo_refused(exc):
+                if not _described(exc, _PHOTO_REFUSED):
                     raise
-                log.warning("Telegram refused the image %s; sending it as a link", payload["photo"])
-                body = payload["text"] + f'\n<a href="{html.escape(payload["photo"])}">🖼</a>'
-                return self.bot.send_message(chat_id, body, parse_mode="HTML", reply_markup=markup,
-                                             disable_notification=silent)
-        return self.bot.send_message(chat_id, payload["text"], parse_mode="HTML",
-                                     reply_markup=markup, disable_notification=silent)
+                log.warning("Telegram refused an image (%s); sending it as a link", exc.description)
+                html = html + "\n" + fmt.link(payload["photo"], "🖼")
+        return self.bot.send_message(chat_id, html, parse_mode="HTML", reply_markup=markup,
+                                     disable_notification=silent, reply_parameters=reply)
 
-    def _on_refusal(self, job: Job, chat_id: int, exc: ApiTelegramException) -> None:
+    # -- when Telegram says no -----------------------------------------------------------
+
+    def _on_refusal(self, payload: dict, chat_id: int, exc: ApiTelegramException) -> None:
+        method = payload.get("method", "sendMessage")
         if exc.error_code == 429:
             SENDS.labels("retry_after").inc()
             delay = retry_after_of(exc)
@@ -138,20 +167,38 @@ class Sender:
         if is_not_modified(exc):
             SENDS.labels("not_modified").inc()
             return
+        if method in EDITS and _described(exc, _EDIT_GONE):
+            SENDS.labels("not_modified").inc()
+            log.info("edit of message %s in %s skipped: %s", payload.get("message_id"), chat_id,
+                     exc.description)
+            return
         if exc.error_code == 403 and chat_id > 0:
             SENDS.labels("blocked").inc()
             self.users.set_reachable(chat_id, False)
-            self.report_error(f"user {chat_id} blocked the bot; no more messages to them "
-                              f"until they /start again ({exc.description})")
+            if self.report is not None:
+                self.report("a person blocked the bot",
+                            f"user {chat_id}: no more messages to them until they /start again"
+                            f" ({exc.description})")
             return
         SENDS.labels("error").inc()
-        raise exc  # 5xx: transient, retried by the worker; other 4xx: reported after retries
+        if exc.error_code >= 500:
+            raise exc  # transient: retried by the worker's failure policy
+        where = "the log chat" if payload.get("purpose") == "log" else f"chat {chat_id}"
+        raise Permanent(f"Telegram refused {method} to {where}",
+                        f"{exc.error_code} {exc.description}") from exc
 
-    def report_error(self, message: str) -> None:
-        """#ERROR to the log chat (itself a durable send), and to the process log."""
-        log.error(message)
-        queue_post(self.jobs, self.log_chat_id,
-                   text("log_error", None, text=html.escape(message)[:3500]))
+    # -- merging posts that wait for a group's budget -------------------------------------
+
+    def _budget_is_the_bottleneck(self, job: Job, chat_id: int) -> bool:
+        """More posts queued for this group than its window still allows."""
+        queued = self.jobs.lane_waiting(job.lane) if job.lane else 0
+        return queued > 0 and queued + 1 > self.limiter.remaining(chat_id)
+
+    def _merge(self, job: Job) -> dict | None:
+        merged, payload = merge_waiting_posts(self.jobs, job)
+        if merged:
+            SENDS.labels("merged").inc(merged)
+        return payload
 
 
 def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
@@ -191,13 +238,3 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
                     (f"merged into job {job.id}", *merged))
     log.info("merged %s queued posts into job %s", len(merged), job.id)
     return len(merged), current
-
-
-def queue_post(jobs: JobQueue, chat_id: int | None, html_text: str,
-               reply_markup: dict | None = None) -> None:
-    """A background message (log chat, notices, reports), sent by the sender within the
-    limits; a 403 from a person who blocked the bot is handled there."""
-    if chat_id is None:
-        return
-    jobs.enqueue(SEND, "tg_send", {"chat_id": chat_id, "method": "sendMessage", "text": html_text,
-                                   "reply_markup": reply_markup}, lane=f"send:{chat_id}")

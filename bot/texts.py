@@ -122,6 +122,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "change_pin_removed": "зняв закріп",
         "change_pin_taken_over": "забрав чат у {previous}",
         "change_pin_banned": "закріп знято: менеджера заблоковано",
+        # Failures: nothing fails silently (SPEC §6)
+        "log_error_cause": "#ERROR {cause} (×{count}) {retry}\n{detail}",
+        "answer_waits_for_crm": "❌ CRM зараз недоступна; повідомлення надішлеться автоматично, "
+                                "щойно вона запрацює. Не надсилайте його ще раз.",
+        "answer_failed": "❌ Повідомлення не надіслано клієнту (ордер #{id_i}); адміністраторів повідомлено.",
+        "read_waits_for_crm": "❌ CRM зараз недоступна; статус «Прочитано» буде надіслано автоматично.",
+        "read_failed": "❌ Статус «Прочитано» не надіслано; адміністраторів повідомлено.",
+        "not_your_task": "Змінити статус задачі може лише той, за ким вона закріплена, або адміністратор.",
+        "reply_to_unknown": "Це повідомлення не про чат клієнта: відповідайте на пост клієнта або на картку чату.",
+        "update_failed": "⚠️ Не вдалося обробити ваше повідомлення; адміністраторів повідомлено. "
+                         "Спробуйте ще раз трохи згодом.",
+        "errors_none": "✅ Помилок немає.",
+        "errors_title": "⚠️ Помилки: {total} (показано {shown}, найновіші першими)",
+        "errors_line": "/retry_{id} · {kind} · {when}\n{error}",
+        "retry_queued": "🔁 Завдання {id} знову в черзі.",
+        "retry_unknown": "Завдання {id} не знайдено.",
+        "retry_not_dead": "Завдання {id} не є помилкою (стан: {status}).",
     },
     "en": {
         "messages": "🔥 My conversations",
@@ -228,6 +245,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "change_pin_removed": "removed the pin",
         "change_pin_taken_over": "took the chat over from {previous}",
         "change_pin_banned": "pin removed: the manager was banned",
+        "log_error_cause": "#ERROR {cause} (×{count}) {retry}\n{detail}",
+        "answer_waits_for_crm": "❌ The CRM is unavailable right now; the message will be sent "
+                                "automatically when it is back. Do not send it again.",
+        "answer_failed": "❌ The message was not sent to the client (order #{id_i}); the admins were told.",
+        "read_waits_for_crm": "❌ The CRM is unavailable right now; the \"Read\" status will be sent automatically.",
+        "read_failed": "❌ The \"Read\" status was not sent; the admins were told.",
+        "not_your_task": "Only the manager holding the task, or an admin, may change its status.",
+        "reply_to_unknown": "This message is about no client chat: reply to a client's post or to a chat card.",
+        "update_failed": "⚠️ Your message could not be handled; the admins were told. Please try again later.",
+        "errors_none": "✅ No errors.",
+        "errors_title": "⚠️ Errors: {total} (showing {shown}, newest first)",
+        "errors_line": "/retry_{id} · {kind} · {when}\n{error}",
+        "retry_queued": "🔁 Job {id} is queued again.",
+        "retry_unknown": "Job {id} not found.",
+        "retry_not_dead": "Job {id} is not an error (state: {status}).",
     },
 }
 

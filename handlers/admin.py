@@ -1,30 +1,33 @@
-"""Admin commands (SPEC §4). Registered for admins only: anyone else gets no reaction.
+"""Admin commands (SPEC §4, §6). Registered for admins only: anyone else gets no reaction.
 
 `/approve_<tg_id>`, `/ban_<tg_id>`, `/admin_<tg_id>`, `/all_users`, `/get_chat_<id_i>`,
-`/get_connected_users_<id_i>`, `/connect_to_chat_<id_i>`, `/clean`. A command with a bad
-argument gets an answer with an example, and changes nothing.
+`/get_connected_users_<id_i>`, `/connect_to_chat_<id_i>`, `/clean`, and the dead letters:
+`/errors` (the newest, each with its `/retry_<id>`) and `/retry_<id>`. A command with a
+bad argument gets an answer with an example, and changes nothing.
 """
 from __future__ import annotations
+
+from functools import partial
 
 from telebot import TeleBot, types
 
 from bot import formatting as fmt
 from bot import views
 from bot.keyboards import inline, main_menu_dict, to_markup
-from bot.sender import queue_post
 from bot.texts import text
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
 from handlers.pinning import after_claim, claim
-from models.claims import Outcome
 from models.jobs import SYNC
 from models.locks import LockTimeout
-from models.pins import DELETE_PIN
 from models.users import ADMIN, BANNED, MANAGER, User
+from services.claims import Outcome
 
 USERS_PAGE = 20
-WITH_ARGUMENT = ("approve", "ban", "admin", "get_chat", "get_connected_users", "connect_to_chat")
-WITHOUT_ARGUMENT = ("all_users", "clean")
+ERRORS_PAGE = 15
+WITH_ARGUMENT = ("approve", "ban", "admin", "get_chat", "get_connected_users", "connect_to_chat",
+                 "retry")
+WITHOUT_ARGUMENT = ("all_users", "clean", "errors")
 _MAX_ID = 2**63 - 1
 
 
@@ -60,100 +63,134 @@ def users_page(desk: Desk, admin: User, page: int) -> tuple[str, dict]:
     return "\n".join(lines), inline([row] if row else [])
 
 
-def register(bot: TeleBot, desk: Desk) -> None:
-    users = desk.deps.users
+def errors_page(desk: Desk, admin: User) -> str:
+    letters, total = desk.deps.jobs.dead_letters(ERRORS_PAGE)
+    if not letters:
+        return desk.t(admin, "errors_none")
+    lines = [desk.t(admin, "errors_title", total=total, shown=len(letters))]
+    for letter in letters:
+        lines.append(desk.t(admin, "errors_line", id=letter.id, kind=letter.kind,
+                            when=f"{letter.failed_at:%d.%m %H:%M}",
+                            error=fmt.escape(letter.error[:160])))
+    return "\n".join(lines)
 
-    def reply(message: types.Message, html: str, markup=None) -> None:
-        bot.send_message(message.chat.id, html, reply_markup=markup)
 
-    def set_role(message, admin: User, target_id: int, role: str, done_key: str) -> None:
-        if target_id == admin.tg_id:  # an admin can neither lock themselves out nor demote themselves
-            reply(message, desk.t(admin, "cannot_change_self"))
-            return
-        target = users.set_role(target_id, role)
-        reply(message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
-        if role == BANNED:
-            end_pins_of(target)
-            desk.state.clear(target_id)
-            return
-        if target.reachable:
-            # Queued: a person who never opened the bot or blocked it costs nothing here.
-            note = "you_are_admin" if role == ADMIN else "you_are_approved"
-            queue_post(desk.deps.jobs, target_id, desk.t(target, note),
-                       reply_markup=main_menu_dict(desk.lang(target)))
+# -- the commands --------------------------------------------------------------------------
 
-    def end_pins_of(target: User) -> None:
-        now = desk.clock()
-        for pin in desk.pins.active_of_manager(target.tg_id):
-            if desk.pins.end(None, pin.id, DELETE_PIN, now):
-                desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)), pin.id_i)
+def _reply(desk: Desk, message: types.Message, html: str, markup=None, key: str | None = None) -> None:
+    desk.say(message.chat.id, html, markup, key=key)
 
-    def known_chat_or_sync(id_i: int):
+
+def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_key: str) -> None:
+    if target_id == admin.tg_id:  # an admin can neither lock themselves out nor demote themselves
+        _reply(desk, message, desk.t(admin, "cannot_change_self"))
+        return
+    target = desk.deps.users.set_role(target_id, role)
+    _reply(desk, message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
+    if role == BANNED:
+        for pin in desk.claims.end_all_of(target.tg_id, desk.clock()):
+            desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)), pin.id_i)
+        desk.state.clear(target_id)
+        return
+    if target.reachable:
+        # Queued: a person who never opened the bot or blocked it costs nothing here.
+        note = "you_are_admin" if role == ADMIN else "you_are_approved"
+        desk.out.enqueue(target_id, desk.t(target, note), main_menu_dict(desk.lang(target)),
+                         key=desk.out.key(note))
+
+
+def _known_chat_or_sync(desk: Desk, id_i: int):
+    chat = desk.chats.get(id_i)
+    if chat is None and desk.deps.sync_now is not None:
+        desk.deps.sync_now(id_i)
         chat = desk.chats.get(id_i)
-        if chat is None and desk.deps.crm is not None:
-            from scripts.sync import ChatSync
-            ChatSync(desk.settings, desk.deps.db, desk.deps.jobs, desk.deps.crm, desk.codec).sync(id_i)
-            chat = desk.chats.get(id_i)
-        return chat
+    return chat
 
-    def command(message: types.Message, user: User) -> None:
-        name, argument = parse_command(message.text)
-        if name in WITH_ARGUMENT:
-            target = positive_id(argument)
-            if target is None:
-                reply(message, desk.t(user, "bad_command", example=f"/{name}_12345"))
-                return
-        if name == "approve":
-            set_role(message, user, target, MANAGER, "approved")
-        elif name == "ban":
-            set_role(message, user, target, BANNED, "banned_done")
-        elif name == "admin":
-            set_role(message, user, target, ADMIN, "made_admin")
-        elif name == "all_users":
-            body, keyboard = users_page(desk, user, 0)
-            reply(message, body, to_markup(keyboard))
-        elif name == "get_chat":
-            chat = known_chat_or_sync(target)
-            if chat is None:
-                reply(message, desk.t(user, "unknown_chat", id_i=target))
-            else:
-                show_chat(desk, user, message.chat.id, chat)
-        elif name == "get_connected_users":
-            pins = desk.pins.of_chat(target)
-            lines = [desk.t(user, "connected_users", id_i=target)]
-            lines += [f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · "
-                      f"{p.created_at:%d.%m %H:%M}–{p.ended_at:%d.%m %H:%M}" if p.ended_at else
-                      f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · {p.created_at:%d.%m %H:%M}"
-                      for p, u in pins] or [desk.t(user, "no_pins")]
-            reply(message, "\n".join(lines))
-        elif name == "connect_to_chat":
-            chat = known_chat_or_sync(target)
-            if chat is None:
-                reply(message, desk.t(user, "unknown_chat", id_i=target))
-                return
-            try:
-                result = claim(desk, user, target, take_over=True)
-            except LockTimeout:
-                reply(message, desk.t(user, "busy_try_again"))
-                return
-            if result.outcome is Outcome.CLAIMED:
-                reply(message, desk.t(user, "claimed", id_i=target))
-                previous = result.previous
-                if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
-                    queue_post(desk.deps.jobs, previous.tg_id,
-                               desk.t(previous, "taken_over_from_you", id_i=target,
-                                      name=fmt.escape(user.display_name)))
-            after_claim(desk, user, target, result, take_over=True)
-        elif name == "clean":
-            desk.deps.jobs.enqueue(SYNC, "clean", {"admin_id": user.tg_id})
-            reply(message, desk.t(user, "clean_started"))
 
-    def users_list_page(call: types.CallbackQuery, user: User) -> None:
-        (page,) = callback_args(desk, call)
-        body, keyboard = users_page(desk, user, max(0, page))
-        desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
-        desk.answer(call)
+def connect_to_chat(desk: Desk, message: types.Message, user: User, target: int) -> None:
+    chat = _known_chat_or_sync(desk, target)
+    if chat is None:
+        _reply(desk, message, desk.t(user, "unknown_chat", id_i=target))
+        return
+    try:
+        result = claim(desk, user, target, take_over=True)
+    except LockTimeout:
+        _reply(desk, message, desk.t(user, "busy_try_again"))
+        return
+    if result.outcome is Outcome.CLAIMED:
+        _reply(desk, message, desk.t(user, "claimed", id_i=target), key="claimed")
+        previous = result.previous
+        if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
+            desk.out.enqueue(previous.tg_id,
+                             desk.t(previous, "taken_over_from_you", id_i=target,
+                                    name=fmt.escape(user.display_name)),
+                             key=desk.out.key("taken_over"))
+    after_claim(desk, user, target, result, take_over=True)
 
-    bot.register_message_handler(command, content_types=["text"], role="admin",
+
+def connected_users(desk: Desk, user: User, target: int) -> str:
+    pins = desk.pins.of_chat(target)
+    lines = [desk.t(user, "connected_users", id_i=target)]
+    lines += [f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · "
+              f"{p.created_at:%d.%m %H:%M}–{p.ended_at:%d.%m %H:%M}" if p.ended_at else
+              f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · {p.created_at:%d.%m %H:%M}"
+              for p, u in pins] or [desk.t(user, "no_pins")]
+    return "\n".join(lines)
+
+
+def retry(desk: Desk, user: User, job_id: int) -> str:
+    if desk.deps.jobs.revive(job_id):
+        return desk.t(user, "retry_queued", id=job_id)
+    status = desk.deps.jobs.status_of(job_id)
+    if status is None:
+        return desk.t(user, "retry_unknown", id=job_id)
+    return desk.t(user, "retry_not_dead", id=job_id, status=status)
+
+
+def command(desk: Desk, message: types.Message, user: User) -> None:
+    name, argument = parse_command(message.text)
+    target = None
+    if name in WITH_ARGUMENT:
+        target = positive_id(argument)
+        if target is None:
+            _reply(desk, message, desk.t(user, "bad_command", example=f"/{name}_12345"))
+            return
+    if name in ("approve", "ban", "admin"):
+        role, done = {"approve": (MANAGER, "approved"), "ban": (BANNED, "banned_done"),
+                      "admin": (ADMIN, "made_admin")}[name]
+        set_role(desk, message, user, target, role, done)
+    elif name == "all_users":
+        body, keyboard = users_page(desk, user, 0)
+        _reply(desk, message, body, to_markup(keyboard))
+    elif name == "get_chat":
+        chat = _known_chat_or_sync(desk, target)
+        if chat is None:
+            _reply(desk, message, desk.t(user, "unknown_chat", id_i=target))
+        else:
+            show_chat(desk, user, message.chat.id, chat)
+    elif name == "get_connected_users":
+        _reply(desk, message, connected_users(desk, user, target))
+    elif name == "connect_to_chat":
+        connect_to_chat(desk, message, user, target)
+    elif name == "clean":
+        desk.deps.jobs.enqueue(SYNC, "clean", {"admin_id": user.tg_id},
+                               dedupe_key=desk.out.key("clean"))
+        _reply(desk, message, desk.t(user, "clean_started"))
+    elif name == "errors":
+        _reply(desk, message, errors_page(desk, user))
+    elif name == "retry":
+        _reply(desk, message, retry(desk, user, target))
+
+
+def users_list_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    (page,) = callback_args(desk, call)
+    body, keyboard = users_page(desk, user, max(0, page))
+    desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
+    desk.answer(call)
+
+
+def register(bot: TeleBot, desk: Desk) -> None:
+    bot.register_message_handler(partial(command, desk), content_types=["text"], role="admin",
                                  func=lambda m: parse_command(m.text) is not None)
-    bot.register_callback_query_handler(users_list_page, func=None, action="users", role="admin")
+    bot.register_callback_query_handler(partial(users_list_page, desk), func=None,
+                                        action="users", role="admin")

@@ -1,19 +1,21 @@
-"""What every handler area shares: the desk's services, languages, safe Telegram calls."""
+"""What every handler area shares: the desk's services, languages, and the one way to
+talk to Telegram (`TelegramOut`: send now, edit, enqueue — durable, within the limits)."""
 from __future__ import annotations
 
+import html as html_lib
 import logging
+import re
 from datetime import datetime
 
 from telebot import TeleBot, types
-from telebot.custom_filters import AdvancedCustomFilter
 from telebot.apihelper import ApiTelegramException
+from telebot.custom_filters import AdvancedCustomFilter
 
 from bot import formatting as fmt
 from bot.deps import Deps
-from bot.sender import queue_post
+from bot.outbox import TelegramOut
 from bot.texts import language_for, text
 from models.chats import ChatListRepository, ChatRepository
-from models.claims import ChatClaims
 from models.inbox import Inbox
 from models.message_map import MessageMapRepository
 from models.messages import MessageRepository
@@ -22,6 +24,17 @@ from models.state import ManagerStateRepository
 from models.users import User, UserRepository
 
 log = logging.getLogger(__name__)
+
+CALLBACK_TEXT_LIMIT = 200  # answerCallbackQuery shows at most 200 characters, as plain text
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain(html: str | None) -> str | None:
+    """Our HTML as the plain text a callback answer needs (tags dropped, entities read)."""
+    if html is None:
+        return None
+    visible = html_lib.unescape(_TAG.sub("", html))
+    return visible if len(visible) <= CALLBACK_TEXT_LIMIT else visible[:CALLBACK_TEXT_LIMIT - 1] + "…"
 
 
 class Desk:
@@ -32,6 +45,10 @@ class Desk:
         self.deps = deps
         self.settings = deps.settings
         self.codec = deps.codec
+        self.out: TelegramOut = deps.out
+        self.claims = deps.claims
+        self.actions = deps.actions
+        self.writer = deps.writer
         db = deps.db
         self.chats = ChatRepository(db)
         self.lists = ChatListRepository(db)
@@ -41,7 +58,6 @@ class Desk:
         self.message_map = MessageMapRepository(db)
         self.user_repo = UserRepository(db)
         self.inbox = Inbox(deps.jobs)
-        self.claims = ChatClaims(db, deps.locks, pin_ttl_hours=deps.settings.pin_ttl_hours)
 
     def clock(self) -> datetime:
         return self.deps.clock()
@@ -53,48 +69,41 @@ class Desk:
         return text(key, self.lang(user), **values)
 
     def log_change_pin(self, who: User, what: str, id_i: int) -> None:
-        queue_post(self.deps.jobs, self.settings.channel_log,
-                   text("log_change_pin", language_for(None, self.settings.bot_language),
-                        who=fmt.escape(who.display_name), what=what, id_i=id_i))
+        self.out.enqueue(self.settings.channel_log,
+                         text("log_change_pin", language_for(None, self.settings.bot_language),
+                              who=fmt.escape(who.display_name), what=what, id_i=id_i),
+                         key=self.out.key(f"pin:{id_i}"), purpose="log")
 
-    def log_error(self, message: str) -> None:
-        log.error(message)
-        queue_post(self.deps.jobs, self.settings.channel_log,
-                   text("log_error", None, text=fmt.escape(message)[:3500]))
-
-    # -- Telegram calls whose failure must not undo the work already done --------------
+    # -- talking to Telegram -------------------------------------------------------------
 
     def answer(self, call, message: str | None = None, *, alert: bool = False) -> None:
+        """Stop the tap's spinner, with a short plain-text answer. Not a durable step: an
+        answer is only useful now, and a repeated one is harmless."""
         try:
-            self.bot.answer_callback_query(call.id, message, show_alert=alert)
+            self.bot.answer_callback_query(call.id, plain(message), show_alert=alert)
         except ApiTelegramException as exc:  # a stale query: the tap's effect stands
             log.info("could not answer callback: %s", exc.description)
 
-    def edit(self, chat_id: int, message_id: int, html: str, markup=None, *, caption: bool = False) -> None:
-        try:
-            if caption:
-                self.bot.edit_message_caption(html, chat_id, message_id, parse_mode="HTML",
-                                              reply_markup=markup)
-            else:
-                self.bot.edit_message_text(html, chat_id, message_id, parse_mode="HTML",
-                                           reply_markup=markup)
-        except ApiTelegramException as exc:
-            if "message is not modified" not in (exc.description or ""):
-                log.warning("could not edit message %s in %s: %s", message_id, chat_id, exc.description)
+    def say(self, chat_id: int, html: str, markup=None, *, key: str | None = None,
+            id_i: int | None = None, purpose: str = "desk", reply_to: int | None = None,
+            once: str | None = None) -> None:
+        """Send now (an answer to a person); mapped to its chat when `id_i` is given, so a
+        reply to it finds the chat."""
+        self.out.send_now(chat_id, html, markup, key=key, once=once, id_i=id_i,
+                          purpose=purpose, reply_to=reply_to)
 
-    def reply(self, message, html: str) -> None:
+    def reply(self, message, html: str, *, key: str | None = None, id_i: int | None = None) -> None:
         """Answer a person's message, quoting it when Telegram still has it."""
-        self.bot.send_message(message.chat.id, html, parse_mode="HTML",
-                              reply_parameters=types.ReplyParameters(
-                                  message.message_id, allow_sending_without_reply=True))
+        self.say(message.chat.id, html, key=key, id_i=id_i, reply_to=message.message_id,
+                 purpose="confirm" if id_i is not None else "desk")
 
     def send(self, chat_id: int, html: str, markup=None, *, id_i: int | None = None,
-             purpose: str = "desk"):
-        """Send now (an answer to a person) and map it to its chat, so a reply finds it."""
-        sent = self.bot.send_message(chat_id, html, parse_mode="HTML", reply_markup=markup)
-        if id_i is not None:
-            self.message_map.record(chat_id, sent.message_id, id_i, None, purpose, html=html)
-        return sent
+             purpose: str = "desk", key: str | None = None) -> None:
+        self.say(chat_id, html, markup, key=key or purpose, id_i=id_i, purpose=purpose)
+
+    def edit(self, chat_id: int, message_id: int, html: str, markup=None, *,
+             caption: bool = False) -> None:
+        self.out.edit(chat_id, message_id, html, markup, caption=caption)
 
 
 class ActionFilter(AdvancedCustomFilter):
@@ -115,3 +124,10 @@ class ActionFilter(AdvancedCustomFilter):
 
 def callback_args(desk: Desk, call) -> tuple[int, ...]:
     return desk.codec.decode(call.data).args
+
+
+def private_chat_of(call: types.CallbackQuery, user: User) -> int:
+    """Where to answer a tap: its private chat, or the person's private chat for a tap in
+    a group."""
+    message = call.message
+    return message.chat.id if message is not None and message.chat.type == "private" else user.tg_id

@@ -1,6 +1,8 @@
 """The main menu and the paged lists of chats (SPEC §3, flow 4)."""
 from __future__ import annotations
 
+from functools import partial
+
 from telebot import TeleBot, types
 
 from bot import views
@@ -45,30 +47,34 @@ def list_entries(desk: Desk, user: User, key: str, page: int) -> tuple[list[tupl
     return entries, total
 
 
+def menu_label(desk: Desk, message: types.Message, user: User) -> None:
+    key = key_of_label(message.text, MENU_KEYS)
+    body, keyboard = render_list(desk, user, key, 0)
+    desk.say(message.chat.id, body, to_markup(keyboard))
+
+
+def list_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    number, page = callback_args(desk, call)
+    key = LIST_BY_NUMBER.get(number)
+    if key is None or page < 0:
+        desk.answer(call, desk.t(user, "stale_button"))
+        return
+    body, keyboard = render_list(desk, user, key, page)
+    desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
+    desk.answer(call)
+
+
+def back_to_menu(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    desk.state.clear(user.tg_id)
+    desk.say(call.message.chat.id, desk.t(user, "main_menu"), main_menu(desk.lang(user)))
+    desk.answer(call)
+
+
 def register(bot: TeleBot, desk: Desk) -> None:
-    def menu_label(message: types.Message, user: User) -> None:
-        key = key_of_label(message.text, MENU_KEYS)
-        body, keyboard = render_list(desk, user, key, 0)
-        bot.send_message(message.chat.id, body, reply_markup=to_markup(keyboard))
-
-    def list_page(call: types.CallbackQuery, user: User) -> None:
-        number, page = callback_args(desk, call)
-        key = LIST_BY_NUMBER.get(number)
-        if key is None or page < 0:
-            desk.answer(call, desk.t(user, "stale_button"))
-            return
-        body, keyboard = render_list(desk, user, key, page)
-        desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
-        desk.answer(call)
-
-    def back_to_menu(call: types.CallbackQuery, user: User) -> None:
-        desk.state.clear(user.tg_id)
-        bot.send_message(call.message.chat.id, desk.t(user, "main_menu"),
-                         reply_markup=main_menu(desk.lang(user)))
-        desk.answer(call)
-
     bot.register_message_handler(
-        menu_label, chat_types=["private"], role="manager", content_types=["text"],
+        partial(menu_label, desk), chat_types=["private"], role="manager", content_types=["text"],
         func=lambda m: key_of_label(m.text or "", MENU_KEYS) is not None)
-    bot.register_callback_query_handler(list_page, func=None, action="list", role="manager")
-    bot.register_callback_query_handler(back_to_menu, func=None, action="menu", role="manager")
+    bot.register_callback_query_handler(partial(list_page, desk), func=None, action="list",
+                                        role="manager")
+    bot.register_callback_query_handler(partial(back_to_menu, desk), func=None, action="menu",
+                                        role="manager")

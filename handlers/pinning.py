@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from telebot import TeleBot, types
 
 from bot import formatting as fmt
-from bot.texts import text
 from bot.keyboards import to_markup
+from bot.texts import text
 from handlers.chats import enter_send_mode, history
 from handlers.common import Desk, callback_args
-from models.claims import ClaimResult, Outcome
 from models.locks import LockTimeout
 from models.pins import ACTIVATE_KEY, PIN
 from models.users import User
+from services.claims import ClaimResult, Outcome
 
 log = logging.getLogger(__name__)
+
 
 def claim(desk: Desk, user: User, id_i: int, *, answering_message_id: int | None = None,
           take_over: bool = False) -> ClaimResult:
@@ -30,7 +32,7 @@ def claim(desk: Desk, user: User, id_i: int, *, answering_message_id: int | None
 def after_claim(desk: Desk, user: User, id_i: int, result: ClaimResult, *,
                 take_over: bool = False) -> None:
     """What follows a claim: the log entry, and the chat's history and the send-message
-    prompt to the manager."""
+    prompt to the manager (two separate sends: one failing never keeps the other back)."""
     if result.outcome not in (Outcome.CLAIMED, Outcome.ALREADY_MINE):
         return
     if result.outcome is Outcome.CLAIMED:
@@ -42,7 +44,7 @@ def after_claim(desk: Desk, user: User, id_i: int, result: ClaimResult, *,
     chat = desk.chats.get(id_i)
     body, keyboard = history(desk, chat, 0, user)
     desk.send(user.tg_id, body, to_markup(keyboard), id_i=id_i, purpose="history")
-    enter_send_mode(desk, user, user.tg_id, chat)
+    enter_send_mode(desk, user, user.tg_id, id_i)
 
 
 def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: ClaimResult) -> None:
@@ -73,7 +75,7 @@ def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: Clai
         lines.append(text("post_manager", language, name=fmt.escape(notes["manager"])))
     if notes.get("tapped"):
         lines.append(text("post_also_tapped", language,
-                          names=", ".join(fmt.escape(n) for n in notes["tapped"])))
+                          names=fmt.escape(", ".join(notes["tapped"]))))
     if notes.get("answered"):
         lines.append(text("post_answered", language))
     desk.edit(message.chat.id, message.message_id, "\n".join(lines),
@@ -81,29 +83,31 @@ def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: Clai
               caption=message.content_type == "photo")
 
 
-def register(bot: TeleBot, desk: Desk) -> None:
-    def take(call: types.CallbackQuery, user: User) -> None:
-        crm_message_id = callback_args(desk, call)[0]
-        client_message = desk.messages.get(crm_message_id)
-        if client_message is None:
-            desk.answer(call, desk.t(user, "stale_button"))
-            return
-        try:
-            result = claim(desk, user, client_message.id_i, answering_message_id=client_message.id)
-        except LockTimeout:
-            desk.answer(call, desk.t(user, "busy_try_again"))
-            return
-        if result.outcome is Outcome.CLAIMED:
-            desk.answer(call, desk.t(user, "claimed", id_i=client_message.id_i))
-        elif result.outcome is Outcome.ALREADY_MINE:
-            desk.answer(call, desk.t(user, "already_mine"))
-        elif result.outcome is Outcome.TAKEN_BY:
-            name = result.holder.display_name if result.holder else "?"
-            desk.answer(call, desk.t(user, "taken_by", name=name), alert=True)
-        else:
-            desk.answer(call, desk.t(user, "already_answered"), alert=True)
-        if call.message.chat.id == desk.settings.chat_new_message:
-            note_on_post(desk, call, user, result)
-        after_claim(desk, user, client_message.id_i, result)
+def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    crm_message_id = callback_args(desk, call)[0]
+    client_message = desk.messages.get(crm_message_id)
+    if client_message is None:
+        desk.answer(call, desk.t(user, "stale_button"))
+        return
+    try:
+        result = claim(desk, user, client_message.id_i, answering_message_id=client_message.id)
+    except LockTimeout:
+        desk.answer(call, desk.t(user, "busy_try_again"))
+        return
+    if result.outcome is Outcome.CLAIMED:
+        desk.answer(call, desk.t(user, "claimed", id_i=client_message.id_i))
+    elif result.outcome is Outcome.ALREADY_MINE:
+        desk.answer(call, desk.t(user, "already_mine"))
+    elif result.outcome is Outcome.TAKEN_BY:
+        name = result.holder.display_name if result.holder else "?"
+        desk.answer(call, desk.t(user, "taken_by", name=fmt.escape(name)), alert=True)
+    else:
+        desk.answer(call, desk.t(user, "already_answered"), alert=True)
+    if call.message is not None and call.message.chat.id == desk.settings.chat_new_message:
+        note_on_post(desk, call, user, result)
+    after_claim(desk, user, client_message.id_i, result)
 
-    bot.register_callback_query_handler(take, func=None, action=("reply", "connect"), role="manager")
+
+def register(bot: TeleBot, desk: Desk) -> None:
+    bot.register_callback_query_handler(partial(take, desk), func=None,
+                                        action=("reply", "connect"), role="manager")

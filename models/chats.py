@@ -132,5 +132,10 @@ class ChatListRepository(Repository):
     def set_status(self, id_i: int, status: str) -> None:
         self.db.execute("UPDATE chats SET status = %s WHERE id_i = %s", (status, id_i))
 
+    def start_task(self, cur, id_i: int) -> None:
+        """A task chat was taken: it is in work (again)."""
+        self._execute(cur, "UPDATE chats SET status = 'in_work' WHERE id_i = %s"
+                           " AND status IN ('new', 'done', 'archive')", (id_i,))
+
     def mark_read(self, id_i: int) -> None:
         self.db.execute("UPDATE chats SET cnt_new = 0 WHERE id_i = %s", (id_i,))

@@ -33,9 +33,14 @@ def lane_of(update: dict) -> str | None:
     """Which updates must be processed in order with this one.
 
     Messages: those of the same Telegram chat (SPEC §6). Button taps: those of the same
-    person — twenty managers tapping under one shared-chat post are twenty independent
-    actions and are served in parallel; one person's taps stay in order.
+    person, in the lane of that person's private chat (whose id is the person's id), so
+    a person's taps and typed messages run in the order they were made: a tap on
+    "📩 Написати" for chat X followed at once by text can never send the text to chat Y.
+    Twenty managers tapping under one shared-chat post are still twenty lanes.
     """
+    tapper = _dig(update, "callback_query", "from", "id")
+    if tapper is not None:
+        return f"tg:{tapper}"
     for name in _MESSAGE_FIELDS + _CHAT_FIELDS:
         chat_id = _dig(update, name, "chat", "id")
         if chat_id is not None:
@@ -43,7 +48,7 @@ def lane_of(update: dict) -> str | None:
     for value in update.values():
         user_id = _dig(value, "from", "id")
         if user_id is not None:
-            return f"tg:user:{user_id}"
+            return f"tg:{user_id}"
     return None
 
 

@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from models.db import Database
+from utils.redact import redact
 
 log = logging.getLogger(__name__)
+
+MAX_ERROR_TEXT = 4000
 
 # Queues, in the order a general-purpose worker serves them: what people do in Telegram
 # first, then CRM syncs, then background sends.
@@ -40,6 +43,57 @@ _IS_LANE_HEAD = ("(j.lane IS NULL OR NOT EXISTS ("
                  " AND (e.seq < j.seq OR (e.seq = j.seq AND e.id < j.id))))")
 
 
+class RetryLater(Exception):
+    """Raised by a job's handler: not now, try again after `delay` seconds (not a failure)."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class Permanent(Exception):
+    """Raised by a job's handler: this job cannot succeed; it becomes a dead letter now.
+
+    `cause` groups reports ("Telegram refused the post"), `detail` says what happened."""
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+        self.cause = cause
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to store, e.g. the next step decided by a finishing job (see `complete`)."""
+    queue: str
+    kind: str
+    payload: dict
+    dedupe_key: str | None = None
+    lane: str | None = None
+    seq: int = 0
+    priority: int = 0
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a handler may return besides None: the next steps it decided (stored in the
+    transaction that marks this job done) and, for periodic work, when to run again."""
+    then: tuple[NewJob, ...] = ()
+    again_in: float | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    kind: str
+    queue: str
+    attempts: int
+    error: str
+    created_at: object
+    failed_at: object
+
+
 @dataclass(frozen=True)
 class Job:
     id: int
@@ -51,6 +105,10 @@ class Job:
     lane: str | None
     dedupe_key: str | None
     worker: str
+
+    @property
+    def periodic(self) -> bool:
+        return bool(self.dedupe_key and self.dedupe_key.startswith("periodic:"))
 
     @classmethod
     def from_row(cls, row: dict, worker: str) -> "Job":
@@ -74,12 +132,27 @@ class JobQueue:
 
         Returns False when `dedupe_key` was already stored.
         """
+        return self.enqueue_id(queue, kind, payload, dedupe_key=dedupe_key, lane=lane, seq=seq,
+                               priority=priority, delay=delay, cur=cur) is not None
+
+    def enqueue_id(self, queue: str, kind: str, payload: dict, *, dedupe_key: str | None = None,
+                   lane: str | None = None, seq: int = 0, priority: int = 0,
+                   delay: float = 0.0, cur=None) -> int | None:
+        """Like `enqueue`; returns the new job's id, or None when `dedupe_key` was stored."""
         sql = ("INSERT IGNORE INTO jobs (queue, kind, dedupe_key, lane, seq, priority, payload,"
                " run_after) VALUES (%s, %s, %s, %s, %s, %s, %s,"
                " NOW(6) + INTERVAL %s MICROSECOND)")
         args = (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6))
-        affected = self.db.execute(sql, args) if cur is None else cur.execute(sql, args)
-        return affected == 1
+        if cur is None:
+            with self.db.connection() as conn, conn.cursor() as own:
+                return own.lastrowid if own.execute(sql, args) == 1 else None
+        return cur.lastrowid if cur.execute(sql, args) == 1 else None
+
+    def enqueue_all(self, jobs: Iterable[NewJob], cur) -> None:
+        for job in jobs:
+            self.enqueue_id(job.queue, job.kind, job.payload, dedupe_key=job.dedupe_key,
+                            lane=job.lane, seq=job.seq, priority=job.priority, delay=job.delay,
+                            cur=cur)
 
     def ensure_periodic(self, queue: str, kind: str, payload: dict | None = None) -> None:
         """Make sure the one job of a periodic kind (e.g. reconciliation) exists and runs."""
@@ -153,6 +226,10 @@ class JobQueue:
                 f" ORDER BY j.priority DESC, j.run_after LIMIT %s", (queue, wanted - len(ids)))]
         return ids
 
+    def claim_id(self, job_id: int, worker: str) -> Job | None:
+        """Lease this one job if it is claimable now (due, and the head of its lane)."""
+        return self._claim_one(job_id, worker)
+
     def _claim_one(self, job_id: int, worker: str) -> Job | None:
         with self.db.transaction() as cur:
             cur.execute(f"SELECT j.* FROM jobs j WHERE j.id = %s AND {_CLAIMABLE}"
@@ -184,20 +261,26 @@ class JobQueue:
 
     # -- finishing ---------------------------------------------------------------------
 
-    def complete(self, job: Job, *, again_in: float | None = None) -> None:
+    def complete(self, job: Job, *, again_in: float | None = None,
+                 then: Iterable[NewJob] = ()) -> None:
         """Mark done — or pending again when a coalesced request came in meanwhile, or
-        after `again_in` seconds for periodic work."""
-        if again_in is not None:
-            self.db.execute(
-                "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, lease_until = NULL,"
-                " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND"
-                " WHERE id = %s AND worker = %s", (int(again_in * 1e6), job.id, job.worker))
-            return
-        self.db.execute(
-            "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"
-            " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
-            " lease_until = NULL, last_error = NULL WHERE id = %s AND worker = %s",
-            (job.id, job.worker))
+        after `again_in` seconds for periodic work. `then`: the next steps this job decided,
+        stored in the same transaction, so a step is never lost nor stored twice."""
+        then = list(then)
+        with self.db.transaction() as cur:
+            if again_in is not None:
+                cur.execute(
+                    "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, lease_until = NULL,"
+                    " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND"
+                    " WHERE id = %s AND worker = %s", (int(again_in * 1e6), job.id, job.worker))
+            else:
+                cur.execute(
+                    "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"
+                    " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
+                    " lease_until = NULL, last_error = NULL WHERE id = %s AND worker = %s",
+                    (job.id, job.worker))
+            if then:
+                self.enqueue_all(then, cur)
 
     def defer(self, job: Job, reason: str, delay: float) -> None:
         """Not now, but nothing failed (e.g. no send budget yet): run again after `delay`
@@ -206,20 +289,50 @@ class JobQueue:
             "UPDATE jobs SET status = 'pending', lease_until = NULL, last_error = %s,"
             " attempts = GREATEST(attempts - 1, 0), deferrals = deferrals + 1,"
             " run_after = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s AND worker = %s",
-            (reason[:4000], int(delay * 1e6), job.id, job.worker))
+            (_error_text(reason), int(delay * 1e6), job.id, job.worker))
 
     def retry(self, job: Job, error: str, delay: float) -> None:
         self.db.execute(
             "UPDATE jobs SET status = 'pending', lease_until = NULL, last_error = %s,"
             " run_after = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s AND worker = %s",
-            (error[:4000], int(delay * 1e6), job.id, job.worker))
+            (_error_text(error), int(delay * 1e6), job.id, job.worker))
 
     def fail(self, job: Job, error: str) -> None:
-        """Give up on a job; it stays in the table for inspection."""
+        """Give up on a job: a dead letter (status 'failed'), kept until retried or purged.
+        (A coalesced job asked for again meanwhile runs once more instead.)"""
         self.db.execute(
             "UPDATE jobs SET status = IF(rerun, 'pending', 'failed'), rerun = 0,"
-            " lease_until = NULL, last_error = %s WHERE id = %s AND worker = %s",
-            (error[:4000], job.id, job.worker))
+            " attempts = IF(rerun, 0, attempts), lease_until = NULL, last_error = %s"
+            " WHERE id = %s AND worker = %s",
+            (_error_text(error), job.id, job.worker))
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 20, offset: int = 0) -> tuple[list[DeadLetter], int]:
+        """The newest dead letters first, and how many there are."""
+        rows = self.db.fetchall(
+            "SELECT id, kind, queue, attempts, last_error, created_at, updated_at FROM jobs"
+            " WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT %s OFFSET %s",
+            (limit, offset))
+        total = self.db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'")
+        return [DeadLetter(r["id"], r["kind"], r["queue"], r["attempts"], r["last_error"] or "",
+                           r["created_at"], r["updated_at"]) for r in rows], total
+
+    def status_of(self, job_id: int) -> str | None:
+        return self.db.scalar("SELECT status FROM jobs WHERE id = %s", (job_id,))
+
+    def revive(self, job_id: int) -> bool:
+        """/retry_<id>: a dead letter runs again from its first step not done. False when
+        the job is not a dead letter (done, waiting, running, or unknown)."""
+        return self.db.execute(
+            "UPDATE jobs SET status = 'pending', attempts = 0, deferrals = 0, rerun = 0,"
+            " run_after = NOW(6), lease_until = NULL, worker = NULL"
+            " WHERE id = %s AND status = 'failed'", (job_id,)) == 1
+
+    def purge_dead(self, older_than_days: float) -> int:
+        return self.db.execute(
+            "DELETE FROM jobs WHERE status = 'failed' AND updated_at < NOW(6) - INTERVAL %s SECOND",
+            (int(older_than_days * 86400),))
 
     # -- looking -----------------------------------------------------------------------
 
@@ -239,11 +352,23 @@ class JobQueue:
         return (value or 0) / 1e6
 
     def purge_finished(self, older_than_days: float) -> int:
-        """Forget done jobs. Telegram update ids are kept long enough to drop redeliveries."""
+        """Forget done jobs (dead letters stay until retried or purged by `purge_dead`).
+        Telegram update ids are kept long enough to drop redeliveries."""
         return self.db.execute(
-            "DELETE FROM jobs WHERE status IN ('done', 'failed')"
+            "DELETE FROM jobs WHERE status = 'done'"
             " AND updated_at < NOW(6) - INTERVAL %s SECOND", (int(older_than_days * 86400),))
+
+    def lane_waiting(self, lane: str) -> int:
+        """Jobs waiting in a lane (e.g. posts queued for one group)."""
+        return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE lane = %s AND status = 'pending'",
+                              (lane,))
 
 
 def _dump(payload: dict) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error_text(error: str) -> str:
+    """What is stored of an error: no secret (a network error quotes the URL, and a Bot API
+    URL carries the bot token), bounded."""
+    return redact(error)[:MAX_ERROR_TEXT]

@@ -62,32 +62,41 @@ class PinRepository(Repository):
         ended = self._execute(cur, "UPDATE pins SET state = %s, ended_at = %s"
                                    " WHERE id = %s AND state = 'ACTIVE'", (state, now, pin_id)) == 1
         if ended and state == UN_ACTIVATE_KEY:
-            # A task that was done when its pin ran out is finished: to the archive.
-            self._execute(cur, "UPDATE chats c JOIN pins p ON p.id_i = c.id_i SET c.status = 'archive'"
-                               " WHERE p.id = %s AND c.status = 'done'", (pin_id,))
+            self._archive_done_task(cur, pin_id)
         return ended
 
-    def touch(self, id_i: int, manager_id: int, now: datetime) -> bool:
-        """The manager replied: their pin's window starts again."""
-        return self.db.execute("UPDATE pins SET last_reply_at = %s WHERE active_id_i = %s"
-                               " AND manager_id = %s", (now, id_i, manager_id)) == 1
+    def _archive_done_task(self, cur, pin_id: int) -> None:
+        # A task that was done when its pin ran out is finished: to the archive.
+        self._execute(cur, "UPDATE chats c JOIN pins p ON p.id_i = c.id_i SET c.status = 'archive'"
+                           " WHERE p.id = %s AND c.status = 'done'", (pin_id,))
 
-    def expire_due(self, now: datetime, ttl_hours: float, id_i: int | None = None, cur=None) -> list[Pin]:
-        """End every active pin whose window has passed (of one chat, or of all)."""
+    def touch(self, id_i: int, manager_id: int, now: datetime, cur=None) -> bool:
+        """The manager replied: their pin's window starts again."""
+        return self._execute(cur, "UPDATE pins SET last_reply_at = GREATEST(last_reply_at, %s)"
+                                  " WHERE active_id_i = %s AND manager_id = %s",
+                             (now, id_i, manager_id)) == 1
+
+    def due(self, now: datetime, ttl_hours: float, id_i: int | None = None) -> list[Pin]:
+        """Active pins whose window has passed (of one chat, or of all)."""
         cutoff = now - timedelta(hours=ttl_hours)
-        where = "state = 'ACTIVE' AND last_reply_at < %s"
-        args: list = [cutoff]
-        if id_i is not None:
-            where += " AND active_id_i = %s"
-            args.append(id_i)
-        rows = self._all(cur, f"SELECT * FROM pins WHERE {where} FOR UPDATE" if cur else
-                         f"SELECT * FROM pins WHERE {where}", args)
-        expired = []
-        for row in rows:
-            pin = Pin.from_row(row)
-            if self.end(cur, pin.id, pin.expired_state, now):
-                expired.append(pin)
-        return expired
+        if id_i is None:
+            rows = self.db.fetchall("SELECT * FROM pins WHERE state = 'ACTIVE'"
+                                    " AND last_reply_at < %s", (cutoff,))
+        else:
+            rows = self.db.fetchall("SELECT * FROM pins WHERE active_id_i = %s"
+                                    " AND last_reply_at < %s", (id_i, cutoff))
+        return [Pin.from_row(r) for r in rows]
+
+    def end_if_due(self, cur, pin: Pin, now: datetime, ttl_hours: float) -> bool:
+        """End `pin` as expired, unless it is no longer active or its manager replied
+        since it was found due."""
+        cutoff = now - timedelta(hours=ttl_hours)
+        ended = cur.execute("UPDATE pins SET state = %s, ended_at = %s WHERE id = %s"
+                            " AND state = 'ACTIVE' AND last_reply_at < %s",
+                            (pin.expired_state, now, pin.id, cutoff)) == 1
+        if ended and pin.expired_state == UN_ACTIVATE_KEY:
+            self._archive_done_task(cur, pin.id)
+        return ended
 
     def of_manager(self, manager_id: int, kinds: tuple[str, ...], active: bool,
                    offset: int, limit: int) -> tuple[list[int], int]:

@@ -43,6 +43,11 @@ class User:
                    language=row["language"], role=row["role"], reachable=bool(row["reachable"]))
 
 
+def _bounded(value: str | None, limit: int) -> str | None:
+    """Telegram's names fit our columns; anything longer is cut, never refused."""
+    return value[:limit] if value else value
+
+
 class UserRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -53,21 +58,38 @@ class UserRepository:
 
     def register(self, tg_id: int, username: str | None, first_name: str | None,
                  language: str | None, role: str = PENDING) -> tuple[User, bool]:
-        """Create the user if new (as `role`), refresh their names; (user, created)."""
+        """Create the user if new (as `role`), refresh their names; (user, created).
+        An existing person's role is never touched here."""
+        source = "bootstrap" if role == ADMIN else "default"
         created = self.db.execute(
-            "INSERT INTO users (tg_id, username, first_name, language, role)"
-            " VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO users (tg_id, username, first_name, language, role, role_source)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON DUPLICATE KEY UPDATE username = VALUES(username),"
             " first_name = VALUES(first_name), language = VALUES(language)",
-            (tg_id, username, first_name, language, role)) == 1
+            (tg_id, _bounded(username, 64), _bounded(first_name, 255), _bounded(language, 8),
+             role, source)) == 1
         return self.get(tg_id), created
 
     def set_role(self, tg_id: int, role: str) -> bool:
+        """An admin's decision: it stands, whatever ADMIN_IDS says later."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
         return self.db.execute(
-            "INSERT INTO users (tg_id, role) VALUES (%s, %s)"
-            " ON DUPLICATE KEY UPDATE role = VALUES(role)", (tg_id, role)) > 0
+            "INSERT INTO users (tg_id, role, role_source) VALUES (%s, %s, 'admin')"
+            " ON DUPLICATE KEY UPDATE role = VALUES(role), role_source = 'admin'",
+            (tg_id, role)) > 0
+
+    def ensure_admins(self, tg_ids) -> None:
+        """ADMIN_IDS: admins from the first minute, before their own /start; a person who
+        only asked for access (pending, never decided on) becomes admin too. A role an
+        admin has set since (a demotion, a ban) stands."""
+        for tg_id in tg_ids:
+            self.db.execute(
+                "INSERT INTO users (tg_id, role, role_source) VALUES (%s, 'admin', 'bootstrap')"
+                " ON DUPLICATE KEY UPDATE"
+                " role = IF(role = 'pending' AND role_source = 'default', 'admin', role),"
+                " role_source = IF(role = 'admin' AND role_source = 'default', 'bootstrap',"
+                " role_source)", (tg_id,))
 
     def set_reachable(self, tg_id: int, reachable: bool) -> None:
         self.db.execute("UPDATE users SET reachable = %s WHERE tg_id = %s",
@@ -116,12 +138,10 @@ class UserManager(ProcessSingleton):
 
     def register(self, tg_id: int, username: str | None, first_name: str | None,
                  language: str | None) -> tuple[User, bool]:
-        """First /start of anyone: pending, or admin for the bootstrap ADMIN_IDS."""
+        """First /start of anyone: pending, or admin for the bootstrap ADMIN_IDS. A /start
+        never changes an existing role (a demoted bootstrap admin stays demoted)."""
         role = ADMIN if tg_id in self.admin_ids else PENDING
         user, created = self.repo.register(tg_id, username, first_name, language, role)
-        if tg_id in self.admin_ids and user.role != ADMIN and user.role != BANNED:
-            self.repo.set_role(tg_id, ADMIN)
-            user = self.repo.get(tg_id)
         self._remember(tg_id, user)
         return user, created
 
@@ -138,10 +158,11 @@ class UserManager(ProcessSingleton):
         return self.repo.with_role(ADMIN)
 
     def ensure_bootstrap_admins(self) -> None:
-        """ADMIN_IDS are admins from the first minute, before their own /start (an admin
-        they have since banned or changed stays as it is)."""
+        """ADMIN_IDS are admins from the first minute, before their own /start (a role an
+        admin has set since stays as it is)."""
+        self.repo.ensure_admins(self.admin_ids)
         for tg_id in self.admin_ids:
-            self.repo.db.execute("INSERT IGNORE INTO users (tg_id, role) VALUES (%s, 'admin')", (tg_id,))
+            self.forget(tg_id)
 
     def forget(self, tg_id: int) -> None:
         with self._lock:

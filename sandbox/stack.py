@@ -16,8 +16,8 @@ from config import Settings
 from models.db import Database
 from sandbox._server import ServerThread
 from utils.bell import Bell
-from scripts.worker import Worker, run_threads, wait_all
-from scripts.worker_main import job_handlers, schedule_periodic
+from scripts.worker import run_threads, wait_all
+from scripts.worker_main import WorkerRuntime, schedule_periodic
 from crm.client import CrmClient
 
 
@@ -61,13 +61,13 @@ class LocalDesk:
             # Tests need not wait out production's patient retries inside one call.
             self.deps.crm = CrmClient.from_settings(self.settings, retries=1, backoff=0.05)
         schedule_periodic(self.deps)
+        self.runtime = WorkerRuntime(self.deps, self.bell)
         if workers:
             self.start_workers()
         return self
 
     def start_workers(self) -> None:
-        worker = Worker(self.deps.jobs, job_handlers(self.deps), bell=self.bell)
-        self._workers = run_threads(worker, self.threads, self.stop_event)
+        self._workers = run_threads(self.runtime.worker, self.threads, self.stop_event)
 
     @property
     def listener_url(self) -> str:

@@ -13,7 +13,7 @@ from typing import Callable
 from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
 
-from bot.sender import queue_post
+from bot.outbox import TelegramOut
 from bot.texts import language_for, text
 from config import Settings
 from models.db import Database
@@ -30,12 +30,13 @@ JOBS_KEPT_DAYS = 7  # long enough to recognise a re-delivered Telegram update
 
 class Cleaner:
     def __init__(self, settings: Settings, db: Database, bot: TeleBot, jobs: JobQueue,
-                 users: UserManager, clock: Callable = utc_now) -> None:
+                 users: UserManager, out: TelegramOut, clock: Callable = utc_now) -> None:
         self.settings = settings
         self.db = db
         self.bot = bot
         self.jobs = jobs
         self.users = users
+        self.out = out
         self.clock = clock
 
     def __call__(self, job) -> None:
@@ -44,7 +45,8 @@ class Cleaner:
         if admin_id:
             admin = self.users.get(admin_id)
             language = language_for(admin.language if admin else None, self.settings.bot_language)
-            queue_post(self.jobs, admin_id, text("clean_report", language, **report))
+            self.out.enqueue(admin_id, text("clean_report", language, **report),
+                             key=f"clean:{job.id}:report")
 
     def run(self) -> dict[str, int]:
         now = self.clock()
@@ -53,6 +55,8 @@ class Cleaner:
         messages = self.db.execute("DELETE FROM messages WHERE date_written < %s", (retention,))
         maps = self.db.execute("DELETE FROM tg_message_map WHERE created_at < %s", (retention,))
         jobs = self.jobs.purge_finished(JOBS_KEPT_DAYS)
+        # Dead letters stay until retried, or until they are as old as the history kept.
+        jobs += self.jobs.purge_dead(self.settings.retention_days)
         log.info("clean: %s posts deleted (%s failed), %s messages, %s map rows, %s jobs purged",
                  posts, failed, messages, maps, jobs)
         return {"posts": posts, "failed": failed, "messages": messages, "maps": maps, "jobs": jobs}

@@ -10,8 +10,7 @@ import logging
 from datetime import datetime
 from typing import Callable
 
-from models.db import Database
-from models.pins import PinRepository
+from services.claims import ChatClaims
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +18,8 @@ EVERY_SECONDS = 60.0
 
 
 class PinExpiry:
-    def __init__(self, db: Database, ttl_hours: float, clock: Callable[[], datetime]) -> None:
-        self.db = db
-        self.pins = PinRepository(db)
-        self.ttl_hours = ttl_hours
+    def __init__(self, claims: ChatClaims, clock: Callable[[], datetime]) -> None:
+        self.claims = claims
         self.clock = clock
 
     def __call__(self, job) -> float:
@@ -30,7 +27,7 @@ class PinExpiry:
         return EVERY_SECONDS
 
     def run(self) -> int:
-        expired = self.pins.expire_due(self.clock(), self.ttl_hours)
+        expired = self.claims.expire_due(self.clock())
         if expired:
             log.info("expired %s pins", len(expired))
         return len(expired)

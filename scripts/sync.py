@@ -25,6 +25,7 @@ from models.db import Database
 from models.jobs import SEND, JobQueue
 from models.messages import MessageRepository
 from models.pins import PinRepository
+from services.claims import ChatClaims
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def send_lane(chat_id: int) -> str:
 
 class ChatSync:
     def __init__(self, settings: Settings, db: Database, jobs: JobQueue, crm: CrmClient,
-                 codec: CallbackCodec, clock: Callable[[], datetime] = utc_now) -> None:
+                 codec: CallbackCodec, claims: ChatClaims,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.clock = clock
         self.db = db
@@ -60,6 +62,7 @@ class ChatSync:
         self.chats = ChatRepository(db)
         self.messages = MessageRepository(db)
         self.pins = PinRepository(db)
+        self.claims = claims
 
     def __call__(self, job) -> None:
         result = self.sync(int(job.payload["id_i"]), signal_at=job.payload.get("signal_at"))
@@ -75,6 +78,8 @@ class ChatSync:
             # The CRM knows nothing of this id (a stray signal, a typo in /connect_to_chat):
             # no empty chat is stored.
             return SyncResult(id_i, 0, 0, 0)
+        # A pin past its window no longer holds the chat: the news goes to everyone.
+        self.claims.expire_due(self.clock(), id_i=id_i)
         with self.db.transaction() as cur:
             new = len(fetched) - len(self.messages.known_ids(cur, [m.id for m in fetched]))
             if known is not None:
@@ -93,8 +98,6 @@ class ChatSync:
                 self.chats.recount_unread(cur, id_i)
             to_post, silently = self._news(cur, id_i, first_sight=known is None)
             chat = self.chats.get(id_i, cur)
-            # A pin past its window no longer holds the chat: the news goes to everyone.
-            self.pins.expire_due(self.clock(), self.settings.pin_ttl_hours, id_i=id_i, cur=cur)
             active = self.pins.active(id_i, cur)
             posts = []
             for message in to_post:

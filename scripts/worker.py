@@ -1,83 +1,132 @@
 """Workers: claim jobs from the durable queue, run them, and settle them.
 
-A job that raises a transient error (database, network, Telegram 5xx/429, CRM down) is
-retried with exponential backoff for as long as it takes; any other error is retried a
-few times and then the job is marked failed and reported. While a job runs, its lease is
-renewed, so only a dead worker's job is taken over.
+How a failed run is settled — retried after a capped backoff, or made a dead letter and
+reported — is decided by `scripts/failures.py`, the one failure policy. While a job runs,
+its lease is renewed, so only a dead worker's job is taken over. A handler returns None
+(done), a number of seconds (periodic work: run again then), or `Done(then=…)`: the next
+steps it decided, stored in the same transaction that marks it done.
 """
 from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import time
 from typing import Callable, Iterable
 
-import pymysql
-import requests
-from telebot.apihelper import ApiTelegramException
-
 from models.db import is_unavailable
-from models.jobs import ALL_QUEUES, Job, JobQueue
+from models.jobs import ALL_QUEUES, Done, Job, JobQueue, NewJob, RetryLater
+from scripts.failures import cause_of, decide
 from utils.bell import Bell
 from utils.metrics import JOBS_PROCESSED
+from utils.redact import redact
 
 log = logging.getLogger(__name__)
 
-# A handler returns None when done, or a number of seconds to run the job again after
-# (periodic work such as reconciliation).
-Handler = Callable[[Job], "float | None"]
+# A handler returns None when done, seconds to run again after (periodic work), or Done.
+Handler = Callable[[Job], "float | Done | None"]
+Reporter = Callable[..., object]        # ErrorReporter.report(cause, detail, job_id=)
+DeadHook = Callable[[Job, BaseException], None]
 
-MAX_PERMANENT_ATTEMPTS = 3
-MAX_BACKOFF = 60.0
-
-
-class RetryLater(Exception):
-    """Raised by a handler: not now, try again after `delay` seconds (not a failure)."""
-
-    def __init__(self, reason: str, delay: float) -> None:
-        super().__init__(reason)
-        self.delay = delay
-
-
-# Deadlock, lock wait timeout: the database asks us to try the transaction again.
-_RETRY_TRANSACTION = (1213, 1205)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-        return True
-    if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in _RETRY_TRANSACTION:
-        return True
-    if isinstance(exc, ApiTelegramException):
-        return exc.error_code == 429 or exc.error_code >= 500
-    return bool(getattr(exc, "transient", False))
-
-
-def backoff(attempt: int) -> float:
-    """1, 2, 4 … seconds up to a minute, with jitter so retries do not march in step."""
-    base = min(MAX_BACKOFF, 2.0 ** max(0, attempt - 1))
-    return base * random.uniform(0.8, 1.2)
+# How often a worker makes sure the periodic jobs exist (they can never stop).
+PERIODIC_CHECK_SECONDS = 60.0
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:64]
 
 
+class Executor:
+    """Runs one claimed job and settles it by the failure policy. Used by the worker
+    loop, and by "send now" (a send run at once by the thread that decided it)."""
+
+    def __init__(self, jobs: JobQueue, handlers: dict[str, Handler], *,
+                 report: Reporter | None = None, on_dead: DeadHook | None = None) -> None:
+        self.jobs = jobs
+        self.handlers = handlers
+        self.report = report
+        self.on_dead = on_dead
+
+    def execute(self, job: Job) -> str:
+        """Run `job`; returns how it was settled: done, later, retry or dead."""
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            return self._dead(job, LookupError(f"no handler for job kind {job.kind!r}"))
+        with _LeaseKeeper(self.jobs, job):
+            try:
+                result = handler(job)
+            except RetryLater as exc:
+                self._try(lambda: self.jobs.defer(job, str(exc), exc.delay))
+                JOBS_PROCESSED.labels(job.kind, "later").inc()
+                return "later"
+            except Exception as exc:  # settle the job whatever went wrong, then go on
+                return self._settle_failure(job, exc)
+        again_in, then = _outcome(result)
+        self._try(lambda: self.jobs.complete(job, again_in=again_in, then=then))
+        JOBS_PROCESSED.labels(job.kind, "done").inc()
+        return "done"
+
+    def _settle_failure(self, job: Job, exc: Exception) -> str:
+        reason = redact(f"{type(exc).__name__}: {exc}")
+        verdict = decide(job.kind, job.attempts, exc, periodic=job.periodic)
+        if verdict.dead:
+            return self._dead(job, exc, reason)
+        log.warning("job %s (%s) attempt %s: %s; retrying in %.1fs",
+                    job.id, job.kind, job.attempts, reason, verdict.delay)
+        self._try(lambda: self.jobs.retry(job, reason, verdict.delay))
+        JOBS_PROCESSED.labels(job.kind, "retry").inc()
+        if verdict.report and self.report is not None:
+            self._try(lambda: self.report(f"{cause_of(job.kind, exc)} (still failing)",
+                                          f"{job.attempts} attempts; last: {reason}", job_id=job.id))
+        return "retry"
+
+    def _dead(self, job: Job, exc: BaseException, reason: str | None = None) -> str:
+        reason = reason or redact(f"{type(exc).__name__}: {exc}")
+        log.error("job %s (%s) is a dead letter after %s attempts: %s",
+                  job.id, job.kind, job.attempts, reason)
+        self._try(lambda: self.jobs.fail(job, reason))
+        JOBS_PROCESSED.labels(job.kind, "failed").inc()
+        if self.report is not None:
+            self._try(lambda: self.report(cause_of(job.kind, exc), reason, job_id=job.id))
+        if self.on_dead is not None:
+            self._try(lambda: self.on_dead(job, exc))
+        return "dead"
+
+    @staticmethod
+    def _try(action: Callable[[], object]) -> None:
+        # If the database is away we cannot settle the job; its lease will expire and
+        # another claim will take it up again, which is exactly what we want.
+        try:
+            action()
+        except Exception as exc:
+            log.warning("could not settle job: %s", redact(str(exc)))
+
+
+def _outcome(result: "float | Done | None") -> tuple[float | None, Iterable[NewJob]]:
+    if isinstance(result, Done):
+        return result.again_in, result.then
+    return result, ()
+
+
 class Worker:
     def __init__(self, jobs: JobQueue, handlers: dict[str, Handler], *,
                  queues: Iterable[str] = ALL_QUEUES, idle_sleep: float = 0.02,
                  max_idle_sleep: float = 0.5, bell: Bell | None = None,
-                 on_failure: Callable[[Job, BaseException], None] | None = None) -> None:
+                 report: Reporter | None = None, on_dead: DeadHook | None = None,
+                 ensure_periodic: Callable[[], None] | None = None) -> None:
         self.jobs = jobs
-        self.handlers = handlers
+        self.executor = Executor(jobs, handlers, report=report, on_dead=on_dead)
         self.queues = tuple(queues)
         self.idle_sleep = idle_sleep
         self.max_idle_sleep = max_idle_sleep
         self.bell = bell or Bell()
-        self.on_failure = on_failure
+        self.ensure_periodic = ensure_periodic
+        self._periodic_checked = time.monotonic()
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        return self.executor.handlers
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
@@ -87,53 +136,16 @@ class Worker:
         self.execute(claimed[0])
         return True
 
-    def execute(self, job: Job) -> None:
-        handler = self.handlers.get(job.kind)
-        if handler is None:
-            self.jobs.fail(job, f"no handler for job kind {job.kind!r}")
-            log.error("job %s has unknown kind %r", job.id, job.kind)
-            return
-        with _LeaseKeeper(self.jobs, job):
-            try:
-                again_in = handler(job)
-            except RetryLater as exc:
-                self.jobs.defer(job, str(exc), exc.delay)
-                JOBS_PROCESSED.labels(job.kind, "later").inc()
-                return
-            except Exception as exc:  # settle the job whatever went wrong, then go on
-                self._settle_failure(job, exc)
-                return
-        self.jobs.complete(job, again_in=again_in)
-        JOBS_PROCESSED.labels(job.kind, "done").inc()
+    def execute(self, job: Job) -> str:
+        return self.executor.execute(job)
 
-    def _settle_failure(self, job: Job, exc: Exception) -> None:
-        reason = f"{type(exc).__name__}: {exc}"
-        if is_transient(exc):
-            delay = getattr(exc, "retry_after", None) or backoff(job.attempts)
-            log.warning("job %s (%s) attempt %s: %s; retrying in %.1fs",
-                        job.id, job.kind, job.attempts, reason, delay)
-            self._try(lambda: self.jobs.retry(job, reason, delay))
-            JOBS_PROCESSED.labels(job.kind, "retry").inc()
+    def _keep_periodic_alive(self) -> None:
+        if self.ensure_periodic is None:
             return
-        if job.attempts < MAX_PERMANENT_ATTEMPTS:
-            log.exception("job %s (%s) attempt %s failed; retrying", job.id, job.kind, job.attempts)
-            self._try(lambda: self.jobs.retry(job, reason, backoff(job.attempts)))
-            JOBS_PROCESSED.labels(job.kind, "retry").inc()
-            return
-        log.exception("job %s (%s) failed for good after %s attempts", job.id, job.kind, job.attempts)
-        self._try(lambda: self.jobs.fail(job, reason))
-        JOBS_PROCESSED.labels(job.kind, "failed").inc()
-        if self.on_failure is not None:
-            self._try(lambda: self.on_failure(job, exc))
-
-    @staticmethod
-    def _try(action: Callable[[], object]) -> None:
-        # If the database is away we cannot settle the job; its lease will expire and
-        # another claim will take it up again, which is exactly what we want.
-        try:
-            action()
-        except Exception as exc:
-            log.warning("could not settle job: %s", exc)
+        now = time.monotonic()
+        if now - self._periodic_checked >= PERIODIC_CHECK_SECONDS:
+            self._periodic_checked = now
+            self.ensure_periodic()
 
     def run(self, stop: threading.Event) -> None:
         """Loop until `stop` is set: work while there is work; when idle, sleep until the
@@ -142,6 +154,7 @@ class Worker:
         while not stop.is_set():
             rings = self.bell.rings
             try:
+                self._keep_periodic_alive()
                 worked = self.run_once()
             except Exception as exc:
                 if not is_unavailable(exc):

@@ -1,51 +1,140 @@
-"""One worker process: the desk bot and every job handler, on a few threads."""
+"""One worker process: the desk bot and every job handler, on a few threads.
+
+`WorkerRuntime` is the composition root of a worker: it builds the bot, the sender and
+every job handler once, wires the failure policy's reports and dead-letter hooks, and
+lets "send now" run a job on the thread that decided it (`InlineRunner`).
+"""
 from __future__ import annotations
 
 import logging
+import time
+from typing import Callable
 
 from bot.deps import Deps
 from bot.factory import create_desk_bot, process_update
+from bot.files import TelegramFiles
 from bot.ratelimit import RateLimiter
 from bot.sender import Sender
+from bot.texts import language_for
 from config import Settings
 from models.chats import ChatRepository
 from models.inbox import Inbox
-from models.jobs import SYNC
+from models.jobs import SEND, SYNC, Job, JobQueue
 from models.message_map import MessageMapRepository
 from scripts.clean import Cleaner
 from scripts.expiry import PinExpiry
 from scripts.reconcile import Reconciler
 from scripts.sync import ChatSync
-from scripts.worker import Worker, run_threads, wait_all
+from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
+from services.chat_actions import MarkReadStep
+from services.writing import DeliverToCustomer
 from utils.bell import Bell, BellListener
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
 
+class InlineRunner:
+    """Runs one stored job now, on the calling thread, under the failure policy; when it
+    cannot run now (not yet due, behind earlier jobs of its lane) the workers will."""
 
-def job_handlers(deps: Deps) -> dict:
-    """Job kind → handler. The CRM kinds exist only when the CRM is configured."""
-    bot = create_desk_bot(deps)
-    sender = Sender(bot, RateLimiter(deps.db, deps.settings), deps.jobs,
-                    MessageMapRepository(deps.db), deps.users, deps.settings.channel_log)
-    handlers = {
-        "tg_update": lambda job: process_update(bot, job.payload),
-        "tg_send": sender,
-        "expire_pins": PinExpiry(deps.db, deps.settings.pin_ttl_hours, lambda: deps.clock()),
-        "clean": Cleaner(deps.settings, deps.db, bot, deps.jobs, deps.users, lambda: deps.clock()),
-    }
-    if deps.crm is not None:
-        handlers["crm_sync"] = ChatSync(deps.settings, deps.db, deps.jobs, deps.crm, deps.codec,
-                                        lambda: deps.clock())
-        handlers["reconcile"] = Reconciler(deps.settings, deps.crm, ChatRepository(deps.db),
-                                           Inbox(deps.jobs))
-    return handlers
+    def __init__(self, jobs: JobQueue, executor: Executor, ring: Callable[[], object]) -> None:
+        self.jobs = jobs
+        self.executor = executor
+        self.ring = ring
+
+    def __call__(self, job_id: int, patience: float = 1.2) -> str | None:
+        """How the job was settled (done, retry, dead, later), or None if it is left to
+        the workers."""
+        deadline = time.monotonic() + patience
+        while True:
+            job = self.jobs.claim_id(job_id, worker_name())
+            if job is not None:
+                outcome = self.executor.execute(job)
+                if outcome != "later":
+                    return outcome
+            if time.monotonic() >= deadline:
+                self.ring()
+                return None
+            time.sleep(0.05)
+
+
+class WorkerRuntime:
+    def __init__(self, deps: Deps, bell: Bell) -> None:
+        self.deps = deps
+        settings = deps.settings
+        clock = lambda: deps.clock()  # noqa: E731  (late: tests move the clock)
+        self.bot = create_desk_bot(deps)
+        self.sender = Sender(self.bot, RateLimiter(deps.db, settings), deps.jobs,
+                             MessageMapRepository(deps.db), deps.users, deps.reporter.report,
+                             bot_language=settings.bot_language)
+        self.handlers: dict[str, Callable] = {
+            "tg_update": self.handle_update,
+            "tg_send": self.sender,
+            "expire_pins": PinExpiry(deps.claims, clock),
+            "clean": Cleaner(settings, deps.db, self.bot, deps.jobs, deps.users, deps.out, clock),
+            "report_errors": deps.reporter,
+        }
+        self.dead_hooks: dict[str, Callable[[Job, BaseException], None]] = {
+            "tg_update": self.update_failed,
+        }
+        if deps.crm is not None:
+            sync = ChatSync(settings, deps.db, deps.jobs, deps.crm, deps.codec, deps.claims, clock)
+            inbox = Inbox(deps.jobs)
+            deliver = DeliverToCustomer(deps.db, deps.jobs, deps.crm,
+                                        download=TelegramFiles(self.bot).download,
+                                        resync=inbox.take_signal, language_of=self.language_of,
+                                        clock=clock)
+            self.handlers.update({
+                "crm_sync": sync,
+                "reconcile": Reconciler(settings, deps.crm, ChatRepository(deps.db), inbox),
+                "crm_deliver": deliver,
+                "crm_seen": MarkReadStep(deps.db, deps.crm),
+            })
+            self.dead_hooks["crm_deliver"] = deliver.dead
+            deps.sync_now = sync.sync
+        self.worker = Worker(deps.jobs, self.handlers, bell=bell, report=deps.reporter.report,
+                             on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps))
+        deps.out.ring = bell.ring
+        deps.out.run_now = InlineRunner(deps.jobs, self.worker.executor, bell.ring)
+
+    def handle_update(self, job: Job) -> None:
+        with self.deps.out.for_update(int(job.dedupe_key.split(":", 1)[1])
+                                      if job.dedupe_key else None):
+            process_update(self.bot, job.payload)
+
+    def language_of(self, tg_id: int) -> str:
+        user = self.deps.users.get(tg_id)
+        return language_for(user.language if user else None, self.deps.settings.bot_language)
+
+    def on_dead(self, job: Job, exc: BaseException) -> None:
+        hook = self.dead_hooks.get(job.kind)
+        if hook is not None:
+            hook(job, exc)
+
+    def update_failed(self, job: Job, exc: BaseException) -> None:
+        """A person's message or tap could not be handled: they are told (admins got #ERROR)."""
+        chat_id = _private_chat_of(job.payload)
+        if chat_id is not None:
+            self.deps.out.enqueue(chat_id, notice="update_failed", values={},
+                                  key=f"upd:{job.dedupe_key}:failed")
+
+
+def _private_chat_of(update: dict) -> int | None:
+    for part in ("message", "edited_message", "callback_query"):
+        value = update.get(part)
+        if isinstance(value, dict):
+            sender = value.get("from") or {}
+            if isinstance(sender.get("id"), int) and sender["id"] > 0:
+                return sender["id"]
+    return None
 
 
 def schedule_periodic(deps: Deps) -> None:
-    """Start-up chores of a worker process: bootstrap admins and the periodic jobs."""
+    """Start-up chores of a worker process (repeated every minute by the worker loop):
+    bootstrap admins, and the periodic jobs — which can never stop."""
     deps.users.ensure_bootstrap_admins()
     deps.jobs.ensure_periodic(SYNC, "expire_pins")
+    deps.jobs.ensure_periodic(SEND, "report_errors")
     if deps.crm is not None:
         deps.jobs.ensure_periodic(SYNC, "reconcile")
 
@@ -55,8 +144,8 @@ def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -
     schedule_periodic(deps)
     bell = Bell()
     listener = BellListener(deps.db, bell).start()
-    worker = Worker(deps.jobs, job_handlers(deps), bell=bell)
-    running = run_threads(worker, threads or settings.worker_threads, stop.event)
+    runtime = WorkerRuntime(deps, bell)
+    running = run_threads(runtime.worker, threads or settings.worker_threads, stop.event)
     log.info("worker started with %s threads", len(running))
     stop.wait()
     bell.ring_all()  # idle threads look at the stop flag now

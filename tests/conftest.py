@@ -25,7 +25,7 @@ from utils.mariadb import LocalMariaDB  # noqa: E402
 
 TEST_DB = "keepdesk_test"
 TABLES = ("jobs", "tg_message_map", "pins", "messages", "chats", "manager_state", "users",
-          "worker_bells")
+          "outbound", "error_causes", "worker_bells")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -205,16 +205,21 @@ def test_text_over_the_crm_limit_is_refused_with_the_limit_named(desk, crm, tg, 
     assert not [m for m in crm.messages(6007) if m["seller"]]
 
 
-def test_writing_while_the_crm_is_down_gives_a_clear_error(desk, crm, tg, db):
+def test_writing_while_the_crm_is_down_says_so_and_delivers_once_when_it_is_back(desk, crm, tg, db):
     olena = add_manager(db, 701, "olena")
     post = new_client_post(desk, crm, tg, 6008)
     answer_for(tg, tap(tg, olena, post, "olena"))
     desk.idle()
     crm.set_down(503)
     tg.user_sends_text(olena, "Ви тут?")
-    desk.idle()
+    # Told at once, and told not to type it again: it waits for the CRM (SPEC §6).
+    wait_for(lambda: visible(tg.messages(olena)[-1]).startswith("❌ CRM зараз недоступна"))
+    assert "Не надсилайте його ще раз" in visible(tg.messages(olena)[-1])
     crm.set_up()
-    assert visible(tg.messages(olena)[-1]).startswith("❌ CRM зараз недоступна")
+    wait_for(lambda: visible(tg.messages(olena)[-1]) == "✅ Надіслано клієнту (ордер #6008).",
+             timeout=20)
+    desk.idle()
+    assert [m["message"] for m in crm.messages(6008) if m["seller"]] == ["Ви тут?"]
 
 
 def test_commands_stickers_and_strangers_texts_never_reach_a_client(desk, crm, tg, db):
@@ -258,16 +263,21 @@ def test_another_managers_chat_cannot_be_unpinned_or_written_to(desk, crm, tg, d
     answer_for(tg, tap(tg, olena, post, "olena"))
     desk.idle()
     card = tg.messages(olena)[-1]
+    answers = {}
     for action in ("unpin", "write"):
         data = desk.deps.codec.encode(action, 6011)
         update = tg.user_presses_button(petro, olena, card["message_id"], data)
-        answer_for(tg, update)
+        answers[action] = answer_for(tg, update)["text"]
     desk.idle()
+    # Writing mode is refused at the tap, naming the holder (the service checks it) ...
+    assert answers == {"unpin": "Цей чат не закріплено за вами.",
+                       "write": "Цей чат закріплено за @olena."}
     tg.user_sends_text(petro, "Це Петро")
     desk.idle()
+    # ... so his text goes nowhere.
     assert active_pins(db, 6011) == [{"manager_id": olena, "kind": "PIN"}]
     assert not [m for m in crm.messages(6011) if m["seller"]]
-    assert visible(tg.messages(petro)[-1]) == "Цей чат закріплено за @olena."
+    assert visible(tg.messages(petro)[-1]).startswith("Спершу оберіть чат")
 
 
 def test_an_expired_pin_sends_the_next_client_message_to_the_shared_chat(desk, crm, tg, db):

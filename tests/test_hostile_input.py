@@ -628,7 +628,8 @@ def _client_post(desk, crm, tg, id_i, text, **kwargs):
 
 
 def _world(db) -> dict:
-    """Everything a pending or banned person must not be able to change."""
+    """Everything a pending or banned person must not be able to change. (Answers to the
+    person themselves are sends too; what they may receive is checked call by call.)"""
     return {
         "users": db.fetchall("SELECT tg_id, username, first_name, language, role, reachable"
                              " FROM users ORDER BY tg_id"),
@@ -636,7 +637,9 @@ def _world(db) -> dict:
                             " FROM pins ORDER BY id"),
         "manager_state": db.fetchall("SELECT tg_id, current_id_i, mode, data FROM manager_state"
                                      " ORDER BY tg_id"),
-        "tg_send jobs": db.fetchall("SELECT id, payload FROM jobs WHERE kind = 'tg_send' ORDER BY id"),
+        "tg_send jobs": db.fetchall("SELECT id, payload FROM jobs WHERE kind = 'tg_send'"
+                                    " AND lane NOT IN ('send:830', 'send:840', 'send:850')"
+                                    " ORDER BY id"),
         "other jobs": db.fetchall("SELECT id, kind, dedupe_key FROM jobs"
                                   " WHERE kind NOT IN ('tg_update', 'tg_send') ORDER BY id"),
         "chats": db.fetchall("SELECT id_i, kind, status FROM chats ORDER BY id_i"),

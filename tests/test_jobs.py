@@ -151,7 +151,7 @@ def test_worker_retries_transient_failures_and_gives_up_on_persistent_ones(db, j
 
     failures = []
     worker = Worker(jobs, {"flaky": flaky, "broken": broken},
-                    on_failure=lambda job, exc: failures.append((job.kind, str(exc))))
+                    on_dead=lambda job, exc: failures.append((job.kind, str(exc))))
     jobs.enqueue(SYNC, "flaky", {})
     jobs.enqueue(SYNC, "broken", {})
     for _ in range(20):
@@ -165,10 +165,13 @@ def test_worker_retries_transient_failures_and_gives_up_on_persistent_ones(db, j
     assert "ValueError: bug" in db.scalar("SELECT last_error FROM jobs WHERE kind = 'broken'")
 
 
-def test_messages_are_ordered_per_chat_and_taps_per_person():
+def test_a_persons_taps_and_private_messages_share_one_lane_group_messages_their_group():
     from models.inbox import lane_of
     assert lane_of({"update_id": 1, "message": {"chat": {"id": -100}, "from": {"id": 7}}}) == "tg:-100"
+    # A tap under a shared-chat post and the person's private messages: one lane, so
+    # "📩 Написати" for chat X followed at once by text can never send the text to chat Y.
     tap = {"update_id": 2, "callback_query": {"id": "q", "from": {"id": 7},
                                               "message": {"chat": {"id": -100}}}}
-    assert lane_of(tap) == "tg:user:7"
-    assert lane_of({"update_id": 3}) is None
+    private = {"update_id": 3, "message": {"chat": {"id": 7, "type": "private"}, "from": {"id": 7}}}
+    assert lane_of(tap) == lane_of(private) == "tg:7"
+    assert lane_of({"update_id": 4}) is None

@@ -479,16 +479,23 @@ def test_read_status_marks_the_chat_seen_in_the_crm_and_resets_the_counter(desk,
     assert chat_row(db, 7502)["cnt_new"] == 1  # only that chat
 
 
-def test_read_status_when_the_crm_is_down_says_so_and_keeps_the_counter(desk, tg, db, crm):
+def test_read_status_when_the_crm_is_down_says_so_and_is_sent_once_it_is_back(desk, tg, db, crm):
     add_manager(db)
     customer_chat(crm, 7503)
     sync(desk, crm, db, 7503)
     card = card_of(desk, tg, OLENA, 7503)
     crm.set_down(503)
-    answer = press(desk, tg, OLENA, card, READ)
-    crm.set_up()
+    data = next(b["callback_data"] for b in buttons(card) if b["text"] == READ)
+    update = tg.user_presses_button(OLENA, card["chat_id"], card["message_id"], data)
+    query_id = update["callback_query"]["id"]
+    answer = wait_for(lambda: [a for a in tg.callback_answers() if a["callback_query_id"] == query_id])[0]
     assert answer["text"].startswith("❌ CRM зараз недоступна")
+    assert "буде надіслано автоматично" in answer["text"]
     assert chat_row(db, 7503)["cnt_new"] == 1
+    crm.set_up()  # the durable step finishes the job, once
+    wait_for(lambda: chat_row(db, 7503)["cnt_new"] == 0, timeout=20)
+    assert [c["status"] for c in crm.calls("/seen")][-1] == 200
+    assert crm.chat(7503)["cnt_new"] == 0
 
 
 def test_the_unread_counter_counts_again_after_the_read_status(desk, tg, db, crm):

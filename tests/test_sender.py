@@ -8,6 +8,7 @@ from conftest import LOG_CHAT, SHARED_CHAT
 from models.jobs import SEND, JobQueue
 from models.message_map import MessageMapRepository
 from models.users import UserManager
+from services.errors import ErrorReporter
 from scripts.worker import RetryLater, Worker
 
 
@@ -18,8 +19,9 @@ def limiter(db, sandbox_settings):
 
 @pytest.fixture
 def sender(db, sandbox_settings, tg, limiter):
-    return Sender(create_bot(sandbox_settings), limiter, JobQueue(db), MessageMapRepository(db),
-                  UserManager.instance(db), LOG_CHAT)
+    jobs = JobQueue(db)
+    return Sender(create_bot(sandbox_settings), limiter, jobs, MessageMapRepository(db),
+                  UserManager.instance(db), ErrorReporter(db, jobs, LOG_CHAT).report)
 
 
 def test_limiter_allows_one_per_second_per_private_chat_and_twenty_per_minute_per_group(limiter):
@@ -75,7 +77,7 @@ def test_a_user_who_blocked_the_bot_is_marked_unreachable_and_reported(sender, d
     sender(job(jobs, db, {"chat_id": 777, "method": "sendMessage", "text": "x"}))
     assert db.scalar("SELECT reachable FROM users WHERE tg_id = 777") == 0
     report = db.fetchone("SELECT payload FROM jobs WHERE lane = %s", (f"send:{LOG_CHAT}",))
-    assert "#ERROR" in report["payload"] and "777" in report["payload"]
+    assert '"notice":"log_error_cause"' in report["payload"] and "777" in report["payload"]
 
 
 def test_a_refused_image_url_is_sent_as_a_link(sender, db, tg):

@@ -7,38 +7,35 @@ configured secret with a marker before a line is written, whatever logger produc
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Iterable
 
-_TOKEN_PARAM = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']+")
+from utils import redact as redaction
 
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 
 class RedactSecrets(logging.Filter):
+    """Hides this filter's secrets and every secret the process registered
+    (`utils.redact`), plus bot tokens and CRM session tokens whatever their value."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is hidden whole.
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.secrets = tuple(s for s in secrets if s)
+        redaction.register(self.secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        # The CRM's session token changes at every login and travels in query strings.
-        return _TOKEN_PARAM.sub(r"\1***", text)
+        return redaction.redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            redacted = self.redact(message)
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = self.redact(record.exc_text)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

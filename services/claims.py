@@ -1,5 +1,8 @@
-"""Claiming a chat: one business action with one entry point and a result that says what
-happened (SPEC §3, flow 2).
+"""Who holds a chat: claim, release, end a banned manager's pins, and the holder check
+every action on a chat goes through (SPEC §3, flow 2; §6).
+
+Claiming is one business action with one entry point and a result that says what
+happened.
 
 The per-chat lock (MariaDB GET_LOCK) serialises the decision across processes; the unique
 key on active pins makes a double pin impossible even without it. Order of the checks:
@@ -11,16 +14,20 @@ its window counts as expired and is moved to history on the way.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 import pymysql
 
+from models.chats import ChatListRepository
 from models.db import Database
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.pins import DELETE_PIN, PIN, Pin, PinRepository
 from models.users import User
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(enum.Enum):
@@ -43,6 +50,7 @@ class ChatClaims:
         self.locks = locks
         self.pins = PinRepository(db)
         self.messages = MessageRepository(db)
+        self.lists = ChatListRepository(db)
         self.pin_ttl_hours = pin_ttl_hours
 
     def claim(self, id_i: int, manager: User, *, now: datetime, kind: str = PIN,
@@ -77,8 +85,7 @@ class ChatClaims:
                     other = self.pins.active(id_i)
                     return ClaimResult(Outcome.TAKEN_BY, holder=other[1] if other else None)
                 if kind != PIN:
-                    cur.execute("UPDATE chats SET status = 'in_work' WHERE id_i = %s"
-                                " AND status IN ('new', 'done', 'archive')", (id_i,))
+                    self.lists.start_task(cur, id_i)
                 return ClaimResult(Outcome.CLAIMED, holder=manager, previous=previous)
 
     def release(self, id_i: int, manager: User, *, now: datetime) -> Pin | None:
@@ -90,3 +97,32 @@ class ChatClaims:
                     return None
                 self.pins.end(cur, current[0].id, DELETE_PIN, now)
                 return current[0]
+
+    def holder(self, id_i: int, now: datetime, cur=None) -> tuple[Pin, User] | None:
+        """The chat's live holder: an active pin still inside its window."""
+        current = self.pins.active(id_i, cur, lock=cur is not None)
+        if current is None or current[0].expires_at(self.pin_ttl_hours) <= now:
+            return None
+        return current
+
+    def end_all_of(self, manager_id: int, now: datetime) -> list[Pin]:
+        """A banned manager's pins end (DELETE_PIN), each under its chat's lock."""
+        ended = []
+        for pin in self.pins.active_of_manager(manager_id):
+            with self.locks.chat_lock(pin.id_i):
+                with self.db.transaction() as cur:
+                    if self.pins.end(cur, pin.id, DELETE_PIN, now):
+                        ended.append(pin)
+        return ended
+
+    def expire_due(self, now: datetime, id_i: int | None = None) -> list[Pin]:
+        """Pins whose window has passed move to history. Each ends only if its manager did
+        not reply meanwhile (the end is conditional on the window), so an expiry and a
+        concurrent reply can never both win."""
+        expired = []
+        for pin in self.pins.due(now, self.pin_ttl_hours, id_i=id_i):
+            with self.locks.chat_lock(pin.id_i):
+                with self.db.transaction() as cur:
+                    if self.pins.end_if_due(cur, pin, now, self.pin_ttl_hours):
+                        expired.append(pin)
+        return expired

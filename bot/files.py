@@ -1,0 +1,59 @@
+"""Files managers send to the bot, downloaded from Telegram within bounds.
+
+telebot's own download has no timeout: a stalled transfer would hold a worker and its
+lane for ever. Here the file path comes from getFile (telebot, with its timeouts) and
+the bytes are streamed with a connect and read timeout, a size cap (a bot may download
+20 MB) and an overall deadline.
+"""
+from __future__ import annotations
+
+import time
+
+import requests
+from telebot import TeleBot, apihelper
+from telebot.apihelper import ApiTelegramException
+
+from models.jobs import Permanent
+from models.outbound import Attachment
+
+MAX_BYTES = 20 * 1024 * 1024
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0       # between two chunks
+DEADLINE = 120.0          # the whole download
+CHUNK = 64 * 1024
+
+
+class TelegramFiles:
+    def __init__(self, bot: TeleBot, *, max_bytes: int = MAX_BYTES, deadline: float = DEADLINE) -> None:
+        self.bot = bot
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+
+    def download(self, attachment: Attachment) -> bytes:
+        """The file's bytes; Permanent when Telegram will never give them (too big, gone),
+        a transient error (network, 5xx, timeout) otherwise."""
+        try:
+            path = self.bot.get_file(attachment.file_id).file_path
+        except ApiTelegramException as exc:
+            if exc.error_code == 400:
+                raise Permanent("Telegram will not give the manager's file", exc.description) from exc
+            raise
+        if not path:
+            raise Permanent("Telegram will not give the manager's file", "no file_path")
+        url = apihelper.FILE_URL.format(self.bot.token, path)
+        started = time.monotonic()
+        with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as response:
+            if response.status_code >= 500:
+                raise requests.ConnectionError(f"Telegram file download: HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise Permanent("Telegram will not give the manager's file",
+                                f"HTTP {response.status_code}")
+            chunks, size = [], 0
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise Permanent("the manager's file is too big", f"over {self.max_bytes} bytes")
+                if time.monotonic() - started > self.deadline:
+                    raise requests.Timeout(f"Telegram file download over {self.deadline:.0f} s")
+                chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,95 @@
+"""A manager's messages to customers (table `outbound`): recorded once when decided,
+delivered by a durable step that keeps what it achieved (uploaded files, the attempt,
+the outcome), so a retry resumes where the last run stopped."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import pymysql
+
+from models.repo import Repository
+
+QUEUED, SENT, REFUSED, FAILED = "queued", "sent", "refused", "failed"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A Telegram file the manager sent, to be attached to the CRM message."""
+    file_id: str
+    name: str
+    mime: str
+    size: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"file_id": self.file_id, "name": self.name, "mime": self.mime,
+                           "size": self.size}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> "Attachment | None":
+        if not raw:
+            return None
+        data = json.loads(raw)
+        return cls(data["file_id"], data["name"], data["mime"], data.get("size"))
+
+
+@dataclass(frozen=True)
+class Outbound:
+    id: int
+    id_i: int
+    manager_id: int
+    tg_chat_id: int
+    tg_message_id: int
+    text: str
+    attachment: Attachment | None
+    crm_files: list[dict] | None
+    after_message_id: int | None
+    status: str
+    attempted_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Outbound":
+        return cls(id=row["id"], id_i=row["id_i"], manager_id=row["manager_id"],
+                   tg_chat_id=row["tg_chat_id"], tg_message_id=row["tg_message_id"],
+                   text=row["text"], attachment=Attachment.from_json(row["attachment"]),
+                   crm_files=json.loads(row["crm_files"]) if row["crm_files"] else None,
+                   after_message_id=row["after_message_id"], status=row["status"],
+                   attempted_at=row["attempted_at"], error=row["error"])
+
+
+class OutboundRepository(Repository):
+    def record(self, cur, *, key: str, id_i: int, manager_id: int, tg_chat_id: int,
+               tg_message_id: int, text: str, attachment: Attachment | None,
+               after_message_id: int | None) -> int | None:
+        """Record a decided message; None when this key was recorded already."""
+        try:
+            cur.execute(
+                "INSERT INTO outbound (dedupe_key, id_i, manager_id, tg_chat_id, tg_message_id,"
+                " text, attachment, after_message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (key, id_i, manager_id, tg_chat_id, tg_message_id, text,
+                 attachment.to_json() if attachment else None, after_message_id))
+        except pymysql.err.IntegrityError:
+            return None
+        return cur.lastrowid
+
+    def get(self, outbound_id: int) -> Outbound | None:
+        row = self.db.fetchone("SELECT * FROM outbound WHERE id = %s", (outbound_id,))
+        return Outbound.from_row(row) if row else None
+
+    def save_files(self, outbound_id: int, files: list[dict]) -> None:
+        self.db.execute("UPDATE outbound SET crm_files = %s WHERE id = %s",
+                        (json.dumps(files, ensure_ascii=False), outbound_id))
+
+    def mark_attempt(self, outbound_id: int, now: datetime) -> None:
+        self.db.execute("UPDATE outbound SET attempted_at = COALESCE(attempted_at, %s)"
+                        " WHERE id = %s", (now, outbound_id))
+
+    def settle(self, cur, outbound_id: int, status: str, now: datetime,
+               error: str | None = None) -> bool:
+        """queued → sent / refused / failed, once."""
+        return cur.execute(
+            "UPDATE outbound SET status = %s, error = %s,"
+            " sent_at = IF(%s = 'sent', %s, sent_at) WHERE id = %s AND status = 'queued'",
+            (status, error, status, now, outbound_id)) == 1

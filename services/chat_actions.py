@@ -1,0 +1,124 @@
+"""What a manager does to one chat besides taking it and writing to it: mark it read,
+change a task's status, enter writing mode (SPEC §3 flows 3, 6, 8).
+
+Every action checks, here in the service and against the database, who holds the chat —
+never trusting that the button was drawn for this person:
+* a chat held by another manager: only an admin may mark it read; nobody but its
+  holder writes to it;
+* a task's status: its holder or an admin;
+* an unpinned chat: any manager may mark it read or start writing to it (writing takes it).
+History stays readable by every manager (the "all chats" list of SPEC §3).
+
+"Read" is a side effect in the CRM: it is a durable step (`crm_seen`), recorded with an
+idempotency key and performed once; the caller may run it at once and tell the person.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from crm.client import CrmClient, CrmError
+from models.chats import Chat, ChatListRepository, ChatRepository
+from models.jobs import UPDATES, Job, JobQueue, Permanent
+from models.state import SEND_MODE, ManagerStateRepository
+from models.users import User
+from services.claims import ChatClaims
+from utils.clock import utc_now
+
+
+class Refusal(enum.Enum):
+    UNKNOWN_CHAT = "unknown_chat"
+    TAKEN_BY = "taken_by"          # held by another manager
+    NOT_A_TASK = "not_a_task"
+    NOT_HOLDER = "not_holder"      # a task's status: only its holder or an admin
+
+
+@dataclass(frozen=True)
+class Refused:
+    why: Refusal
+    holder: User | None = None
+
+
+@dataclass(frozen=True)
+class ReadRequested:
+    job_id: int | None             # None: this update asked already
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    status: str
+
+
+class ChatActions:
+    def __init__(self, db, jobs: JobQueue, claims: ChatClaims,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.jobs = jobs
+        self.claims = claims
+        self.clock = clock
+        self.chats = ChatRepository(db)
+        self.lists = ChatListRepository(db)
+        self.state = ManagerStateRepository(db)
+
+    def _held_by_other(self, user: User, chat: Chat) -> User | None:
+        holder = self.claims.holder(chat.id_i, self.clock())
+        if holder is not None and holder[1].tg_id != user.tg_id:
+            return holder[1]
+        return None
+
+    def request_read(self, user: User, id_i: int, key: str | None = None) -> ReadRequested | Refused:
+        """Ask for the CRM "read" status of the chat, as a durable step."""
+        chat = self.chats.get(id_i)
+        if chat is None:
+            return Refused(Refusal.UNKNOWN_CHAT)
+        other = self._held_by_other(user, chat)
+        if other is not None and not user.is_admin:
+            return Refused(Refusal.TAKEN_BY, other)
+        job_id = self.jobs.enqueue_id(UPDATES, "crm_seen", {"id_i": id_i, "by": user.tg_id},
+                                      dedupe_key=f"seen:{key}" if key else None,
+                                      lane=f"crm:{id_i}", priority=1)
+        return ReadRequested(job_id)
+
+    def toggle_task(self, user: User, id_i: int) -> StatusChanged | Refused:
+        """in work ↔ done, by the task's holder or an admin."""
+        chat = self.chats.get(id_i)
+        if chat is None:
+            return Refused(Refusal.UNKNOWN_CHAT)
+        if not chat.is_task:
+            return Refused(Refusal.NOT_A_TASK)
+        holder = self.claims.holder(id_i, self.clock())
+        if not user.is_admin and (holder is None or holder[1].tg_id != user.tg_id):
+            return Refused(Refusal.NOT_HOLDER, holder[1] if holder else None)
+        status = "done" if chat.status in ("new", "in_work") else "in_work"
+        self.lists.set_status(id_i, status)
+        return StatusChanged(status)
+
+    def enter_writing(self, user: User, id_i: int) -> Chat | Refused:
+        """Writing mode for a chat that is the manager's or nobody's."""
+        chat = self.chats.get(id_i)
+        if chat is None:
+            return Refused(Refusal.UNKNOWN_CHAT)
+        other = self._held_by_other(user, chat)
+        if other is not None:
+            return Refused(Refusal.TAKEN_BY, other)
+        self.state.set(user.tg_id, id_i, SEND_MODE)
+        return chat
+
+
+class MarkReadStep:
+    """The `crm_seen` job: the CRM marks the chat read, then its unread counter is 0."""
+
+    def __init__(self, db, crm: CrmClient) -> None:
+        self.crm = crm
+        self.lists = ChatListRepository(db)
+
+    def __call__(self, job: Job) -> None:
+        id_i = int(job.payload["id_i"])
+        try:
+            self.crm.seen(id_i)
+        except CrmError as exc:
+            if not exc.transient:
+                raise Permanent("the CRM refused the read status", str(exc)) from exc
+            raise
+        self.lists.mark_read(id_i)
