@@ -22,7 +22,7 @@ from harness import wait_for
 from models.chats import ChatRepository
 from models.db import Database, migrate
 from models.messages import MessageRepository
-from sandbox.telegram import parse_html
+from sandbox.telegram import parse_html, utf16_len
 
 LINK_KEY = "test-link-key"
 
@@ -112,6 +112,29 @@ def test_a_record_the_database_refuses_becomes_a_placeholder_and_the_chat_goes_o
     crm.customer_writes(7004, "and the next one")
     crm.signal(desk.listener_url, LINK_KEY, 7004)
     wait_for(lambda: visible(shared_posts(tg)[-1]).endswith("and the next one"))
+
+
+def test_claiming_a_chat_of_long_messages_shows_its_history_and_the_writing_prompt(desk, crm, tg, db):
+    """8 long messages with long file links made a history page over 4096 characters:
+    the send failed and the claim ended without the writing prompt."""
+    olena = 7701
+    db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+               " VALUES (%s, 'olena', 'Olena', 'uk', 'manager')", (olena,))
+    for number in range(8):
+        crm.customer_writes(7005, f"{number}: " + "Дуже довгий опис замовлення. " * 40,
+                            email="client@example.com", file=b"x", filename=CYRILLIC_FILE)
+    crm.signal(desk.listener_url, LINK_KEY, 7005)
+    desk.idle()
+    post = shared_posts(tg)[-1]
+    [button] = post["reply_markup"]["inline_keyboard"][0]
+    tg.user_presses_button(olena, SHARED_CHAT, post["message_id"], button["callback_data"],
+                           username="olena")
+    history, prompt = wait_for(lambda: len(tg.messages(olena)) >= 2 and tg.messages(olena))
+    shown = visible(history)
+    assert shown.startswith("📁 Історія чата #7005") and utf16_len(shown) <= 4096
+    assert all(f"{number}: Дуже довгий опис" in shown for number in range(8))
+    assert len(links(history)) == 8
+    assert visible(prompt).startswith("Ви відповідаєте на ордер #7005")
 
 
 # --------------------------------------------------------------------------- the store
