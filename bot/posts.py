@@ -88,7 +88,11 @@ def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, la
                   crm_message_id=message.id, purpose=purpose)
     continued = text("post_continued", language, id_i=chat.id_i)
     label_html = text("post_message", language)
-    if message.is_img and (message.url or message.preview):
+    if message.is_file and message.url and fmt.utf16_len(body.strip()) <= LINK_LABEL_LIMIT:
+        # SPEC §3.1: a file is shown as its text (or, without one, its name) linked to it.
+        link = fmt.link(message.url, body.strip() or file_name(message, language))
+        posts = [Post(method="sendMessage", text=head + link, merge_html=label_html + link, **common)]
+    elif message.is_img and (message.url or message.preview):
         photo = message.url or message.preview
         caption_room = POST_CAPTION_LIMIT - fmt.visible_len(head)
         if fmt.utf16_len(body) <= caption_room:
@@ -98,10 +102,6 @@ def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, la
             posts += [Post(method="sendMessage", text=part, **common)
                       for part in fmt.compose(continued, body, limit=POST_TEXT_LIMIT,
                                               continuation_html=continued)]
-    elif message.is_file and message.url and fmt.utf16_len(body.strip()) <= LINK_LABEL_LIMIT:
-        # SPEC §3.1: a file is shown as its text (or, without one, its name) linked to it.
-        link = fmt.link(message.url, body.strip() or file_name(message, language))
-        posts = [Post(method="sendMessage", text=head + link, merge_html=label_html + link, **common)]
     else:
         parts = fmt.compose(head, body, limit=POST_TEXT_LIMIT, continuation_html=continued)
         attachment = attachment_line(message, language)
