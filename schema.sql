@@ -51,8 +51,10 @@ CREATE TABLE IF NOT EXISTS messages (
     is_file       TINYINT(1)   NOT NULL DEFAULT 0,
     is_img        TINYINT(1)   NOT NULL DEFAULT 0,
     filename      VARCHAR(512) NULL,
-    url           VARCHAR(2048) NULL,
-    preview       VARCHAR(2048) NULL,
+    -- TEXT: a file URL with a long percent-encoded name runs to several KB (crm/client.py
+    -- drops a URL longer than this rather than keep half a link).
+    url           TEXT         NULL,
+    preview       TEXT         NULL,
     date_written  DATETIME     NULL,
     date_seen     DATETIME     NULL,
     deleted       TINYINT(1)   NOT NULL DEFAULT 0,
@@ -63,6 +65,10 @@ CREATE TABLE IF NOT EXISTS messages (
     KEY ix_messages_created (created_at),
     CONSTRAINT fk_messages_chat FOREIGN KEY (id_i) REFERENCES chats (id_i) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Version 3: url and preview were VARCHAR(2048). On a table that has TEXT already this
+-- changes nothing (and copies nothing).
+ALTER TABLE messages MODIFY url TEXT NULL, MODIFY preview TEXT NULL;
 
 -- Every Telegram message the bot sent about a chat, so a manager's Telegram reply to it
 -- reaches that chat and the bot can edit it later.
@@ -143,7 +149,7 @@ CREATE TABLE IF NOT EXISTS schema_meta (
     value         VARCHAR(255) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO schema_meta (name, value) VALUES ('version', '2')
+INSERT INTO schema_meta (name, value) VALUES ('version', '3')
     ON DUPLICATE KEY UPDATE value = VALUES(value);
 
 -- Telegram send budget, shared by every process: recent send times per bucket ("global",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot import formatting as fmt
+from bot.formatting import Html
 from bot.callbacks import CallbackCodec
 from bot.keyboards import open_chat_button, reply_button
 from bot.texts import language_for, text
@@ -22,13 +23,17 @@ from models.users import User
 NOTES_ROOM = 200
 POST_TEXT_LIMIT = fmt.TEXT_LIMIT - NOTES_ROOM
 POST_CAPTION_LIMIT = fmt.CAPTION_LIMIT - NOTES_ROOM
+PRODUCT_ROOM = 200      # a product title in a post's header
+EMAIL_ROOM = 100        # a client's e-mail in a post's header
+LINK_LABEL_LIMIT = 1000  # a file's text up to this long is its link; a longer one is text
+FILE_NAME_ROOM = 100    # a file's name as a link label
 
 
 @dataclass
 class Post:
     chat_id: int
     method: str                      # "sendMessage" | "sendPhoto"
-    text: str                        # HTML: the text, or the photo's caption
+    text: str                        # Html: the text, or the photo's caption
     photo: str | None = None
     reply_markup: dict | None = None
     disable_notification: bool = False
@@ -55,34 +60,37 @@ def order_url(web_url: str, id_i: int) -> str:
     return f"{web_url.rstrip('/')}/purchases_inv_detail?id_i={id_i}&view=debate"
 
 
-def header(chat: Chat, web_url: str, language: str, *, pinned_to: User | None = None) -> str:
+def header(chat: Chat, web_url: str, language: str, *, pinned_to: User | None = None) -> Html:
     lines = [text("post_title", language)]
     # Product and e-mail are capped so that the header always leaves room in a caption.
     if chat.product:
-        lines.append(fmt.escape(chat.product[:200]))
+        lines.append(fmt.escape(fmt.shorten(chat.product, PRODUCT_ROOM)))
     lines.append(text("post_invoice", language,
                       link=fmt.link(order_url(web_url, chat.id_i), str(chat.id_i)),
-                      email=fmt.escape((chat.email or "—")[:100])))
+                      email=fmt.shorten(chat.email or "—", EMAIL_ROOM)))
     if pinned_to is not None:
-        lines.append(text("post_pinned_manager", language, name=fmt.escape(pinned_to.display_name)))
-    return "\n".join(lines) + "\n" + text("post_message", language)
+        lines.append(text("post_pinned_manager", language, name=pinned_to.display_name))
+    lines.append(text("post_message", language))
+    return fmt.join("\n", lines)
 
 
 def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, language: str,
            keyboard: dict | None, pinned_to: User | None = None,
            silent: bool = False, purpose: str = "post") -> list[Post]:
-    """One client message → the Telegram messages for one recipient, in order."""
+    """One client message → the Telegram messages for one recipient, in order.
+
+    Nothing the customer wrote is left out: a text too long for one message is split
+    across several, and a file always shows, as a link when its URL is known.
+    """
     head = header(chat, web_url, language, pinned_to=pinned_to)
     body = fmt.crm_text(message.text)
     common = dict(chat_id=chat_id, disable_notification=silent, id_i=chat.id_i,
                   crm_message_id=message.id, purpose=purpose)
     continued = text("post_continued", language, id_i=chat.id_i)
     label_html = text("post_message", language)
-    if message.is_file and message.url:
-        label = body.strip() or message.filename or text("post_file", language)
-        if fmt.utf16_len(label) > 1000:  # an absurdly long file name or text
-            label = message.filename or text("post_file", language)
-        link = fmt.link(message.url, label[:1000])
+    if message.is_file and message.url and fmt.utf16_len(body.strip()) <= LINK_LABEL_LIMIT:
+        # SPEC §3.1: a file is shown as its text (or, without one, its name) linked to it.
+        link = fmt.link(message.url, body.strip() or file_name(message, language))
         posts = [Post(method="sendMessage", text=head + link, merge_html=label_html + link, **common)]
     elif message.is_img and (message.url or message.preview):
         photo = message.url or message.preview
@@ -96,13 +104,41 @@ def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, la
                                               continuation_html=continued)]
     else:
         parts = fmt.compose(head, body, limit=POST_TEXT_LIMIT, continuation_html=continued)
+        attachment = attachment_line(message, language)
+        if attachment is not None:  # a long text with a file: the file on a line of its own
+            if not body.strip():
+                parts[-1] += attachment
+            elif fmt.visible_len(parts[-1]) + 1 + fmt.visible_len(attachment) <= POST_TEXT_LIMIT:
+                parts[-1] = fmt.join("\n", [parts[-1], attachment])
+            else:
+                parts.append(continued + attachment)
         posts = [Post(method="sendMessage", text=part, **common) for part in parts]
         if len(parts) == 1:
-            posts[0].merge_html = label_html + fmt.escape(body)
+            posts[0].merge_html = label_html + Html(parts[0][len(head):])
     for number, post in enumerate(posts):
         post.part = number
     posts[-1].reply_markup = keyboard  # the button sits under the end of the message
     return posts
+
+
+def file_name(message: StoredMessage, language: str) -> str:
+    """A file's name as a link label, short enough to read; "файл" when it has none."""
+    if message.filename:
+        return fmt.shorten_filename(message.filename, FILE_NAME_ROOM)
+    return text("post_file", language)
+
+
+def attachment_line(message: StoredMessage, language: str) -> Html | None:
+    """The file (or an image that cannot be shown) of a message, as a line of its own."""
+    if not (message.is_file or message.is_img):
+        return None
+    url = message.url or message.preview
+    if url:
+        return fmt.link(url, file_name(message, language))
+    # The CRM's URL could not be kept (see crm.client): the file is named, not linked.
+    label = text("image" if message.is_img else "file", language)
+    return fmt.join(" ", [label, fmt.shorten_filename(message.filename, FILE_NAME_ROOM)]
+                    if message.filename else [label])
 
 
 def posts_for_client_message(chat: Chat, message: StoredMessage, *, shared_chat_id: int,

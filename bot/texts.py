@@ -1,11 +1,26 @@
 """Every text a person reads, keyed, per language (Ukrainian first, English second).
 
-Values are Telegram HTML templates: anything put into `{placeholders}` must already be
-escaped by the caller (names, emails, customer text).
+Values are Telegram HTML templates. `text()` is the one way to fill them: every value
+put into a `{placeholder}` is escaped unless it is already `Html` (built by
+`bot.formatting`), and a text value is cut to a bounded length first, so no name, email
+or error text can break the markup or push a message past Telegram's limits.
 """
 from __future__ import annotations
 
+from bot import formatting as fmt
+from bot.formatting import Html
+
 DEFAULT_LANGUAGE = "uk"
+
+# Visible length (UTF-16 units) a text value may take in a template; longer ones are cut
+# with "…". Values that are Html are the caller's own bounded markup and pass as they are.
+VALUE_LIMIT = 256
+VALUE_LIMITS = {
+    "text": 3500,      # log_error: an error report
+    "product": 1024,   # chat_card: a product title, as long as the CRM field
+    "names": 1000,     # post_also_tapped: everyone who tapped too
+    "reason": 1000,    # crm_refused: the CRM's own explanation
+}
 
 TEXTS: dict[str, dict[str, str]] = {
     "uk": {
@@ -276,10 +291,20 @@ def language_for(user_language: str | None, forced: str | None = None) -> str:
     return code if code in TEXTS else DEFAULT_LANGUAGE
 
 
-def text(key: str, language: str | None = None, **values: object) -> str:
+def text(key: str, language: str | None = None, **values: object) -> Html:
+    """The text `key` in `language`, its placeholders filled with escaped, bounded values."""
     table = TEXTS.get(language or DEFAULT_LANGUAGE, TEXTS[DEFAULT_LANGUAGE])
     template = table.get(key, TEXTS[DEFAULT_LANGUAGE][key])
-    return template.format(**values) if values else template
+    if not values:
+        return Html(template)
+    return Html(template.format(**{name: _safe_value(name, value) for name, value in values.items()}))
+
+
+def _safe_value(name: str, value: object) -> Html:
+    if isinstance(value, Html):
+        return value
+    raw = value if isinstance(value, str) else str(value)
+    return fmt.escape(fmt.isolate_bidi(fmt.shorten(raw, VALUE_LIMITS.get(name, VALUE_LIMIT))))
 
 
 def key_of_label(label: str, keys: tuple[str, ...]) -> str | None:

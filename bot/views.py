@@ -5,6 +5,7 @@ import math
 from typing import Callable
 
 from bot import formatting as fmt
+from bot.formatting import Html
 from bot.callbacks import CallbackCodec
 from bot.keyboards import inline
 from bot.texts import text
@@ -15,6 +16,8 @@ from models.users import User
 PAGE_SIZE = 10
 HISTORY_PAGE = 8
 HISTORY_SNIPPET = 400  # characters of one message in a history page (the post had all)
+MIN_SNIPPET = 10       # what a message keeps when a page of long ones must shrink to fit
+FILE_NAME_ROOM = 100   # a file's name in a history line (the link carries the file)
 
 
 def pages_of(total: int, size: int = PAGE_SIZE) -> int:
@@ -22,42 +25,69 @@ def pages_of(total: int, size: int = PAGE_SIZE) -> int:
 
 
 def chat_label(chat: Chat, prefix: str = "") -> str:
-    product = (chat.product or "")[:28]
-    return f"{prefix}#{chat.id_i} {chat.email or ''} {product}".strip()[:60]
+    """A chat as a button label: plain text (buttons are not HTML), one short line."""
+    product = fmt.isolate_bidi((chat.product or "")[:28])
+    email = fmt.isolate_bidi(chat.email or "")
+    return f"{prefix}#{chat.id_i} {email} {product}".strip()[:60]
 
 
-def chat_card(chat: Chat, holder: User | None, language: str) -> str:
-    pin_line = (text("chat_pinned_to", language, name=fmt.escape(holder.display_name))
+def chat_card(chat: Chat, holder: User | None, language: str) -> Html:
+    pin_line = (text("chat_pinned_to", language, name=holder.display_name)
                 if holder else text("chat_not_pinned", language))
-    card = text("chat_card", language, id_i=chat.id_i, email=fmt.escape(chat.email or "—"),
-                product=fmt.escape(chat.product or "—"), pin_line=pin_line)
+    card = text("chat_card", language, id_i=chat.id_i, email=chat.email or "—",
+                product=chat.product or "—", pin_line=pin_line)
     if chat.is_task:
-        card += "\n" + text("task_status", language, status=text(f"status_{chat.status}", language))
+        status = text("task_status", language, status=text(f"status_{chat.status}", language))
+        card = fmt.join("\n", [card, status])
     return card
 
 
-def message_block(message: StoredMessage, language: str) -> str:
+def message_block(message: StoredMessage, language: str, *, snippet: int = HISTORY_SNIPPET) -> Html:
+    """One message in a history: who and when, its text (at most `snippet` characters,
+    the rest is in the CRM), and its file or image as a link."""
     who = text("from_client" if message.from_client else "from_shop", language)
     when = message.date_written.strftime("%d.%m %H:%M") if message.date_written else ""
+    lines = [fmt.join(" ", [fmt.bold(who), fmt.italic(when)])]
     body = fmt.crm_text(message.text)
-    if len(body) > HISTORY_SNIPPET:
-        body = body[:HISTORY_SNIPPET] + " " + text("truncated", language)
-    lines = [f"<b>{who}</b> <i>{when}</i>"]
-    if body.strip():
+    if len(body) > snippet:
+        lines.append(fmt.join(" ", [body[:snippet], text("truncated", language)]))
+    elif body.strip():
         lines.append(fmt.escape(body))
-    if message.url and (message.is_img or message.is_file):
+    if message.is_img or message.is_file:
         label = text("image" if message.is_img else "file", language)
         if message.filename:
-            label += f" {message.filename}"
-        lines.append(fmt.link(message.url, label))
-    return "\n".join(lines)
+            name_room = min(FILE_NAME_ROOM, max(2 * MIN_SNIPPET, snippet))
+            label = fmt.join(" ", [label, fmt.shorten_filename(message.filename, name_room)])
+        url = message.url or (message.preview if message.is_img else None)
+        # Without a link (the CRM's URL could not be kept) the file is still named.
+        lines.append(fmt.link(url, label) if url else label)
+    return fmt.join("\n", lines)
 
 
-def history_page(chat: Chat, messages: list[StoredMessage], page: int, language: str) -> str:
+def history_page(chat: Chat, messages: list[StoredMessage], page: int, language: str, *,
+                 limit: int = fmt.TEXT_LIMIT) -> Html:
+    """A page of a chat's history within Telegram's limit: every message of the page is
+    listed; when they are long, their texts are shortened just enough (longest first)."""
     title = text("history_title", language, id_i=chat.id_i, page=page + 1)
     if not messages:
-        return title + "\n\n" + text("history_empty", language)
-    return title + "\n\n" + "\n\n".join(message_block(m, language) for m in messages)
+        return fmt.join("\n\n", [title, text("history_empty", language)])
+
+    def build(snippet: int) -> Html:
+        return fmt.join("\n\n", [title] + [message_block(m, language, snippet=snippet)
+                                            for m in messages])
+
+    page_html = build(HISTORY_SNIPPET)
+    if fmt.visible_len(page_html) <= limit:
+        return page_html
+    # The largest snippet that fits (the page's length grows with it).
+    low, high = MIN_SNIPPET, HISTORY_SNIPPET - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fmt.visible_len(build(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return build(low)
 
 
 def paging_row(language: str, data_for_page: Callable[[int], str], page: int,
@@ -85,13 +115,13 @@ def history_keyboard(codec: CallbackCodec, language: str, id_i: int, page: int,
 
 
 def chat_list(codec: CallbackCodec, language: str, title_key: str, entries: list[tuple[str, int]],
-              kind: int, page: int, total: int) -> tuple[str, dict]:
+              kind: int, page: int, total: int) -> tuple[Html, dict]:
     """A page of chats as buttons, with ◀ ▶ that edit the same message."""
     pages = pages_of(total)
     counted_all = total < page * PAGE_SIZE + COUNT_HORIZON
     title = text(title_key, language, page=page + 1, pages=pages if counted_all else f"{pages}+")
     if not entries:
-        title += "\n\n" + text("list_empty", language)
+        title = fmt.join("\n\n", [title, text("list_empty", language)])
     rows = [[(label, codec.encode("open", id_i))] for label, id_i in entries]
     paging = paging_row(language, lambda n: codec.encode("list", kind, n), page, pages)
     if paging:

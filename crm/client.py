@@ -3,7 +3,8 @@
 One `CrmClient` per process, shared by every thread. It logs in with the signed
 `/apilogin` call, keeps the token until shortly before it expires, logs in once more
 when the CRM refuses a token, retries what is safe to retry, and turns the CRM's loosely
-typed JSON into frozen dataclasses.
+typed JSON into frozen dataclasses of bounded values ("the border" below: whatever the
+CRM sends fits where KeepDesk keeps it).
 
 Failures are `CrmError`s whose `transient` flag tells the caller whether waiting and
 trying again can help. No error message and no log line of this module carries the
@@ -63,7 +64,7 @@ class CrmChat:
 class CrmMessage:
     id: int
     id_i: int
-    text: str  # as the CRM stores it (new lines are "<br>"); not transformed here
+    text: str  # as the CRM stores it (new lines are "<br>"); only an absurd length is cut
     from_client: bool
     from_shop: bool
     deleted: bool
@@ -140,7 +141,13 @@ def login_sign(api_key: str, timestamp: float) -> str:
 
 
 def parse_crm_date(value: Any) -> datetime | None:
-    """A CRM date ("YYYY-MM-DD HH:MM:SS", local time) as a naive datetime, or None."""
+    """A CRM date ("YYYY-MM-DD HH:MM:SS", local time) as a naive datetime, or None — also
+    for a date outside what a DATETIME column holds (years 1000 to 9999)."""
+    parsed = _parse_date(value)
+    return parsed if parsed is not None and parsed.year >= 1000 else None
+
+
+def _parse_date(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):
@@ -155,11 +162,11 @@ def parse_crm_date(value: Any) -> datetime | None:
         pass
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        # Everything else here is naive local time; keep one convention.
+        return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
+    except (ValueError, OverflowError):  # OverflowError: "9999-12-31T23:59:59-05:00"
         log.debug("unparseable CRM date %r", text)
         return None
-    # Everything else here is naive local time; keep one convention.
-    return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def _as_int(value: Any) -> int | None:
@@ -194,33 +201,107 @@ def _as_text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+# ---------------------------------------------------------------------- the border
+# What the CRM sends becomes values that fit where KeepDesk keeps them (schema.sql): a
+# record too long or malformed in one field loses that field's excess, visibly marked,
+# and nothing else — it never stops the sync of its conversation.
+
+ID_RANGE = (-2**63, 2**63 - 1)   # ids are BIGINT columns; outside it, the entry is malformed
+COUNT_MAX = 2**31 - 1            # cnt_msg, cnt_new: INT columns
+EMAIL_MAX = 255                  # chats.email VARCHAR(255)
+PRODUCT_MAX = 1024               # chats.product VARCHAR(1024)
+FILENAME_MAX = 512               # messages.filename VARCHAR(512)
+URL_MAX_BYTES = 65_535           # messages.url, preview: TEXT; a longer URL is dropped, not cut
+TEXT_MAX = 60_000                # messages.text is MEDIUMTEXT; past this it is not a chat message
+CUT = "…"
+TEXT_CUT = "… (truncated)"
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")   # JSON "\ud83d" alone: not encodable as UTF-8
+_CONTROL = re.compile("[\x00-\x1f\x7f]+")         # new lines, tabs … in a one-line field
+_EXTENSION = re.compile(r"\.[^.\s/\\]{1,16}$")
+
+
+def _as_id(value: Any) -> int | None:
+    number = _as_int(value)
+    return number if number is not None and ID_RANGE[0] <= number <= ID_RANGE[1] else None
+
+
+def _as_count(value: Any) -> int:
+    return min(max(_as_int(value) or 0, 0), COUNT_MAX)
+
+
+def _clean(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _cut(text: str, limit: int, marker: str = CUT) -> str:
+    return text if len(text) <= limit else text[:limit - len(marker)] + marker
+
+
+def _one_line(value: Any) -> str | None:
+    """An e-mail, a product title, a file name: one line of text, or None."""
+    text = _as_text(value)
+    return None if text is None else _CONTROL.sub(" ", _clean(text)).strip() or None
+
+
+def _bounded(value: Any, limit: int) -> str | None:
+    text = _one_line(value)
+    return None if text is None else _cut(text, limit)
+
+
+def _file_name(value: Any) -> str | None:
+    """A file name within its column, keeping its extension: "Договір поставки….pdf"."""
+    name = _one_line(value)
+    if name is None or len(name) <= FILENAME_MAX:
+        return name
+    match = _EXTENSION.search(name)
+    extension = match.group() if match else ""
+    return _cut(name[:len(name) - len(extension)], FILENAME_MAX - len(extension)) + extension
+
+
+def _url(value: Any, message_id: int) -> str | None:
+    """A URL kept whole, or dropped: a URL cut short is a broken link."""
+    url = _as_text(value)
+    if url is None:
+        return None
+    url = _clean(url).strip()
+    if len(url.encode("utf-8")) > URL_MAX_BYTES:
+        log.info("CRM message %s: a URL of %s characters dropped", message_id, len(url))
+        return None
+    return url or None
+
+
+def _message_text(value: Any) -> str:
+    text = "" if value is None else _clean(value if isinstance(value, str) else str(value))
+    return _cut(text, TEXT_MAX, TEXT_CUT)
+
+
 def parse_chat(entry: Any) -> CrmChat | None:
-    id_i = _as_int(entry.get("id_i")) if isinstance(entry, dict) else None
+    id_i = _as_id(entry.get("id_i")) if isinstance(entry, dict) else None
     if id_i is None:
         return None
     return CrmChat(
         id_i=id_i,
-        email=_as_text(entry.get("email")),
-        product=_as_text(entry.get("product")),
+        email=_bounded(entry.get("email"), EMAIL_MAX),
+        product=_bounded(entry.get("product"), PRODUCT_MAX),
         last_date=parse_crm_date(entry.get("last_date")),
-        cnt_msg=_as_int(entry.get("cnt_msg")) or 0,
-        cnt_new=_as_int(entry.get("cnt_new")) or 0,
+        cnt_msg=_as_count(entry.get("cnt_msg")),
+        cnt_new=_as_count(entry.get("cnt_new")),
     )
 
 
 def parse_message(entry: Any, id_i: int) -> CrmMessage | None:
     """One message; `id_i` is the chat asked for, used when the entry does not say."""
-    message_id = _as_int(entry.get("id")) if isinstance(entry, dict) else None
+    message_id = _as_id(entry.get("id")) if isinstance(entry, dict) else None
     if message_id is None:
         return None
     from_shop = _as_bool(entry.get("seller"))
     # Some answers carry only one of the two flags; they are each other's opposite.
     from_client = _as_bool(entry["buyer"]) if "buyer" in entry else not from_shop
-    text = entry.get("message")
     return CrmMessage(
         id=message_id,
-        id_i=_as_int(entry.get("id_i")) or id_i,
-        text="" if text is None else str(text),
+        id_i=_as_id(entry.get("id_i")) or id_i,
+        text=_message_text(entry.get("message")),
         from_client=from_client,
         from_shop=from_shop,
         deleted=_as_bool(entry.get("deleted")),
@@ -228,9 +309,9 @@ def parse_message(entry: Any, id_i: int) -> CrmMessage | None:
         date_seen=parse_crm_date(entry.get("date_seen")),
         is_file=_as_bool(entry.get("is_file")),
         is_img=_as_bool(entry.get("is_img")),
-        filename=_as_text(entry.get("filename")),
-        url=_as_text(entry.get("url")),
-        preview=_as_text(entry.get("preview")),
+        filename=_file_name(entry.get("filename")),
+        url=_url(entry.get("url"), message_id),
+        preview=_url(entry.get("preview"), message_id),
     )
 
 

@@ -1,13 +1,18 @@
 """CRM conversations (table `chats`), keyed by id_i."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from models.db import is_data_error
 from models.repo import Repository
 
+log = logging.getLogger(__name__)
+
 ORDINARY, TASK = "ordinary", "task"
+_COLUMN = re.compile(r"column '(\w+)'")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,15 @@ class Chat:
                                           "cnt_new", "kind", "status")})
 
 
+def _refused_field(exc: BaseException, fields: dict) -> str | None:
+    """The field MariaDB names in its refusal; else the first free-text one still set."""
+    named = _COLUMN.search(str(exc))
+    if named and fields.get(named.group(1)) is not None:
+        return named.group(1)
+    return next((f for f in ("email", "product", "last_date", "cnt_msg", "cnt_new")
+                 if fields.get(f) is not None), None)
+
+
 def kind_of(product: str | None, task_pattern: str) -> str:
     return TASK if product and re.search(task_pattern, product) else ORDINARY
 
@@ -44,7 +58,28 @@ class ChatRepository(Repository):
              last_date: datetime | None = None, cnt_msg: int | None = None,
              cnt_new: int | None = None, kind: str = ORDINARY) -> None:
         """Create or refresh a chat. What is None here is left as it was: a sync that did
-        not ask the CRM for metadata never erases what an earlier one learnt."""
+        not ask the CRM for metadata never erases what an earlier one learnt.
+
+        A value MariaDB refuses (an e-mail too long for its column, say) is left out, the
+        rest is saved: a chat's odd metadata never stops its messages."""
+        fields = dict(email=email, product=product, last_date=last_date, cnt_msg=cnt_msg,
+                      cnt_new=cnt_new)
+        while True:
+            try:
+                self._upsert(cur, id_i, kind=kind, **fields)
+                return
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                field = _refused_field(exc, fields)
+                if field is None:
+                    raise
+                log.warning("chat %s: its %s was refused by the database (%s); saved without it",
+                            id_i, field, exc)
+                fields[field] = None
+
+    def _upsert(self, cur, id_i: int, *, email, product, last_date, cnt_msg, cnt_new,
+                kind: str) -> None:
         self._execute(
             cur,
             "INSERT INTO chats (id_i, email, product, last_date, cnt_msg, cnt_new, kind)"

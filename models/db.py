@@ -37,6 +37,19 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# Errors that mean "this row's data does not fit its column", not "the database is broken":
+# data too long (1406), truncated (1265), out of range (1264), an incorrect date or value
+# (1292, 1366). The statement is undone, the transaction goes on.
+_DATA_CODES = {1406, 1265, 1264, 1292, 1366}
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """A refusal of one row's values (or a text that cannot even be encoded for MariaDB)."""
+    if isinstance(exc, UnicodeError):
+        return True
+    return isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] in _DATA_CODES
+
+
 def connect_kwargs(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "user": settings.mysql_user,
@@ -68,10 +81,13 @@ class Database:
 
     def _get_pool(self) -> PooledDB:
         if self._pool is None:
+            # A refused value is not a broken connection: left to itself, DBUtils answers
+            # an OperationalError such as 1292 (a bad date) by swapping in a new
+            # connection under the caller, the open transaction quietly lost with it.
             self._pool = PooledDB(
                 creator=pymysql, mincached=0, maxcached=self._pool_size,
                 maxconnections=self._pool_size * 4, blocking=True, ping=1,
-                **self._kwargs)
+                isfatal=lambda error: not is_data_error(error), **self._kwargs)
         return self._pool
 
     @contextlib.contextmanager

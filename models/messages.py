@@ -1,11 +1,15 @@
 """CRM messages (table `messages`): stored once by CRM id, announced to Telegram once."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
+from models.db import is_data_error
 from models.repo import Repository
+
+log = logging.getLogger(__name__)
 
 CLIENT, SHOP = "client", "shop"
 
@@ -38,20 +42,54 @@ class StoredMessage:
                    date_seen=row["date_seen"], deleted=bool(row["deleted"]))
 
 
+_INSERT = ("INSERT INTO messages (id, id_i, direction, text, is_file, is_img, filename, url,"
+           " preview, date_written, date_seen, deleted)"
+           " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+           " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)")
+
+# Stored instead of a message MariaDB refused, so that the conversation goes on.
+UNSTORABLE = "(this message could not be stored: {reason} — see it in the CRM)"
+
+
 class MessageRepository(Repository):
     def store(self, cur, messages: Iterable) -> None:
-        """Insert CRM messages once; a known one only gets its seen/deleted state refreshed."""
+        """Insert CRM messages once; a known one only gets its seen/deleted state refreshed.
+
+        A message whose data MariaDB refuses (a field too long, a value out of range)
+        is stored as a placeholder saying so: it affects itself only, never the
+        messages around it or the next sync of its chat."""
         rows = [(m.id, m.id_i, CLIENT if m.from_client else SHOP, m.text, int(m.is_file),
                  int(m.is_img), m.filename, m.url, m.preview, m.date_written, m.date_seen,
                  int(m.deleted)) for m in messages]
         if not rows:
             return
-        cur.executemany(
-            "INSERT INTO messages (id, id_i, direction, text, is_file, is_img, filename, url,"
-            " preview, date_written, date_seen, deleted)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)",
-            rows)
+        try:
+            cur.executemany(_INSERT, rows)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            for row in rows:  # one by one, to find the row(s) refused
+                self._store_one(cur, row)
+
+    def _store_one(self, cur, row: tuple) -> None:
+        try:
+            cur.execute(_INSERT, row)
+            return
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            reason = ("a character that is not valid Unicode" if isinstance(exc, UnicodeError)
+                      else str(exc.args[1] if len(exc.args) > 1 else exc)[:200])
+        log.warning("CRM message %s of chat %s refused by the database (%s): stored a placeholder",
+                    row[0], row[1], reason)
+        text = UNSTORABLE.format(reason=reason)
+        placeholder = (*row[:3], text, 0, 0, None, None, None, *row[9:])
+        try:
+            cur.execute(_INSERT, placeholder)
+        except Exception as exc:  # its dates, then: the placeholder goes without them
+            if not is_data_error(exc):
+                raise
+            cur.execute(_INSERT, (*placeholder[:9], None, None, placeholder[11]))
 
     def max_id(self, id_i: int, cur=None) -> int | None:
         row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE id_i = %s", (id_i,))

@@ -12,8 +12,10 @@ the flood limits (429 with retry_after), blocked users (403) and injected faults
 
 Deliberate differences from Telegram, each chosen to catch bot bugs or keep tests
 hermetic:
-- a bare "&" that is not an entity is refused in HTML (Telegram keeps it as text);
-  a bot that forgets to escape customer text should fail here, not in production;
+- a bare "&" or ">" that is not part of an entity or a tag is refused in HTML (Telegram
+  keeps it as text, but its documentation says "all <, > and & symbols that are not a
+  part of a tag or an HTML entity must be replaced"); a bot that forgets to escape
+  customer text should fail here, not in production;
 - photo/document URLs are accepted without being fetched (no network in tests);
 - http:// webhook URLs are allowed (Telegram wants https);
 - Markdown parse modes are accepted without validation.
@@ -101,7 +103,7 @@ HTML_TAGS = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic",
              "blockquote": "blockquote", "tg-emoji": "custom_emoji"}
 _HTML_ENTITY = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8}));")
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_HTML_SPECIAL = re.compile(r"[&<]")
+_HTML_SPECIAL = re.compile(r"[&<>]")
 _UNQUOTED_VALUE = re.compile(r"[A-Za-z0-9.\-]*")
 _SPACE = " \t\r\n\f"
 
@@ -145,6 +147,9 @@ class _HtmlParser:
                 break
             if self.html[end] == "&":
                 self._entity()
+            elif self.html[end] == ">":
+                raise HtmlParseError(
+                    f'Unescaped ">" at byte offset {self._byte_offset(end)}, use &gt;')
             elif self.html.startswith("</", end):
                 self._end_tag(end)
             else:
@@ -243,7 +248,7 @@ class _HtmlParser:
             raise HtmlParseError(f"Unclosed end tag at byte offset {at}")
         name = self.html[begin + 2:end].strip().lower()
         tag, attributes, start = self.open.pop()
-        if name != tag:
+        if name and name != tag:  # "</>" closes whatever tag is open, as in Telegram
             raise HtmlParseError(f'Unmatched end tag at byte offset {at}, '
                                  f'expected "</{tag}>", found "</{name}>"')
         self.pos = end + 1
@@ -257,11 +262,16 @@ class _HtmlParser:
                 self.open[-1][1]["language"] = language[len("language-"):]
             return
         length = self.offset - start
-        if length == 0 or (tag == "a" and not attributes.get("href")):
+        if length == 0:
             return
         entity = {"type": HTML_TAGS[tag], "offset": start, "length": length}
         if tag == "a":
-            entity["url"] = attributes["href"]
+            # Without href Telegram takes the link's own text as its URL; a URL it cannot
+            # use (relative, javascript:, no dotted host) leaves plain text, no link.
+            url = _checked_link(attributes.get("href") or self._text_since(start))
+            if url is None:
+                return
+            entity["url"] = url
         elif tag == "pre" and attributes.get("language"):
             entity["language"] = attributes["language"]
         elif tag == "blockquote" and "expandable" in attributes:
@@ -269,6 +279,33 @@ class _HtmlParser:
         elif tag == "tg-emoji":
             entity["custom_emoji_id"] = attributes["emoji-id"]
         self.entities.append(entity)
+
+
+    def _text_since(self, offset: int) -> str:
+        return "".join(self.chunks).encode("utf-16-le")[2 * offset:].decode("utf-16-le")
+
+
+_LINK_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_LINK_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:]*)(?::(.*))?", re.DOTALL)
+_LINK_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[\w.\-!$,~*'();&+=%]+")
+
+
+def _checked_link(url: str) -> str | None:
+    """The URL Telegram keeps for a text link, or None where it keeps no link: http(s)
+    (a URL without a scheme is taken as http) to a host with a dot, or a tg:/ton: link."""
+    url = url.strip()
+    if url.lower().startswith(("tg:", "ton:", "tonsite:")):
+        return url
+    scheme = _LINK_SCHEME.match(url)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        return None
+    authority = re.split(r"[/?#]", url[scheme.end():] if scheme else url, maxsplit=1)[0]
+    host, port = _LINK_HOST_PORT.fullmatch(authority.rpartition("@")[2]).groups()
+    if port is not None and not (port.isdigit() and 0 < int(port) <= 65535):
+        return None
+    if not _LINK_HOST.fullmatch(host) or host == "." or ("." not in host and host[0] != "["):
+        return None
+    return url if scheme else "http://" + url
 
 
 def parse_html(html: str) -> tuple[str, list[dict]]:

@@ -13,6 +13,7 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from crm import client as client_module
 from crm.client import (CrmAuthError, CrmBadAnswer, CrmChat, CrmClient, CrmError,
                         CrmRejected, CrmUnavailable, UploadedFile)
 
@@ -380,6 +381,55 @@ def test_messages_are_parsed_leniently_and_sorted(mock, client, wrap):
     sent = requests_to(mock, MESSAGES)[0]
     assert {k: param(sent, k) for k in ("id_i", "count", "hidden", "id_from", "newer")} == {
         "id_i": "5", "count": "20", "hidden": "0", "id_from": "40", "newer": "1"}
+
+
+# ---------------------------------------------------------------------- the border
+
+def test_chat_metadata_is_bounded_to_what_its_columns_hold(mock, client, caplog):
+    add_login(mock)
+    add_chats(mock, [
+        {"id_i": 1, "email": "x" * 400 + "@example.com", "product": "Ключ " * 500,
+         "cnt_msg": 10**12, "cnt_new": -3, "last_date": "0999-01-01 00:00:00"},
+        {"id_i": 2**63, "email": "too big an id"},
+        {"id_i": -2**63 - 1}, {"id_i": 1e30},
+        {"id_i": 2, "email": "a@b.c\r\n<script>", "product": "\ud83d Phone\tcase"},
+    ])
+
+    with caplog.at_level(logging.WARNING, logger="crm.client"):
+        chats, _ = client.chats()
+
+    assert [c.id_i for c in chats] == [1, 2] and caplog.text.count("malformed chat") == 3
+    long, odd = chats
+    assert len(long.email) == client_module.EMAIL_MAX and long.email.endswith("x…")
+    assert len(long.product) == client_module.PRODUCT_MAX and long.product.endswith("…")
+    assert (long.cnt_msg, long.cnt_new, long.last_date) == (2**31 - 1, 0, None)
+    assert (odd.email, odd.product) == ("a@b.c <script>", "\ufffd Phone case")
+
+
+def test_message_fields_are_bounded_urls_kept_whole_or_dropped(mock, client):
+    cyrillic_url = "https://crm.test/files/1/" + "%D0%A0%D0%B0%D1%85" * 400 + ".pdf"   # 7 KB
+    entries = [
+        message(1, message="слово " * 20_000, is_file=1, filename="Д" * 700 + ".pdf",
+                url=cyrillic_url),
+        message(2, is_img=1, url="https://crm.test/" + "a" * 70_000, preview="https://crm.test/p.jpg",
+                filename="photo.jpg"),
+        message(2**63), message("9223372036854775808"), message(-2**63 - 1),
+        message(3, message="\ud83d lone", date_written="2030-02-30 10:00:00",
+                date_seen="9999-12-31T23:59:59-05:00", id_i=2**64),
+    ]
+    add_login(mock)
+    mock.get(MESSAGES, json=entries)
+
+    file_message, image, odd = client.messages(5)
+
+    assert len(file_message.text) == client_module.TEXT_MAX
+    assert file_message.text.endswith("слово… (truncated)")
+    assert file_message.url == cyrillic_url                       # several KB, kept whole
+    assert len(file_message.filename) == client_module.FILENAME_MAX
+    assert file_message.filename.endswith("Д….pdf")
+    assert image.url is None and image.preview == "https://crm.test/p.jpg"   # never cut
+    assert odd.text == "\ufffd lone" and odd.date_written is None and odd.date_seen is None
+    assert odd.id_i == 5                                          # its own id_i was no id
 
 
 @pytest.mark.parametrize("body", ["<html>502 Bad Gateway</html>", '{"chats": '])

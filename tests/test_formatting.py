@@ -47,3 +47,19 @@ def test_parts_are_valid_html_within_the_limit_and_give_back_the_text(body, head
     assert all(fmt.utf16_len(t) <= limit for t in texts)
     rebuilt = texts[0][header_len + 1:] + "".join(t[len("more\n"):] for t in texts[1:])
     assert rebuilt == body
+
+
+def test_shorten_counts_utf16_units_and_never_halves_an_emoji():
+    assert fmt.shorten("short", 10) == "short"
+    assert fmt.shorten("😀" * 10, 7) == "😀😀😀…"          # 6 units + the marker
+    assert fmt.utf16_len(fmt.shorten("ї😀" * 1000, 200)) <= 200
+    assert fmt.shorten_filename("Договір поставки № 15" * 10 + ".pdf", 30) == "Договір поставки № 15Дого….pdf"
+    assert fmt.shorten_filename("x" * 50, 10) == "xxxxxxxxx…"
+
+
+def test_escape_marks_html_once_and_makes_text_sendable():
+    once = fmt.escape("<b> & \ud83d")
+    assert once == "&lt;b&gt; &amp; \ufffd" and isinstance(once, fmt.Html)
+    assert fmt.escape(once) == once                        # already Html: not escaped again
+    assert fmt.link('http://a.b/?q="x"&y=<1>', "<l>") == \
+        '<a href="http://a.b/?q=&quot;x&quot;&amp;y=&lt;1&gt;">&lt;l&gt;</a>'

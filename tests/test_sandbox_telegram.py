@@ -13,7 +13,7 @@ from flask import Flask, request
 from telebot import apihelper, types
 
 from sandbox._server import ServerThread
-from sandbox.telegram import TelegramSandbox, parse_html
+from sandbox.telegram import HtmlParseError, TelegramSandbox, parse_html
 
 USER = 501
 GROUP = -1001000000001
@@ -189,6 +189,7 @@ def test_send_media_group(bot, sb):
 
 @pytest.mark.parametrize("html", [
     "<b>unclosed", "a < b", "AT&T", "<br>", "<b>x</i>", "x</b>", "<span>s</span>",
+    "a > b", "<b>x</b>>", "<p>paragraph</p>", "<a href='x'>a</a",
 ])
 def test_malformed_html_is_refused(bot, sb, html):
     error = api_error(lambda: bot.send_message(USER, html, parse_mode="HTML"))
@@ -210,6 +211,31 @@ def test_supported_html_subset():
         {"type": "pre", "offset": 4, "length": 1, "language": "python"},
         {"type": "expandable_blockquote", "offset": 5, "length": 1},
     ]
+
+
+def test_bare_gt_is_refused_as_the_documentation_requires():
+    # "All <, > and & symbols that are not a part of a tag or an HTML entity must be
+    # replaced with the corresponding HTML entities." (The offset counts UTF-8 bytes.)
+    with pytest.raises(HtmlParseError, match='Unescaped ">" at byte offset 11, use &gt;'):
+        parse_html("<b>→</b> > x")
+    assert parse_html('a &gt; b <a href="https://x.test/?q=a>b">l</a>')[0] == "a > b l"
+
+
+def test_links_are_kept_only_where_telegram_keeps_them():
+    def links(html):
+        return [e.get("url") for e in parse_html(html)[1] if e["type"] == "text_link"]
+
+    # Without href, the link's own text is its URL.
+    assert links("<a>https://shop.example/o?id=1</a>") == ["https://shop.example/o?id=1"]
+    assert links('<a href="shop.example/x">x</a>') == ["http://shop.example/x"]
+    assert links('<a href="http://127.0.0.1:8080/files/a">a</a>') == ["http://127.0.0.1:8080/files/a"]
+    # A URL Telegram cannot use leaves the text without a link (and is not refused).
+    for href in ("/files/1/a.pdf", "javascript:alert(1)", "ftp://x.example/a", "localhost/x",
+                 "http://x.example:0/", ""):
+        assert parse_html(f'<a href="{href}">label</a>') == ("label", []), href
+    # "</>" closes the innermost open tag.
+    assert parse_html("<b>x</><i>y</i>") == ("xy", [{"type": "bold", "offset": 0, "length": 1},
+                                                    {"type": "italic", "offset": 1, "length": 1}])
 
 
 def test_length_limits_count_visible_utf16_units(bot):
