@@ -110,7 +110,7 @@ def test_a_refused_confirmation_sends_the_customer_one_answer(cluster_factory, f
             total = confirmed_at - typed_at
         figures.note(f"answer {round_ + 1}: {in_crm} CRM copies (1 expected), "
                      f"{len(confirmed)} ✅; "
-                     + ("no ✅" if delay is None else
+                     + ("nothing to time" if delay is None else
                         f"✅ {delay:.1f}s after Telegram's last refusal, "
                         f"{total:.1f}s after the answer was typed"))
 
