@@ -50,6 +50,10 @@ MAX_RECORDED_CALLS = 100_000
 
 CHATS_KEYS = ("chats", "items")
 
+# What a CRM behind a reverse proxy answers while it is being maintained: HTML, not JSON.
+MAINTENANCE_PAGE = ("<!doctype html><html><head><title>Maintenance</title></head><body>"
+                    "<h1>We are down for maintenance</h1><p>Back soon.</p></body></html>")
+
 
 def format_date(timestamp: float) -> str:
     """CRM dates are local wall-clock time, to the second."""
@@ -198,6 +202,7 @@ class CrmSandbox:
         self._down_status: int | None = None
         self._down_left: int | None = None  # None: until set_up()
         self._login_failures_left = 0
+        self._login_down: tuple[int, str, float] | None = None  # status, body, until (monotonic)
         self._delay_all = 0.0
         self._delay_by_chat: dict[int, float] = {}
 
@@ -260,6 +265,7 @@ class CrmSandbox:
             self._calls.clear()
             self._down_status, self._down_left = None, None
             self._login_failures_left = 0
+            self._login_down = None
             self._delay_all = 0.0
             self._delay_by_chat.clear()
         self.set_refuse(False)
@@ -400,6 +406,19 @@ class CrmSandbox:
         with self._lock:
             self._login_failures_left = times
 
+    def set_login_down(self, status: int = 403, seconds: float | None = None,
+                       body: str = MAINTENANCE_PAGE) -> None:
+        """Logins answer `status` with an HTML page (a maintenance window in front of the
+        CRM) for `seconds` from now, or until set_login_up(). Tokens already issued keep
+        working; pair it with expire_tokens() for a CRM that restarts."""
+        until = math.inf if seconds is None else time.monotonic() + seconds
+        with self._lock:
+            self._login_down = (status, body, until)
+
+    def set_login_up(self) -> None:
+        with self._lock:
+            self._login_down = None
+
     # ------------------------------------------------------------------ internals
 
     def _base_url(self) -> str:
@@ -528,6 +547,10 @@ class CrmSandbox:
     # ---- /api/apilogin
 
     def _login(self) -> Response:
+        with self._lock:
+            down = self._login_down
+        if down is not None and time.monotonic() < down[2]:
+            return Response(down[1], status=down[0], mimetype="text/html")
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             raise ApiError(400, {"retval": 1, "error": "JSON object expected"})

@@ -8,7 +8,8 @@ It models what the bot's correctness depends on: per-chat message ids, edits and
 deletes with Telegram's error texts, the HTML parse mode and its length limits
 (counted in UTF-16 units of the visible text), inline keyboards (64-byte callback
 data), uploads and downloads, webhook delivery with the secret header, long polling,
-the flood limits (429 with retry_after), blocked users (403) and injected faults.
+the flood limits (429 with retry_after), blocked users (403), a bot removed from a group
+(403 / 400) and injected faults (for one method, optionally for one chat).
 
 Deliberate differences from Telegram, each chosen to catch bot bugs or keep tests
 hermetic:
@@ -441,6 +442,7 @@ class TelegramSandbox:
         self._deliveries: list[dict] = []
         self._faults: list[dict] = []
         self._blocked: set[int] = set()
+        self._removed_from: dict[int, tuple[int, str]] = {}  # group → the refusal of calls there
         self._delay = 0.0
         self._clock_offset = 0.0
         self._windows = _SlidingWindows()
@@ -576,8 +578,10 @@ class TelegramSandbox:
             self._windows = _SlidingWindows()
 
     def fail_next(self, method: str, status: int = 500, description: str | None = None,
-                  times: int = 1, retry_after: int | None = None) -> None:
-        """The next `times` calls of `method` ("*" = any, getUpdates included) fail."""
+                  times: int = 1, retry_after: int | None = None,
+                  chat_id: int | None = None) -> None:
+        """The next `times` calls of `method` ("*" = any, getUpdates included) fail; with
+        `chat_id`, only calls about that chat (other chats are served meanwhile)."""
         if status == 429 and retry_after is None:
             retry_after = 1
         if description is None:
@@ -585,7 +589,8 @@ class TelegramSandbox:
                            else _FAULT_TEXTS.get(status, "Internal Server Error"))
         with self._lock:
             self._faults.append({"method": method.lower(), "status": status, "left": times,
-                                 "description": description, "retry_after": retry_after})
+                                 "description": description, "retry_after": retry_after,
+                                 "chat_id": chat_id})
 
     def block_user(self, chat_id: int) -> None:
         """Sends to this chat answer 403 until the user writes to the bot again."""
@@ -595,6 +600,22 @@ class TelegramSandbox:
     def unblock_user(self, chat_id: int) -> None:
         with self._lock:
             self._blocked.discard(chat_id)
+
+    def remove_bot_from_chat(self, chat_id: int, *, chat_exists: bool = True) -> None:
+        """The bot is removed from group `chat_id`: every call about that chat answers as
+        Telegram does, 403 "Forbidden: bot was kicked from the supergroup chat" — or,
+        with chat_exists=False (a chat the bot cannot see at all), 400 "Bad Request: chat
+        not found" — until add_bot_to_chat(chat_id)."""
+        if chat_id > 0:
+            raise ValueError("a bot is removed from groups; private chats block it (block_user)")
+        with self._lock:
+            self._removed_from[chat_id] = (
+                (403, "Forbidden: bot was kicked from the supergroup chat") if chat_exists
+                else (400, "Bad Request: chat not found"))
+
+    def add_bot_to_chat(self, chat_id: int) -> None:
+        with self._lock:
+            self._removed_from.pop(chat_id, None)
 
     def set_delay(self, seconds: float) -> None:
         """Latency added to every API answer."""
@@ -768,7 +789,8 @@ class TelegramSandbox:
             if handler is None:
                 raise ApiError(404, "Not Found")
             with self._lock:
-                self._take_fault(method)
+                self._take_fault(method, params)
+                self._refuse_if_removed(params)
                 status, payload = 200, {"ok": True, "result": handler(params, files)}
         except ApiError as err:
             status, payload = err.status, err.payload()
@@ -789,13 +811,19 @@ class TelegramSandbox:
         return Response(stored["content"],
                         mimetype=stored["mime_type"] or "application/octet-stream")
 
-    def _take_fault(self, method: str) -> None:
+    def _take_fault(self, method: str, params: dict) -> None:
         for fault in self._faults:
-            if fault["method"] in ("*", method.lower()):
+            if (fault["method"] in ("*", method.lower())
+                    and fault["chat_id"] in (None, params.get("chat_id"))):
                 fault["left"] -= 1
                 if fault["left"] <= 0:
                     self._faults.remove(fault)
                 raise ApiError(fault["status"], fault["description"], fault["retry_after"])
+
+    def _refuse_if_removed(self, params: dict) -> None:
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, int) and chat_id in self._removed_from:
+            raise ApiError(*self._removed_from[chat_id])
 
     # ----------------------------------------------------------------- methods: updates
 

@@ -93,6 +93,25 @@ def test_fail_login_refuses_the_next_logins_only(crm):
     assert [login(crm).json()["retval"] for _ in range(3)] == [1, 1, 0]
 
 
+def test_set_login_down_answers_an_html_page_for_a_while(crm):
+    token = token_of(crm)
+    crm.set_login_down(403, seconds=0.5)
+    answer = login(crm)
+    assert answer.status_code == 403
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "maintenance" in answer.text
+    assert get(crm, "/debates/v2/chats", token).status_code == 200  # tokens live on
+    time.sleep(0.6)
+    assert login(crm).json()["retval"] == 0
+    crm.set_login_down(503, body="<html>later</html>")  # until set_login_up()
+    time.sleep(0.1)
+    answer = login(crm)
+    assert (answer.status_code, answer.text) == (503, "<html>later</html>")
+    crm.set_login_up()
+    assert login(crm).status_code == 200
+    assert [c["status"] for c in crm.calls("/apilogin")] == [200, 403, 200, 503, 200]
+
+
 def test_expired_token_answers_401(crm):
     token = token_of(crm)
     assert get(crm, "/debates/v2/chats", token).status_code == 200

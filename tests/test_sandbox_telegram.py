@@ -378,6 +378,39 @@ def test_fail_next(bot, sb):
     assert [c["status"] for c in sb.calls()] == [502, 502, 200, 429]
 
 
+def test_fail_next_for_one_chat_leaves_the_others_alone(bot, sb):
+    sb.fail_next("sendMessage", status=429, times=2, retry_after=1, chat_id=USER)
+    sb.fail_next("sendMessage", status=502, chat_id=USER)
+    assert bot.send_message(GROUP, "to the group").message_id == 1
+    statuses = []
+    for _ in range(4):
+        try:
+            bot.send_message(USER, "to the manager")
+            statuses.append(200)
+        except apihelper.ApiTelegramException as error:
+            statuses.append(error.error_code)
+    assert statuses == [429, 429, 502, 200]
+    assert sorted(m["chat_id"] for m in sb.messages()) == [GROUP, USER]
+
+
+def test_a_bot_removed_from_a_group_is_refused_there_until_added_back(bot, sb):
+    posted = bot.send_message(GROUP, "before")
+    sb.remove_bot_from_chat(GROUP)
+    error = api_error(lambda: bot.send_message(GROUP, "while out"))
+    assert (error.error_code, error.description) == (
+        403, "Forbidden: bot was kicked from the supergroup chat")
+    assert api_error(lambda: bot.edit_message_text("edited", GROUP, posted.message_id)).error_code == 403
+    assert bot.send_message(USER, "private chats still work").text == "private chats still work"
+    sb.remove_bot_from_chat(GROUP, chat_exists=False)
+    error = api_error(lambda: bot.send_message(GROUP, "unseen"))
+    assert (error.error_code, error.description) == (400, "Bad Request: chat not found")
+    sb.add_bot_to_chat(GROUP)
+    assert bot.send_message(GROUP, "back").message_id == 2
+    assert [m["visible_text"] for m in sb.messages(GROUP)] == ["before", "back"]
+    with pytest.raises(ValueError):
+        sb.remove_bot_from_chat(USER)
+
+
 def test_block_user_until_they_write_again(bot, sb):
     sb.block_user(USER)
     error = api_error(lambda: bot.send_message(USER, "x"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from conftest import LOG_CHAT, SHARED_CHAT
 from reliability.cluster import LINK_KEY
 
 TAG = re.compile(r"\[(?P<run>[a-z0-9]+)/(?P<n>\d+)\]")
@@ -53,8 +54,9 @@ class Customers:
         with self._lock:
             n = next(self._numbers)
         tag = f"[{self.run}/{n}]"
-        message = self.crm.customer_writes(id_i, f"{tag} {text}", email=f"client{id_i}@example.com",
-                                           product=f"{self.product} {id_i}", **kwargs)
+        fields = {"email": f"client{id_i}@example.com", "product": f"{self.product} {id_i}",
+                  **kwargs}
+        message = self.crm.customer_writes(id_i, f"{tag} {text}", **fields)
         written = Written(n, id_i, tag, message["id"], time.time())
         with self._lock:
             self.written.append(written)
@@ -122,9 +124,14 @@ class Customers:
             thread.join()
 
 
-def add_manager(db, tg_id: int, username: str, language: str = "uk") -> int:
+def add_manager(db, tg_id: int, username: str | None, language: str = "uk", *,
+                first_name: str | None = None, role: str = "manager") -> int:
+    """A person of `role` (a manager unless told); a bootstrap admin (ADMIN_IDS) may
+    already be there, so an existing row is updated."""
     db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
-               " VALUES (%s, %s, %s, %s, 'manager')", (tg_id, username, username.title(), language))
+               " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE username = VALUES(username),"
+               " first_name = VALUES(first_name), language = VALUES(language), role = VALUES(role)",
+               (tg_id, username, first_name or (username or "").title(), language, role))
     return tg_id
 
 
@@ -195,9 +202,98 @@ def unfinished_jobs(db, limit: int = 15) -> str:
     return "\n".join(str(r) for r in rows) or "(queue empty)"
 
 
+def failed_jobs(db, limit: int = 10) -> str:
+    """Jobs given up on, with their last error, for a failure message."""
+    rows = db.fetchall("SELECT id, kind, attempts, LEFT(last_error, 300) AS last_error FROM jobs"
+                       " WHERE status = 'failed' ORDER BY id LIMIT %s", (limit,))
+    return "\n".join(str(r) for r in rows) or "(no failed jobs)"
+
+
 def record_delivery(figures, expected: set[int], counts: collections.Counter) -> tuple[set, int]:
     """Put accepted / delivered / duplicated / lost into the figures; (missing, duplicates)."""
     delivered = expected & set(counts)
     duplicates = sum(counts[n] - 1 for n in delivered)
     figures.messages(len(expected), len(delivered), duplicates)
     return expected - delivered, duplicates
+
+
+# ----------------------------------------------------------------- what people see
+
+SENT_OK = "✅ Надіслано клієнту (ордер #{id_i})."       # the manager's ✅ (uk)
+
+
+def poll(condition, timeout: float, interval: float = 0.2):
+    """`condition()` until it is truthy or the time is up; returns its last value either
+    way (the caller asserts, so the figures get recorded first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def posts_with(tg, chat_id: int, needle: str) -> list[dict]:
+    """The bot's messages in `chat_id` whose visible text contains `needle`."""
+    return [m for m in tg.messages(chat_id) if needle in (m.get("visible_text") or "")]
+
+
+def first_sent_at(tg, chat_id: int, needle: str) -> float | None:
+    """When Telegram first accepted a message to `chat_id` carrying `needle` (epoch s)."""
+    times = [c["time"] for c in tg.calls() if c["status"] == 200
+             and c["method"].lower() in ("sendmessage", "sendphoto", "senddocument")
+             and c["params"].get("chat_id") == chat_id
+             and needle in str(c["params"].get("text") or c["params"].get("caption") or "")]
+    return min(times, default=None)
+
+
+def refused_sends(tg, chat_id: int, statuses=(429, 500, 502, 503, 504)) -> list[dict]:
+    return [c for c in tg.calls("sendMessage")
+            if c["params"].get("chat_id") == chat_id and c["status"] in statuses]
+
+
+def take_chat(tg, manager: int, post: dict, **profile) -> dict:
+    """The manager taps the post's only inline button ("✍ Відповісти"); the update."""
+    [[button]] = post["reply_markup"]["inline_keyboard"]
+    return tg.user_presses_button(manager, post["chat_id"], post["message_id"],
+                                  button["callback_data"], **profile)
+
+
+def callback_answer(tg, update: dict, timeout: float = 20.0) -> dict | None:
+    """The bot's answer to a button tap (its plain text is what the person sees)."""
+    query_id = update["callback_query"]["id"]
+    found = poll(lambda: [a for a in tg.callback_answers()
+                          if a["callback_query_id"] == query_id], timeout)
+    return found[0] if found else None
+
+
+def confirmations(tg, manager: int, id_i: int) -> list[dict]:
+    """The ✅ "sent to the client" messages a manager has for chat id_i."""
+    return [m for m in tg.messages(manager) if m["visible_text"] == SENT_OK.format(id_i=id_i)]
+
+
+def wait_confirmation(tg, manager: int, id_i: int, timeout: float) -> list[dict]:
+    return poll(lambda: confirmations(tg, manager, id_i), timeout)
+
+
+def shop_messages(crm, id_i: int, text: str | None = None) -> list[dict]:
+    """What the customer received in the CRM chat (shop messages), oldest first."""
+    return [m for m in crm.messages(id_i)
+            if m["seller"] and (text is None or m["message"] == text)]
+
+
+def log_posts(tg, tag: str = "#ERROR") -> list[dict]:
+    """CHANNEL_LOG posts starting with `tag` (#ERROR, #CHANGE_PIN), oldest first."""
+    return [m for m in tg.messages(LOG_CHAT) if (m["visible_text"] or "").startswith(tag)]
+
+
+def wait_log_posts(tg, tag: str, contains: str, timeout: float) -> list[dict]:
+    """CHANNEL_LOG posts with `tag` whose text contains `contains` (case-insensitive)."""
+    return poll(lambda: [m for m in log_posts(tg, tag)
+                         if contains.lower() in m["visible_text"].lower()], timeout)
+
+
+def wait_post(tg, written: Written, timeout: float, chat_id: int = SHARED_CHAT) -> dict | None:
+    """The first post carrying a customer message's tag, once it is there."""
+    found = poll(lambda: posts_with(tg, chat_id, written.tag), timeout)
+    return found[0] if found else None
