@@ -98,12 +98,14 @@ class TelegramOut:
         return job_id
 
     def send_now(self, chat_id: int | None, html: str | None = None, markup: Any = None, *,
-                 key: str | None = None, once: str | None = None, **options: Any) -> None:
+                 key: str | None = None, once: str | None = None, **options: Any) -> bool:
         """Send at once (an answer to a person), durably and at most once per update —
-        or, with `once`, at most once for that key whatever the update."""
+        or, with `once`, at most once for that key whatever the update. False when the
+        send was stored already (nothing new to send)."""
         job_id = self.enqueue(chat_id, html, markup, key=once or self.key(key),
                               priority=NOW_PRIORITY, **options)
         self._perform(job_id, chat_id)
+        return job_id is not None
 
     def edit(self, chat_id: int, message_id: int, html: str, markup: Any = None, *,
              caption: bool = False, now: bool = True) -> None:

@@ -2,9 +2,7 @@
 talk to Telegram (`TelegramOut`: send now, edit, enqueue — durable, within the limits)."""
 from __future__ import annotations
 
-import html as html_lib
 import logging
-import re
 from datetime import datetime
 
 from telebot import TeleBot, types
@@ -24,17 +22,6 @@ from models.state import ManagerStateRepository
 from models.users import User, UserRepository
 
 log = logging.getLogger(__name__)
-
-CALLBACK_TEXT_LIMIT = 200  # answerCallbackQuery shows at most 200 characters, as plain text
-_TAG = re.compile(r"<[^>]*>")
-
-
-def plain(html: str | None) -> str | None:
-    """Our HTML as the plain text a callback answer needs (tags dropped, entities read)."""
-    if html is None:
-        return None
-    visible = html_lib.unescape(_TAG.sub("", html))
-    return visible if len(visible) <= CALLBACK_TEXT_LIMIT else visible[:CALLBACK_TEXT_LIMIT - 1] + "…"
 
 
 class Desk:
@@ -80,17 +67,18 @@ class Desk:
         """Stop the tap's spinner, with a short plain-text answer. Not a durable step: an
         answer is only useful now, and a repeated one is harmless."""
         try:
-            self.bot.answer_callback_query(call.id, plain(message), show_alert=alert)
+            self.bot.answer_callback_query(
+                call.id, None if message is None else fmt.callback_text(message), show_alert=alert)
         except ApiTelegramException as exc:  # a stale query: the tap's effect stands
             log.info("could not answer callback: %s", exc.description)
 
     def say(self, chat_id: int, html: str, markup=None, *, key: str | None = None,
             id_i: int | None = None, purpose: str = "desk", reply_to: int | None = None,
-            once: str | None = None) -> None:
+            once: str | None = None) -> bool:
         """Send now (an answer to a person); mapped to its chat when `id_i` is given, so a
         reply to it finds the chat."""
-        self.out.send_now(chat_id, html, markup, key=key, once=once, id_i=id_i,
-                          purpose=purpose, reply_to=reply_to)
+        return self.out.send_now(chat_id, html, markup, key=key, once=once, id_i=id_i,
+                                 purpose=purpose, reply_to=reply_to)
 
     def reply(self, message, html: str, *, key: str | None = None, id_i: int | None = None) -> None:
         """Answer a person's message, quoting it when Telegram still has it."""

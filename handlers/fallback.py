@@ -15,20 +15,19 @@ from handlers.common import Desk
 from models.users import PENDING, User
 
 
-# People without access get their one-line answer at most once a minute, however much
-# they write: a flood costs the bot one message a minute, not one per message.
-GATE_ANSWER_EVERY = 60
+# People without access get their one-line answer to at most a few messages a minute,
+# however much they write: a flood costs the bot a few messages, not one per message.
+GATE_ANSWERS_PER_MINUTE = 5
 
 
 def message(desk: Desk, message: types.Message, user: User | None) -> None:
-    if message.chat.type != "private":
-        return
-    once = f"gate:{message.chat.id}:{int(time.time() // GATE_ANSWER_EVERY)}"
-    if user is None:
-        desk.say(message.chat.id, desk.t(None, "press_start"), once=once)
-    elif user.role == PENDING:
-        desk.say(message.chat.id, desk.t(user, "waiting_approval"), once=once)
-    # Managers: an unknown command or content gets silence, never a forward.
+    if message.chat.type != "private" or (user is not None and user.role != PENDING):
+        return  # managers: an unknown command or content gets silence, never a forward
+    answer = desk.t(user, "waiting_approval" if user is not None else "press_start")
+    minute = int(time.time() // 60)
+    for slot in range(GATE_ANSWERS_PER_MINUTE):
+        if desk.say(message.chat.id, answer, once=f"gate:{message.chat.id}:{minute}:{slot}"):
+            return
 
 
 def callback(desk: Desk, call: types.CallbackQuery, user: User | None) -> None:

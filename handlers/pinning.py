@@ -69,18 +69,37 @@ def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: Clai
         else:
             return
         desk.message_map.set_notes(message.chat.id, message.message_id, notes)
-    language = desk.lang(None)
-    lines = [mapped.html]
-    if notes.get("manager"):
-        lines.append(text("post_manager", language, name=fmt.escape(notes["manager"])))
-    if notes.get("tapped"):
-        lines.append(text("post_also_tapped", language,
-                          names=fmt.escape(", ".join(notes["tapped"]))))
-    if notes.get("answered"):
-        lines.append(text("post_answered", language))
-    desk.edit(message.chat.id, message.message_id, "\n".join(lines),
+    desk.edit(message.chat.id, message.message_id,
+              mapped.html + "\n" + notes_html(notes, desk.lang(None)),
               message.reply_markup if keep_button else None,
               caption=message.content_type == "photo")
+
+
+# What the notes under a post may take: the post left NOTES_ROOM for them (bot/posts.py).
+NOTE_NAME_ROOM = 50
+NOTE_TAPPED_ROOM = 80
+
+
+def notes_html(notes: dict, language: str) -> str:
+    """Who has the chat, who else tapped, whether it was answered — within the room the
+    post keeps for them, however many people tapped and however long their names."""
+    lines = []
+    if notes.get("manager"):
+        lines.append(text("post_manager", language,
+                          name=fmt.shorten(notes["manager"], NOTE_NAME_ROOM)))
+    tapped = notes.get("tapped") or []
+    if tapped:
+        shown: list[str] = []
+        for name in tapped:
+            if len(", ".join(shown + [fmt.shorten(name, 30)])) > NOTE_TAPPED_ROOM:
+                break
+            shown.append(fmt.shorten(name, 30))
+        rest = len(tapped) - len(shown)
+        lines.append(text("post_also_tapped", language,
+                          names=", ".join(shown) + (f" +{rest}" if rest else "")))
+    if notes.get("answered"):
+        lines.append(text("post_answered", language))
+    return "\n".join(lines)
 
 
 def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
