@@ -37,13 +37,13 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     # Telegram
-    bot_token: str
+    bot_token: str = field(repr=False)
     chat_new_message: int | None = None
     channel_log: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
     webhook_url: str | None = None
-    webhook_secret_path: str | None = None
-    webhook_secret_token: str | None = None
+    webhook_secret_path: str | None = field(default=None, repr=False)
+    webhook_secret_token: str | None = field(default=None, repr=False)
     admin_ids: tuple[int, ...] = ()
     # CRM
     keeping_api_url: str = ""
@@ -52,6 +52,7 @@ class Settings:
     keeping_web_url: str = ""
     link_key: str = field(default="", repr=False)
     crm_allowed_ips: tuple[str, ...] = ()
+    metrics_token: str | None = field(default=None, repr=False)
     crm_max_message_len: int = 4000
     # Database
     mysql_host: str | None = None
@@ -98,7 +99,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line or a URL we print."""
         values = (self.bot_token, self.keeping_api_key, self.mysql_password,
-                  self.link_key, self.webhook_secret_token, self.webhook_secret_path)
+                  self.link_key, self.webhook_secret_token, self.webhook_secret_path,
+                  self.metrics_token)
         return tuple(v for v in values if v)
 
     def replace(self, **changes) -> "Settings":
@@ -221,6 +223,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "KEEPING_WEB_URL": ("keeping_web_url", _http_url, False),
     "LINK_KEY": ("link_key", _path_secret, False),
     "CRM_ALLOWED_IPS": ("crm_allowed_ips", _networks, False),
+    "METRICS_TOKEN": ("metrics_token", _secret_token, False),
     "CRM_MAX_MESSAGE_LEN": ("crm_max_message_len", _positive_int, False),
     "MYSQL_HOST": ("mysql_host", _text, False),
     "MYSQL_PORT": ("mysql_port", _port, False),

@@ -57,10 +57,11 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
 
     @app.post("/messages/<path:key>")
     def crm_signal(key: str):
-        if not same_secret(key, settings.link_key):
-            return error(404, "not found")
+        # The allow-list first: a caller from elsewhere learns nothing about the key.
         if not _allowed(request.remote_addr, settings.crm_allowed_ips):
             return error(403, "forbidden")
+        if not same_secret(key, settings.link_key):
+            return error(404, "not found")
         try:
             id_i = parse_invoice_id(read_json(request))
         except BadBody as exc:

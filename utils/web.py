@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 from typing import Callable
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config import Settings, load_settings
@@ -25,6 +26,20 @@ def same_secret(given: str | None, expected: str | None) -> bool:
         return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate cannot be any secret of ours
         return False
+
+
+def metrics_allowed(request, token: str | None) -> bool:
+    """/metrics tells how busy the shop is: with METRICS_TOKEN set, only to a caller who
+    brings it (Authorization: Bearer …); without one, only to this machine (loopback)."""
+    if token:
+        given = request.headers.get("Authorization", "")
+        return given.startswith("Bearer ") and same_secret(given[len("Bearer "):], token)
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def error(status: int, message: str):
@@ -57,6 +72,8 @@ def base_app(name: str, settings: Settings, db: Database) -> Flask:
 
     @app.get("/metrics")
     def metrics():
+        if not metrics_allowed(request, settings.metrics_token):
+            return error(403, "forbidden")
         body, content_type = render_metrics(db)
         return Response(body, content_type=content_type)
 
