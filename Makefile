@@ -21,7 +21,7 @@ install: $(STAMP)
 
 # MariaDB from Debian's packages when mariadbd is missing (as root; otherwise a clear message).
 mariadb: install
-	$(PY) -c "from utils.mariadb import ensure_installed; ensure_installed()"
+	$(PY) -c "from models.mariadb import ensure_installed; ensure_installed()"
 
 run: install mariadb
 	$(PY) -m bot run

@@ -11,12 +11,15 @@ import logging
 from flask import Flask, jsonify, request
 
 from config import Settings
+from bot.updates import BadUpdate, take_update
+from doors.web import base_app, lazy_app
+from models.bells import BellRegistry
 from models.db import Database
-from models.inbox import BadUpdate, Inbox
+from models.inbox import Inbox
 from models.jobs import JobQueue
 from utils.bell import BellRinger
+from utils.http import BadBody, error, read_json, same_secret
 from utils.metrics import UPDATES_RECEIVED
-from utils.web import BadBody, base_app, error, lazy_app, read_json, same_secret
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> Flask:
     """`bell`: what to ring after storing work (default: the worker processes' UDP bells)."""
     db = db or Database(settings)
-    bell = bell or BellRinger(db)
+    bell = bell or BellRinger(BellRegistry(db))
     inbox = Inbox(JobQueue(db, lease_seconds=settings.job_lease_seconds))
     app = base_app(__name__, settings, db)
 
@@ -38,7 +41,7 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
             return error(403, "forbidden")
         try:
             update = read_json(request)
-            stored = inbox.take_update(update)
+            stored = take_update(inbox, update)
         except (BadBody, BadUpdate) as exc:
             return error(400, str(exc))
         UPDATES_RECEIVED.labels("stored" if stored else "duplicate").inc()

@@ -50,8 +50,9 @@ def run(burst: Burst, *, limits: bool) -> dict:
             for n in range(burst.chats):
                 db.execute("INSERT INTO users (tg_id, username, role) VALUES (%s, %s, 'manager')",
                            (5000 + n, f"manager{n}"))
-                db.execute("INSERT INTO chats (id_i) VALUES (%s)", (800000 + n,))
-                db.execute("INSERT INTO pins (id_i, manager_id) VALUES (%s, %s)", (800000 + n, 5000 + n))
+                db.execute("INSERT INTO conversations (id, channel, external_id)"
+                           " VALUES (%s, 'keepingcrm', %s)", (800000 + n, str(800000 + n)))
+                db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (%s, %s)", (800000 + n, 5000 + n))
                 managers.append(5000 + n)
         texts = {}
         started = time.monotonic()

@@ -67,16 +67,18 @@ def db_scalar(desk, sql: str):
 
 def fill_database(db) -> None:
     """100k chats and 1M messages, made by MariaDB itself (the SEQUENCE engine)."""
-    db.execute("INSERT INTO chats (id_i, email, product, last_date, cnt_msg, kind)"
-               " SELECT seq, CONCAT('c', seq, '@example.com'), 'Product',"
+    db.execute("INSERT INTO conversations (id, channel, external_id, customer_email, title,"
+               " last_date, cnt_msg, kind)"
+               " SELECT seq, 'keepingcrm', seq, CONCAT('c', seq, '@example.com'), 'Product',"
                " NOW() - INTERVAL seq MINUTE, 10, 'ordinary' FROM seq_1_to_%s" % DB_CHATS)
-    db.execute("INSERT INTO messages (id, id_i, direction, text, date_written, announced_at)"
-               " SELECT seq, 1 + seq MOD %s, IF(seq MOD 2, 'client', 'shop'),"
+    db.execute("INSERT INTO messages (id, conversation_id, external_id, direction, text,"
+               " date_written, announced_at)"
+               " SELECT seq, 1 + seq MOD %s, seq, IF(seq MOD 2, 'client', 'shop'),"
                " CONCAT('message number ', seq), NOW() - INTERVAL seq SECOND, NOW()"
                " FROM seq_1_to_%s" % (DB_CHATS, DB_MESSAGES))
     db.execute("INSERT INTO users (tg_id, username, role) SELECT seq, CONCAT('m', seq), 'manager'"
                " FROM seq_1_to_50")
-    db.execute("INSERT INTO pins (id_i, manager_id, state, kind) SELECT seq, 1 + seq MOD 50,"
+    db.execute("INSERT INTO pins (conversation_id, manager_id, state, kind) SELECT seq, 1 + seq MOD 50,"
                " IF(seq MOD 10 = 0, 'ACTIVE', 'UN_PIN'), 'PIN' FROM seq_1_to_20000")
 
 

@@ -14,7 +14,7 @@ from models.singleton import ProcessSingleton
 from sandbox.crm import CrmSandbox
 from sandbox.stack import LocalDesk
 from sandbox.telegram import TelegramSandbox
-from utils.mariadb import LocalMariaDB
+from models.mariadb import LocalMariaDB
 
 TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

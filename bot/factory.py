@@ -10,8 +10,6 @@ import logging
 import telebot
 from telebot import ExceptionHandler, TeleBot, apihelper
 
-from bot import auth
-from bot.deps import Deps
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -34,23 +32,15 @@ class Reraise(ExceptionHandler):
         raise exception
 
 
-def create_bot(settings: Settings) -> TeleBot:
-    """A bare bot for API calls only (sending, webhook management)."""
+def new_bot(settings: Settings, *, middlewares: bool = False) -> TeleBot:
     configure_api(settings)
     return TeleBot(settings.bot_token, threaded=False, parse_mode="HTML",
-                   exception_handler=Reraise())
+                   use_class_middlewares=middlewares, exception_handler=Reraise())
 
 
-def create_desk_bot(deps: Deps) -> TeleBot:
-    """The bot that processes updates: authorisation first, then every handler area."""
-    from handlers import register_all  # handlers import bot.*; keep the cycle out of import time
-
-    configure_api(deps.settings)
-    bot = TeleBot(deps.settings.bot_token, threaded=False, parse_mode="HTML",
-                  use_class_middlewares=True, exception_handler=Reraise())
-    auth.install(bot, deps.users)
-    register_all(bot, deps)
-    return bot
+def create_bot(settings: Settings) -> TeleBot:
+    """A bare bot for API calls only (webhook management, file downloads, deletes)."""
+    return new_bot(settings)
 
 
 def process_update(bot: TeleBot, payload: dict) -> None:

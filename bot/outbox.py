@@ -72,9 +72,9 @@ class TelegramOut:
 
     def enqueue(self, chat_id: int | None, html: str | None = None, markup: Any = None, *,
                 notice: str | None = None, values: dict | None = None, key: str | None = None,
-                id_i: int | None = None, crm_message_id: int | None = None,
+                conversation_id: int | None = None, message_id: int | None = None,
                 purpose: str = "desk", reply_to: int | None = None, silent: bool = False,
-                method: str = "sendMessage", message_id: int | None = None,
+                method: str = "sendMessage", edit_message_id: int | None = None,
                 language: str | None = None, priority: int = 0, cur=None) -> int | None:
         """Store one Telegram call; returns the job id (None: no chat, or already stored)."""
         if chat_id is None:
@@ -84,9 +84,10 @@ class TelegramOut:
             payload.update(notice=notice, values=values or {})
         else:
             payload["text"] = html
-        for name, value in (("reply_markup", markup_dict(markup)), ("id_i", id_i),
-                            ("crm_message_id", crm_message_id), ("reply_to", reply_to),
-                            ("message_id", message_id), ("language", language)):
+        for name, value in (("reply_markup", markup_dict(markup)),
+                            ("conversation_id", conversation_id), ("message_id", message_id),
+                            ("reply_to", reply_to), ("edit_message_id", edit_message_id),
+                            ("language", language)):
             if value is not None:
                 payload[name] = value
         if silent:
@@ -110,7 +111,7 @@ class TelegramOut:
     def edit(self, chat_id: int, message_id: int, html: str, markup: Any = None, *,
              caption: bool = False, now: bool = True) -> None:
         """Change a message the bot sent; an edit repeated is harmless ("not modified")."""
-        job_id = self.enqueue(chat_id, html, markup, message_id=message_id,
+        job_id = self.enqueue(chat_id, html, markup, edit_message_id=message_id,
                               method="editMessageCaption" if caption else "editMessageText",
                               priority=EDIT_PRIORITY)
         if now:

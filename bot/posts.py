@@ -1,9 +1,13 @@
-"""What a new client message looks like in Telegram (SPEC §3, flow 1).
+"""What a new customer message looks like in Telegram (SPEC §3, flow 1).
 
-`posts_for_client_message` turns one stored client message into the Telegram messages
-to send: to the shared chat with a reply button, or — when a manager holds the chat — to
-that manager with an "open chat" button and to the shared chat silently. Each post is a
-plain dict (the payload of a durable send job).
+`posts_for_client_message` turns one stored customer message into the Telegram messages
+to send: to the shared chat with a reply button, or — when a manager holds the
+conversation — to that manager with an "open chat" button and to the shared chat
+silently. Each post is a plain dict (the payload of a durable send job).
+
+A KeepingCRM chat's post has SPEC §3's header (product, the order linked to the CRM, the
+client); another channel's post names its channel and customer in its header
+("🟢 WhatsApp · +380…").
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from bot.formatting import Html
 from bot.callbacks import CallbackCodec
 from bot.keyboards import open_chat_button, reply_button
 from bot.texts import language_for, text
-from models.chats import Chat
+from models.conversations import KEEPINGCRM, Conversation
 from models.messages import StoredMessage
 from models.users import User
 
@@ -37,8 +41,8 @@ class Post:
     photo: str | None = None
     reply_markup: dict | None = None
     disable_notification: bool = False
-    id_i: int | None = None
-    crm_message_id: int | None = None
+    conversation_id: int | None = None
+    message_id: int | None = None
     purpose: str = "post"
     part: int = 0
     merge_html: str | None = None    # this post's message alone, to join a merged post
@@ -47,46 +51,59 @@ class Post:
     def payload(self) -> dict:
         return {"chat_id": self.chat_id, "method": self.method, "text": self.text,
                 "photo": self.photo, "reply_markup": self.reply_markup,
-                "disable_notification": self.disable_notification, "id_i": self.id_i,
-                "crm_message_id": self.crm_message_id, "purpose": self.purpose,
+                "disable_notification": self.disable_notification,
+                "conversation_id": self.conversation_id, "message_id": self.message_id,
+                "purpose": self.purpose,
                 "part": self.part, "merge_html": self.merge_html}
 
     @property
     def dedupe_key(self) -> str:
-        return f"post:{self.crm_message_id}:{self.chat_id}:{self.part}"
+        return f"post:{self.message_id}:{self.chat_id}:{self.part}"
 
 
-def order_url(web_url: str, id_i: int) -> str:
-    return f"{web_url.rstrip('/')}/purchases_inv_detail?id_i={id_i}&view=debate"
+@dataclass(frozen=True)
+class Source:
+    """Where the conversation lives, as its post shows it: the channel's icon and name,
+    and the link that opens the conversation there (the CRM's order page)."""
+    icon: str = "📧"
+    label: str = "KeepingCRM"
+    link: str | None = None
 
 
-def header(chat: Chat, web_url: str, language: str, *, pinned_to: User | None = None) -> Html:
-    lines = [text("post_title", language)]
-    # Product and e-mail are capped so that the header always leaves room in a caption.
-    if chat.product:
-        lines.append(fmt.escape(fmt.shorten(chat.product, PRODUCT_ROOM)))
-    lines.append(text("post_invoice", language,
-                      link=fmt.link(order_url(web_url, chat.id_i), str(chat.id_i)),
-                      email=fmt.shorten(chat.email or "—", EMAIL_ROOM)))
+def header(chat: Conversation, source: Source, language: str, *,
+           pinned_to: User | None = None) -> Html:
+    if chat.channel == KEEPINGCRM:
+        lines = [text("post_title", language)]
+        # Product and e-mail are capped so that the header always leaves room in a caption.
+        if chat.title:
+            lines.append(fmt.escape(fmt.shorten(chat.title, PRODUCT_ROOM)))
+        number = fmt.link(source.link, chat.ref) if source.link else fmt.escape(chat.ref)
+        lines.append(text("post_invoice", language, link=number,
+                          email=fmt.shorten(chat.customer or "—", EMAIL_ROOM)))
+    else:
+        lines = [text("post_title_channel", language, icon=source.icon, channel=source.label,
+                      customer=fmt.shorten(chat.customer or "—", EMAIL_ROOM))]
+        if chat.customer_name and chat.customer_name != chat.customer:
+            lines.append(fmt.escape(fmt.shorten(chat.customer_name, PRODUCT_ROOM)))
     if pinned_to is not None:
         lines.append(text("post_pinned_manager", language, name=pinned_to.display_name))
     lines.append(text("post_message", language))
     return fmt.join("\n", lines)
 
 
-def render(chat: Chat, message: StoredMessage, *, chat_id: int, web_url: str, language: str,
-           keyboard: dict | None, pinned_to: User | None = None,
+def render(chat: Conversation, message: StoredMessage, *, chat_id: int, source: Source,
+           language: str, keyboard: dict | None, pinned_to: User | None = None,
            silent: bool = False, purpose: str = "post") -> list[Post]:
     """One client message → the Telegram messages for one recipient, in order.
 
     Nothing the customer wrote is left out: a text too long for one message is split
     across several, and a file always shows, as a link when its URL is known.
     """
-    head = header(chat, web_url, language, pinned_to=pinned_to)
+    head = header(chat, source, language, pinned_to=pinned_to)
     body = fmt.crm_text(message.text)
-    common = dict(chat_id=chat_id, disable_notification=silent, id_i=chat.id_i,
-                  crm_message_id=message.id, purpose=purpose)
-    continued = text("post_continued", language, id_i=chat.id_i)
+    common = dict(chat_id=chat_id, disable_notification=silent, conversation_id=chat.id,
+                  message_id=message.id, purpose=purpose)
+    continued = text("post_continued", language, id_i=chat.ref)
     label_html = text("post_message", language)
     if message.is_file and message.url and fmt.utf16_len(body.strip()) <= LINK_LABEL_LIMIT:
         # SPEC §3.1: a file is shown as its text (or, without one, its name) linked to it.
@@ -141,22 +158,22 @@ def attachment_line(message: StoredMessage, language: str) -> Html | None:
                     if message.filename else [label])
 
 
-def posts_for_client_message(chat: Chat, message: StoredMessage, *, shared_chat_id: int,
-                             web_url: str, codec: CallbackCodec, pinned_to: User | None,
+def posts_for_client_message(chat: Conversation, message: StoredMessage, *, shared_chat_id: int,
+                             source: Source, codec: CallbackCodec, pinned_to: User | None,
                              forced_language: str | None = None) -> list[Post]:
     shared_language = language_for(None, forced_language)
     if pinned_to is None:
-        return render(chat, message, chat_id=shared_chat_id, web_url=web_url,
+        return render(chat, message, chat_id=shared_chat_id, source=source,
                       language=shared_language,
                       keyboard=reply_button(codec, shared_language, message.id, task=chat.is_task))
     if not pinned_to.reachable:
         # The manager blocked the bot: the shared chat must hear it, not quietly.
-        return render(chat, message, chat_id=shared_chat_id, web_url=web_url,
+        return render(chat, message, chat_id=shared_chat_id, source=source,
                       language=shared_language, pinned_to=pinned_to, keyboard=None)
     manager_language = language_for(pinned_to.language, forced_language)
-    to_manager = render(chat, message, chat_id=pinned_to.tg_id, web_url=web_url,
+    to_manager = render(chat, message, chat_id=pinned_to.tg_id, source=source,
                         language=manager_language, purpose="notify",
-                        keyboard=open_chat_button(codec, manager_language, chat.id_i))
-    to_shared = render(chat, message, chat_id=shared_chat_id, web_url=web_url,
+                        keyboard=open_chat_button(codec, manager_language, chat.id))
+    to_shared = render(chat, message, chat_id=shared_chat_id, source=source,
                        language=shared_language, pinned_to=pinned_to, silent=True, keyboard=None)
     return to_manager + to_shared

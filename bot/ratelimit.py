@@ -17,6 +17,7 @@ import pymysql
 
 from config import Settings
 from models.db import Database
+from models.rate import RateBuckets, format_stamps
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def bucket_for(chat_id: int) -> str:
 class RateLimiter:
     def __init__(self, db: Database, settings: Settings, *, margin: float = MARGIN_SECONDS) -> None:
         self.db = db
+        self.buckets = RateBuckets(db)
         self.margin = margin
         self.global_limit = _limit(settings.tg_limit_global_per_s, 1.0)
         self.private_limit = _limit(settings.tg_limit_private_per_s, 1.0)
@@ -66,69 +68,48 @@ class RateLimiter:
         raise AssertionError("unreachable")
 
     def _reserve(self, chat_id: int) -> float:
-        chat_bucket = bucket_for(chat_id)
         with self.db.transaction() as cur:
-            cur.execute("INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES (%s, '')", (chat_bucket,))
-            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6)) AS now", ())
-            now = float(cur.fetchone()["now"])
-            cur.execute("SELECT bucket, stamps, blocked_until FROM tg_rate"
-                        " WHERE bucket IN (%s, %s) ORDER BY bucket FOR UPDATE", (GLOBAL, chat_bucket))
-            rows = {r["bucket"]: r for r in cur.fetchall()}
-            wait = 0.0
-            kept: dict[str, list[float]] = {}
-            for bucket, row in rows.items():
-                limit = self.limit_for(bucket)
-                window = limit.window + self.margin
-                stamps = [t for t in _parse(row["stamps"]) if t > now - window]
-                kept[bucket] = stamps
-                if len(stamps) >= limit.count:
-                    wait = max(wait, stamps[-limit.count] + window - now)
-                wait = max(wait, float(row["blocked_until"]) - now)
-            if wait > 0:
-                return wait
-            for bucket, stamps in kept.items():
-                stamps.append(now)
-                cur.execute("UPDATE tg_rate SET stamps = %s WHERE bucket = %s",
-                            (_format(stamps[-_KEEP:]), bucket))
-            self._reserved[chat_id] = _format([now])
-            return 0.0
+            return self.reserve_in(cur, chat_id)
+
+    def reserve_in(self, cur, chat_id: int) -> float:
+        """`reserve` inside the caller's transaction (the slot is taken when it commits)."""
+        chat_bucket = bucket_for(chat_id)
+        now, buckets = self.buckets.locked(cur, (GLOBAL, chat_bucket))
+        wait = 0.0
+        kept: dict[str, list[float]] = {}
+        for name, bucket in buckets.items():
+            limit = self.limit_for(name)
+            window = limit.window + self.margin
+            stamps = [t for t in bucket.stamps if t > now - window]
+            kept[name] = stamps
+            if len(stamps) >= limit.count:
+                wait = max(wait, stamps[-limit.count] + window - now)
+            wait = max(wait, bucket.blocked_until - now)
+        if wait > 0:
+            return wait
+        for name, stamps in kept.items():
+            stamps.append(now)
+            self.buckets.save_stamps(cur, name, stamps[-_KEEP:])
+        self._reserved[chat_id] = format_stamps([now])
+        return 0.0
 
     def confirm(self, chat_id: int) -> None:
         """The send reserved for `chat_id` got its answer: its slot counts from now."""
         reserved = self._reserved.pop(chat_id, None)
-        if reserved is None:
-            return
-        chat_bucket = bucket_for(chat_id)
-        with self.db.transaction() as cur:
-            cur.execute("SELECT UNIX_TIMESTAMP(NOW(6)) AS now", ())
-            answered = _format([float(cur.fetchone()["now"])])
-            cur.execute("SELECT bucket, stamps FROM tg_rate WHERE bucket IN (%s, %s)"
-                        " ORDER BY bucket FOR UPDATE", (GLOBAL, chat_bucket))
-            for row in cur.fetchall():
-                stamps = row["stamps"].split(",")
-                if reserved in stamps:
-                    stamps[stamps.index(reserved)] = answered
-                    cur.execute("UPDATE tg_rate SET stamps = %s WHERE bucket = %s",
-                                (",".join(sorted(stamps, key=float)), row["bucket"]))
+        if reserved is not None:
+            self.buckets.replace_stamp((GLOBAL, bucket_for(chat_id)), reserved)
 
     def remaining(self, chat_id: int) -> int:
         """Sends still allowed to this chat in its current window (a plain read, no lock)."""
-        row = self.db.fetchone("SELECT stamps, UNIX_TIMESTAMP(NOW(6)) AS now FROM tg_rate"
-                               " WHERE bucket = %s", (bucket_for(chat_id),))
         limit = self.limit_for(bucket_for(chat_id))
-        if row is None:
-            return limit.count
+        now, stamps = self.buckets.peek(bucket_for(chat_id))
         window = limit.window + self.margin
-        used = sum(1 for t in _parse(row["stamps"]) if t > float(row["now"]) - window)
+        used = sum(1 for t in stamps if t > now - window)
         return max(0, limit.count - used)
 
     def block(self, chat_id: int, seconds: float) -> None:
         """Telegram said retry_after: no send to this chat before then."""
-        self.db.execute(
-            "INSERT INTO tg_rate (bucket, stamps, blocked_until)"
-            " VALUES (%s, '', UNIX_TIMESTAMP(NOW(6)) + %s)"
-            " ON DUPLICATE KEY UPDATE blocked_until = GREATEST(blocked_until, VALUES(blocked_until))",
-            (bucket_for(chat_id), float(seconds)))
+        self.buckets.block(bucket_for(chat_id), seconds)
 
 
 def _limit(per_window: float, window: float) -> Limit:
@@ -136,11 +117,3 @@ def _limit(per_window: float, window: float) -> Limit:
     if per_window >= 1:
         return Limit(int(per_window), window)
     return Limit(1, window / per_window)
-
-
-def _parse(text: str) -> list[float]:
-    return [float(t) for t in text.split(",") if t]
-
-
-def _format(stamps: list[float]) -> str:
-    return ",".join(f"{t:.6f}" for t in stamps)

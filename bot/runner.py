@@ -21,9 +21,10 @@ from telebot import apihelper
 
 from config import ROOT, Settings
 from models.db import Database, migrate
+from bot.updates import take_update
 from models.inbox import Inbox
 from models.jobs import JobQueue
-from utils.mariadb import LocalMariaDB
+from models.mariadb import LocalMariaDB
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ class Supervisor:
                 mysql_socket=self.database.socket, mysql_user="root", mysql_password="",
                 mysql_db=LOCAL_DB_NAME, mysql_host=None)
         db = Database(self.settings, pool_size=2)
-        count = migrate(db)
-        log.info("schema applied (%s statements)", count)
+        applied = migrate(db)
+        log.info("database up to date (%s)", ", ".join(applied) if applied else "no migration to apply")
         python = sys.executable
         bind = self.settings.bind_host
         for name, module, port in (("webhook", "webhook_server:app", self.settings.webhook_port),
@@ -175,7 +176,7 @@ def poll_updates(bot, inbox: Inbox, stop: threading.Event, timeout: int = 20) ->
                                             long_polling_timeout=timeout,
                                             allowed_updates=ALLOWED_UPDATES)
             for update in updates:
-                inbox.take_update(update)
+                take_update(inbox, update)
                 offset = update["update_id"] + 1
             failures = 0
         except Exception as exc:  # keep polling whatever happened; report and back off

@@ -15,7 +15,6 @@ recorded in the Telegram message map, so a manager's reply to it finds its chat.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Callable
@@ -105,9 +104,9 @@ class Sender:
         SENDS.labels("sent").inc()
         if payload.get("signal_at"):
             SIGNAL_TO_POST.observe(max(0.0, time.time() - float(payload["signal_at"])))
-        if payload.get("id_i") is not None and isinstance(sent, types.Message):
-            self.message_map.record(chat_id, sent.message_id, int(payload["id_i"]),
-                                    payload.get("crm_message_id"), payload.get("purpose", "post"),
+        if payload.get("conversation_id") is not None and isinstance(sent, types.Message):
+            self.message_map.record(chat_id, sent.message_id, int(payload["conversation_id"]),
+                                    payload.get("message_id"), payload.get("purpose", "post"),
                                     html=html)
 
     # -- what is sent --------------------------------------------------------------------
@@ -131,13 +130,13 @@ class Sender:
         chat_id = int(payload["chat_id"])
         method = payload.get("method", "sendMessage")
         if method == "editMessageText":
-            return self.bot.edit_message_text(html, chat_id, int(payload["message_id"]),
+            return self.bot.edit_message_text(html, chat_id, int(payload["edit_message_id"]),
                                               parse_mode="HTML", reply_markup=markup)
         if method == "editMessageCaption":
-            return self.bot.edit_message_caption(html, chat_id, int(payload["message_id"]),
+            return self.bot.edit_message_caption(html, chat_id, int(payload["edit_message_id"]),
                                                  parse_mode="HTML", reply_markup=markup)
         if method == "editMessageReplyMarkup":
-            return self.bot.edit_message_reply_markup(chat_id, int(payload["message_id"]),
+            return self.bot.edit_message_reply_markup(chat_id, int(payload["edit_message_id"]),
                                                       reply_markup=markup)
         reply = None
         if payload.get("reply_to"):
@@ -169,7 +168,7 @@ class Sender:
             return
         if method in EDITS and _described(exc, _EDIT_GONE):
             SENDS.labels("not_modified").inc()
-            log.info("edit of message %s in %s skipped: %s", payload.get("message_id"), chat_id,
+            log.info("edit of message %s in %s skipped: %s", payload.get("edit_message_id"), chat_id,
                      exc.description)
             return
         if exc.error_code == 403 and chat_id > 0:
@@ -203,38 +202,28 @@ class Sender:
 
 def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
     """While a chat's budget is used up, fold the posts queued behind `job` about the same
-    CRM chat into it: one post with all their messages and the newest reply button.
-    Nothing is dropped — merged jobs are marked done only in the same transaction that
-    puts their text into `job`. Returns how many posts were merged, and the job's payload."""
+    conversation into it: one post with all their messages and the newest reply button.
+    Nothing is dropped (see JobQueue.fold_waiting). Returns how many posts were merged,
+    and the job's payload."""
     head = job.payload
-    with jobs.db.transaction() as cur:
-        cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
-        current = json.loads(cur.fetchone()["payload"])  # may hold earlier merges
-        # SKIP LOCKED: a post another transaction is touching (being queued again by a
-        # sync) is left for the next merge rather than waited for.
-        cur.execute("SELECT id, payload FROM jobs WHERE lane = %s AND status = 'pending'"
-                    " AND kind = 'tg_send' AND id <> %s ORDER BY seq, id FOR UPDATE SKIP LOCKED",
-                    (job.lane, job.id))
+
+    def fold(current: dict, waiting: list[tuple[int, dict]]) -> tuple[dict, list[int]]:
         text_html, merged = current["text"], []
-        for row in cur.fetchall():
-            queued = json.loads(row["payload"])
-            if queued.get("id_i") != head.get("id_i") or not queued.get("merge_html"):
+        for job_id, queued in waiting:
+            if queued.get("conversation_id") != head.get("conversation_id") or not queued.get("merge_html"):
                 continue
             candidate = text_html + "\n\n" + queued["merge_html"]
             if visible_len(candidate) > POST_TEXT_LIMIT:
                 break
             text_html = candidate
-            merged.append(row["id"])
+            merged.append(job_id)
             current.update(reply_markup=queued.get("reply_markup") or current.get("reply_markup"),
-                           crm_message_id=queued.get("crm_message_id"),
+                           message_id=queued.get("message_id"),
                            merged=current.get("merged", 0) + 1)
-        if not merged:
-            return 0, current
         current["text"] = text_html
-        cur.execute("UPDATE jobs SET payload = %s WHERE id = %s",
-                    (json.dumps(current, ensure_ascii=False), job.id))
-        placeholders = ", ".join(["%s"] * len(merged))
-        cur.execute(f"UPDATE jobs SET status = 'done', last_error = %s WHERE id IN ({placeholders})",
-                    (f"merged into job {job.id}", *merged))
-    log.info("merged %s queued posts into job %s", len(merged), job.id)
-    return len(merged), current
+        return current, merged
+
+    merged, payload = jobs.fold_waiting(job, fold)
+    if merged:
+        log.info("merged %s queued posts into job %s", merged, job.id)
+    return merged, payload

@@ -53,6 +53,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "you_are_admin": "⭐ Вам надано права адміністратора.",
         # Client message posts
         "post_title": "📧 Повідомлення від клієнта",
+        "post_title_channel": "{icon} {channel} · Повідомлення від клієнта {customer}",
         "post_invoice": "Рахунок: {link} Клієнт: {email}",
         "post_message": "<b>Повідомлення:</b> ",
         "post_pinned_manager": "Закріплений менеджер: {name}",
@@ -182,6 +183,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "you_are_approved": "✅ Access approved. Welcome to KeepDesk!",
         "you_are_admin": "⭐ You are now an admin.",
         "post_title": "📧 Message from a client",
+        "post_title_channel": "{icon} {channel} · Message from client {customer}",
         "post_invoice": "Invoice: {link} Client: {email}",
         "post_message": "<b>Message:</b> ",
         "post_pinned_manager": "Pinned manager: {name}",

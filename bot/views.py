@@ -9,7 +9,7 @@ from bot.formatting import Html
 from bot.callbacks import CallbackCodec
 from bot.keyboards import inline
 from bot.texts import text
-from models.chats import COUNT_HORIZON, Chat
+from models.conversations import COUNT_HORIZON, Conversation as Chat
 from models.messages import StoredMessage
 from models.users import User
 
@@ -25,17 +25,17 @@ def pages_of(total: int, size: int = PAGE_SIZE) -> int:
 
 
 def chat_label(chat: Chat, prefix: str = "") -> str:
-    """A chat as a button label: plain text (buttons are not HTML), one short line."""
-    product = fmt.isolate_bidi((chat.product or "")[:28])
-    email = fmt.isolate_bidi(chat.email or "")
-    return f"{prefix}#{chat.id_i} {email} {product}".strip()[:60]
+    """A conversation as a button label: plain text (buttons are not HTML), one short line."""
+    product = fmt.isolate_bidi((chat.title or "")[:28])
+    email = fmt.isolate_bidi(chat.customer or "")
+    return f"{prefix}#{chat.ref} {email} {product}".strip()[:60]
 
 
 def chat_card(chat: Chat, holder: User | None, language: str) -> Html:
     pin_line = (text("chat_pinned_to", language, name=holder.display_name)
                 if holder else text("chat_not_pinned", language))
-    card = text("chat_card", language, id_i=chat.id_i, email=chat.email or "—",
-                product=chat.product or "—", pin_line=pin_line)
+    card = text("chat_card", language, id_i=chat.ref, email=chat.customer or "—",
+                product=chat.title or "—", pin_line=pin_line)
     if chat.is_task:
         status = text("task_status", language, status=text(f"status_{chat.status}", language))
         card = fmt.join("\n", [card, status])
@@ -44,7 +44,7 @@ def chat_card(chat: Chat, holder: User | None, language: str) -> Html:
 
 def message_block(message: StoredMessage, language: str, *, snippet: int = HISTORY_SNIPPET) -> Html:
     """One message in a history: who and when, its text (at most `snippet` characters,
-    the rest is in the CRM), and its file or image as a link."""
+    the rest is at its source), and its file or image as a link."""
     who = text("from_client" if message.from_client else "from_shop", language)
     when = message.date_written.strftime("%d.%m %H:%M") if message.date_written else ""
     lines = [fmt.join(" ", [fmt.bold(who), fmt.italic(when)])]
@@ -68,7 +68,7 @@ def history_page(chat: Chat, messages: list[StoredMessage], page: int, language:
                  limit: int = fmt.TEXT_LIMIT) -> Html:
     """A page of a chat's history within Telegram's limit: every message of the page is
     listed; when they are long, their texts are shortened just enough (longest first)."""
-    title = text("history_title", language, id_i=chat.id_i, page=page + 1)
+    title = text("history_title", language, id_i=chat.ref, page=page + 1)
     if not messages:
         return fmt.join("\n\n", [title, text("history_empty", language)])
 
@@ -132,12 +132,12 @@ def chat_list(codec: CallbackCodec, language: str, title_key: str, entries: list
 
 def chat_menu(codec: CallbackCodec, language: str, chat: Chat, *, mine: bool,
               mine_kind: str | None) -> dict:
-    rows = [[(text("history_chat", language), codec.encode("hist", chat.id_i, 0))],
-            [(text("send_message_to_chat", language), codec.encode("write", chat.id_i))],
-            [(text("send_status_read", language), codec.encode("read", chat.id_i))]]
+    rows = [[(text("history_chat", language), codec.encode("hist", chat.id, 0))],
+            [(text("send_message_to_chat", language), codec.encode("write", chat.id))],
+            [(text("send_status_read", language), codec.encode("read", chat.id))]]
     if chat.is_task:
-        rows.append([(text("edit_status_activate_key", language), codec.encode("status", chat.id_i))])
+        rows.append([(text("edit_status_activate_key", language), codec.encode("status", chat.id))])
     if mine and mine_kind == "PIN":
-        rows.append([(text("un_status_chat", language), codec.encode("unpin", chat.id_i))])
+        rows.append([(text("un_status_chat", language), codec.encode("unpin", chat.id))])
     rows.append([(text("back", language), codec.encode("menu"))])
     return inline(rows)

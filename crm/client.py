@@ -477,6 +477,11 @@ class CrmClient:
         with self._token_lock:
             return self._login_locked()
 
+    def token(self) -> str:
+        """A valid token (logging in when there is none or it is about to expire): the
+        cheapest "is the CRM there and does it let us in?"."""
+        return self._valid_token("login", None)
+
     def invalidate_token(self) -> None:
         with self._token_lock:
             self._token = None

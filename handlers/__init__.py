@@ -12,16 +12,26 @@ from __future__ import annotations
 
 from telebot import TeleBot
 
-from bot.deps import Deps
+from bot import auth
+from bot.factory import new_bot
 from handlers import admin, chats, fallback, menus, pinning, start, writing
 from handlers.common import ActionFilter, Desk
 
 AREAS = (start, admin, menus, chats, pinning, writing, fallback)
 
 
-def register_all(bot: TeleBot, deps: Deps) -> Desk:
+def register_all(bot: TeleBot, deps) -> Desk:
     desk = Desk(bot, deps)
     bot.add_custom_filter(ActionFilter(deps.codec))
     for area in AREAS:
         area.register(bot, desk)
     return desk
+
+
+def create_desk_bot(deps) -> TeleBot:
+    """The bot that processes updates: authorisation first, then every handler area.
+    `deps`: the process's composition root (`container.Container`)."""
+    bot = new_bot(deps.settings, middlewares=True)
+    auth.install(bot, deps.users)
+    register_all(bot, deps)
+    return bot

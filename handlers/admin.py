@@ -1,7 +1,8 @@
 """Admin commands (SPEC §4, §6). Registered for admins only: anyone else gets no reaction.
 
-`/approve_<tg_id>`, `/ban_<tg_id>`, `/admin_<tg_id>`, `/all_users`, `/get_chat_<id_i>`,
-`/get_connected_users_<id_i>`, `/connect_to_chat_<id_i>`, `/clean`, and the dead letters:
+`/approve_<tg_id>`, `/ban_<tg_id>`, `/admin_<tg_id>`, `/all_users`, `/get_chat_<n>`,
+`/get_connected_users_<n>`, `/connect_to_chat_<n>` (n: a CRM chat's order number, else the
+desk's number of a conversation), `/clean`, and the dead letters:
 `/errors` (the newest, each with its `/retry_<id>`) and `/retry_<id>`. A command with a
 bad argument gets an answer with an example, and changes nothing.
 """
@@ -18,6 +19,8 @@ from bot.texts import text
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
 from handlers.pinning import after_claim, claim
+from models.conversations import KEEPINGCRM
+from models.inbound import ConversationKey
 from models.jobs import SYNC
 from models.locks import LockTimeout
 from models.users import ADMIN, BANNED, MANAGER, User
@@ -89,7 +92,8 @@ def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_k
     _reply(desk, message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
     if role == BANNED:
         for pin in desk.claims.end_all_of(target.tg_id, desk.clock()):
-            desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)), pin.id_i)
+            desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)),
+                                pin.conversation_id)
         desk.state.clear(target_id)
         return
     if target.reachable:
@@ -99,38 +103,41 @@ def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_k
                          key=desk.out.key(note))
 
 
-def _known_chat_or_sync(desk: Desk, id_i: int):
-    chat = desk.chats.get(id_i)
+def resolve_chat(desk: Desk, number: int):
+    """The conversation an admin names by number: a CRM chat by its order number (synced
+    from the CRM when KeepDesk has not seen it yet), else the desk's own number."""
+    chat = desk.chats.find(ConversationKey(KEEPINGCRM, "", str(number))) or desk.chats.get(number)
     if chat is None and desk.deps.sync_now is not None:
-        desk.deps.sync_now(id_i)
-        chat = desk.chats.get(id_i)
+        desk.deps.sync_now(number)
+        chat = desk.chats.find(ConversationKey(KEEPINGCRM, "", str(number)))
     return chat
 
 
 def connect_to_chat(desk: Desk, message: types.Message, user: User, target: int) -> None:
-    chat = _known_chat_or_sync(desk, target)
+    chat = resolve_chat(desk, target)
     if chat is None:
         _reply(desk, message, desk.t(user, "unknown_chat", id_i=target))
         return
     try:
-        result = claim(desk, user, target, take_over=True)
+        result = claim(desk, user, chat.id, take_over=True)
     except LockTimeout:
         _reply(desk, message, desk.t(user, "busy_try_again"))
         return
     if result.outcome is Outcome.CLAIMED:
-        _reply(desk, message, desk.t(user, "claimed", id_i=target), key="claimed")
+        _reply(desk, message, desk.t(user, "claimed", id_i=chat.ref), key="claimed")
         previous = result.previous
         if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
             desk.out.enqueue(previous.tg_id,
-                             desk.t(previous, "taken_over_from_you", id_i=target,
+                             desk.t(previous, "taken_over_from_you", id_i=chat.ref,
                                     name=fmt.escape(user.display_name)),
                              key=desk.out.key("taken_over"))
-    after_claim(desk, user, target, result, take_over=True)
+    after_claim(desk, user, chat.id, result, take_over=True)
 
 
 def connected_users(desk: Desk, user: User, target: int) -> str:
-    pins = desk.pins.of_chat(target)
-    lines = [desk.t(user, "connected_users", id_i=target)]
+    chat = resolve_chat(desk, target)
+    pins = desk.pins.of_chat(chat.id) if chat else []
+    lines = [desk.t(user, "connected_users", id_i=chat.ref if chat else target)]
     lines += [f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · "
               f"{p.created_at:%d.%m %H:%M}–{p.ended_at:%d.%m %H:%M}" if p.ended_at else
               f"{fmt.escape(u.display_name)} · {p.kind} · {p.state} · {p.created_at:%d.%m %H:%M}"
@@ -163,7 +170,7 @@ def command(desk: Desk, message: types.Message, user: User) -> None:
         body, keyboard = users_page(desk, user, 0)
         _reply(desk, message, body, to_markup(keyboard))
     elif name == "get_chat":
-        chat = _known_chat_or_sync(desk, target)
+        chat = resolve_chat(desk, target)
         if chat is None:
             _reply(desk, message, desk.t(user, "unknown_chat", id_i=target))
         else:

@@ -13,7 +13,7 @@ from bot import views
 from bot.keyboards import main_menu, send_mode_keyboard, to_markup
 from bot.texts import key_of_label, text
 from handlers.common import Desk, callback_args, private_chat_of
-from models.chats import Chat
+from models.conversations import Conversation as Chat
 from models.pins import PIN
 from models.users import User
 from services.chat_actions import ReadRequested, Refusal, Refused, StatusChanged
@@ -27,16 +27,16 @@ SEND_MODE_KEYS = ("history_chat", "send_status_read", "back_to_chat")
 def show_chat(desk: Desk, user: User, chat_id: int, chat: Chat, *, key: str = "card") -> None:
     """Send the chat's card with its last messages and its menu; the chat becomes current."""
     body, keyboard = render_chat(desk, user, chat)
-    desk.state.set(user.tg_id, chat.id_i, None)
-    desk.send(chat_id, body, to_markup(keyboard), id_i=chat.id_i, purpose="card", key=key)
+    desk.state.set(user.tg_id, chat.id, None)
+    desk.send(chat_id, body, to_markup(keyboard), conversation_id=chat.id, purpose="card", key=key)
 
 
 def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> tuple[str, dict]:
-    holder = desk.pins.active(chat.id_i)
+    holder = desk.pins.active(chat.id)
     mine = holder is not None and holder[0].manager_id == user.tg_id
     language = desk.lang(user)
     card = views.chat_card(chat, holder[1] if holder else None, language)
-    blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id_i, recent)]
+    blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id, recent)]
     body = card
     # Whole message blocks only, newest kept: finished HTML is never cut.
     while blocks:
@@ -52,15 +52,15 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
 
 def history(desk: Desk, chat: Chat, page: int, user: User) -> tuple[str, dict]:
     offset = page * views.HISTORY_PAGE
-    rows = desk.messages.page(chat.id_i, offset, views.HISTORY_PAGE + 1)
+    rows = desk.messages.page(chat.id, offset, views.HISTORY_PAGE + 1)
     has_older = len(rows) > views.HISTORY_PAGE
     shown = list(reversed(rows[:views.HISTORY_PAGE]))
     language = desk.lang(user)
     return (views.history_page(chat, shown, page, language),
-            views.history_keyboard(desk.codec, language, chat.id_i, page, has_older))
+            views.history_keyboard(desk.codec, language, chat.id, page, has_older))
 
 
-def refusal_text(desk: Desk, user: User, refused: Refused, id_i: int) -> str:
+def refusal_text(desk: Desk, user: User, refused: Refused, conversation_id: int) -> str:
     if refused.why is Refusal.TAKEN_BY:
         return desk.t(user, "taken_by", name=fmt.escape(refused.holder.display_name
                                                           if refused.holder else "?"))
@@ -68,26 +68,27 @@ def refusal_text(desk: Desk, user: User, refused: Refused, id_i: int) -> str:
         return desk.t(user, "not_your_task")
     if refused.why is Refusal.NOT_A_TASK:
         return desk.t(user, "not_a_task")
-    return desk.t(user, "unknown_chat", id_i=id_i)
+    return desk.t(user, "unknown_chat", id_i=conversation_id)
 
 
-def enter_send_mode(desk: Desk, user: User, chat_id: int, id_i: int) -> str | None:
-    """Writing mode for the chat, with the prompt; the refusal's text when it is not
-    this manager's to write to."""
-    entered = desk.actions.enter_writing(user, id_i)
+def enter_send_mode(desk: Desk, user: User, chat_id: int, conversation_id: int) -> str | None:
+    """Writing mode for the conversation, with the prompt; the refusal's text when it is
+    not this manager's to write to."""
+    entered = desk.actions.enter_writing(user, conversation_id)
     if isinstance(entered, Refused):
-        return refusal_text(desk, user, entered, id_i)
-    prompt = desk.t(user, "you_answer", id_i=id_i, email=fmt.escape(entered.email or "—"))
+        return refusal_text(desk, user, entered, conversation_id)
+    prompt = desk.t(user, "you_answer", id_i=entered.ref, email=fmt.escape(entered.customer or "—"))
     prompt += "\n" + desk.t(user, "send_mode_on")
-    desk.send(chat_id, prompt, send_mode_keyboard(desk.lang(user)), id_i=id_i, purpose="prompt")
+    desk.send(chat_id, prompt, send_mode_keyboard(desk.lang(user)), conversation_id=conversation_id,
+              purpose="prompt")
     return None
 
 
-def mark_read(desk: Desk, user: User, id_i: int) -> str:
-    """The CRM "read" status as a durable step, performed at once when the CRM answers."""
-    requested = desk.actions.request_read(user, id_i, key=desk.out.key("read"))
+def mark_read(desk: Desk, user: User, conversation_id: int) -> str:
+    """The "read" status as a durable step, performed at once when the channel answers."""
+    requested = desk.actions.request_read(user, conversation_id, key=desk.out.key("read"))
     if isinstance(requested, Refused):
-        return refusal_text(desk, user, requested, id_i)
+        return refusal_text(desk, user, requested, conversation_id)
     if requested.job_id is None or desk.out.run_now is None:
         return desk.t(user, "read_ok")
     outcome = desk.out.run_now(requested.job_id)
@@ -101,10 +102,10 @@ def mark_read(desk: Desk, user: User, id_i: int) -> str:
 # -- handlers ----------------------------------------------------------------------------
 
 def _known_chat(desk: Desk, call: types.CallbackQuery, user: User) -> Chat | None:
-    id_i = callback_args(desk, call)[0]
-    chat = desk.chats.get(id_i)
+    conversation_id = callback_args(desk, call)[0]
+    chat = desk.chats.get(conversation_id)
     if chat is None:
-        desk.answer(call, desk.t(user, "unknown_chat", id_i=id_i))
+        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
     return chat
 
 
@@ -116,8 +117,8 @@ def open_chat(desk: Desk, call: types.CallbackQuery, user: User) -> None:
 
 
 def history_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    id_i, page = callback_args(desk, call)
-    chat = desk.chats.get(id_i)
+    conversation_id, page = callback_args(desk, call)
+    chat = desk.chats.get(conversation_id)
     if chat is None or page < 0:
         desk.answer(call, desk.t(user, "stale_button"))
         return
@@ -125,8 +126,8 @@ def history_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     if _is_history(desk, call):  # ◀ ▶ turn the page in place
         desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
     else:
-        desk.send(private_chat_of(call, user), body, to_markup(keyboard), id_i=id_i,
-                  purpose="history")
+        desk.send(private_chat_of(call, user), body, to_markup(keyboard),
+                  conversation_id=conversation_id, purpose="history")
     desk.answer(call)
 
 
@@ -134,31 +135,31 @@ def write(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     chat = _known_chat(desk, call, user)
     if chat is None:
         return
-    refusal = enter_send_mode(desk, user, user.tg_id, chat.id_i)
+    refusal = enter_send_mode(desk, user, user.tg_id, chat.id)
     desk.answer(call, refusal, alert=refusal is not None)
 
 
 def read(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     chat = _known_chat(desk, call, user)
     if chat is not None:
-        desk.answer(call, mark_read(desk, user, chat.id_i))
+        desk.answer(call, mark_read(desk, user, chat.id))
 
 
 def toggle_status(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     chat = _known_chat(desk, call, user)
     if chat is None:
         return
-    changed = desk.actions.toggle_task(user, chat.id_i)
+    changed = desk.actions.toggle_task(user, chat.id)
     if isinstance(changed, Refused):
-        desk.answer(call, refusal_text(desk, user, changed, chat.id_i),
+        desk.answer(call, refusal_text(desk, user, changed, chat.id),
                     alert=changed.why is not Refusal.NOT_A_TASK)
         return
     assert isinstance(changed, StatusChanged)
-    desk.answer(call, desk.t(user, "status_changed", id_i=chat.id_i,
+    desk.answer(call, desk.t(user, "status_changed", id_i=chat.ref,
                              status=desk.t(user, f"status_{changed.status}")))
     mapped = desk.message_map.lookup(call.message.chat.id, call.message.message_id)
     if mapped is not None and mapped.purpose == "card":  # the card shows the new status
-        body, keyboard = render_chat(desk, user, desk.chats.get(chat.id_i))
+        body, keyboard = render_chat(desk, user, desk.chats.get(chat.id))
         desk.edit(call.message.chat.id, call.message.message_id, body, to_markup(keyboard))
 
 
@@ -166,36 +167,37 @@ def unpin(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     chat = _known_chat(desk, call, user)
     if chat is None:
         return
-    holder = desk.pins.active(chat.id_i)
+    holder = desk.pins.active(chat.id)
     if holder is None or holder[0].manager_id != user.tg_id:
         desk.answer(call, desk.t(user, "not_your_pin"))
         return
     if holder[0].kind != PIN:
         desk.answer(call, desk.t(user, "unpin_task_refused"), alert=True)
         return
-    if desk.claims.release(chat.id_i, user, now=desk.clock()) is None:
+    if desk.claims.release(chat.id, user, now=desk.clock()) is None:
         desk.answer(call, desk.t(user, "not_your_pin"))
         return
     desk.state.clear(user.tg_id)
-    desk.log_change_pin(user, text("change_pin_removed", desk.lang(None)), chat.id_i)
-    desk.answer(call, desk.t(user, "unpinned", id_i=chat.id_i))
-    desk.say(user.tg_id, desk.t(user, "unpinned", id_i=chat.id_i), main_menu(desk.lang(user)),
+    desk.log_change_pin(user, text("change_pin_removed", desk.lang(None)), chat.id)
+    desk.answer(call, desk.t(user, "unpinned", id_i=chat.ref))
+    desk.say(user.tg_id, desk.t(user, "unpinned", id_i=chat.ref), main_menu(desk.lang(user)),
              key="unpinned")
 
 
 def send_mode_label(desk: Desk, message: types.Message, user: User) -> None:
     """The reply-keyboard buttons shown while writing to a client."""
     state = desk.state.get(user.tg_id)
-    chat = desk.chats.get(state.current_id_i) if state.current_id_i else None
+    chat = desk.chats.get(state.conversation_id) if state.conversation_id else None
     if chat is None:
         desk.say(message.chat.id, desk.t(user, "choose_chat_first"), main_menu(desk.lang(user)))
         return
     key = key_of_label(message.text, SEND_MODE_KEYS)
     if key == "history_chat":
         body, keyboard = history(desk, chat, 0, user)
-        desk.send(message.chat.id, body, to_markup(keyboard), id_i=chat.id_i, purpose="history")
+        desk.send(message.chat.id, body, to_markup(keyboard), conversation_id=chat.id,
+                  purpose="history")
     elif key == "send_status_read":
-        desk.say(message.chat.id, mark_read(desk, user, chat.id_i))
+        desk.say(message.chat.id, mark_read(desk, user, chat.id))
     else:
         desk.say(message.chat.id, desk.t(user, "main_menu"), main_menu(desk.lang(user)),
                  key="menu")

@@ -10,11 +10,9 @@ from telebot.apihelper import ApiTelegramException
 from telebot.custom_filters import AdvancedCustomFilter
 
 from bot import formatting as fmt
-from bot.deps import Deps
 from bot.outbox import TelegramOut
 from bot.texts import language_for, text
-from models.chats import ChatListRepository, ChatRepository
-from models.inbox import Inbox
+from models.conversations import ConversationListRepository, ConversationRepository
 from models.message_map import MessageMapRepository
 from models.messages import MessageRepository
 from models.pins import PinRepository
@@ -25,9 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class Desk:
-    """The services behind the handlers, built once per bot."""
+    """The services behind the handlers, built once per bot. `deps`: the process's
+    composition root (`container.Container`)."""
 
-    def __init__(self, bot: TeleBot, deps: Deps) -> None:
+    def __init__(self, bot: TeleBot, deps) -> None:
         self.bot = bot
         self.deps = deps
         self.settings = deps.settings
@@ -37,14 +36,13 @@ class Desk:
         self.actions = deps.actions
         self.writer = deps.writer
         db = deps.db
-        self.chats = ChatRepository(db)
-        self.lists = ChatListRepository(db)
+        self.chats = ConversationRepository(db)
+        self.lists = ConversationListRepository(db)
         self.messages = MessageRepository(db)
         self.pins = PinRepository(db)
         self.state = ManagerStateRepository(db)
         self.message_map = MessageMapRepository(db)
         self.user_repo = UserRepository(db)
-        self.inbox = Inbox(deps.jobs)
 
     def clock(self) -> datetime:
         return self.deps.clock()
@@ -55,11 +53,13 @@ class Desk:
     def t(self, user: User | None, key: str, **values) -> str:
         return text(key, self.lang(user), **values)
 
-    def log_change_pin(self, who: User, what: str, id_i: int) -> None:
+    def log_change_pin(self, who: User, what: str, conversation_id: int) -> None:
+        chat = self.chats.get(conversation_id)
         self.out.enqueue(self.settings.channel_log,
                          text("log_change_pin", language_for(None, self.settings.bot_language),
-                              who=fmt.escape(who.display_name), what=what, id_i=id_i),
-                         key=self.out.key(f"pin:{id_i}"), purpose="log")
+                              who=fmt.escape(who.display_name), what=what,
+                              id_i=chat.ref if chat else conversation_id),
+                         key=self.out.key(f"pin:{conversation_id}"), purpose="log")
 
     # -- talking to Telegram -------------------------------------------------------------
 
@@ -73,21 +73,25 @@ class Desk:
             log.info("could not answer callback: %s", exc.description)
 
     def say(self, chat_id: int, html: str, markup=None, *, key: str | None = None,
-            id_i: int | None = None, purpose: str = "desk", reply_to: int | None = None,
-            once: str | None = None) -> bool:
-        """Send now (an answer to a person); mapped to its chat when `id_i` is given, so a
-        reply to it finds the chat."""
-        return self.out.send_now(chat_id, html, markup, key=key, once=once, id_i=id_i,
-                                 purpose=purpose, reply_to=reply_to)
+            conversation_id: int | None = None, purpose: str = "desk",
+            reply_to: int | None = None, once: str | None = None) -> bool:
+        """Send now (an answer to a person); mapped to its conversation when one is given,
+        so a reply to it finds the conversation."""
+        return self.out.send_now(chat_id, html, markup, key=key, once=once,
+                                 conversation_id=conversation_id, purpose=purpose,
+                                 reply_to=reply_to)
 
-    def reply(self, message, html: str, *, key: str | None = None, id_i: int | None = None) -> None:
+    def reply(self, message, html: str, *, key: str | None = None,
+              conversation_id: int | None = None) -> None:
         """Answer a person's message, quoting it when Telegram still has it."""
-        self.say(message.chat.id, html, key=key, id_i=id_i, reply_to=message.message_id,
-                 purpose="confirm" if id_i is not None else "desk")
+        self.say(message.chat.id, html, key=key, conversation_id=conversation_id,
+                 reply_to=message.message_id,
+                 purpose="confirm" if conversation_id is not None else "desk")
 
-    def send(self, chat_id: int, html: str, markup=None, *, id_i: int | None = None,
+    def send(self, chat_id: int, html: str, markup=None, *, conversation_id: int | None = None,
              purpose: str = "desk", key: str | None = None) -> None:
-        self.say(chat_id, html, markup, key=key or purpose, id_i=id_i, purpose=purpose)
+        self.say(chat_id, html, markup, key=key or purpose, conversation_id=conversation_id,
+                 purpose=purpose)
 
     def edit(self, chat_id: int, message_id: int, html: str, markup=None, *,
              caption: bool = False) -> None:

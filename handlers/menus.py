@@ -34,10 +34,11 @@ def list_entries(desk: Desk, user: User, key: str, page: int) -> tuple[list[tupl
     size, offset = views.PAGE_SIZE, page * views.PAGE_SIZE
     if key == "history":
         chats, total = desk.lists.newest(offset, size)
-        entries = [(views.chat_label(c), c.id_i) for c in chats]
+        entries = [(views.chat_label(c), c.id) for c in chats]
     elif key == "stats_pin_chats":
         rows, total = desk.lists.open_tasks(offset, size)
-        entries = [(views.chat_label(r.chat, r.marker + " "), r.chat.id_i) for r in rows]
+        entries = [(views.chat_label(r.conversation, r.marker + " "), r.conversation.id)
+                   for r in rows]
     else:
         kinds = (PIN,) if key in ("messages", "history_messages") else (ACTIVATE_KEY,)
         active = key in ("messages", "pin_chats")

@@ -20,16 +20,16 @@ from services.claims import ClaimResult, Outcome
 log = logging.getLogger(__name__)
 
 
-def claim(desk: Desk, user: User, id_i: int, *, answering_message_id: int | None = None,
-          take_over: bool = False) -> ClaimResult:
-    """Claim with the pin kind the chat calls for: a task chat is always ACTIVATE_KEY."""
-    chat = desk.chats.get(id_i)
+def claim(desk: Desk, user: User, conversation_id: int, *,
+          answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
+    """Claim with the pin kind the conversation calls for: a task is always ACTIVATE_KEY."""
+    chat = desk.chats.get(conversation_id)
     kind = ACTIVATE_KEY if chat is not None and chat.is_task else PIN
-    return desk.claims.claim(id_i, user, now=desk.clock(), kind=kind,
+    return desk.claims.claim(conversation_id, user, now=desk.clock(), kind=kind,
                              answering_message_id=answering_message_id, take_over=take_over)
 
 
-def after_claim(desk: Desk, user: User, id_i: int, result: ClaimResult, *,
+def after_claim(desk: Desk, user: User, conversation_id: int, result: ClaimResult, *,
                 take_over: bool = False) -> None:
     """What follows a claim: the log entry, and the chat's history and the send-message
     prompt to the manager (two separate sends: one failing never keeps the other back)."""
@@ -40,11 +40,12 @@ def after_claim(desk: Desk, user: User, id_i: int, result: ClaimResult, *,
         if take_over and result.previous is not None:
             what = text("change_pin_taken_over", desk.lang(None),
                         previous=fmt.escape(result.previous.display_name))
-        desk.log_change_pin(user, what, id_i)
-    chat = desk.chats.get(id_i)
+        desk.log_change_pin(user, what, conversation_id)
+    chat = desk.chats.get(conversation_id)
     body, keyboard = history(desk, chat, 0, user)
-    desk.send(user.tg_id, body, to_markup(keyboard), id_i=id_i, purpose="history")
-    enter_send_mode(desk, user, user.tg_id, id_i)
+    desk.send(user.tg_id, body, to_markup(keyboard), conversation_id=conversation_id,
+              purpose="history")
+    enter_send_mode(desk, user, user.tg_id, conversation_id)
 
 
 def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: ClaimResult) -> None:
@@ -103,18 +104,19 @@ def notes_html(notes: dict, language: str) -> str:
 
 
 def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    crm_message_id = callback_args(desk, call)[0]
-    client_message = desk.messages.get(crm_message_id)
+    message_id = callback_args(desk, call)[0]
+    client_message = desk.messages.get(message_id)
     if client_message is None:
         desk.answer(call, desk.t(user, "stale_button"))
         return
+    conversation_id = client_message.conversation_id
     try:
-        result = claim(desk, user, client_message.id_i, answering_message_id=client_message.id)
+        result = claim(desk, user, conversation_id, answering_message_id=client_message.id)
     except LockTimeout:
         desk.answer(call, desk.t(user, "busy_try_again"))
         return
     if result.outcome is Outcome.CLAIMED:
-        desk.answer(call, desk.t(user, "claimed", id_i=client_message.id_i))
+        desk.answer(call, desk.t(user, "claimed", id_i=desk.chats.get(conversation_id).ref))
     elif result.outcome is Outcome.ALREADY_MINE:
         desk.answer(call, desk.t(user, "already_mine"))
     elif result.outcome is Outcome.TAKEN_BY:
@@ -124,7 +126,7 @@ def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
         desk.answer(call, desk.t(user, "already_answered"), alert=True)
     if call.message is not None and call.message.chat.id == desk.settings.chat_new_message:
         note_on_post(desk, call, user, result)
-    after_claim(desk, user, client_message.id_i, result)
+    after_claim(desk, user, conversation_id, result)
 
 
 def register(bot: TeleBot, desk: Desk) -> None:

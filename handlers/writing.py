@@ -31,20 +31,21 @@ class Unmapped(Exception):
 
 
 def target_chat(desk: Desk, message: types.Message, user: User) -> int | None:
-    """The CRM chat a manager's message is for: the chat of the bot message they replied
-    to, else (in their private chat) the chat of their send-message mode. A reply to a
-    bot message about no chat is for no chat: it never falls through to the send mode."""
+    """The conversation a manager's message is for: the one of the bot message they
+    replied to, else (in their private chat) the one of their send-message mode. A reply
+    to a bot message about no conversation is for none: it never falls through to the
+    send mode."""
     replied = message.reply_to_message
     if replied is not None:
         mapped = desk.message_map.lookup(message.chat.id, replied.message_id)
         if mapped is not None:
-            return mapped.id_i
+            return mapped.conversation_id
         if replied.from_user is not None and replied.from_user.is_bot:
             raise Unmapped()
     if message.chat.type != "private":
         return None  # in a group only replies to our posts are messages to clients
     state = desk.state.get(user.tg_id)
-    return state.current_id_i if state.sending else None
+    return state.conversation_id if state.sending else None
 
 
 def decode(message: types.Message) -> ManagerMessage:
@@ -67,21 +68,18 @@ def content(desk: Desk, message: types.Message, user: User) -> None:
     if message.content_type == "text" and message.text.startswith("/"):
         return  # a command nobody handled: never forwarded to a client
     try:
-        id_i = target_chat(desk, message, user)
+        conversation_id = target_chat(desk, message, user)
     except Unmapped:
         desk.reply(message, desk.t(user, "reply_to_unknown"))
         return
-    if id_i is None:
+    if conversation_id is None:
         if message.chat.type == "private":
             desk.say(message.chat.id, desk.t(user, "choose_chat_first"))
         return
-    if desk.deps.crm is None:
-        desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=id_i))
-        return
-    result = desk.writer.perform(user, id_i, decode(message))
+    result = desk.writer.perform(user, conversation_id, decode(message))
     if result.outcome is Outcome.QUEUED:
         if result.claimed:
-            desk.log_change_pin(user, desk.t(None, "change_pin_claimed"), id_i)
+            desk.log_change_pin(user, desk.t(None, "change_pin_claimed"), conversation_id)
     elif result.outcome is Outcome.TOO_LONG:
         desk.reply(message, desk.t(user, "too_long", length=result.length, limit=result.limit))
     elif result.outcome is Outcome.FILE_TOO_BIG:
@@ -90,7 +88,7 @@ def content(desk: Desk, message: types.Message, user: User) -> None:
         name = result.holder.display_name if result.holder else "?"
         desk.reply(message, desk.t(user, "taken_by", name=fmt.escape(name)))
     elif result.outcome is Outcome.UNKNOWN_CHAT:
-        desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=id_i))
+        desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=conversation_id))
     # DUPLICATE: this very message was taken already (a re-delivered update): nothing to say.
 
 

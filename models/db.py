@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import quote, urlencode
 
 import pymysql
+import yoyo
 import pymysql.cursors
 from dbutils.pooled_db import PooledDB, TooManyConnectionsError
 
@@ -19,7 +20,7 @@ from config import ROOT, Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_PATH = ROOT / "schema.sql"
+MIGRATIONS_PATH = ROOT / "migrations"
 
 # Errors that mean "the database is not reachable right now", not "your query is wrong".
 _UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1040, 1053}
@@ -75,6 +76,7 @@ class Database:
     """A pool of connections to KeepDesk's database; connects lazily, on first use."""
 
     def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
+        self.settings = settings
         self._kwargs = connect_kwargs(settings)
         self._pool_size = pool_size or settings.mysql_pool_size
         self._pool: PooledDB | None = None
@@ -158,26 +160,41 @@ class Database:
             self._pool = None
 
 
-def schema_statements(path: Path = SCHEMA_PATH) -> list[str]:
-    """Split schema.sql into statements: each ends with ';' at the end of a line."""
-    statements, current = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not current and (not stripped or stripped.startswith("--")):
-            continue
-        current.append(line)
-        if stripped.endswith(";"):
-            statements.append("\n".join(current).rstrip().rstrip(";"))
-            current = []
-    if current:
-        statements.append("\n".join(current))
-    return statements
+def migrations_uri(settings: Settings) -> str:
+    """The database as a yoyo connection URI (credentials quoted, socket or host)."""
+    user = quote(settings.mysql_user or "", safe="")
+    password = f":{quote(settings.mysql_password, safe='')}" if settings.mysql_password else ""
+    query = {"charset": "utf8mb4"}
+    if settings.mysql_socket and not settings.mysql_host:
+        location = ""
+        query["unix_socket"] = settings.mysql_socket
+    else:
+        location = f"{settings.mysql_host or '127.0.0.1'}:{settings.mysql_port}"
+    return f"mysql://{user}{password}@{location}/{quote(settings.mysql_db, safe='')}?{urlencode(query)}"
 
 
-def migrate(db: Database, path: Path = SCHEMA_PATH) -> int:
-    """Apply schema.sql; idempotent. Returns the number of statements run."""
-    statements = schema_statements(path)
-    with db.connection() as conn, conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-    return len(statements)
+def pending_migrations(db: "Database") -> list[str]:
+    """Ids of the migrations this database has not had yet, in order."""
+    backend = yoyo.get_backend(migrations_uri(db.settings))
+    try:
+        return [m.id for m in backend.to_apply(yoyo.read_migrations(str(MIGRATIONS_PATH)))]
+    finally:
+        backend.connection.close()
+
+
+def migrate(db: "Database") -> list[str]:
+    """Apply the versioned migrations (migrations/*.sql, yoyo) this database lacks; returns
+    their ids. Several processes starting at once are safe: yoyo holds a lock in the
+    database while it works, and a migration is applied once."""
+    backend = yoyo.get_backend(migrations_uri(db.settings))
+    try:
+        migrations = yoyo.read_migrations(str(MIGRATIONS_PATH))
+        with backend.lock():
+            todo = backend.to_apply(migrations)
+            backend.apply_migrations(todo)
+        applied = [m.id for m in todo]
+    finally:
+        backend.connection.close()
+    if applied:
+        log.info("migrations applied: %s", ", ".join(applied))
+    return applied

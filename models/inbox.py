@@ -1,78 +1,25 @@
-"""Taking work in: a Telegram update or a CRM signal becomes a durable job.
+"""Taking work in: what a door received becomes a durable job, before the door answers.
 
-Both doors (webhook_server, crm_listener) and the long-polling loop call this, and answer
-only after it returned, so an acknowledged update or signal is on disk.
+The Telegram door (and the long-polling loop) stores each update once per update_id, in
+the lane that keeps it in order with the updates it must follow (`bot/updates.py` reads
+those from the update); a channel's door or poller asks for the work a signal means ("sync
+this conversation"), coalesced so that a burst of signals is one run.
 """
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from models.jobs import SYNC, UPDATES, JobQueue
-
-# Update fields that carry a message-like object with a chat.
-_MESSAGE_FIELDS = ("message", "edited_message", "channel_post", "edited_channel_post",
-                   "business_message", "edited_business_message")
-_CHAT_FIELDS = ("my_chat_member", "chat_member", "chat_join_request", "message_reaction")
-
-
-class BadUpdate(ValueError):
-    """The body is not a Telegram update."""
-
-
-def parse_update_id(update: Any) -> int:
-    if not isinstance(update, dict):
-        raise BadUpdate("an update must be a JSON object")
-    update_id = update.get("update_id")
-    if type(update_id) is not int or not 0 <= update_id < 2**63:
-        raise BadUpdate("update_id must be a non-negative 64-bit integer")
-    return update_id
-
-
-def lane_of(update: dict) -> str | None:
-    """Which updates must be processed in order with this one.
-
-    Messages: those of the same Telegram chat (SPEC §6). Button taps: those of the same
-    person, in the lane of that person's private chat (whose id is the person's id), so
-    a person's taps and typed messages run in the order they were made: a tap on
-    "📩 Написати" for chat X followed at once by text can never send the text to chat Y.
-    Twenty managers tapping under one shared-chat post are still twenty lanes.
-    """
-    tapper = _dig(update, "callback_query", "from", "id")
-    if tapper is not None:
-        return f"tg:{tapper}"
-    for name in _MESSAGE_FIELDS + _CHAT_FIELDS:
-        chat_id = _dig(update, name, "chat", "id")
-        if chat_id is not None:
-            return f"tg:{chat_id}"
-    for value in update.values():
-        user_id = _dig(value, "from", "id")
-        if user_id is not None:
-            return f"tg:{user_id}"
-    return None
-
-
-def _dig(value: Any, *path: str) -> int | None:
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    # Telegram ids fit 64 bits; anything else is not an id (and would not fit the lane).
-    return value if type(value) is int and -2**63 <= value < 2**63 else None
 
 
 class Inbox:
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
 
-    def take_update(self, update: dict) -> bool:
+    def take_update(self, update_id: int, lane: str | None, update: dict) -> bool:
         """Store a Telegram update once per update_id. False = a re-delivery, ignored."""
-        update_id = parse_update_id(update)
         return self.queue.enqueue(UPDATES, "tg_update", update, dedupe_key=f"tg:{update_id}",
-                                  lane=lane_of(update), seq=update_id, priority=1)
+                                  lane=lane, seq=update_id, priority=1)
 
-    def take_signal(self, id_i: int) -> str:
-        """Ask for a sync of CRM chat `id_i`; a burst of signals collapses into one sync."""
-        # signal_at travels to the posts: the signal→post latency is measured from it.
-        return self.queue.enqueue_coalesced(SYNC, "crm_sync", {"id_i": id_i, "signal_at": time.time()},
-                                            dedupe_key=f"sync:{id_i}")
+    def request(self, kind: str, key: str, payload: dict, *, queue: str = SYNC) -> str:
+        """Ask for a run of the one job behind `key`; however many requests arrive, one
+        run is waiting and one running at most (see JobQueue.enqueue_coalesced)."""
+        return self.queue.enqueue_coalesced(queue, kind, payload, dedupe_key=key)

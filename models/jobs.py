@@ -358,6 +358,36 @@ class JobQueue:
             "DELETE FROM jobs WHERE status = 'done'"
             " AND updated_at < NOW(6) - INTERVAL %s SECOND", (int(older_than_days * 86400),))
 
+    def depth_by_queue(self) -> list[dict]:
+        """Per queue: unfinished jobs and the age of the oldest (periodic jobs not counted)."""
+        return self.db.fetchall(
+            "SELECT queue, COUNT(*) AS n,"
+            " TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) AS oldest FROM jobs"
+            " WHERE status IN ('pending', 'running')"
+            " AND (dedupe_key IS NULL OR dedupe_key NOT LIKE 'periodic:%%') GROUP BY queue")
+
+    def fold_waiting(self, job: Job, fold) -> tuple[int, dict]:
+        """Fold the jobs waiting behind `job` in its lane into it, in one transaction:
+        `fold(payload, [(id, payload), …]) -> (new payload, ids folded in)`. The folded
+        jobs are marked done only together with the payload that now carries them, so
+        nothing is lost; jobs another transaction holds are left for the next fold.
+        Returns how many were folded, and the job's payload as it now is."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
+            current = json.loads(cur.fetchone()["payload"])  # may hold earlier folds
+            cur.execute("SELECT id, payload FROM jobs WHERE lane = %s AND status = 'pending'"
+                        " AND kind = %s AND id <> %s ORDER BY seq, id FOR UPDATE SKIP LOCKED",
+                        (job.lane, job.kind, job.id))
+            waiting = [(r["id"], json.loads(r["payload"])) for r in cur.fetchall()]
+            payload, folded = fold(current, waiting)
+            if not folded:
+                return 0, current
+            cur.execute("UPDATE jobs SET payload = %s WHERE id = %s", (_dump(payload), job.id))
+            placeholders = ", ".join(["%s"] * len(folded))
+            cur.execute(f"UPDATE jobs SET status = 'done', last_error = %s WHERE id IN ({placeholders})",
+                        (f"merged into job {job.id}", *folded))
+        return len(folded), payload
+
     def lane_waiting(self, lane: str) -> int:
         """Jobs waiting in a lane (e.g. posts queued for one group)."""
         return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE lane = %s AND status = 'pending'",

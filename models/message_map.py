@@ -1,4 +1,4 @@
-"""Which Telegram message is about which CRM chat and message (table `tg_message_map`)."""
+"""Which Telegram message is about which conversation and message (table `tg_message_map`)."""
 from __future__ import annotations
 
 import json
@@ -11,24 +11,25 @@ from models.repo import Repository
 class MappedMessage:
     tg_chat_id: int
     tg_message_id: int
-    id_i: int
-    crm_message_id: int | None
+    conversation_id: int
+    message_id: int | None
     purpose: str
     html: str | None = None
     notes: dict | None = None
 
     @classmethod
     def from_row(cls, row: dict) -> "MappedMessage":
-        return cls(row["tg_chat_id"], row["tg_message_id"], row["id_i"], row["crm_message_id"],
+        return cls(row["tg_chat_id"], row["tg_message_id"], row["conversation_id"], row["message_id"],
                    row["purpose"], row.get("html"), json.loads(row["notes"]) if row.get("notes") else None)
 
 
 class MessageMapRepository(Repository):
-    def record(self, tg_chat_id: int, tg_message_id: int, id_i: int,
-               crm_message_id: int | None, purpose: str, html: str | None = None, cur=None) -> None:
-        self._execute(cur, "INSERT IGNORE INTO tg_message_map (tg_chat_id, tg_message_id, id_i,"
-                           " crm_message_id, purpose, html) VALUES (%s, %s, %s, %s, %s, %s)",
-                      (tg_chat_id, tg_message_id, id_i, crm_message_id, purpose, html))
+    def record(self, tg_chat_id: int, tg_message_id: int, conversation_id: int,
+               message_id: int | None, purpose: str, html: str | None = None, cur=None) -> None:
+        self._execute(cur, "INSERT IGNORE INTO tg_message_map (tg_chat_id, tg_message_id,"
+                           " conversation_id, message_id, purpose, html)"
+                           " VALUES (%s, %s, %s, %s, %s, %s)",
+                      (tg_chat_id, tg_message_id, conversation_id, message_id, purpose, html))
 
     def lookup(self, tg_chat_id: int, tg_message_id: int, cur=None) -> MappedMessage | None:
         row = self._one(cur, "SELECT * FROM tg_message_map WHERE tg_chat_id = %s"
@@ -40,7 +41,22 @@ class MessageMapRepository(Repository):
                            " AND tg_message_id = %s",
                       (json.dumps(notes, ensure_ascii=False), tg_chat_id, tg_message_id))
 
-    def for_crm_message(self, crm_message_id: int) -> list[MappedMessage]:
-        rows = self.db.fetchall("SELECT * FROM tg_message_map WHERE crm_message_id = %s"
-                                " ORDER BY created_at", (crm_message_id,))
+    def for_message(self, message_id: int) -> list[MappedMessage]:
+        rows = self.db.fetchall("SELECT * FROM tg_message_map WHERE message_id = %s"
+                                " ORDER BY created_at", (message_id,))
         return [MappedMessage.from_row(r) for r in rows]
+
+    def purge_older_than(self, before) -> int:
+        return self.db.execute("DELETE FROM tg_message_map WHERE created_at < %s", (before,))
+
+    def shared_posts_between(self, tg_chat_id: int, older_than, newer_than, limit: int) -> list[int]:
+        """Ids of the bot's posts in a chat, oldest first, sent between two moments (/clean)."""
+        rows = self.db.fetchall(
+            "SELECT tg_message_id FROM tg_message_map WHERE tg_chat_id = %s"
+            " AND created_at < %s AND created_at > %s ORDER BY created_at LIMIT %s",
+            (tg_chat_id, older_than, newer_than, limit))
+        return [r["tg_message_id"] for r in rows]
+
+    def forget(self, tg_chat_id: int, tg_message_id: int) -> None:
+        self.db.execute("DELETE FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
+                        (tg_chat_id, tg_message_id))

@@ -1,4 +1,5 @@
-"""CRM messages (table `messages`): stored once by CRM id, announced to Telegram once."""
+"""Messages of conversations (table `messages`): stored once by their channel's own id,
+announced to the desk once."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,7 @@ from datetime import datetime
 from typing import Iterable
 
 from models.db import is_data_error
+from models.inbound import InboundMessage
 from models.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -17,7 +19,8 @@ CLIENT, SHOP = "client", "shop"
 @dataclass(frozen=True)
 class StoredMessage:
     id: int
-    id_i: int
+    conversation_id: int
+    external_id: str
     direction: str
     text: str
     is_file: bool
@@ -35,32 +38,34 @@ class StoredMessage:
 
     @classmethod
     def from_row(cls, row: dict) -> "StoredMessage":
-        return cls(id=row["id"], id_i=row["id_i"], direction=row["direction"],
+        return cls(id=row["id"], conversation_id=row["conversation_id"],
+                   external_id=row["external_id"], direction=row["direction"],
                    text=row["text"] or "", is_file=bool(row["is_file"]),
                    is_img=bool(row["is_img"]), filename=row["filename"], url=row["url"],
                    preview=row["preview"], date_written=row["date_written"],
                    date_seen=row["date_seen"], deleted=bool(row["deleted"]))
 
 
-_INSERT = ("INSERT INTO messages (id, id_i, direction, text, is_file, is_img, filename, url,"
-           " preview, date_written, date_seen, deleted)"
+_INSERT = ("INSERT INTO messages (external_id, conversation_id, direction, text, is_file, is_img,"
+           " filename, url, preview, date_written, date_seen, deleted)"
            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
            " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)")
 
 # Stored instead of a message MariaDB refused, so that the conversation goes on.
-UNSTORABLE = "(this message could not be stored: {reason} — see it in the CRM)"
+UNSTORABLE = "(this message could not be stored: {reason} — see it at its source)"
 
 
 class MessageRepository(Repository):
-    def store(self, cur, messages: Iterable) -> None:
-        """Insert CRM messages once; a known one only gets its seen/deleted state refreshed.
+    def store(self, cur, conversation_id: int, messages: Iterable[InboundMessage]) -> None:
+        """Insert messages once by their channel's id; a known one only gets its seen /
+        deleted state refreshed.
 
         A message whose data MariaDB refuses (a field too long, a value out of range)
         is stored as a placeholder saying so: it affects itself only, never the
-        messages around it or the next sync of its chat."""
-        rows = [(m.id, m.id_i, CLIENT if m.from_client else SHOP, m.text, int(m.is_file),
-                 int(m.is_img), m.filename, m.url, m.preview, m.date_written, m.date_seen,
-                 int(m.deleted)) for m in messages]
+        messages around it or the next sync of its conversation."""
+        rows = [(m.external_id, conversation_id, CLIENT if m.from_customer else SHOP, m.text,
+                 int(m.is_file), int(m.is_img), m.filename, m.url, m.preview, m.date_written,
+                 m.date_seen, int(m.deleted)) for m in messages]
         if not rows:
             return
         try:
@@ -80,8 +85,8 @@ class MessageRepository(Repository):
                 raise
             reason = ("a character that is not valid Unicode" if isinstance(exc, UnicodeError)
                       else str(exc.args[1] if len(exc.args) > 1 else exc)[:200])
-        log.warning("CRM message %s of chat %s refused by the database (%s): stored a placeholder",
-                    row[0], row[1], reason)
+        log.warning("message %s of conversation %s refused by the database (%s): stored a"
+                    " placeholder", row[0], row[1], reason)
         text = UNSTORABLE.format(reason=reason)
         placeholder = (*row[:3], text, 0, 0, None, None, None, *row[9:])
         try:
@@ -91,26 +96,37 @@ class MessageRepository(Repository):
                 raise
             cur.execute(_INSERT, (*placeholder[:9], None, None, placeholder[11]))
 
-    def max_id(self, id_i: int, cur=None) -> int | None:
-        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE id_i = %s", (id_i,))
+    def max_id(self, conversation_id: int, cur=None) -> int | None:
+        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE conversation_id = %s",
+                        (conversation_id,))
         return row["m"] if row else None
 
-    def known_ids(self, cur, ids: list[int]) -> set[int]:
-        if not ids:
-            return set()
-        placeholders = ", ".join(["%s"] * len(ids))
-        return {r["id"] for r in self._all(cur, f"SELECT id FROM messages WHERE id IN ({placeholders})", ids)}
+    def max_numeric_external_id(self, conversation_id: int) -> int | None:
+        """The newest message by its channel's numbering, for channels that number
+        messages (the CRM pages its history by id)."""
+        row = self.db.fetchone("SELECT MAX(CAST(external_id AS UNSIGNED)) AS m FROM messages"
+                               " WHERE conversation_id = %s", (conversation_id,))
+        return row["m"] if row else None
 
-    def unannounced(self, cur, id_i: int) -> list[StoredMessage]:
-        """Client messages not yet brought to Telegram, oldest first. (One sync per chat runs
-        at a time — the sync job is coalesced per chat — so no row locks are needed.)"""
-        rows = self._all(cur, "SELECT * FROM messages WHERE id_i = %s AND direction = 'client'"
-                              " AND announced_at IS NULL ORDER BY id", (id_i,))
+    def known_external_ids(self, cur, conversation_id: int, external_ids: list[str]) -> set[str]:
+        if not external_ids:
+            return set()
+        placeholders = ", ".join(["%s"] * len(external_ids))
+        return {r["external_id"] for r in self._all(
+            cur, f"SELECT external_id FROM messages WHERE conversation_id = %s"
+                 f" AND external_id IN ({placeholders})", (conversation_id, *external_ids))}
+
+    def unannounced(self, cur, conversation_id: int) -> list[StoredMessage]:
+        """Customer messages not yet brought to the desk, oldest first. (One sync per
+        conversation runs at a time, so no row locks are needed.)"""
+        rows = self._all(cur, "SELECT * FROM messages WHERE conversation_id = %s"
+                              " AND direction = 'client' AND announced_at IS NULL ORDER BY id",
+                         (conversation_id,))
         return [StoredMessage.from_row(r) for r in rows]
 
-    def last_shop_id(self, cur, id_i: int) -> int | None:
-        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE id_i = %s"
-                             " AND direction = 'shop' AND deleted = 0", (id_i,))
+    def last_shop_id(self, cur, conversation_id: int) -> int | None:
+        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE conversation_id = %s"
+                             " AND direction = 'shop' AND deleted = 0", (conversation_id,))
         return row["m"] if row else None
 
     def mark_announced(self, cur, ids: list[int]) -> None:
@@ -118,28 +134,38 @@ class MessageRepository(Repository):
             placeholders = ", ".join(["%s"] * len(ids))
             self._execute(cur, f"UPDATE messages SET announced_at = NOW(6) WHERE id IN ({placeholders})", ids)
 
-    def answered_after(self, id_i: int, message_id: int, cur=None) -> bool:
-        """Has the shop written in this chat after `message_id` (e.g. from the CRM page)?"""
-        row = self._one(cur, "SELECT 1 AS yes FROM messages WHERE id_i = %s AND direction = 'shop'"
-                             " AND deleted = 0 AND id > %s LIMIT 1", (id_i, message_id))
+    def answered_after(self, conversation_id: int, message_id: int, cur=None) -> bool:
+        """Has the shop written in this conversation after `message_id` (e.g. from the
+        CRM's web page)?"""
+        row = self._one(cur, "SELECT 1 AS yes FROM messages WHERE conversation_id = %s"
+                             " AND direction = 'shop' AND deleted = 0 AND id > %s LIMIT 1",
+                        (conversation_id, message_id))
         return row is not None
 
     def get(self, message_id: int) -> StoredMessage | None:
         row = self.db.fetchone("SELECT * FROM messages WHERE id = %s", (message_id,))
         return StoredMessage.from_row(row) if row else None
 
-    def page(self, id_i: int, offset: int, limit: int) -> list[StoredMessage]:
+    def page(self, conversation_id: int, offset: int, limit: int) -> list[StoredMessage]:
         """Newest first: page 0 holds the newest `limit` messages."""
-        rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
-                                " ORDER BY id DESC LIMIT %s OFFSET %s", (id_i, limit, offset))
+        rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s AND deleted = 0"
+                                " ORDER BY id DESC LIMIT %s OFFSET %s",
+                                (conversation_id, limit, offset))
         return [StoredMessage.from_row(r) for r in rows]
 
-    def recent(self, id_i: int, limit: int, before_id: int | None = None) -> list[StoredMessage]:
+    def recent(self, conversation_id: int, limit: int,
+               before_id: int | None = None) -> list[StoredMessage]:
         """The newest `limit` messages (older than `before_id`), returned oldest first."""
         if before_id is None:
-            rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
-                                    " ORDER BY id DESC LIMIT %s", (id_i, limit))
+            rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s"
+                                    " AND deleted = 0 ORDER BY id DESC LIMIT %s",
+                                    (conversation_id, limit))
         else:
-            rows = self.db.fetchall("SELECT * FROM messages WHERE id_i = %s AND deleted = 0"
-                                    " AND id < %s ORDER BY id DESC LIMIT %s", (id_i, before_id, limit))
+            rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s"
+                                    " AND deleted = 0 AND id < %s ORDER BY id DESC LIMIT %s",
+                                    (conversation_id, before_id, limit))
         return [StoredMessage.from_row(r) for r in reversed(rows)]
+
+    def purge_older_than(self, before: datetime) -> int:
+        """Stored history older than the retention period (/clean)."""
+        return self.db.execute("DELETE FROM messages WHERE date_written < %s", (before,))

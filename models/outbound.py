@@ -1,6 +1,7 @@
 """A manager's messages to customers (table `outbound`): recorded once when decided,
-delivered by a durable step that keeps what it achieved (uploaded files, the attempt,
-the outcome), so a retry resumes where the last run stopped."""
+delivered through the conversation's channel by a durable step that keeps what it
+achieved (uploaded files, the attempt, the outcome, the channel's id of the message),
+so a retry resumes where the last run stopped."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ QUEUED, SENT, REFUSED, FAILED = "queued", "sent", "refused", "failed"
 
 @dataclass(frozen=True)
 class Attachment:
-    """A Telegram file the manager sent, to be attached to the CRM message."""
+    """A Telegram file the manager sent, to be attached to the message."""
     file_id: str
     name: str
     mime: str
@@ -37,13 +38,14 @@ class Attachment:
 @dataclass(frozen=True)
 class Outbound:
     id: int
-    id_i: int
+    conversation_id: int
     manager_id: int
     tg_chat_id: int
     tg_message_id: int
     text: str
     attachment: Attachment | None
-    crm_files: list[dict] | None
+    remote_files: list[dict] | None
+    external_id: str | None
     after_message_id: int | None
     status: str
     attempted_at: datetime | None
@@ -51,24 +53,26 @@ class Outbound:
 
     @classmethod
     def from_row(cls, row: dict) -> "Outbound":
-        return cls(id=row["id"], id_i=row["id_i"], manager_id=row["manager_id"],
+        return cls(id=row["id"], conversation_id=row["conversation_id"], manager_id=row["manager_id"],
                    tg_chat_id=row["tg_chat_id"], tg_message_id=row["tg_message_id"],
                    text=row["text"], attachment=Attachment.from_json(row["attachment"]),
-                   crm_files=json.loads(row["crm_files"]) if row["crm_files"] else None,
+                   remote_files=json.loads(row["remote_files"]) if row["remote_files"] else None,
+                   external_id=row["external_id"],
                    after_message_id=row["after_message_id"], status=row["status"],
                    attempted_at=row["attempted_at"], error=row["error"])
 
 
 class OutboundRepository(Repository):
-    def record(self, cur, *, key: str, id_i: int, manager_id: int, tg_chat_id: int,
+    def record(self, cur, *, key: str, conversation_id: int, manager_id: int, tg_chat_id: int,
                tg_message_id: int, text: str, attachment: Attachment | None,
                after_message_id: int | None) -> int | None:
         """Record a decided message; None when this key was recorded already."""
         try:
             cur.execute(
-                "INSERT INTO outbound (dedupe_key, id_i, manager_id, tg_chat_id, tg_message_id,"
-                " text, attachment, after_message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (key, id_i, manager_id, tg_chat_id, tg_message_id, text,
+                "INSERT INTO outbound (dedupe_key, conversation_id, manager_id, tg_chat_id,"
+                " tg_message_id, text, attachment, after_message_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (key, conversation_id, manager_id, tg_chat_id, tg_message_id, text,
                  attachment.to_json() if attachment else None, after_message_id))
         except pymysql.err.IntegrityError:
             return None
@@ -79,7 +83,8 @@ class OutboundRepository(Repository):
         return Outbound.from_row(row) if row else None
 
     def save_files(self, outbound_id: int, files: list[dict]) -> None:
-        self.db.execute("UPDATE outbound SET crm_files = %s WHERE id = %s",
+        """What the channel gave for the uploaded file(s): never uploaded again."""
+        self.db.execute("UPDATE outbound SET remote_files = %s WHERE id = %s",
                         (json.dumps(files, ensure_ascii=False), outbound_id))
 
     def mark_attempt(self, outbound_id: int, now: datetime) -> None:
@@ -87,9 +92,9 @@ class OutboundRepository(Repository):
                         " WHERE id = %s", (now, outbound_id))
 
     def settle(self, cur, outbound_id: int, status: str, now: datetime,
-               error: str | None = None) -> bool:
+               error: str | None = None, external_id: str | None = None) -> bool:
         """queued → sent / refused / failed, once."""
         return cur.execute(
-            "UPDATE outbound SET status = %s, error = %s,"
+            "UPDATE outbound SET status = %s, error = %s, external_id = COALESCE(%s, external_id),"
             " sent_at = IF(%s = 'sent', %s, sent_at) WHERE id = %s AND status = 'queued'",
-            (status, error, status, now, outbound_id)) == 1
+            (status, error, external_id, status, now, outbound_id)) == 1

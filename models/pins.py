@@ -22,7 +22,7 @@ _USER_COLUMNS = "u.tg_id, u.username, u.first_name, u.language, u.role, u.reacha
 @dataclass(frozen=True)
 class Pin:
     id: int
-    id_i: int
+    conversation_id: int
     manager_id: int
     kind: str
     state: str
@@ -39,23 +39,24 @@ class Pin:
 
     @classmethod
     def from_row(cls, row: dict) -> "Pin":
-        return cls(**{k: row[k] for k in ("id", "id_i", "manager_id", "kind", "state",
+        return cls(**{k: row[k] for k in ("id", "conversation_id", "manager_id", "kind", "state",
                                           "created_at", "last_reply_at", "ended_at")})
 
 
 class PinRepository(Repository):
-    def active(self, id_i: int, cur=None, *, lock: bool = False) -> tuple[Pin, User] | None:
+    def active(self, conversation_id: int, cur=None, *, lock: bool = False) -> tuple[Pin, User] | None:
         """The chat's active pin and its manager, if any."""
         row = self._one(cur, f"SELECT p.*, {_USER_COLUMNS} FROM pins p"
                              " JOIN users u ON u.tg_id = p.manager_id"
-                             " WHERE p.active_id_i = %s" + (" FOR UPDATE" if lock else ""), (id_i,))
+                             " WHERE p.active_conversation_id = %s" + (" FOR UPDATE" if lock else ""),
+                       (conversation_id,))
         if row is None:
             return None
         return Pin.from_row(row), User.from_row(row)
 
-    def create(self, cur, id_i: int, manager_id: int, kind: str, now: datetime) -> int:
-        cur.execute("INSERT INTO pins (id_i, manager_id, kind, created_at, last_reply_at)"
-                    " VALUES (%s, %s, %s, %s, %s)", (id_i, manager_id, kind, now, now))
+    def create(self, cur, conversation_id: int, manager_id: int, kind: str, now: datetime) -> int:
+        cur.execute("INSERT INTO pins (conversation_id, manager_id, kind, created_at, last_reply_at)"
+                    " VALUES (%s, %s, %s, %s, %s)", (conversation_id, manager_id, kind, now, now))
         return cur.lastrowid
 
     def end(self, cur, pin_id: int, state: str, now: datetime) -> bool:
@@ -67,24 +68,25 @@ class PinRepository(Repository):
 
     def _archive_done_task(self, cur, pin_id: int) -> None:
         # A task that was done when its pin ran out is finished: to the archive.
-        self._execute(cur, "UPDATE chats c JOIN pins p ON p.id_i = c.id_i SET c.status = 'archive'"
-                           " WHERE p.id = %s AND c.status = 'done'", (pin_id,))
+        self._execute(cur, "UPDATE conversations c JOIN pins p ON p.conversation_id = c.id"
+                           " SET c.status = 'archive' WHERE p.id = %s AND c.status = 'done'",
+                      (pin_id,))
 
-    def touch(self, id_i: int, manager_id: int, now: datetime, cur=None) -> bool:
+    def touch(self, conversation_id: int, manager_id: int, now: datetime, cur=None) -> bool:
         """The manager replied: their pin's window starts again."""
         return self._execute(cur, "UPDATE pins SET last_reply_at = GREATEST(last_reply_at, %s)"
-                                  " WHERE active_id_i = %s AND manager_id = %s",
-                             (now, id_i, manager_id)) == 1
+                                  " WHERE active_conversation_id = %s AND manager_id = %s",
+                             (now, conversation_id, manager_id)) == 1
 
-    def due(self, now: datetime, ttl_hours: float, id_i: int | None = None) -> list[Pin]:
-        """Active pins whose window has passed (of one chat, or of all)."""
+    def due(self, now: datetime, ttl_hours: float, conversation_id: int | None = None) -> list[Pin]:
+        """Active pins whose window has passed (of one conversation, or of all)."""
         cutoff = now - timedelta(hours=ttl_hours)
-        if id_i is None:
+        if conversation_id is None:
             rows = self.db.fetchall("SELECT * FROM pins WHERE state = 'ACTIVE'"
                                     " AND last_reply_at < %s", (cutoff,))
         else:
-            rows = self.db.fetchall("SELECT * FROM pins WHERE active_id_i = %s"
-                                    " AND last_reply_at < %s", (id_i, cutoff))
+            rows = self.db.fetchall("SELECT * FROM pins WHERE active_conversation_id = %s"
+                                    " AND last_reply_at < %s", (conversation_id, cutoff))
         return [Pin.from_row(r) for r in rows]
 
     def end_if_due(self, cur, pin: Pin, now: datetime, ttl_hours: float) -> bool:
@@ -100,20 +102,20 @@ class PinRepository(Repository):
 
     def of_manager(self, manager_id: int, kinds: tuple[str, ...], active: bool,
                    offset: int, limit: int) -> tuple[list[int], int]:
-        """Chats (id_i, newest first) a manager holds (active) or held (history)."""
+        """Conversations (ids, newest first) a manager holds (active) or held (history)."""
         kind_sql = ", ".join(["%s"] * len(kinds))
         state_sql = "state = 'ACTIVE'" if active else "state <> 'ACTIVE'"
         base = f"FROM pins WHERE manager_id = %s AND kind IN ({kind_sql}) AND {state_sql}"
-        rows = self.db.fetchall(f"SELECT id_i, MAX(id) AS last {base} GROUP BY id_i"
-                                f" ORDER BY last DESC LIMIT %s OFFSET %s",
+        rows = self.db.fetchall(f"SELECT conversation_id, MAX(id) AS last {base}"
+                                f" GROUP BY conversation_id ORDER BY last DESC LIMIT %s OFFSET %s",
                                 (manager_id, *kinds, limit, offset))
-        total = self.db.scalar(f"SELECT COUNT(DISTINCT id_i) {base}", (manager_id, *kinds))
-        return [r["id_i"] for r in rows], total
+        total = self.db.scalar(f"SELECT COUNT(DISTINCT conversation_id) {base}", (manager_id, *kinds))
+        return [r["conversation_id"] for r in rows], total
 
-    def of_chat(self, id_i: int) -> list[tuple[Pin, User]]:
+    def of_chat(self, conversation_id: int) -> list[tuple[Pin, User]]:
         rows = self.db.fetchall(f"SELECT p.*, {_USER_COLUMNS} FROM pins p"
-                                " JOIN users u ON u.tg_id = p.manager_id WHERE p.id_i = %s"
-                                " ORDER BY p.id", (id_i,))
+                                " JOIN users u ON u.tg_id = p.manager_id WHERE p.conversation_id = %s"
+                                " ORDER BY p.id", (conversation_id,))
         return [(Pin.from_row(r), User.from_row(r)) for r in rows]
 
     def active_of_manager(self, manager_id: int) -> list[Pin]:

@@ -17,7 +17,7 @@ from models.db import Database, migrate
 from sandbox.crm import CrmSandbox
 from sandbox.stack import LocalDesk, wait_for
 from sandbox.telegram import TelegramSandbox, parse_html
-from utils.mariadb import LocalMariaDB
+from models.mariadb import LocalMariaDB
 
 TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from bot.deps import Deps
+from channels.keepingcrm import KeepingCrm
+from container import Container
 from bot.factory import create_bot
 from config import Settings
 from models.db import Database
@@ -56,10 +57,12 @@ class LocalDesk:
         create_bot(self.settings).set_webhook(
             url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
             secret_token=self.settings.webhook_secret_token)
-        self.deps = Deps.build(self.settings, self.db)
-        if self.deps.crm is not None:
+        overrides = {}
+        if KeepingCrm.configured(self.settings):
             # Tests need not wait out production's patient retries inside one call.
-            self.deps.crm = CrmClient.from_settings(self.settings, retries=1, backoff=0.05)
+            overrides["keepingcrm"] = KeepingCrm(self.settings, self.db, CrmClient.from_settings(
+                self.settings, retries=1, backoff=0.05))
+        self.deps = Container.build(self.settings, self.db, **overrides)
         schedule_periodic(self.deps)
         self.runtime = WorkerRuntime(self.deps, self.bell)
         if workers:

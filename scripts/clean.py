@@ -18,6 +18,8 @@ from bot.texts import language_for, text
 from config import Settings
 from models.db import Database
 from models.jobs import JobQueue
+from models.message_map import MessageMapRepository
+from models.messages import MessageRepository
 from models.users import UserManager
 from utils.clock import utc_now
 
@@ -38,6 +40,8 @@ class Cleaner:
         self.users = users
         self.out = out
         self.clock = clock
+        self.messages = MessageRepository(db)
+        self.message_map = MessageMapRepository(db)
 
     def __call__(self, job) -> None:
         report = self.run()
@@ -52,8 +56,8 @@ class Cleaner:
         now = self.clock()
         posts, failed = self.delete_old_posts(now)
         retention = now - timedelta(days=self.settings.retention_days)
-        messages = self.db.execute("DELETE FROM messages WHERE date_written < %s", (retention,))
-        maps = self.db.execute("DELETE FROM tg_message_map WHERE created_at < %s", (retention,))
+        messages = self.messages.purge_older_than(retention)
+        maps = self.message_map.purge_older_than(retention)
         jobs = self.jobs.purge_finished(JOBS_KEPT_DAYS)
         # Dead letters stay until retried, or until they are as old as the history kept.
         jobs += self.jobs.purge_dead(self.settings.retention_days)
@@ -64,20 +68,17 @@ class Cleaner:
     def delete_old_posts(self, now) -> tuple[int, int]:
         older_than = now - timedelta(hours=self.settings.clean_after_hours)
         newer_than = now - TELEGRAM_DELETE_WINDOW
-        rows = self.db.fetchall(
-            "SELECT tg_message_id FROM tg_message_map WHERE tg_chat_id = %s"
-            " AND created_at < %s AND created_at > %s ORDER BY created_at LIMIT %s",
-            (self.settings.chat_new_message, older_than, newer_than, DELETE_BATCH))
+        shared = self.settings.chat_new_message
+        posts = self.message_map.shared_posts_between(shared, older_than, newer_than, DELETE_BATCH)
         deleted = failed = 0
-        for row in rows:
+        for tg_message_id in posts:
             try:
-                self.bot.delete_message(self.settings.chat_new_message, row["tg_message_id"])
+                self.bot.delete_message(shared, tg_message_id)
                 deleted += 1
             except ApiTelegramException as exc:
                 if exc.error_code == 429:
                     break  # the rest waits for the next /clean
                 failed += 1
-                log.info("could not delete post %s: %s", row["tg_message_id"], exc.description)
-            self.db.execute("DELETE FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
-                            (self.settings.chat_new_message, row["tg_message_id"]))
+                log.info("could not delete post %s: %s", tg_message_id, exc.description)
+            self.message_map.forget(shared, tg_message_id)
         return deleted, failed

@@ -1,4 +1,5 @@
-"""Apply schema.sql to the configured database (or the local one under var/)."""
+"""Apply the versioned migrations (migrations/, yoyo) to the configured database (or the
+local one under var/): `python -m bot migrate`, `make migrate`."""
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,9 @@ def main(settings: Settings) -> int:
                                     mysql_password="", mysql_db=LOCAL_DB_NAME)
     db = Database(settings, pool_size=1)
     try:
-        count = migrate(db)
-        print(f"schema applied: {count} statements, database {settings.mysql_db}")
+        applied = migrate(db)
+        print(f"database {settings.mysql_db}: "
+              + (f"applied {', '.join(applied)}" if applied else "up to date, nothing to apply"))
     finally:
         db.close()
         if server is not None:

@@ -1,8 +1,9 @@
 """One worker process: the desk bot and every job handler, on a few threads.
 
-`WorkerRuntime` is the composition root of a worker: it builds the bot, the sender and
-every job handler once, wires the failure policy's reports and dead-letter hooks, and
-lets "send now" run a job on the thread that decided it (`InlineRunner`).
+`WorkerRuntime` wires a worker from the process's composition root (`container.py`): the
+Telegram desk (bot, handlers, sender), every channel's jobs, the services' durable steps,
+the failure policy's reports and dead-letter hooks, and "send now", which runs a job on
+the thread that decided it (`InlineRunner`).
 """
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ import logging
 import time
 from typing import Callable
 
-from bot.deps import Deps
-from bot.factory import create_desk_bot, process_update
+from bot.factory import process_update
 from bot.files import TelegramFiles
 from bot.ratelimit import RateLimiter
 from bot.sender import Sender
-from bot.texts import language_for
 from config import Settings
-from models.chats import ChatRepository
-from models.inbox import Inbox
+from container import Container
+from handlers import create_desk_bot
+from models.bells import BellRegistry
 from models.jobs import SEND, SYNC, Job, JobQueue
 from models.message_map import MessageMapRepository
 from scripts.clean import Cleaner
 from scripts.expiry import PinExpiry
-from scripts.reconcile import Reconciler
-from scripts.sync import ChatSync
 from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
 from services.writing import DeliverToCustomer
@@ -59,7 +57,7 @@ class InlineRunner:
 
 
 class WorkerRuntime:
-    def __init__(self, deps: Deps, bell: Bell) -> None:
+    def __init__(self, deps: Container, bell: Bell) -> None:
         self.deps = deps
         settings = deps.settings
         clock = lambda: deps.clock()  # noqa: E731  (late: tests move the clock)
@@ -67,31 +65,25 @@ class WorkerRuntime:
         self.sender = Sender(self.bot, RateLimiter(deps.db, settings), deps.jobs,
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
                              bot_language=settings.bot_language)
+        deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels,
+                                    download=TelegramFiles(self.bot).download, clock=clock)
         self.handlers: dict[str, Callable] = {
             "tg_update": self.handle_update,
             "tg_send": self.sender,
+            "deliver": deliver,
+            "mark_read": MarkReadStep(deps.db, deps.channels),
             "expire_pins": PinExpiry(deps.claims, clock),
             "clean": Cleaner(settings, deps.db, self.bot, deps.jobs, deps.users, deps.out, clock),
             "report_errors": deps.reporter,
         }
+        for channel in deps.channels.values():
+            self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
+        if "crm_sync" in self.handlers:
+            deps.sync_now = self.handlers["crm_sync"].sync
         self.dead_hooks: dict[str, Callable[[Job, BaseException], None]] = {
             "tg_update": self.update_failed,
+            "deliver": deliver.dead,
         }
-        if deps.crm is not None:
-            sync = ChatSync(settings, deps.db, deps.jobs, deps.crm, deps.codec, deps.claims, clock)
-            inbox = Inbox(deps.jobs)
-            deliver = DeliverToCustomer(deps.db, deps.jobs, deps.crm,
-                                        download=TelegramFiles(self.bot).download,
-                                        resync=inbox.take_signal, language_of=self.language_of,
-                                        clock=clock)
-            self.handlers.update({
-                "crm_sync": sync,
-                "reconcile": Reconciler(settings, deps.crm, ChatRepository(deps.db), inbox),
-                "crm_deliver": deliver,
-                "crm_seen": MarkReadStep(deps.db, deps.crm),
-            })
-            self.dead_hooks["crm_deliver"] = deliver.dead
-            deps.sync_now = sync.sync
         self.worker = Worker(deps.jobs, self.handlers, bell=bell, report=deps.reporter.report,
                              on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps))
         deps.out.ring = bell.ring
@@ -101,10 +93,6 @@ class WorkerRuntime:
         with self.deps.out.for_update(int(job.dedupe_key.split(":", 1)[1])
                                       if job.dedupe_key else None):
             process_update(self.bot, job.payload)
-
-    def language_of(self, tg_id: int) -> str:
-        user = self.deps.users.get(tg_id)
-        return language_for(user.language if user else None, self.deps.settings.bot_language)
 
     def on_dead(self, job: Job, exc: BaseException) -> None:
         hook = self.dead_hooks.get(job.kind)
@@ -129,21 +117,22 @@ def _private_chat_of(update: dict) -> int | None:
     return None
 
 
-def schedule_periodic(deps: Deps) -> None:
+def schedule_periodic(deps: Container) -> None:
     """Start-up chores of a worker process (repeated every minute by the worker loop):
     bootstrap admins, and the periodic jobs — which can never stop."""
     deps.users.ensure_bootstrap_admins()
     deps.jobs.ensure_periodic(SYNC, "expire_pins")
     deps.jobs.ensure_periodic(SEND, "report_errors")
-    if deps.crm is not None:
-        deps.jobs.ensure_periodic(SYNC, "reconcile")
+    for channel in deps.channels.values():
+        for queue, kind in channel.periodic():
+            deps.jobs.ensure_periodic(queue, kind)
 
 
 def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -> None:
-    deps = Deps.build(settings)
+    deps = Container.build(settings)
     schedule_periodic(deps)
     bell = Bell()
-    listener = BellListener(deps.db, bell).start()
+    listener = BellListener(BellRegistry(deps.db), bell).start()
     runtime = WorkerRuntime(deps, bell)
     running = run_threads(runtime.worker, threads or settings.worker_threads, stop.event)
     log.info("worker started with %s threads", len(running))

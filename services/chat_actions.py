@@ -9,8 +9,9 @@ never trusting that the button was drawn for this person:
 * an unpinned chat: any manager may mark it read or start writing to it (writing takes it).
 History stays readable by every manager (the "all chats" list of SPEC §3).
 
-"Read" is a side effect in the CRM: it is a durable step (`crm_seen`), recorded with an
-idempotency key and performed once; the caller may run it at once and tell the person.
+"Read" is a side effect at the conversation's channel: it is a durable step (`mark_read`),
+recorded with an idempotency key and performed once; the caller may run it at once and
+tell the person.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from crm.client import CrmClient, CrmError
-from models.chats import Chat, ChatListRepository, ChatRepository
+from channels import Channels
+from channels.base import ChannelError
+from models.conversations import Conversation, ConversationListRepository, ConversationRepository
 from models.jobs import UPDATES, Job, JobQueue, Permanent
 from models.state import SEND_MODE, ManagerStateRepository
 from models.users import User
@@ -57,68 +59,75 @@ class ChatActions:
         self.jobs = jobs
         self.claims = claims
         self.clock = clock
-        self.chats = ChatRepository(db)
-        self.lists = ChatListRepository(db)
+        self.conversations = ConversationRepository(db)
+        self.lists = ConversationListRepository(db)
         self.state = ManagerStateRepository(db)
 
-    def _held_by_other(self, user: User, chat: Chat) -> User | None:
-        holder = self.claims.holder(chat.id_i, self.clock())
+    def _held_by_other(self, user: User, conversation: Conversation) -> User | None:
+        holder = self.claims.holder(conversation.id, self.clock())
         if holder is not None and holder[1].tg_id != user.tg_id:
             return holder[1]
         return None
 
-    def request_read(self, user: User, id_i: int, key: str | None = None) -> ReadRequested | Refused:
-        """Ask for the CRM "read" status of the chat, as a durable step."""
-        chat = self.chats.get(id_i)
-        if chat is None:
+    def request_read(self, user: User, conversation_id: int,
+                     key: str | None = None) -> ReadRequested | Refused:
+        """Ask for the "read" status of the conversation at its channel, as a durable step."""
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
             return Refused(Refusal.UNKNOWN_CHAT)
-        other = self._held_by_other(user, chat)
+        other = self._held_by_other(user, conversation)
         if other is not None and not user.is_admin:
             return Refused(Refusal.TAKEN_BY, other)
-        job_id = self.jobs.enqueue_id(UPDATES, "crm_seen", {"id_i": id_i, "by": user.tg_id},
+        job_id = self.jobs.enqueue_id(UPDATES, "mark_read",
+                                      {"conversation_id": conversation_id, "by": user.tg_id},
                                       dedupe_key=f"seen:{key}" if key else None,
-                                      lane=f"crm:{id_i}", priority=1)
+                                      lane=f"conv:{conversation_id}", priority=1)
         return ReadRequested(job_id)
 
-    def toggle_task(self, user: User, id_i: int) -> StatusChanged | Refused:
+    def toggle_task(self, user: User, conversation_id: int) -> StatusChanged | Refused:
         """in work ↔ done, by the task's holder or an admin."""
-        chat = self.chats.get(id_i)
-        if chat is None:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
             return Refused(Refusal.UNKNOWN_CHAT)
-        if not chat.is_task:
+        if not conversation.is_task:
             return Refused(Refusal.NOT_A_TASK)
-        holder = self.claims.holder(id_i, self.clock())
+        holder = self.claims.holder(conversation_id, self.clock())
         if not user.is_admin and (holder is None or holder[1].tg_id != user.tg_id):
             return Refused(Refusal.NOT_HOLDER, holder[1] if holder else None)
-        status = "done" if chat.status in ("new", "in_work") else "in_work"
-        self.lists.set_status(id_i, status)
+        status = "done" if conversation.status in ("new", "in_work") else "in_work"
+        self.lists.set_status(conversation_id, status)
         return StatusChanged(status)
 
-    def enter_writing(self, user: User, id_i: int) -> Chat | Refused:
-        """Writing mode for a chat that is the manager's or nobody's."""
-        chat = self.chats.get(id_i)
-        if chat is None:
+    def enter_writing(self, user: User, conversation_id: int) -> Conversation | Refused:
+        """Writing mode for a conversation that is the manager's or nobody's."""
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
             return Refused(Refusal.UNKNOWN_CHAT)
-        other = self._held_by_other(user, chat)
+        other = self._held_by_other(user, conversation)
         if other is not None:
             return Refused(Refusal.TAKEN_BY, other)
-        self.state.set(user.tg_id, id_i, SEND_MODE)
-        return chat
+        self.state.set(user.tg_id, conversation_id, SEND_MODE)
+        return conversation
 
 
 class MarkReadStep:
-    """The `crm_seen` job: the CRM marks the chat read, then its unread counter is 0."""
+    """The `mark_read` job: the channel marks the conversation read, then its unread
+    counter is 0."""
 
-    def __init__(self, db, crm: CrmClient) -> None:
-        self.crm = crm
-        self.lists = ChatListRepository(db)
+    def __init__(self, db, channels: Channels) -> None:
+        self.channels = channels
+        self.conversations = ConversationRepository(db)
+        self.lists = ConversationListRepository(db)
 
     def __call__(self, job: Job) -> None:
-        id_i = int(job.payload["id_i"])
+        conversation = self.conversations.get(int(job.payload["conversation_id"]))
+        if conversation is None:
+            return
+        channel = self.channels.of(conversation)
         try:
-            self.crm.seen(id_i)
-        except CrmError as exc:
+            channel.mark_read(conversation)
+        except ChannelError as exc:
             if not exc.transient:
-                raise Permanent("the CRM refused the read status", str(exc)) from exc
+                raise Permanent(f"{channel.label} refused the read status", str(exc)) from exc
             raise
-        self.lists.mark_read(id_i)
+        self.lists.mark_read(conversation.id)

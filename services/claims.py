@@ -20,7 +20,7 @@ from datetime import datetime
 
 import pymysql
 
-from models.chats import ChatListRepository
+from models.conversations import ConversationListRepository
 from models.db import Database
 from models.locks import LockManager
 from models.messages import MessageRepository
@@ -50,23 +50,23 @@ class ChatClaims:
         self.locks = locks
         self.pins = PinRepository(db)
         self.messages = MessageRepository(db)
-        self.lists = ChatListRepository(db)
+        self.lists = ConversationListRepository(db)
         self.pin_ttl_hours = pin_ttl_hours
 
-    def claim(self, id_i: int, manager: User, *, now: datetime, kind: str = PIN,
+    def claim(self, conversation_id: int, manager: User, *, now: datetime, kind: str = PIN,
               answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
-        """Pin chat `id_i` to `manager` unless it is theirs, answered, or someone else's.
+        """Pin chat `conversation_id` to `manager` unless it is theirs, answered, or someone else's.
 
         `answering_message_id`: the client message the manager tapped "reply" under.
         `take_over`: an admin's /connect_to_chat ends another manager's pin.
         """
-        with self.locks.chat_lock(id_i):
+        with self.locks.chat_lock(conversation_id):
             with self.db.transaction() as cur:
-                current = self.pins.active(id_i, cur, lock=True)
+                current = self.pins.active(conversation_id, cur, lock=True)
                 if current is not None and current[0].manager_id == manager.tg_id:
                     return ClaimResult(Outcome.ALREADY_MINE, holder=manager)
                 if answering_message_id is not None and self.messages.answered_after(
-                        id_i, answering_message_id, cur):
+                        conversation_id, answering_message_id, cur):
                     return ClaimResult(Outcome.ALREADY_ANSWERED,
                                        holder=current[1] if current else None)
                 previous = None
@@ -78,29 +78,29 @@ class ChatClaims:
                     self.pins.end(cur, pin.id, DELETE_PIN if live else pin.expired_state, now)
                     previous = holder
                 try:
-                    self.pins.create(cur, id_i, manager.tg_id, kind, now)
+                    self.pins.create(cur, conversation_id, manager.tg_id, kind, now)
                 except pymysql.err.IntegrityError:
                     # Only reachable if someone bypassed the lock: the database still decides.
                     cur.connection.rollback()
-                    other = self.pins.active(id_i)
+                    other = self.pins.active(conversation_id)
                     return ClaimResult(Outcome.TAKEN_BY, holder=other[1] if other else None)
                 if kind != PIN:
-                    self.lists.start_task(cur, id_i)
+                    self.lists.start_task(cur, conversation_id)
                 return ClaimResult(Outcome.CLAIMED, holder=manager, previous=previous)
 
-    def release(self, id_i: int, manager: User, *, now: datetime) -> Pin | None:
+    def release(self, conversation_id: int, manager: User, *, now: datetime) -> Pin | None:
         """The manager removes their own pin (DELETE_PIN); None if it was not theirs."""
-        with self.locks.chat_lock(id_i):
+        with self.locks.chat_lock(conversation_id):
             with self.db.transaction() as cur:
-                current = self.pins.active(id_i, cur, lock=True)
+                current = self.pins.active(conversation_id, cur, lock=True)
                 if current is None or current[0].manager_id != manager.tg_id:
                     return None
                 self.pins.end(cur, current[0].id, DELETE_PIN, now)
                 return current[0]
 
-    def holder(self, id_i: int, now: datetime, cur=None) -> tuple[Pin, User] | None:
+    def holder(self, conversation_id: int, now: datetime, cur=None) -> tuple[Pin, User] | None:
         """The chat's live holder: an active pin still inside its window."""
-        current = self.pins.active(id_i, cur, lock=cur is not None)
+        current = self.pins.active(conversation_id, cur, lock=cur is not None)
         if current is None or current[0].expires_at(self.pin_ttl_hours) <= now:
             return None
         return current
@@ -109,19 +109,19 @@ class ChatClaims:
         """A banned manager's pins end (DELETE_PIN), each under its chat's lock."""
         ended = []
         for pin in self.pins.active_of_manager(manager_id):
-            with self.locks.chat_lock(pin.id_i):
+            with self.locks.chat_lock(pin.conversation_id):
                 with self.db.transaction() as cur:
                     if self.pins.end(cur, pin.id, DELETE_PIN, now):
                         ended.append(pin)
         return ended
 
-    def expire_due(self, now: datetime, id_i: int | None = None) -> list[Pin]:
+    def expire_due(self, now: datetime, conversation_id: int | None = None) -> list[Pin]:
         """Pins whose window has passed move to history. Each ends only if its manager did
         not reply meanwhile (the end is conditional on the window), so an expiry and a
         concurrent reply can never both win."""
         expired = []
-        for pin in self.pins.due(now, self.pin_ttl_hours, id_i=id_i):
-            with self.locks.chat_lock(pin.id_i):
+        for pin in self.pins.due(now, self.pin_ttl_hours, conversation_id=conversation_id):
+            with self.locks.chat_lock(pin.conversation_id):
                 with self.db.transaction() as cur:
                     if self.pins.end_if_due(cur, pin, now, self.pin_ttl_hours):
                         expired.append(pin)

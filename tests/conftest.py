@@ -21,10 +21,10 @@ if str(ROOT) not in sys.path:
 from config import Settings, load_settings  # noqa: E402
 from models.db import Database, migrate  # noqa: E402
 from models.singleton import ProcessSingleton  # noqa: E402
-from utils.mariadb import LocalMariaDB  # noqa: E402
+from models.mariadb import LocalMariaDB  # noqa: E402
 
 TEST_DB = "keepdesk_test"
-TABLES = ("jobs", "tg_message_map", "pins", "messages", "chats", "manager_state", "users",
+TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manager_state", "users",
           "outbound", "error_causes", "worker_bells")
 
 BOT_TOKEN = "123456:sandbox-token"

@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta
 
 from conftest import ADMIN_ID, LOG_CHAT, SHARED_CHAT
-from harness import wait_for
+from harness import wait_for, crm_chat
 
 LINK_KEY = "test-link-key"
 HOUR = 3600
@@ -33,13 +33,12 @@ def add_admin(db, language="uk"):
 
 
 def add_chat(db, id_i, email="client@example.com", product="Product"):
-    db.execute("INSERT INTO chats (id_i, email, product) VALUES (%s, %s, %s)"
-               " ON DUPLICATE KEY UPDATE id_i = id_i", (id_i, email, product))
+    crm_chat(db, id_i, customer_email=email, title=product)
 
 
 def add_pin(db, id_i, manager_id, state="ACTIVE", ended_hours_ago=None):
     ended = None if ended_hours_ago is None else f"NOW(6) - INTERVAL {ended_hours_ago} HOUR"
-    db.execute("INSERT INTO pins (id_i, manager_id, kind, state, created_at, last_reply_at,"
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind, state, created_at, last_reply_at,"
                f" ended_at) VALUES (%s, %s, 'PIN', %s, NOW(6) - INTERVAL 2 HOUR, NOW(6),"
                f" {ended or 'NULL'})", (id_i, manager_id, state))
 
@@ -78,7 +77,7 @@ def roles(db):
 
 def pins_of(db, id_i):
     return [(r["manager_id"], r["state"]) for r in
-            db.fetchall("SELECT manager_id, state FROM pins WHERE id_i = %s ORDER BY id", (id_i,))]
+            db.fetchall("SELECT manager_id, state FROM pins WHERE conversation_id = %s ORDER BY id", (id_i,))]
 
 
 def synced_chat(desk, crm, tg, id_i, text, email="buyer@example.com", product="Ноутбук Lenovo"):
@@ -240,7 +239,7 @@ def _state_of_everything(db):
     return (roles(db),
             db.fetchall("SELECT id, manager_id, state FROM pins ORDER BY id"),
             db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'clean'"),
-            db.fetchall("SELECT tg_id, current_id_i, mode FROM manager_state ORDER BY tg_id"))
+            db.fetchall("SELECT tg_id, conversation_id, mode FROM manager_state ORDER BY tg_id"))
 
 
 def test_a_manager_gets_silence_for_admin_commands_even_in_send_mode(desk, tg, db, crm):
@@ -250,7 +249,7 @@ def test_a_manager_gets_silence_for_admin_commands_even_in_send_mode(desk, tg, d
     add_chat(db, 7300)
     crm.add_chat(7300)
     add_pin(db, 7300, manager)
-    db.execute("INSERT INTO manager_state (tg_id, current_id_i, mode) VALUES (%s, 7300, 'send')",
+    db.execute("INSERT INTO manager_state (tg_id, conversation_id, mode) VALUES (%s, 7300, 'send')",
                (manager,))
     before = _state_of_everything(db)
     for command in ADMIN_COMMANDS:
@@ -304,7 +303,7 @@ def test_bad_arguments_get_a_wrong_command_answer_with_an_example(desk, tg, db):
         assert answer["visible_text"] == f"Невірна команда. Приклад: {example}", command
     assert roles(db) == {ADMIN_ID: "admin"}
     assert db.scalar("SELECT COUNT(*) FROM pins") == 0
-    assert db.scalar("SELECT COUNT(*) FROM chats") == 0
+    assert db.scalar("SELECT COUNT(*) FROM conversations") == 0
 
 
 # --------------------------------------------------------------------------- 5. /all_users
@@ -359,7 +358,7 @@ def test_get_chat_shows_the_card_of_a_synced_chat(desk, tg, db, crm):
     assert labels[:3] == ["📁 Історія чата", "📩 Написати повідомлення",
                           "✅ Надіслати статус \"Прочитано\""]
     # A Telegram reply to the card reaches this chat.
-    assert db.scalar("SELECT id_i FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
+    assert db.scalar("SELECT conversation_id FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
                      (ADMIN_ID, card["message_id"])) == 8001
 
 
@@ -405,8 +404,8 @@ def test_connect_to_chat_takes_it_over_from_the_manager_who_held_it(desk, tg, db
     history = next(s for s in said if s.startswith("📁 Історія чата #8002"))
     assert "Коли буде відправка?" in history
     assert said[-1].startswith("Ви відповідаєте на ордер #8002 (buyer@example.com)")
-    state = db.fetchone("SELECT current_id_i, mode FROM manager_state WHERE tg_id = %s", (ADMIN_ID,))
-    assert (state["current_id_i"], state["mode"]) == (8002, "send")
+    state = db.fetchone("SELECT conversation_id, mode FROM manager_state WHERE tg_id = %s", (ADMIN_ID,))
+    assert (state["conversation_id"], state["mode"]) == (8002, "send")
 
 
 def test_connect_to_a_free_chat_pins_it_and_logs_it(desk, tg, db, crm):
@@ -422,14 +421,14 @@ def test_connect_to_a_free_chat_pins_it_and_logs_it(desk, tg, db, crm):
 def test_connect_to_a_task_chat_takes_it_as_a_task(desk, tg, db, crm):
     add_admin(db)
     synced_chat(desk, crm, tg, 8004, "Де мій ключ?", product="Ключ активації Windows 11")
-    assert db.scalar("SELECT kind FROM chats WHERE id_i = 8004") == "task"
+    assert db.scalar("SELECT kind FROM conversations WHERE id = 8004") == "task"
     admin_says(desk, tg, "/connect_to_chat_8004")
     # SPEC §2: a task chat is held with an ACTIVATE_KEY pin and is then "in work", like
     # one taken with the 🔑 button; an ordinary PIN would let the admin unpin a task and
     # leave the task "new" in the 📊 view.
-    pin = db.fetchone("SELECT kind, state FROM pins WHERE id_i = 8004")
+    pin = db.fetchone("SELECT kind, state FROM pins WHERE conversation_id = 8004")
     assert (pin["kind"], pin["state"]) == ("ACTIVATE_KEY", "ACTIVE")
-    assert db.scalar("SELECT status FROM chats WHERE id_i = 8004") == "in_work"
+    assert db.scalar("SELECT status FROM conversations WHERE id = 8004") == "in_work"
 
 
 def test_connect_to_a_chat_the_crm_does_not_know_says_not_found(desk, tg, db, crm):
@@ -437,7 +436,7 @@ def test_connect_to_a_chat_the_crm_does_not_know_says_not_found(desk, tg, db, cr
     said = [m["visible_text"] for m in admin_says(desk, tg, "/connect_to_chat_424243")]
     assert said == ["Чат 424243 не знайдено."]
     assert db.scalar("SELECT COUNT(*) FROM pins") == 0
-    assert db.scalar("SELECT COUNT(*) FROM chats") == 0
+    assert db.scalar("SELECT COUNT(*) FROM conversations") == 0
 
 
 # --------------------------------------------------------------------------- 9. /clean
@@ -457,10 +456,11 @@ def test_clean_deletes_old_shared_posts_where_telegram_allows_and_purges_old_his
                    (hours, SHARED_CHAT, post["message_id"]))
     # Stored history: one message past RETENTION_DAYS (180), one within it; an ancient post record.
     add_chat(db, 8200)
-    db.execute("INSERT INTO messages (id, id_i, direction, text, date_written) VALUES"
-               " (990001, 8200, 'client', 'ancient', NOW() - INTERVAL 200 DAY),"
-               " (990002, 8200, 'client', 'recent', NOW() - INTERVAL 10 DAY)")
-    db.execute("INSERT INTO tg_message_map (tg_chat_id, tg_message_id, id_i, created_at)"
+    db.execute("INSERT INTO messages (id, conversation_id, external_id, direction, text,"
+               " date_written) VALUES"
+               " (990001, 8200, '990001', 'client', 'ancient', NOW() - INTERVAL 200 DAY),"
+               " (990002, 8200, '990002', 'client', 'recent', NOW() - INTERVAL 10 DAY)")
+    db.execute("INSERT INTO tg_message_map (tg_chat_id, tg_message_id, conversation_id, created_at)"
                " VALUES (%s, 99999, 8200, NOW(6) - INTERVAL 200 DAY)", (ADMIN_ID,))
 
     said = admin_says(desk, tg, "/clean")
@@ -477,8 +477,8 @@ def test_clean_deletes_old_shared_posts_where_telegram_allows_and_purges_old_his
     kept_posts = {r["tg_message_id"] for r in db.fetchall(
         "SELECT tg_message_id FROM tg_message_map WHERE tg_chat_id = %s", (SHARED_CHAT,))}
     assert kept_posts == {too_old["message_id"], fresh["message_id"]}
-    assert {r["id"] for r in db.fetchall("SELECT id FROM messages WHERE id_i = 8200")} == {990002}
-    assert db.scalar("SELECT COUNT(*) FROM messages WHERE id_i IN (8101, 8102, 8103)") == 3
+    assert {r["id"] for r in db.fetchall("SELECT id FROM messages WHERE conversation_id = 8200")} == {990002}
+    assert db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id IN (8101, 8102, 8103)") == 3
 
 
 def test_a_message_purged_by_clean_is_not_announced_again_by_a_later_sync(desk, tg, db, crm):

@@ -18,9 +18,11 @@ import pytest
 from conftest import SHARED_CHAT
 from crm import client as crm_client
 from crm.client import CrmMessage
-from harness import wait_for
-from models.chats import ChatRepository
+from channels.keepingcrm.sync import inbound
+from harness import crm_chat, install_release_2, wait_for
+from models.conversations import ConversationRepository
 from models.db import Database, migrate
+from models.inbound import ConversationInfo
 from models.messages import MessageRepository
 from sandbox.telegram import parse_html, utf16_len
 
@@ -59,10 +61,12 @@ def test_a_chat_with_long_metadata_and_a_long_file_url_is_delivered_and_goes_on(
     assert links(post)[-1] == file_message["url"]          # the link whole, never cut
     assert "Ключ активації Windows 11 Pro OEM" in shown and "customer.xxx" in shown
 
-    chat = db.fetchone("SELECT email, product FROM chats WHERE id_i = 7001")
+    chat = db.fetchone("SELECT customer_email AS email, title AS product FROM conversations"
+                       " WHERE id = 7001")
     assert len(chat["email"]) == crm_client.EMAIL_MAX and chat["email"].endswith("…")
     assert len(chat["product"]) == crm_client.PRODUCT_MAX and chat["product"].endswith("…")
-    stored = db.fetchone("SELECT url, filename FROM messages WHERE id = %s", (file_message["id"],))
+    stored = db.fetchone("SELECT url, filename FROM messages WHERE external_id = %s",
+                         (str(file_message["id"]),))
     assert stored == {"url": file_message["url"], "filename": CYRILLIC_FILE}
 
     # The customer's next message in the same chat arrives too.
@@ -79,7 +83,7 @@ def test_a_file_name_too_long_for_its_column_keeps_its_extension(desk, crm, tg, 
     [post] = wait_for(lambda: shared_posts(tg))
     assert links(post) == [f"{crm.web_url}/purchases_inv_detail?id_i=7002&view=debate", message["url"]]
     assert visible(post).endswith("….docx")
-    stored = db.scalar("SELECT filename FROM messages WHERE id = %s", (message["id"],))
+    stored = db.scalar("SELECT filename FROM messages WHERE external_id = %s", (str(message["id"]),))
     assert len(stored) == crm_client.FILENAME_MAX and stored.endswith("….docx")
     assert stored.startswith("Акт про пошкодження упаковки")
 
@@ -107,8 +111,8 @@ def test_a_record_the_database_refuses_becomes_a_placeholder_and_the_chat_goes_o
     shown = [visible(p) for p in shared_posts(tg)]
     assert [s.rsplit(": ", 1)[-1] for s in (shown[0], shown[2])] == ["before", "after"]
     assert "(this message could not be stored: Data too long for column 'filename'" in shown[1]
-    assert db.scalar("SELECT COUNT(*) FROM messages WHERE id_i = 7004") == 3
-    assert db.scalar("SELECT url FROM messages WHERE id = %s", (poison["id"],)) is None
+    assert db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 7004") == 3
+    assert db.scalar("SELECT url FROM messages WHERE external_id = %s", (str(poison["id"]),)) is None
     crm.customer_writes(7004, "and the next one")
     crm.signal(desk.listener_url, LINK_KEY, 7004)
     wait_for(lambda: visible(shared_posts(tg)[-1]).endswith("and the next one"))
@@ -154,12 +158,13 @@ def crm_message(number: int, **overrides) -> CrmMessage:
     {"date_written": "2024-02-30 10:00:00"},  # 1292 incorrect datetime (and its placeholder too)
 ], ids=["too-long", "lone-surrogate", "bad-date"])
 def test_one_refused_row_of_a_batch_affects_itself_only(db, poison):
-    chats, messages = ChatRepository(db), MessageRepository(db)
+    messages = MessageRepository(db)
     batch = [crm_message(1), crm_message(2, **poison), crm_message(3)]
+    crm_chat(db, 7100, customer_email="a@example.com")
     with db.transaction() as cur:
-        chats.save(cur, 7100, email="a@example.com")
-        messages.store(cur, batch)
-    rows = {r["id"]: r for r in db.fetchall("SELECT * FROM messages WHERE id_i = 7100")}
+        messages.store(cur, 7100, [inbound(m) for m in batch])
+    rows = {int(r["external_id"]): r for r in
+            db.fetchall("SELECT * FROM messages WHERE conversation_id = 7100")}
     assert sorted(rows) == [1, 2, 3]
     assert rows[1]["text"] == "message 1" and rows[3]["text"] == "message 3"
     assert rows[2]["text"].startswith("(this message could not be stored: ")
@@ -167,16 +172,22 @@ def test_one_refused_row_of_a_batch_affects_itself_only(db, poison):
 
 
 def test_chat_metadata_the_database_refuses_is_left_out_and_the_rest_saved(db):
-    chats = ChatRepository(db)
+    chats = ConversationRepository(db)
+    crm_chat(db, 7101)
+
+    def save(cur, cnt_msg=None, **info):
+        chats.save_info(cur, 7101, ConversationInfo(**info), last_date=None,
+                        last_customer_at=None, cnt_msg=cnt_msg, kind=None)
+
     with db.transaction() as cur:
-        chats.save(cur, 7101, email="x" * 400, product="Ноутбук", cnt_msg=3, cnt_new=1)
+        save(cur, customer_email="x" * 400, title="Ноутбук", cnt_msg=3, cnt_new=1)
     saved = chats.get(7101)
-    assert (saved.email, saved.product, saved.cnt_msg, saved.cnt_new) == (None, "Ноутбук", 3, 1)
+    assert (saved.customer_email, saved.title, saved.cnt_msg, saved.cnt_new) == (None, "Ноутбук", 3, 1)
     with db.transaction() as cur:          # a later refusal never erases what was known
-        chats.save(cur, 7101, email="ok@example.com")
-        chats.save(cur, 7101, email="y" * 400, cnt_msg=2**40)
+        save(cur, customer_email="ok@example.com")
+        save(cur, customer_email="y" * 400, cnt_msg=2**40)
     saved = chats.get(7101)
-    assert (saved.email, saved.cnt_msg) == ("ok@example.com", 3)
+    assert (saved.customer_email, saved.cnt_msg) == ("ok@example.com", 3)
 
 
 # --------------------------------------------------------------------------- the schema
@@ -187,8 +198,8 @@ def test_the_borders_bounds_fit_the_columns(db):
                            " CHARACTER_OCTET_LENGTH AS bytes FROM information_schema.COLUMNS"
                            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
                            " AND COLUMN_NAME = %s", (table, name))
-    assert column("chats", "email")["chars"] >= crm_client.EMAIL_MAX
-    assert column("chats", "product")["chars"] >= crm_client.PRODUCT_MAX
+    assert column("conversations", "customer_email")["chars"] >= crm_client.EMAIL_MAX
+    assert column("conversations", "title")["chars"] >= crm_client.PRODUCT_MAX
     assert column("messages", "filename")["chars"] >= crm_client.FILENAME_MAX
     for name in ("url", "preview"):
         assert column("messages", name)["bytes"] >= crm_client.URL_MAX_BYTES
@@ -200,16 +211,12 @@ def test_an_installation_of_version_2_is_upgraded_keeping_its_messages(mariadb, 
     mariadb.create_database("keepdesk_v2", drop=True)
     old = Database(settings.replace(mysql_db="keepdesk_v2"), pool_size=1)
     try:
-        migrate(old)
-        # What version 2 had: URLs of at most 2048 characters.
-        old.execute("ALTER TABLE messages MODIFY url VARCHAR(2048) NULL,"
-                    " MODIFY preview VARCHAR(2048) NULL")
-        old.execute("UPDATE schema_meta SET value = '2' WHERE name = 'version'")
+        install_release_2(old)  # URLs of at most 2048 characters there
         old.execute("INSERT INTO chats (id_i, email) VALUES (1, 'a@example.com')")
         old.execute("INSERT INTO messages (id, id_i, direction, text, url)"
                     " VALUES (10, 1, 'client', 'kept', 'http://crm.example/f/1/a.pdf')")
         migrate(old)
-        assert old.scalar("SELECT value FROM schema_meta WHERE name = 'version'") == "3"
+        assert old.scalar("SELECT value FROM schema_meta WHERE name = 'version'") == "4"
         types = {r["COLUMN_NAME"]: r["DATA_TYPE"] for r in old.fetchall(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'messages'"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import SHARED_CHAT
-from harness import wait_for
+from harness import crm_chat, wait_for
 from sandbox.telegram import parse_html
 
 LINK_KEY = "test-link-key"
@@ -32,8 +32,8 @@ def test_a_burst_to_pinned_managers_and_the_shared_chat_gets_no_429(desk, crm, e
     tg = enforcing
     managers = [add_manager(db, 1100 + n, f"mgr{n}") or 1100 + n for n in range(4)]
     for n, manager in enumerate(managers):
-        db.execute("INSERT INTO chats (id_i) VALUES (%s)", (7100 + n,))
-        db.execute("INSERT INTO pins (id_i, manager_id) VALUES (%s, %s)", (7100 + n, manager))
+        crm_chat(db, 7100 + n)
+        db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (%s, %s)", (7100 + n, manager))
     for n in range(4):
         for k in range(2):  # two messages each: the private chats need a second between
             crm.customer_writes(7100 + n, f"chat {n} message {k}")
@@ -49,8 +49,8 @@ def test_a_burst_to_pinned_managers_and_the_shared_chat_gets_no_429(desk, crm, e
 
 def test_retry_after_holds_back_only_that_chat(desk, crm, tg, db):
     add_manager(db, 1201, "slow")
-    db.execute("INSERT INTO chats (id_i) VALUES (7201)")
-    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (7201, 1201)")
+    crm_chat(db, 7201)
+    db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (7201, 1201)")
     tg.fail_next("sendMessage", status=429, retry_after=2)  # the first send: to the manager
     crm.customer_writes(7201, "for the slow chat")
     crm.signal(desk.listener_url, LINK_KEY, 7201)
@@ -74,7 +74,7 @@ def test_posts_waiting_for_the_group_budget_are_merged_with_nothing_dropped(
         for n in range(5):
             crm.customer_writes(7301, f"питання номер {n}")
             crm.signal(desk.listener_url, LINK_KEY, 7301)
-            wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE id_i = 7301") == n + 1)
+            wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 7301") == n + 1)
         # Post 1 waits for the minute's budget; posts 2-4 queue up behind it.
         wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'tg_send'"
                                    " AND status = 'pending'") >= 1 and
@@ -95,7 +95,8 @@ def test_posts_waiting_for_the_group_budget_are_merged_with_nothing_dropped(
         assert [both.count(f"питання номер {n}") for n in range(5)] == [1] * 5
         assert [both.index(f"номер {n}") for n in range(5)] == sorted(both.index(f"номер {n}") for n in range(5))
         assert visible(merged).endswith("питання номер 4")
-        newest = crm.messages(7301)[-1]["id"]
+        newest = db.scalar("SELECT id FROM messages WHERE external_id = %s",
+                           (str(crm.messages(7301)[-1]["id"]),))
         [button] = merged["reply_markup"]["inline_keyboard"][0]
         assert desk.deps.codec.decode(button["callback_data"]).args == (newest,)
         carriers = [json.loads(r["payload"]) for r in
@@ -107,8 +108,8 @@ def test_posts_waiting_for_the_group_budget_are_merged_with_nothing_dropped(
 
 def test_a_manager_who_blocked_the_bot_is_skipped_and_the_shared_chat_hears_aloud(desk, crm, tg, db):
     add_manager(db, 1401, "gone")
-    db.execute("INSERT INTO chats (id_i) VALUES (7401)")
-    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (7401, 1401)")
+    crm_chat(db, 7401)
+    db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (7401, 1401)")
     tg.block_user(1401)
     crm.customer_writes(7401, "first")
     crm.signal(desk.listener_url, LINK_KEY, 7401)
@@ -129,7 +130,7 @@ def test_a_managers_tap_is_answered_while_500_posts_wait(desk, crm, tg, db):
     for n in range(500):  # a backlog the group budget will take 25 minutes to clear
         desk.deps.jobs.enqueue(SEND, "tg_send", {"chat_id": SHARED_CHAT, "method": "sendMessage",
                                                  "text": f"backlog {n}"}, lane=f"send:{SHARED_CHAT}")
-    db.execute("INSERT INTO chats (id_i) VALUES (7501)")
+    crm_chat(db, 7501)
     tg.user_sends_text(1501, "🔥 Мої переписки")
     reply = wait_for(lambda: tg.messages(1501), timeout=10)[0]
     assert visible(reply).startswith("🔥 Мої переписки")

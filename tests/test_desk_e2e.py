@@ -51,7 +51,7 @@ def answer_for(tg, update):
 
 
 def active_pins(db, id_i):
-    return db.fetchall("SELECT manager_id, kind FROM pins WHERE id_i = %s AND state = 'ACTIVE'", (id_i,))
+    return db.fetchall("SELECT manager_id, kind FROM pins WHERE conversation_id = %s AND state = 'ACTIVE'", (id_i,))
 
 
 def test_reply_button_claims_the_chat_and_the_manager_can_answer(desk, crm, tg, db):
@@ -99,7 +99,7 @@ def test_a_reply_typed_in_the_crm_page_before_the_tap_means_already_answered(des
     post = new_client_post(desk, crm, tg, 6003)
     crm.shop_writes(6003, "Відповіли з веб-сторінки CRM")
     crm.signal(desk.listener_url, LINK_KEY, 6003)
-    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE id_i = 6003 AND direction = 'shop'"))
+    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 6003 AND direction = 'shop'"))
     answer = answer_for(tg, tap(tg, olena, post, "olena"))
     assert answer["text"] == "На це повідомлення вже відповіли."
     desk.idle()
@@ -294,4 +294,4 @@ def test_an_expired_pin_sends_the_next_client_message_to_the_shared_chat(desk, c
     assert [b["text"] for b in buttons(repost)] == ["✍ Відповісти"]
     assert not repost.get("disable_notification")
     assert not [m for m in tg.messages(olena) if "забули" in visible(m)]
-    assert db.scalar("SELECT state FROM pins WHERE id_i = 6012") == "UN_PIN"
+    assert db.scalar("SELECT state FROM pins WHERE conversation_id = 6012") == "UN_PIN"

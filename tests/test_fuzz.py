@@ -23,9 +23,8 @@ from bot.posts import (LINK_LABEL_LIMIT, POST_CAPTION_LIMIT, POST_TEXT_LIMIT, fi
                        header, render)
 from bot.texts import text as ui_text
 from conftest import BOT_TOKEN
-from models.chats import Chat
-from models.inbox import BadUpdate, lane_of, parse_update_id
-from models.messages import StoredMessage
+from bot.updates import BadUpdate, lane_of, parse_update_id
+from harness import crm_conversation as Chat, crm_source, stored_message as StoredMessage
 from models.users import User
 from sandbox.telegram import parse_html
 
@@ -293,7 +292,7 @@ def client_messages(draw):
                                 "https://crm.example/'<>&"]))
     body = draw(customer_text)
     return StoredMessage(
-        id=draw(st.integers(1, 2**63 - 1)), id_i=1, direction="client", text=body,
+        id=draw(st.integers(1, 2**63 - 1)), conversation_id=1, direction="client", text=body,
         is_file=kind == "file", is_img=kind == "image",
         filename=draw(st.one_of(st.none(), short_text, st.just("😀" * 512))),
         url=url if kind != "text" else None,
@@ -327,7 +326,7 @@ def managers(draw):
 def test_posts_are_valid_html_within_telegrams_limits(chat, message, pinned_to, language):
     EXAMPLES["formatter: posts.render"] += 1
     keyboard = {"inline_keyboard": [[{"text": "✍", "callback_data": CODEC.encode("reply", message.id)}]]}
-    posts = render(chat, message, chat_id=-100, web_url="http://crm.example/web", language=language,
+    posts = render(chat, message, chat_id=-100, source=crm_source(chat), language=language,
                    keyboard=keyboard, pinned_to=pinned_to)
     body = fmt.crm_text(message.text)
     for number, post in enumerate(posts):
@@ -339,12 +338,12 @@ def test_posts_are_valid_html_within_telegrams_limits(chat, message, pinned_to, 
             assert fmt.utf16_len(shown) <= fmt.TEXT_LIMIT
             assert shown.strip(), "Telegram refuses a message with no visible text"
     assert posts[-1].reply_markup == keyboard and all(p.reply_markup is None for p in posts[:-1])
-    head = visible(header(chat, "http://crm.example/web", language, pinned_to=pinned_to))
+    head = visible(header(chat, crm_source(chat), language, pinned_to=pinned_to))
     if message.is_file and message.url and fmt.utf16_len(body.strip()) <= LINK_LABEL_LIMIT:
         assert len(posts) == 1 and visible(posts[0].text).startswith(head)
     elif message.is_img and (message.url or message.preview):
         assert posts[0].method == "sendPhoto" and visible(posts[0].text).startswith(head)
-        continued = visible(ui_text("post_continued", language, id_i=chat.id_i))
+        continued = visible(ui_text("post_continued", language, id_i=chat.ref))
         caption_body = visible(posts[0].text)[len(head):]
         texts = [visible(p.text) for p in posts[1:]]
         if texts:  # every later part is marked as a continuation
@@ -352,7 +351,7 @@ def test_posts_are_valid_html_within_telegrams_limits(chat, message, pinned_to, 
             texts = [t[len(continued):] for t in texts]
         assert caption_body + "".join(texts) == body
     else:
-        continued = visible(ui_text("post_continued", language, id_i=chat.id_i))
+        continued = visible(ui_text("post_continued", language, id_i=chat.ref))
         texts = [visible(p.text) for p in posts]
         assert texts[0].startswith(head) and all(t.startswith(continued) for t in texts[1:])
         shown = texts[0][len(head):] + "".join(t[len(continued):] for t in texts[1:])
@@ -373,6 +372,6 @@ def test_no_part_of_an_image_post_is_blank():
     # A long caption text whose last lines are empty, as the CRM sends them (<br>).
     message = StoredMessage(5, 9604, "client", "а" * 3800 + "<br>" * 100, False, True, None,
                             "http://crm.example/i.jpg", None, None, None, False)
-    posts = render(chat, message, chat_id=-100, web_url="http://crm.example/web", language="uk",
+    posts = render(chat, message, chat_id=-100, source=crm_source(chat), language="uk",
                    keyboard={"inline_keyboard": []})
     assert all(visible(p.text).strip() for p in posts)

@@ -633,17 +633,17 @@ def _world(db) -> dict:
     return {
         "users": db.fetchall("SELECT tg_id, username, first_name, language, role, reachable"
                              " FROM users ORDER BY tg_id"),
-        "pins": db.fetchall("SELECT id, id_i, manager_id, kind, state, last_reply_at, ended_at"
+        "pins": db.fetchall("SELECT id, conversation_id, manager_id, kind, state, last_reply_at, ended_at"
                             " FROM pins ORDER BY id"),
-        "manager_state": db.fetchall("SELECT tg_id, current_id_i, mode, data FROM manager_state"
+        "manager_state": db.fetchall("SELECT tg_id, conversation_id, mode, data FROM manager_state"
                                      " ORDER BY tg_id"),
         "tg_send jobs": db.fetchall("SELECT id, payload FROM jobs WHERE kind = 'tg_send'"
                                     " AND lane NOT IN ('send:830', 'send:840', 'send:850')"
                                     " ORDER BY id"),
         "other jobs": db.fetchall("SELECT id, kind, dedupe_key FROM jobs"
                                   " WHERE kind NOT IN ('tg_update', 'tg_send') ORDER BY id"),
-        "chats": db.fetchall("SELECT id_i, kind, status FROM chats ORDER BY id_i"),
-        "message map": db.fetchall("SELECT tg_chat_id, tg_message_id, id_i, notes FROM tg_message_map"
+        "chats": db.fetchall("SELECT id, kind, status FROM conversations ORDER BY id"),
+        "message map": db.fetchall("SELECT tg_chat_id, tg_message_id, conversation_id, notes FROM tg_message_map"
                                    " ORDER BY tg_chat_id, tg_message_id"),
     }
 
@@ -699,11 +699,11 @@ def test_pending_and_banned_people_change_nothing_through_the_desk(desk, tg, crm
     desk.idle()
     tg.user_sends_text(PENDING_ID, "/start", username="pending_one")
     desk.idle()
-    assert db.scalar("SELECT COUNT(*) FROM pins WHERE id_i = 9601 AND state = 'ACTIVE'") == 1
+    assert db.scalar("SELECT COUNT(*) FROM pins WHERE conversation_id = 9601 AND state = 'ACTIVE'") == 1
     waiting = tg.messages(PENDING_ID)[-1]
     ids = {"pinned": 9601, "free": 9602,
-           "pinned_message": db.scalar("SELECT MAX(id) FROM messages WHERE id_i = 9601"),
-           "free_message": db.scalar("SELECT MAX(id) FROM messages WHERE id_i = 9602")}
+           "pinned_message": db.scalar("SELECT MAX(id) FROM messages WHERE conversation_id = 9601"),
+           "free_message": db.scalar("SELECT MAX(id) FROM messages WHERE conversation_id = 9602")}
 
     before = _world(db)
     shared_before = tg.messages(SHARED_CHAT)
@@ -774,7 +774,7 @@ def test_a_stranger_who_never_pressed_start_changes_nothing_either(desk, tg, db,
     before = _world(db)
     stranger = 850
     codec = desk.deps.codec
-    message_id = db.scalar("SELECT MAX(id) FROM messages WHERE id_i = 9603")
+    message_id = db.scalar("SELECT MAX(id) FROM messages WHERE conversation_id = 9603")
     for data in (codec.encode("reply", message_id), codec.encode("connect", message_id),
                  codec.encode("users", 0), codec.encode("unpin", 9603), "garbage"):
         tg.user_presses_button(stranger, SHARED_CHAT, post["message_id"], data)

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import ROOT
 from models.jobs import SEND, SYNC, UPDATES, JobQueue
+from bot.updates import take_update
+from channels.keepingcrm.listener import request_sync
 from models.inbox import Inbox
 from scripts.worker import RetryLater, Worker
 
@@ -26,7 +28,7 @@ def status_of(db, dedupe_key):
 def test_an_update_is_stored_once_per_update_id(db, jobs):
     inbox = Inbox(jobs)
     update = {"update_id": 100, "message": {"message_id": 1, "chat": {"id": 5}, "text": "hi"}}
-    assert [inbox.take_update(update) for _ in range(3)] == [True, False, False]
+    assert [take_update(inbox, update) for _ in range(3)] == [True, False, False]
     assert db.scalar("SELECT COUNT(*) FROM jobs") == 1
     row = status_of(db, "tg:100")
     assert (row["queue"], row["lane"], row["seq"]) == (UPDATES, "tg:5", 100)
@@ -34,18 +36,18 @@ def test_an_update_is_stored_once_per_update_id(db, jobs):
 
 def test_a_burst_of_signals_is_one_sync_and_a_signal_during_a_sync_runs_it_again(db, jobs):
     inbox = Inbox(jobs)
-    outcomes = [inbox.take_signal(42) for _ in range(5)]
+    outcomes = [request_sync(inbox, 42) for _ in range(5)]
     assert outcomes == ["created"] + ["pending"] * 4
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE queue = %s", (SYNC,)) == 1
 
     [job] = jobs.claim([SYNC], "w1")
-    assert inbox.take_signal(42) == "rerun"       # news arrived while syncing
+    assert request_sync(inbox, 42) == "rerun"       # news arrived while syncing
     jobs.complete(job)
     assert status_of(db, "sync:42")["status"] == "pending"  # so it runs once more
     [job] = jobs.claim([SYNC], "w1")
     jobs.complete(job)
     assert status_of(db, "sync:42")["status"] == "done"
-    assert inbox.take_signal(42) == "restarted"
+    assert request_sync(inbox, 42) == "restarted"
     assert status_of(db, "sync:42")["status"] == "pending"
 
 
@@ -166,7 +168,7 @@ def test_worker_retries_transient_failures_and_gives_up_on_persistent_ones(db, j
 
 
 def test_a_persons_taps_and_private_messages_share_one_lane_group_messages_their_group():
-    from models.inbox import lane_of
+    from bot.updates import lane_of
     assert lane_of({"update_id": 1, "message": {"chat": {"id": -100}, "from": {"id": 7}}}) == "tg:-100"
     # A tap under a shared-chat post and the person's private messages: one lane, so
     # "📩 Написати" for chat X followed at once by text can never send the text to chat Y.

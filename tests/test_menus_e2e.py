@@ -64,22 +64,22 @@ def sync(desk, crm, db, *ids):
         assert crm.signal(desk.listener_url, LINK_KEY, id_i) == [200]
     desk.idle()
     placeholders = ", ".join(["%s"] * len(ids))
-    assert db.scalar(f"SELECT COUNT(*) FROM chats WHERE id_i IN ({placeholders})", ids) == len(ids)
+    assert db.scalar(f"SELECT COUNT(*) FROM conversations WHERE id IN ({placeholders})", ids) == len(ids)
 
 
 def pin(db, id_i, manager_id, kind="PIN", state="ACTIVE"):
     ended = None if state == "ACTIVE" else utc_now()
-    db.execute("INSERT INTO pins (id_i, manager_id, kind, state, ended_at) VALUES (%s, %s, %s, %s, %s)",
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind, state, ended_at) VALUES (%s, %s, %s, %s, %s)",
                (id_i, manager_id, kind, state, ended))
 
 
 def pin_states(db, id_i):
     return [(r["manager_id"], r["kind"], r["state"]) for r in
-            db.fetchall("SELECT manager_id, kind, state FROM pins WHERE id_i = %s ORDER BY id", (id_i,))]
+            db.fetchall("SELECT manager_id, kind, state FROM pins WHERE conversation_id = %s ORDER BY id", (id_i,))]
 
 
 def chat_row(db, id_i):
-    return db.fetchone("SELECT * FROM chats WHERE id_i = %s", (id_i,))
+    return db.fetchone("SELECT * FROM conversations WHERE id = %s", (id_i,))
 
 
 def bot_messages(tg, chat_id):
@@ -522,7 +522,7 @@ def test_a_manager_removes_their_own_pin_and_the_log_chat_hears_of_it(desk, tg, 
     answer = press(desk, tg, OLENA, card, UNPIN)
     assert answer["text"] == "👤 Закріп з чату #7601 знято."
     assert pin_states(db, 7601) == [(OLENA, "PIN", "DELETE_PIN")]
-    assert db.scalar("SELECT ended_at IS NOT NULL FROM pins WHERE id_i = 7601") == 1
+    assert db.scalar("SELECT ended_at IS NOT NULL FROM pins WHERE conversation_id = 7601") == 1
     told = last(tg, OLENA)
     assert visible(told) == "👤 Закріп з чату #7601 знято."
     assert keyboard(told) == UK_MAIN_MENU
@@ -614,9 +614,9 @@ def test_statistics_list_open_tasks_with_their_markers(desk, tg, db, crm):
     # 7711 nobody took it
     pin(db, 7712, PETRO, "ACTIVATE_KEY")                      # □ in work
     pin(db, 7713, OLENA, "ACTIVATE_KEY", "UN_ACTIVATE_KEY")   # ● expired, not done
-    db.execute("UPDATE chats SET status = 'in_work' WHERE id_i IN (7712, 7713)")
-    db.execute("UPDATE chats SET status = 'done' WHERE id_i IN (7714, 7717)")
-    db.execute("UPDATE chats SET status = 'archive' WHERE id_i = 7715")
+    db.execute("UPDATE conversations SET status = 'in_work' WHERE id IN (7712, 7713)")
+    db.execute("UPDATE conversations SET status = 'done' WHERE id IN (7714, 7717)")
+    db.execute("UPDATE conversations SET status = 'archive' WHERE id = 7715")
     pin(db, 7717, OLENA, "ACTIVATE_KEY")                      # done, still pinned: not open
 
     stats = open_menu(desk, tg, OLENA, "📊 Статистика")
@@ -709,7 +709,7 @@ def test_an_expired_pin_sends_the_next_client_message_to_the_shared_chat_again(d
     assert "Закріплений менеджер" not in visible(post)
     assert len(bot_messages(tg, OLENA)) == olena_before  # nothing went to Olena
     assert pin_states(db, 7801) == [(OLENA, "PIN", "UN_PIN")]
-    assert db.fetchone("SELECT ended_at FROM pins WHERE id_i = 7801")["ended_at"] == FAR_FUTURE
+    assert db.fetchone("SELECT ended_at FROM pins WHERE conversation_id = 7801")["ended_at"] == FAR_FUTURE
 
     assert listed_ids(open_menu(desk, tg, OLENA, "🔥 Мої переписки")) == []
     assert listed_ids(open_menu(desk, tg, OLENA, "📁 Історія моїх переписок")) == [7801]
@@ -828,7 +828,7 @@ def test_a_stale_next_page_after_the_list_shrank_shows_the_last_page(desk, tg, d
     for id_i in ids:
         pin(db, id_i, OLENA)
     page = open_menu(desk, tg, OLENA, "🔥 Мої переписки")
-    db.execute("UPDATE pins SET state = 'UN_PIN' WHERE id_i >= 7975")  # seven pins expire
+    db.execute("UPDATE pins SET state = 'UN_PIN' WHERE conversation_id >= 7975")  # seven pins expire
     press(desk, tg, OLENA, page, "▶")
     shown = tg.message(OLENA, page["message_id"])
     assert visible(shown) == "🔥 Мої переписки (сторінка 1 з 1)"

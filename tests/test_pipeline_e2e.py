@@ -7,7 +7,7 @@ import time
 
 
 from conftest import SHARED_CHAT
-from harness import wait_for
+from harness import crm_chat, wait_for
 from sandbox.telegram import parse_html
 
 LINK_KEY = "test-link-key"
@@ -33,8 +33,8 @@ def add_manager(db, tg_id=700, username="olena", language="uk"):
 
 
 def pin(db, id_i, manager_id, kind="PIN"):
-    db.execute("INSERT INTO chats (id_i) VALUES (%s) ON DUPLICATE KEY UPDATE id_i = id_i", (id_i,))
-    db.execute("INSERT INTO pins (id_i, manager_id, kind) VALUES (%s, %s, %s)", (id_i, manager_id, kind))
+    crm_chat(db, id_i)
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind) VALUES (%s, %s, %s)", (id_i, manager_id, kind))
 
 
 def test_a_new_customer_message_appears_in_the_shared_chat_with_the_reply_button(desk, crm, tg):
@@ -49,7 +49,10 @@ def test_a_new_customer_message_appears_in_the_shared_chat_with_the_reply_button
     [button] = buttons(post)
     assert button["text"] == "✍ Відповісти"
     callback = desk.deps.codec.decode(button["callback_data"])
-    assert callback.action == "reply" and callback.args == (crm.messages(5001)[0]["id"],)
+    # The button names the customer's message (KeepDesk's number of the CRM's message).
+    stored = desk.db.scalar("SELECT id FROM messages WHERE external_id = %s",
+                            (str(crm.messages(5001)[0]["id"]),))
+    assert callback.action == "reply" and callback.args == (stored,)
     assert not post.get("disable_notification")
 
 
@@ -116,10 +119,10 @@ def test_a_message_answered_in_the_crm_page_before_the_sync_is_not_announced(des
     crm.customer_writes(5006, "second question")
     crm.shop_writes(5006, "answered from the CRM web page")
     crm.signal(desk.listener_url, LINK_KEY, 5006)
-    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE id_i = 5006") == 3)
+    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 5006") == 3)
     desk.idle()
     assert len(shared_posts(tg)) == 1
-    assert db.scalar("SELECT COUNT(*) FROM messages WHERE id_i = 5006 AND direction = 'shop'") == 1
+    assert db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 5006 AND direction = 'shop'") == 1
 
 
 def test_a_sync_of_a_known_chat_costs_at_most_two_crm_calls(desk, crm, tg):
@@ -182,4 +185,6 @@ def test_every_sent_post_is_in_the_message_map(desk, crm, tg, db):
     desk.idle()
     row = db.fetchone("SELECT * FROM tg_message_map WHERE tg_chat_id = %s AND tg_message_id = %s",
                       (SHARED_CHAT, post["message_id"]))
-    assert row["id_i"] == 5011 and row["crm_message_id"] == crm.messages(5011)[0]["id"]
+    stored = db.scalar("SELECT id FROM messages WHERE external_id = %s",
+                       (str(crm.messages(5011)[0]["id"]),))
+    assert row["conversation_id"] == 5011 and row["message_id"] == stored

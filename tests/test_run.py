@@ -10,7 +10,7 @@ import requests
 
 from conftest import ROOT, free_port, process_group_alive
 from harness import wait_for
-from utils.mariadb import LocalMariaDB
+from models.mariadb import LocalMariaDB
 
 
 @pytest.mark.slow

@@ -17,13 +17,14 @@ def snapshot(db: Database) -> dict:
 
 
 def test_migrate_twice_changes_nothing(db):
-    db.execute("INSERT INTO chats (id_i, email) VALUES (1, 'a@example.com')")
+    db.execute("INSERT INTO conversations (id, channel, external_id, customer_email)"
+               " VALUES (1, 'keepingcrm', '1', 'a@example.com')")
     migrate(db)
     before = snapshot(db)
-    assert {"users", "chats", "messages", "tg_message_map", "pins", "jobs"} <= set(before["shape"])
+    assert {"users", "conversations", "messages", "tg_message_map", "pins", "jobs"} <= set(before["shape"])
     migrate(db)
     assert snapshot(db) == before
-    assert db.scalar("SELECT email FROM chats WHERE id_i = 1") == "a@example.com"
+    assert db.scalar("SELECT customer_email FROM conversations WHERE id = 1") == "a@example.com"
 
 
 def test_migrate_creates_everything_on_an_empty_database(mariadb, settings):
@@ -43,24 +44,26 @@ def test_migrate_creates_everything_on_an_empty_database(mariadb, settings):
 
 
 def test_a_crm_message_is_stored_once(db):
-    db.execute("INSERT INTO chats (id_i) VALUES (5)")
-    db.execute("INSERT INTO messages (id, id_i, direction, text) VALUES (77, 5, 'client', 'hi')")
-    with pytest.raises(pymysql.err.IntegrityError):
-        db.execute("INSERT INTO messages (id, id_i, direction, text) VALUES (77, 5, 'client', 'hi')")
+    db.execute("INSERT INTO conversations (id, channel, external_id) VALUES (5, 'keepingcrm', '5')")
+    db.execute("INSERT INTO messages (conversation_id, external_id, direction, text)"
+               " VALUES (5, '77', 'client', 'hi')")
+    with pytest.raises(pymysql.err.IntegrityError):  # the same message of its channel, again
+        db.execute("INSERT INTO messages (conversation_id, external_id, direction, text)"
+                   " VALUES (5, '77', 'client', 'hi')")
 
 
 def test_second_active_pin_is_refused(db):
-    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 1)")
+    db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (10, 1)")
     with pytest.raises(pymysql.err.IntegrityError):
-        db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 2)")
+        db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (10, 2)")
     # History is unlimited: expired and removed pins do not count.
-    db.execute("UPDATE pins SET state = 'UN_PIN' WHERE id_i = 10")
-    db.execute("INSERT INTO pins (id_i, manager_id, state) VALUES (10, 3, 'DELETE_PIN')")
-    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (10, 2)")
-    assert db.scalar("SELECT COUNT(*) FROM pins WHERE id_i = 10 AND state = 'ACTIVE'") == 1
+    db.execute("UPDATE pins SET state = 'UN_PIN' WHERE conversation_id = 10")
+    db.execute("INSERT INTO pins (conversation_id, manager_id, state) VALUES (10, 3, 'DELETE_PIN')")
+    db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (10, 2)")
+    assert db.scalar("SELECT COUNT(*) FROM pins WHERE conversation_id = 10 AND state = 'ACTIVE'") == 1
     # Reactivating an old pin while another is active is refused too.
     with pytest.raises(pymysql.err.IntegrityError):
-        db.execute("UPDATE pins SET state = 'ACTIVE' WHERE id_i = 10 AND manager_id = 1")
+        db.execute("UPDATE pins SET state = 'ACTIVE' WHERE conversation_id = 10 AND manager_id = 1")
 
 
 def test_racing_connections_get_exactly_one_active_pin(db, settings):
@@ -77,7 +80,7 @@ def test_racing_connections_get_exactly_one_active_pin(db, settings):
             with conn.cursor() as cur:
                 barrier.wait()
                 try:
-                    cur.execute("INSERT INTO pins (id_i, manager_id) VALUES (42, %s)", (manager_id,))
+                    cur.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (42, %s)", (manager_id,))
                     conn.commit()
                     result = "pinned"
                 except pymysql.err.IntegrityError:
@@ -94,4 +97,4 @@ def test_racing_connections_get_exactly_one_active_pin(db, settings):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["pinned"] + ["refused"] * (racers - 1)
-    assert db.scalar("SELECT COUNT(*) FROM pins WHERE id_i = 42 AND state = 'ACTIVE'") == 1
+    assert db.scalar("SELECT COUNT(*) FROM pins WHERE conversation_id = 42 AND state = 'ACTIVE'") == 1

@@ -24,13 +24,14 @@ import pytest
 import requests
 
 import crm_listener
-import utils.web
+import doors.web
+import utils.http
 import webhook_server
 from bot.callbacks import CallbackCodec
 from conftest import ROOT, free_port, process_group_alive
 from harness import wait_for
 from sandbox._server import ServerThread
-from utils.web import same_secret
+from utils.http import same_secret
 
 BOT_TOKEN = "7345612987:KDsecretBotTokenZq8xW3-qJ"
 API_KEY = "kd-secret-crm-api-key-Vq93LmXa"
@@ -249,8 +250,8 @@ class CompareSpy:
             self.calls.append((a, b, result))
             return result
 
-        # The doors reach it as utils.web.hmac.compare_digest (the hmac module's own name).
-        monkeypatch.setattr(utils.web.hmac, "compare_digest", spy)
+        # The doors reach it as utils.http.hmac.compare_digest (the hmac module's own name).
+        monkeypatch.setattr(utils.http.hmac, "compare_digest", spy)
 
     def compared_with(self, secret: str) -> list[tuple[bytes, bool]]:
         return [(a, result) for a, b, result in self.calls if b == secret.encode()]
@@ -289,7 +290,7 @@ def test_no_door_compares_a_secret_with_an_ordinary_operator():
     """`==`, `!=`, `in` or startswith on a secret would return early at the first
     difference; the doors must leave every secret comparison to same_secret."""
     secret_names = {"webhook_secret_path", "webhook_secret_token", "link_key", "bot_token"}
-    for module in (webhook_server, crm_listener, utils.web):
+    for module in (webhook_server, crm_listener, doors.web):
         tree = ast.parse(inspect.getsource(module))
         for node in ast.walk(tree):
             if isinstance(node, ast.Compare):

@@ -54,10 +54,10 @@ def job(jobs, db, payload):
 def test_a_post_is_sent_and_mapped(sender, db, tg):
     jobs = JobQueue(db)
     sender(job(jobs, db, {"chat_id": SHARED_CHAT, "method": "sendMessage", "text": "<b>hi</b>",
-                          "id_i": 9, "crm_message_id": 99, "purpose": "post"}))
+                          "conversation_id": 9, "message_id": 99, "purpose": "post"}))
     [sent] = tg.messages(SHARED_CHAT)
     assert sent["text"] == "<b>hi</b>"
-    assert MessageMapRepository(db).lookup(SHARED_CHAT, sent["message_id"]).id_i == 9
+    assert MessageMapRepository(db).lookup(SHARED_CHAT, sent["message_id"]).conversation_id == 9
 
 
 def test_a_429_makes_that_chat_wait_retry_after(sender, db, tg, limiter):

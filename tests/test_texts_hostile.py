@@ -19,8 +19,7 @@ from bot.callbacks import CallbackCodec
 from bot.formatting import Html
 from bot.posts import POST_CAPTION_LIMIT, POST_TEXT_LIMIT, render
 from bot.texts import TEXTS, VALUE_LIMIT, text
-from models.chats import Chat
-from models.messages import StoredMessage
+from harness import crm_conversation, crm_source, stored_message
 from models.users import User
 from sandbox.telegram import HtmlParseError, parse_html, utf16_len
 
@@ -114,21 +113,21 @@ HOSTILE_URL = "https://crm.example/files/\"q\"/<script>?a=1&b='2'"
 CYRILLIC_NAME = "Договір поставки " * 40 + ".pdf"
 
 
-def hostile_chat(**overrides) -> Chat:
+def hostile_chat(**overrides):
     fields = dict(id_i=2**63 - 1, email="<x>&" * 100 + "@example.com",
                   product="<b>Ноутбук</b> & \u202eevil 😀 " * 150, last_date=None, cnt_msg=1,
                   cnt_new=1, kind="task", status="in_work")
     fields.update(overrides)
-    return Chat(**fields)
+    return crm_conversation(**fields)
 
 
-def hostile_message(number: int, text_: str, **overrides) -> StoredMessage:
-    fields = dict(id=number, id_i=1, direction="client" if number % 2 else "shop", text=text_,
+def hostile_message(number: int, text_: str, **overrides):
+    fields = dict(id=number, conversation_id=1, direction="client" if number % 2 else "shop", text=text_,
                   is_file=True, is_img=False, filename="<&> " + CYRILLIC_NAME,
                   url=HOSTILE_URL + "x" * 3000, preview=None, date_written=datetime(2024, 5, 1, 9, 30),
                   date_seen=None, deleted=False)
     fields.update(overrides)
-    return StoredMessage(**fields)
+    return stored_message(**fields)
 
 
 HOLDER = User(tg_id=7, username=None, first_name="Ann <&> Co \u202e" + "😀" * 300, language="uk",
@@ -178,7 +177,7 @@ def test_posts_with_hostile_crm_data(kind, size):
         preview=HOSTILE_URL if kind == "image" else None)
     codec = CallbackCodec("secret")
     keyboard = {"inline_keyboard": [[{"text": "✍", "callback_data": codec.encode("reply", 3)}]]}
-    posts = render(hostile_chat(), message, chat_id=-100, web_url="http://crm.example/web",
+    posts = render(hostile_chat(), message, chat_id=-100, source=crm_source(hostile_chat()),
                    language="uk", keyboard=keyboard, pinned_to=HOLDER)
     shown = [accepted(p.text, POST_CAPTION_LIMIT if p.method == "sendPhoto" else POST_TEXT_LIMIT)
              for p in posts]

@@ -5,7 +5,7 @@ signal would wait up to that long. So the doors ring a bell after storing a job:
 
 * `Bell` wakes the idle worker threads of one process;
 * `BellListener` receives a one-byte UDP datagram on 127.0.0.1 for the worker process and
-  rings its Bell; it registers its address in the `worker_bells` table;
+  rings its Bell; it registers its address in a registry (`models/bells.py`);
 * `BellRinger` (in the doors) sends that datagram to every registered worker.
 
 A lost datagram costs nothing but latency: the poll still finds the job.
@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 
-from models.db import Database
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,17 @@ class Bell:
             return self._cond.wait_for(lambda: self._rings != since, timeout)
 
 
+class Registry(Protocol):
+    def register(self, endpoint: str) -> None: ...
+    def forget(self, endpoint: str) -> None: ...
+    def live(self, stale_after: float) -> list[str]: ...
+
+
 class BellListener:
     """The UDP ear of one worker process."""
 
-    def __init__(self, db: Database, bell: Bell) -> None:
-        self.db = db
+    def __init__(self, registry: Registry, bell: Bell) -> None:
+        self.registry = registry
         self.bell = bell
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -76,8 +82,7 @@ class BellListener:
         return self
 
     def _register(self) -> None:
-        self.db.execute("INSERT INTO worker_bells (endpoint, seen_at) VALUES (%s, NOW(6))"
-                        " ON DUPLICATE KEY UPDATE seen_at = NOW(6)", (self.endpoint,))
+        self.registry.register(self.endpoint)
 
     def _listen(self) -> None:
         self.sock.settimeout(1.0)
@@ -100,7 +105,7 @@ class BellListener:
     def stop(self) -> None:
         self._stop.set()
         try:
-            self.db.execute("DELETE FROM worker_bells WHERE endpoint = %s", (self.endpoint,))
+            self.registry.forget(self.endpoint)
         except Exception as exc:
             log.warning("could not deregister bell: %s", exc)
         self.sock.close()
@@ -109,8 +114,8 @@ class BellListener:
 class BellRinger:
     """Rings every live worker process after a door stored a job."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self._endpoints: list[tuple[str, int]] = []
@@ -123,9 +128,7 @@ class BellRinger:
             if now - self._read_at > RINGER_REFRESH:
                 self._read_at = now
                 try:
-                    rows = self.db.fetchall("SELECT endpoint FROM worker_bells WHERE seen_at >"
-                                            " NOW(6) - INTERVAL %s SECOND", (int(STALE_AFTER),))
-                    self._endpoints = [_address(r["endpoint"]) for r in rows]
+                    self._endpoints = [_address(e) for e in self.registry.live(STALE_AFTER)]
                 except Exception as exc:  # ringing is an optimisation; never fail a request
                     log.debug("could not read bells: %s", exc)
             return list(self._endpoints)

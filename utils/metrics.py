@@ -30,21 +30,18 @@ SIGNAL_TO_POST = Histogram("keepdesk_signal_to_post_seconds",
 
 
 class QueueCollector:
-    """keepdesk_queue_depth and keepdesk_queue_oldest_seconds, read at scrape time."""
+    """keepdesk_queue_depth and keepdesk_queue_oldest_seconds, read at scrape time from
+    `queue_rows()` ([{"queue", "n", "oldest" (µs)}], e.g. JobQueue.depth_by_queue)."""
 
-    def __init__(self, db) -> None:
-        self.db = db
+    def __init__(self, queue_rows) -> None:
+        self.queue_rows = queue_rows
 
     def collect(self):
         depth = GaugeMetricFamily("keepdesk_queue_depth", "Unfinished jobs", labels=["queue"])
         age = GaugeMetricFamily("keepdesk_queue_oldest_seconds",
                                 "Age of the oldest unfinished job", labels=["queue"])
         try:
-            rows = self.db.fetchall(
-                "SELECT queue, COUNT(*) AS n,"
-                " TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) AS oldest FROM jobs"
-                " WHERE status IN ('pending', 'running')"
-                " AND (dedupe_key IS NULL OR dedupe_key NOT LIKE 'periodic:%%') GROUP BY queue")
+            rows = self.queue_rows()
         except Exception as exc:  # a scrape must not fail because the database is away
             log.warning("queue metrics unavailable: %s", exc)
             rows = []
@@ -55,7 +52,7 @@ class QueueCollector:
         yield age
 
 
-def render(db) -> tuple[bytes, str]:
+def render(queue_rows) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
@@ -64,5 +61,5 @@ def render(db) -> tuple[bytes, str]:
         registry = REGISTRY
     output = generate_latest(registry)
     queue_registry = CollectorRegistry()
-    queue_registry.register(QueueCollector(db))
+    queue_registry.register(QueueCollector(queue_rows))
     return output + generate_latest(queue_registry), CONTENT_TYPE_LATEST

@@ -1,7 +1,7 @@
 """Secrets out of every text we keep or print: log lines, stored job errors, reports.
 
 The process registers its secrets once at start-up (`register`, called by
-`configure_logging` and by `Deps.build`); `redact(text)` then hides each of them, plus
+`configure_logging` and by `Container.build`); `redact(text)` then hides each of them, plus
 what looks like a secret whatever its value: a bot token in a Bot API URL and a CRM
 session token in a query string. A network error's text quotes the request URL, and a
 Telegram URL carries the bot token, so anything stored from an exception goes through here.

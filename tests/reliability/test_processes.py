@@ -124,7 +124,7 @@ def test_several_processes_keep_pins_claims_limits_and_order(cluster_factory, fi
     [winner] = winners
     assert sorted(set(answers.values()) - {answers[winner]}) == \
         [f"Цей чат закріплено за @tap{winner - 3100:02d}."]
-    pins = db.fetchall("SELECT manager_id FROM pins WHERE id_i = %s AND state = 'ACTIVE'",
+    pins = db.fetchall("SELECT manager_id FROM pins WHERE conversation_id = %s AND state = 'ACTIVE'",
                        (contested,))
     assert pins == [{"manager_id": winner}]
     served_by = db.scalar("SELECT COUNT(DISTINCT SUBSTRING_INDEX(worker, ':', 2)) FROM jobs"

@@ -342,7 +342,7 @@ def test_a_holder_name_with_html_breaks_nothing(cluster_factory, figures, tg, cr
     assert in_group == [TAKEN_BY] * COLLEAGUES, f"the replies in the group were answered {in_group}"
     assert taps == [TAKEN_BY] * COLLEAGUES, f"the taps were answered {taps}"
     assert from_colleagues == [], f"a colleague's text reached the customer: {from_colleagues}"
-    holders = db.fetchall("SELECT manager_id FROM pins WHERE id_i = %s AND state = 'ACTIVE'",
+    holders = db.fetchall("SELECT manager_id FROM pins WHERE conversation_id = %s AND state = 'ACTIVE'",
                           (id_i,))
     assert holders == [{"manager_id": holder}]
     cluster.assert_all_alive()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import requests
 
 from conftest import LOG_CHAT, SHARED_CHAT
+from harness import crm_chat
 from reliability.cluster import LINK_KEY
 
 TAG = re.compile(r"\[(?P<run>[a-z0-9]+)/(?P<n>\d+)\]")
@@ -136,8 +137,8 @@ def add_manager(db, tg_id: int, username: str | None, language: str = "uk", *,
 
 
 def pin(db, id_i: int, manager_id: int) -> None:
-    db.execute("INSERT INTO chats (id_i) VALUES (%s) ON DUPLICATE KEY UPDATE id_i = id_i", (id_i,))
-    db.execute("INSERT INTO pins (id_i, manager_id) VALUES (%s, %s)", (id_i, manager_id))
+    crm_chat(db, id_i)
+    db.execute("INSERT INTO pins (conversation_id, manager_id) VALUES (%s, %s)", (id_i, manager_id))
 
 
 def tags_in(records, run: str) -> list[int]:

@@ -1,21 +1,13 @@
-"""What both HTTP doors share: health check, JSON errors, the 503 while MariaDB is away."""
+"""HTTP at the border, for every door and every channel's routes: constant-time secret
+comparison, JSON bodies parsed within bounds, JSON errors."""
 from __future__ import annotations
 
 import hmac
 import ipaddress
 import json
-import logging
-from typing import Callable
 
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-from config import Settings, load_settings
-from models.db import Database, is_unavailable
-from utils.logs import configure_logging
-from utils.metrics import render as render_metrics
-
-log = logging.getLogger(__name__)
+from flask import jsonify
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 def same_secret(given: str | None, expected: str | None) -> bool:
@@ -44,53 +36,6 @@ def metrics_allowed(request, token: str | None) -> bool:
 
 def error(status: int, message: str):
     return jsonify({"ok": False, "error": message}), status
-
-
-def lazy_app(module_globals: dict, create_app) -> Callable[[str], Flask]:
-    """A module `__getattr__` that builds `app` from the environment on first access:
-    `gunicorn webhook_server:app` works, and a mere import builds nothing."""
-    def module_getattr(name: str) -> Flask:
-        if name != "app":
-            raise AttributeError(name)
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.secrets)
-        module_globals["app"] = create_app(settings)
-        return module_globals["app"]
-    return module_getattr
-
-
-def base_app(name: str, settings: Settings, db: Database) -> Flask:
-    app = Flask(name)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["keepdesk.db"] = db
-    app.extensions["keepdesk.settings"] = settings
-
-    @app.get("/healthz")
-    def healthz():
-        db_ok = db.ping()
-        return jsonify({"ok": db_ok, "database": "up" if db_ok else "down"}), 200 if db_ok else 503
-
-    @app.get("/metrics")
-    def metrics():
-        if not metrics_allowed(request, settings.metrics_token):
-            return error(403, "forbidden")
-        body, content_type = render_metrics(db)
-        return Response(body, content_type=content_type)
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        return error(exc.code or 500, exc.description or exc.name)
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        if is_unavailable(exc):
-            # The sender (Telegram, the CRM) will try again; nothing was acknowledged.
-            log.warning("database unavailable, answering 503: %s", exc)
-            return error(503, "temporarily unavailable, retry later")
-        log.exception("unexpected error in %s", name)
-        return error(500, "internal error")
-
-    return app
 
 
 class BadBody(ValueError):

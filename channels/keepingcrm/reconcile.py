@@ -2,17 +2,19 @@
 
 It reads the CRM's chats with new messages (all their pages) and the newest page of all
 chats, and asks for a sync of every chat that is unknown or has a newer message than we
-stored (by date, or by message count: the CRM's dates have one-second resolution). A lost signal therefore delays a message by at most one period; it never loses
-it. Cost: a few list calls per period, whatever the number of chats.
+stored (by date, or by message count: the CRM's dates have one-second resolution). A
+lost signal therefore delays a message by at most one period; it never loses it. Cost:
+a few list calls per period, whatever the number of chats. A periodic job: whatever
+happens, it runs again (scripts/failures.py), and repeated failures are reported.
 """
 from __future__ import annotations
 
 import logging
 
-from config import Settings
+from channels.base import Intake
+from channels.keepingcrm.listener import request_sync
 from crm.client import CrmChat, CrmClient
-from models.chats import ChatRepository
-from models.inbox import Inbox
+from models.conversations import KEEPINGCRM, ConversationRepository
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +23,20 @@ MAX_NEW_PAGES = 10
 
 
 class Reconciler:
-    def __init__(self, settings: Settings, crm: CrmClient, chats: ChatRepository,
-                 inbox: Inbox) -> None:
-        self.settings = settings
+    """The periodic `reconcile` job."""
+
+    def __init__(self, crm: CrmClient, conversations: ConversationRepository, intake: Intake,
+                 every: float) -> None:
         self.crm = crm
-        self.chats = chats
-        self.inbox = inbox
+        self.conversations = conversations
+        self.intake = intake
+        self.every = every
 
     def __call__(self, job) -> float:
         signalled = self.run()
         if signalled:
             log.info("reconciliation found news in %s chats", len(signalled))
-        return self.settings.reconcile_every  # run again after one period
+        return self.every  # run again after one period
 
     def candidates(self) -> dict[int, CrmChat]:
         found: dict[int, CrmChat] = {}
@@ -47,11 +51,11 @@ class Reconciler:
 
     def run(self) -> list[int]:
         candidates = self.candidates()
-        stored = self.chats.freshness(list(candidates))
+        stored = self.conversations.freshness(KEEPINGCRM, "", [str(i) for i in candidates])
         signalled = []
         for id_i, chat in candidates.items():
-            if id_i not in stored or has_news(chat, *stored[id_i]):
-                self.inbox.take_signal(id_i)
+            if str(id_i) not in stored or has_news(chat, *stored[str(id_i)]):
+                request_sync(self.intake, id_i)
                 signalled.append(id_i)
         return signalled
 

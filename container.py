@@ -1,0 +1,80 @@
+"""The composition root: everything a KeepDesk process needs, built once and passed
+explicitly — the database, the queue, the channels, the services, the Telegram desk's
+outbox. The worker runtime (`scripts/worker_main.py`), the doors and the sandbox stack
+build one `Container` each; nothing else constructs services.
+
+    doors ──▶ intake (models/inbox) ──▶ jobs ──▶ services ──▶ channels / desks
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from bot.callbacks import CallbackCodec
+from bot.fanout import TelegramDesk
+from bot.outbox import TelegramOut
+from channels import Channels, build_channels
+from config import Settings
+from models.db import Database
+from models.inbox import Inbox
+from models.jobs import JobQueue
+from models.locks import LockManager
+from models.users import UserManager
+from services.chat_actions import ChatActions
+from services.claims import ChatClaims
+from services.errors import ErrorReporter
+from services.ingest import Ingest
+from services.writing import WriteToCustomer
+from utils import redact
+from utils.clock import utc_now
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    jobs: JobQueue
+    users: UserManager
+    locks: LockManager
+    codec: CallbackCodec
+    channels: Channels
+    clock: Callable[[], datetime] = utc_now    # replaceable in tests
+    inbox: Inbox = field(default=None)           # type: ignore[assignment]
+    out: TelegramOut = field(default=None)       # type: ignore[assignment]
+    claims: ChatClaims = field(default=None)     # type: ignore[assignment]
+    actions: ChatActions = field(default=None)   # type: ignore[assignment]
+    writer: WriteToCustomer = field(default=None)  # type: ignore[assignment]
+    reporter: ErrorReporter = field(default=None)  # type: ignore[assignment]
+    desk: TelegramDesk = field(default=None)     # type: ignore[assignment]
+    ingest: Ingest = field(default=None)         # type: ignore[assignment]
+    # Set by a worker's runtime: sync one KeepingCRM chat now (an admin's /get_chat_N).
+    sync_now: Callable[[int], object] | None = None
+
+    def __post_init__(self) -> None:
+        now = lambda: self.clock()  # noqa: E731  (late: tests move the clock)
+        settings = self.settings
+        self.inbox = self.inbox or Inbox(self.jobs)
+        self.out = self.out or TelegramOut(self.jobs)
+        self.claims = self.claims or ChatClaims(self.db, self.locks,
+                                                pin_ttl_hours=settings.pin_ttl_hours)
+        self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now)
+        self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,
+                                                     self.channels, clock=now)
+        self.reporter = self.reporter or ErrorReporter(self.db, self.jobs, settings.channel_log, now)
+        self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels)
+        self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk],
+                                            retention_days=settings.retention_days,
+                                            task_pattern=settings.task_product_pattern, clock=now)
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None, **channel_overrides) -> "Container":
+        """`channel_overrides`: name → a ready channel (the sandbox's clients retry less)."""
+        redact.register(settings.secrets)
+        db = db or Database(settings)
+        return cls(settings=settings, db=db,
+                   jobs=JobQueue(db, lease_seconds=settings.job_lease_seconds),
+                   users=UserManager.instance(db, admin_ids=settings.admin_ids),
+                   locks=LockManager.instance(db),
+                   codec=CallbackCodec(settings.bot_token),
+                   channels=build_channels(settings, db, **channel_overrides))

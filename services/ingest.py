@@ -1,0 +1,126 @@
+"""Ingest a customer's messages (SPEC §6; CHANNELS.md §1): the one entry point every
+channel hands its inbound batches to, whatever its wire format.
+
+Everything is stored idempotently — a conversation once per (channel, account, external
+id), a message once per its channel's id — and the customer messages not yet announced
+are fanned out to the desk(s) in the same transaction that marks them announced: a crash
+before the commit repeats the ingest, a crash after it leaves the posts queued. Messages
+the shop already answered (a shop message after them, e.g. typed in the CRM's web page)
+are stored but not announced. A conversation seen for the first time (a new customer, or
+KeepDesk's first days next to a CRM with a past) announces only its unread customer
+messages, and only the newest few.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Protocol, Sequence
+
+from channels.base import Incoming
+from models.conversations import Conversation, ConversationRepository, kind_of
+from models.db import Database
+from models.inbound import ConversationInfo
+from models.messages import MessageRepository, StoredMessage
+from models.pins import PinRepository
+from models.users import User
+from services.claims import ChatClaims
+from utils.clock import utc_now
+
+log = logging.getLogger(__name__)
+
+FIRST_SIGHT_ANNOUNCE = 10
+_NOTHING = ConversationInfo()
+
+
+class DeskPort(Protocol):
+    """A desk the news goes to (the Telegram desk: `bot/fanout.py`)."""
+
+    def announce(self, cur, conversation: Conversation, messages: Sequence[StoredMessage],
+                 holder: User | None, signal_at: float | None) -> list[int]:
+        """Queue the desk's posts of these messages in `cur`; the ids of the jobs queued."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    conversation_id: int | None
+    stored: int = 0          # messages in the batch
+    new: int = 0             # of those, not stored before
+    announced: int = 0       # customer messages announced to the desk
+    posts: tuple[int, ...] = ()   # the desk's jobs queued, first post first
+
+
+class Ingest:
+    def __init__(self, db: Database, claims: ChatClaims, desks: Sequence[DeskPort], *,
+                 retention_days: int, task_pattern: str,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.db = db
+        self.claims = claims
+        self.desks = list(desks)
+        self.retention_days = retention_days
+        self.task_pattern = task_pattern
+        self.clock = clock
+        self.conversations = ConversationRepository(db)
+        self.messages = MessageRepository(db)
+        self.pins = PinRepository(db)
+
+    def __call__(self, incoming: Incoming) -> IngestResult:
+        existing = self.conversations.find(incoming.key)
+        if existing is None and incoming.info is None and not incoming.messages:
+            # The channel knows nothing of this conversation (a stray signal, a typo in
+            # /connect_to_chat): no empty conversation is stored.
+            return IngestResult(None)
+        info = incoming.info
+        kind = kind_of(info.title, self.task_pattern) if info and info.title is not None else None
+        conversation_id = existing.id if existing else self.conversations.ensure(incoming.key)
+        # A pin past its window no longer holds the conversation: the news goes to everyone.
+        self.claims.expire_due(self.clock(), conversation_id=conversation_id)
+        fetched = incoming.messages
+        with self.db.transaction() as cur:
+            known = self.messages.known_external_ids(cur, conversation_id,
+                                                     [m.external_id for m in fetched])
+            new = len(fetched) - len(known)
+            if existing is not None:
+                cnt_msg = existing.cnt_msg + new   # the channel's count, followed message by message
+            else:
+                cnt_msg = max(info.cnt_msg or 0, len(fetched)) if info else len(fetched)
+            customer_dates = [m.date_written for m in fetched if m.from_customer and m.date_written]
+            self.conversations.save_info(
+                cur, conversation_id, info or _NOTHING,
+                last_date=max((m.date_written for m in fetched if m.date_written), default=None),
+                last_customer_at=max(customer_dates, default=None), cnt_msg=cnt_msg, kind=kind)
+            self.messages.store(cur, conversation_id, fetched)
+            if existing is not None:
+                self.conversations.recount_unread(cur, conversation_id)
+            to_post, silently = self._news(cur, conversation_id, first_sight=existing is None)
+            conversation = self.conversations.get(conversation_id, cur)
+            holder = self.pins.active(conversation_id, cur)
+            posts: list[int] = []
+            if to_post:
+                for desk in self.desks:
+                    posts += desk.announce(cur, conversation, to_post,
+                                           holder[1] if holder else None, incoming.signal_at)
+            self.messages.mark_announced(cur, [m.id for m in to_post + silently])
+        return IngestResult(conversation_id, len(fetched), new, len(to_post), tuple(posts))
+
+    def _news(self, cur, conversation_id: int, *,
+              first_sight: bool) -> tuple[list[StoredMessage], list[StoredMessage]]:
+        """(customer messages to announce, customer messages to mark without a post)."""
+        pending = self.messages.unannounced(cur, conversation_id)
+        last_shop = self.messages.last_shop_id(cur, conversation_id)
+        # Older than the retention period before the conversation's newest message: purged
+        # by /clean once and fetched again now, not news (measured on the source's dates).
+        dates = [m.date_written for m in pending if m.date_written is not None]
+        retained_since = (max(dates) - timedelta(days=self.retention_days)) if dates else None
+        to_post, silently = [], []
+        for message in pending:
+            answered = last_shop is not None and last_shop > message.id
+            old_news = ((first_sight and message.date_seen is not None) or
+                        (retained_since is not None and message.date_written is not None
+                         and message.date_written < retained_since))
+            (silently if answered or message.deleted or old_news else to_post).append(message)
+        if first_sight and len(to_post) > FIRST_SIGHT_ANNOUNCE:
+            silently += to_post[:-FIRST_SIGHT_ANNOUNCE]
+            to_post = to_post[-FIRST_SIGHT_ANNOUNCE:]
+        return to_post, silently
+
