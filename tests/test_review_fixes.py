@@ -202,8 +202,8 @@ def test_a_reply_recorded_just_before_the_expiry_keeps_the_pin(db, services, mon
     results = []
     due = claims.pins.due
 
-    def due_then_the_reply_lands(now, ttl_hours, id_i=None):
-        found = due(now, ttl_hours, id_i=id_i)   # the expiry saw the pin due…
+    def due_then_the_reply_lands(*args, **kwargs):
+        found = due(*args, **kwargs)              # the expiry saw the pin due…
         clock.now = T0 + DAY - timedelta(seconds=1)
         results.append(writer.perform(olena, CHAT, answer(1)))  # …the reply lands meanwhile
         return found
