@@ -74,7 +74,7 @@ def policy_for(kind: str, periodic: bool = False) -> Policy:
 
 def backoff(attempt: int, cap: float) -> float:
     """1, 2, 4 … seconds up to `cap`, with jitter so retries do not march in step."""
-    base = min(cap, 2.0 ** max(0, attempt - 1))
+    base = min(cap, 2.0 ** min(max(0, attempt - 1), 30))  # no float overflow after ~1024 attempts
     return base * random.uniform(0.8, 1.0)
 
 
