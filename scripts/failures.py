@@ -34,7 +34,8 @@ _RETRY_TRANSACTION = (1213, 1205)
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Permanent):
         return False
-    if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout,
+                                               requests.exceptions.ChunkedEncodingError)):
         return True
     if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in _RETRY_TRANSACTION:
         return True
