@@ -381,6 +381,28 @@ def test_a_periodic_job_left_failed_or_done_is_brought_back_by_the_worker_loop(d
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'expire_pins'") == 1
 
 
+def test_dead_letters_are_kept_until_retried_or_purged(db, jobs):
+    def fail(job):
+        raise Permanent("refused")
+
+    worker = Worker(jobs, {"doomed": fail, "fine": lambda job: None}, queues=[SYNC])
+    dead_id = jobs.enqueue_id(SYNC, "doomed", {})
+    done_id = jobs.enqueue_id(SYNC, "fine", {})
+    while worker.run_once():
+        pass
+    db.execute("UPDATE jobs SET updated_at = NOW(6) - INTERVAL 40 DAY")
+    jobs.purge_finished(7)                     # the daily clean forgets done jobs…
+    assert job_row(db, done_id) is None
+    assert job_row(db, dead_id)["status"] == "failed"  # …never a dead letter
+    assert jobs.purge_dead(180) == 0           # kept for RETENTION_DAYS
+    assert not jobs.revive(done_id) and not jobs.revive(10**9)
+    assert jobs.revive(dead_id) and not jobs.revive(dead_id)  # revived once, now pending
+    assert job_row(db, dead_id)["status"] == "pending" and job_row(db, dead_id)["attempts"] == 0
+    worker.run_once()
+    db.execute("UPDATE jobs SET updated_at = NOW(6) - INTERVAL 200 DAY")
+    assert jobs.purge_dead(180) == 1 and job_row(db, dead_id) is None
+
+
 def follow_up(job):
     return Done(then=(NewJob(SEND, "tg_send", {"chat_id": 700, "method": "sendMessage",
                                                 "text": f"✅ step after job {job.id}"}),))
