@@ -9,7 +9,7 @@ it: the answer to a tap, the bot's messages, what reached the customer in the CR
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 
