@@ -34,7 +34,8 @@ _RETRY_TRANSACTION = (1213, 1205)
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Permanent):
         return False
-    if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    if is_unavailable(exc) or isinstance(exc, (requests.ConnectionError, requests.Timeout,
+                                               requests.exceptions.ChunkedEncodingError)):
         return True
     if isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in _RETRY_TRANSACTION:
         return True
@@ -74,7 +75,7 @@ def policy_for(kind: str, periodic: bool = False) -> Policy:
 
 def backoff(attempt: int, cap: float) -> float:
     """1, 2, 4 … seconds up to `cap`, with jitter so retries do not march in step."""
-    base = min(cap, 2.0 ** max(0, attempt - 1))
+    base = min(cap, 2.0 ** min(max(0, attempt - 1), 30))  # no float overflow after ~1024 attempts
     return base * random.uniform(0.8, 1.0)
 
 

@@ -16,7 +16,7 @@ MARK = "***"
 _MIN_SECRET = 4
 
 # "…/bot123456:AAE…/sendMessage" — any bot token, registered or not.
-_BOT_TOKEN = re.compile(r"\b\d{3,12}:[A-Za-z0-9_-]{20,}\b")
+_BOT_TOKEN = re.compile(r"(?<![0-9])\d{3,12}:[A-Za-z0-9_-]{20,}\b")  # also right after "/bot"
 # "?token=…" / "&token=…" — the CRM's session token changes at every login.
 _TOKEN_PARAM = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']+", re.IGNORECASE)
 
