@@ -269,17 +269,19 @@ class JobQueue:
         then = list(then)
         with self.db.transaction() as cur:
             if again_in is not None:
-                cur.execute(
+                settled = cur.execute(
                     "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, lease_until = NULL,"
                     " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND"
                     " WHERE id = %s AND worker = %s", (int(again_in * 1e6), job.id, job.worker))
             else:
-                cur.execute(
+                settled = cur.execute(
                     "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"
                     " attempts = IF(rerun, 0, attempts), run_after = NOW(6), rerun = 0,"
                     " lease_until = NULL, last_error = NULL WHERE id = %s AND worker = %s",
                     (job.id, job.worker))
-            if then:
+            # A worker that lost its lease (another took the job over) settles nothing and
+            # decides nothing: the one that holds the job now does.
+            if then and settled:
                 self.enqueue_all(then, cur)
 
     def defer(self, job: Job, reason: str, delay: float) -> None:

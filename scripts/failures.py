@@ -60,8 +60,8 @@ POLICIES: dict[str, Policy] = {
     # A send to Telegram: its chat's lane waits; retried until Telegram is back.
     "tg_send": Policy(backoff_cap=10.0, permanent_attempts=1, report_after=12),
     # A manager's answer to a customer: for as long as the CRM is away (a day at most).
-    "crm_deliver": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
-    "crm_seen": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    "deliver": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    "mark_read": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
     # A CRM sync: news keeps coming; a poison answer must not be retried forever.
     "crm_sync": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "clean": Policy(backoff_cap=60.0, transient_attempts=30, permanent_attempts=2, report_after=3),

@@ -62,31 +62,39 @@ class ChatClaims:
         """
         with self.locks.chat_lock(conversation_id):
             with self.db.transaction() as cur:
-                current = self.pins.active(conversation_id, cur, lock=True)
-                if current is not None and current[0].manager_id == manager.tg_id:
-                    return ClaimResult(Outcome.ALREADY_MINE, holder=manager)
-                if answering_message_id is not None and self.messages.answered_after(
-                        conversation_id, answering_message_id, cur):
-                    return ClaimResult(Outcome.ALREADY_ANSWERED,
-                                       holder=current[1] if current else None)
-                previous = None
-                if current is not None:
-                    pin, holder = current
-                    live = pin.expires_at(self.pin_ttl_hours) > now
-                    if live and not take_over:
-                        return ClaimResult(Outcome.TAKEN_BY, holder=holder)
-                    self.pins.end(cur, pin.id, DELETE_PIN if live else pin.expired_state, now)
-                    previous = holder
-                try:
-                    self.pins.create(cur, conversation_id, manager.tg_id, kind, now)
-                except pymysql.err.IntegrityError:
-                    # Only reachable if someone bypassed the lock: the database still decides.
-                    cur.connection.rollback()
-                    other = self.pins.active(conversation_id)
-                    return ClaimResult(Outcome.TAKEN_BY, holder=other[1] if other else None)
-                if kind != PIN:
-                    self.lists.start_task(cur, conversation_id)
-                return ClaimResult(Outcome.CLAIMED, holder=manager, previous=previous)
+                return self.claim_locked(cur, conversation_id, manager, now=now, kind=kind,
+                                         answering_message_id=answering_message_id,
+                                         take_over=take_over)
+
+    def claim_locked(self, cur, conversation_id: int, manager: User, *, now: datetime,
+                     kind: str = PIN, answering_message_id: int | None = None,
+                     take_over: bool = False) -> ClaimResult:
+        """`claim`, for a caller that holds the chat's lock and its transaction (so that
+        what it does next — record an answer — happens under the same decision)."""
+        current = self.pins.active(conversation_id, cur, lock=True)
+        live = current is not None and current[0].expires_at(self.pin_ttl_hours) > now
+        if live and current[0].manager_id == manager.tg_id:
+            return ClaimResult(Outcome.ALREADY_MINE, holder=manager)
+        if answering_message_id is not None and self.messages.answered_after(
+                conversation_id, answering_message_id, cur):
+            return ClaimResult(Outcome.ALREADY_ANSWERED, holder=current[1] if live else None)
+        previous = None
+        if current is not None:
+            pin, holder = current
+            if live and not take_over:
+                return ClaimResult(Outcome.TAKEN_BY, holder=holder)
+            # Past its window (the expiry job may not have run yet), or taken over.
+            self.pins.end(cur, pin.id, DELETE_PIN if live else pin.expired_state, now)
+            previous = holder
+        try:
+            self.pins.create(cur, conversation_id, manager.tg_id, kind, now)
+        except pymysql.err.IntegrityError:
+            # Only reachable if someone bypassed the lock: the database still decides.
+            other = self.pins.active(conversation_id, cur)
+            return ClaimResult(Outcome.TAKEN_BY, holder=other[1] if other else None)
+        if kind != PIN:
+            self.lists.start_task(cur, conversation_id)
+        return ClaimResult(Outcome.CLAIMED, holder=manager, previous=previous)
 
     def release(self, conversation_id: int, manager: User, *, now: datetime) -> Pin | None:
         """The manager removes their own pin (DELETE_PIN); None if it was not theirs."""

@@ -99,17 +99,16 @@ class WriteToCustomer:
         size = message.attachment.size if message.attachment else None
         if size and size > TELEGRAM_DOWNLOAD_LIMIT:
             return WriteResult(Outcome.FILE_TOO_BIG)
-        claim = self.claims.claim(conversation_id, manager, now=self.clock(),
-                                  kind=ACTIVATE_KEY if conversation.is_task else PIN)
-        if claim.outcome is ClaimOutcome.TAKEN_BY:
-            return WriteResult(Outcome.TAKEN_BY, holder=claim.holder)
         now = self.clock()
+        # One lock, one transaction: the chat is the manager's (taken if free, or if their
+        # own pin ran out meanwhile) and the answer is recorded under the same decision —
+        # an expiry can come before it or after it, never in between.
         with self.locks.chat_lock(conversation_id):
             with self.db.transaction() as cur:
-                holder = self.claims.holder(conversation_id, now, cur)
-                if holder is None or holder[0].manager_id != manager.tg_id:
-                    # Expired and taken by someone else between the claim and now.
-                    return WriteResult(Outcome.TAKEN_BY, holder=holder[1] if holder else None)
+                claim = self.claims.claim_locked(cur, conversation_id, manager, now=now,
+                                                 kind=ACTIVATE_KEY if conversation.is_task else PIN)
+                if claim.outcome is ClaimOutcome.TAKEN_BY:
+                    return WriteResult(Outcome.TAKEN_BY, holder=claim.holder)
                 self.pins.touch(conversation_id, manager.tg_id, now, cur)
                 outbound_id = self.outbound.record(
                     cur, key=f"tg:{message.tg_chat_id}:{message.tg_message_id}",

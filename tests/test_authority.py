@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ADMIN_ID, LOG_CHAT, SHARED_CHAT
 from harness import wait_for
-from models.inbox import lane_of
+from bot.updates import lane_of
 from models.state import SEND_MODE
 
 LINK_KEY = "test-link-key"
@@ -51,16 +51,16 @@ def sync(desk, crm, db, *ids):
     for id_i in ids:
         assert crm.signal(desk.listener_url, LINK_KEY, id_i) == [200]
     desk.idle()
-    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM chats WHERE id_i IN (%s)"
+    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM conversations WHERE id IN (%s)"
                                % ", ".join(["%s"] * len(ids)), ids) == len(ids))
 
 
 def pin(db, id_i, manager_id, kind="PIN"):
-    db.execute("INSERT INTO pins (id_i, manager_id, kind) VALUES (%s, %s, %s)", (id_i, manager_id, kind))
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind) VALUES (%s, %s, %s)", (id_i, manager_id, kind))
 
 
 def chat_row(db, id_i):
-    return db.fetchone("SELECT * FROM chats WHERE id_i = %s", (id_i,))
+    return db.fetchone("SELECT * FROM conversations WHERE id = %s", (id_i,))
 
 
 def bot_messages(tg, chat_id):
@@ -134,7 +134,7 @@ def seen_calls(crm, id_i=None):
 
 
 def send_mode_of(db, tg_id):
-    return db.fetchone("SELECT current_id_i, mode FROM manager_state WHERE tg_id = %s", (tg_id,))
+    return db.fetchone("SELECT conversation_id, mode FROM manager_state WHERE tg_id = %s", (tg_id,))
 
 
 # --------------------------------------------------------------------------- 5. /errors, /retry
@@ -219,7 +219,7 @@ def held_by_olena(desk, tg, db, crm):
     cards = dict(zip((8201, 8202, 8203), cards_of(desk, tg, PETRO, 8201, 8202, 8203)))
     pin(db, 8201, OLENA)
     pin(db, 8202, OLENA, "ACTIVATE_KEY")
-    db.execute("UPDATE chats SET status = 'in_work' WHERE id_i = 8202")
+    db.execute("UPDATE conversations SET status = 'in_work' WHERE id = 8202")
     crm.reset_calls()
     return cards
 
@@ -232,7 +232,7 @@ def test_a_colleague_cannot_mark_anothers_chat_read_and_is_told_who_holds_it(des
     time.sleep(0.3)
     desk.idle()
     assert seen_calls(crm) == []                             # the CRM was not told "read"
-    assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'crm_seen'") == 0
+    assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'mark_read'") == 0
     assert chat_row(db, 8201)["cnt_new"] == unread
     assert crm.chat(8201)["cnt_new"] == unread
 
@@ -290,8 +290,8 @@ def test_an_admin_may_mark_anothers_chat_read_and_toggle_their_task(desk, tg, db
     assert answer["text"] == "Статус задачі #8202: виконана."
     assert chat_row(db, 8202)["status"] == "done"
     # The pins did not move: Olena still holds both.
-    assert db.fetchall("SELECT id_i, manager_id FROM pins WHERE state = 'ACTIVE' ORDER BY id_i") == [
-        {"id_i": 8201, "manager_id": OLENA}, {"id_i": 8202, "manager_id": OLENA}]
+    assert db.fetchall("SELECT conversation_id, manager_id FROM pins WHERE state = 'ACTIVE' ORDER BY conversation_id") == [
+        {"conversation_id": 8201, "manager_id": OLENA}, {"conversation_id": 8202, "manager_id": OLENA}]
 
 
 def test_a_free_chat_can_be_marked_read_by_any_manager(desk, tg, db, crm, held_by_olena):
@@ -347,7 +347,7 @@ def test_a_tap_on_write_then_text_at_once_sends_the_text_to_the_tapped_chat(desk
     pin(db, 8302, OLENA)
     card_x, card_y = cards_of(desk, tg, OLENA, 8301, 8302)
     press(desk, tg, OLENA, card_y, WRITE)                    # she was writing to Y
-    assert send_mode_of(db, OLENA) == {"current_id_i": 8302, "mode": SEND_MODE}
+    assert send_mode_of(db, OLENA) == {"conversation_id": 8302, "mode": SEND_MODE}
 
     # The tap takes a moment to handle (a slow database, a busy worker): the text typed
     # right after it must still wait for it, as it would in Telegram's own order.
@@ -379,7 +379,7 @@ def test_a_reply_to_a_list_is_sent_to_nobody_even_in_writing_mode(desk, tg, db, 
     say(desk, tg, OLENA, MY_CHATS)
     listing = bot_messages(tg, OLENA)[-1]
     press(desk, tg, OLENA, card_of(desk, tg, OLENA, 8401), WRITE)
-    assert send_mode_of(db, OLENA) == {"current_id_i": 8401, "mode": SEND_MODE}
+    assert send_mode_of(db, OLENA) == {"conversation_id": 8401, "mode": SEND_MODE}
 
     say(desk, tg, OLENA, "А цей де?", reply_to=listing["message_id"])
     time.sleep(0.3)

@@ -188,7 +188,7 @@ def test_a_persons_update_that_hits_a_bug_is_tried_twice_then_dead():
 
 
 def test_permanent_is_a_dead_letter_at_the_first_attempt_whatever_the_kind():
-    for kind in ("tg_update", "tg_send", "crm_deliver", "crm_seen", "crm_sync", "clean", "other"):
+    for kind in ("tg_update", "tg_send", "deliver", "mark_read", "crm_sync", "clean", "other"):
         verdict = decide(kind, 1, Permanent("cannot", "ever"))
         assert verdict.dead and verdict.report, kind
 
@@ -197,9 +197,9 @@ def test_an_answer_to_a_customer_waits_for_the_crm_for_long_with_a_30_s_cap():
     from crm.client import CrmUnavailable
     exc = CrmUnavailable("CRM answered 503")
     for attempt in (1, 5, 50, 500, 2999):
-        verdict = decide("crm_deliver", attempt, exc)
+        verdict = decide("deliver", attempt, exc)
         assert not verdict.dead and verdict.delay <= 30.0
-    reported = [a for a in range(1, 100) if decide("crm_deliver", a, exc).report]
+    reported = [a for a in range(1, 100) if decide("deliver", a, exc).report]
     assert len(reported) == 1  # "still failing" is said once, not at every retry
 
 
@@ -234,9 +234,9 @@ def test_a_permanent_failure_is_a_dead_letter_with_error_in_the_log_chat_and_the
         runs.append(job.id)
         raise Permanent("the CRM refused the answer", "HTTP 422 text too long")
 
-    worker = Worker(jobs, {"crm_deliver": refuse}, queues=[UPDATES], report=reporter.report,
+    worker = Worker(jobs, {"deliver": refuse}, queues=[UPDATES], report=reporter.report,
                     on_dead=lambda job, exc: dead.append((job.id, type(exc).__name__)))
-    job_id = jobs.enqueue_id(UPDATES, "crm_deliver", {"outbound_id": 1})
+    job_id = jobs.enqueue_id(UPDATES, "deliver", {"outbound_id": 1})
     assert worker.run_once()
     due_now(db)
     assert not worker.run_once()          # never run again by itself
@@ -249,7 +249,7 @@ def test_a_permanent_failure_is_a_dead_letter_with_error_in_the_log_chat_and_the
 
     deliver_sends(db, jobs, sender)
     [post] = log_texts(tg)
-    assert post.startswith("#ERROR crm_deliver: the CRM refused the answer")
+    assert post.startswith("#ERROR deliver: the CRM refused the answer")
     assert f"/retry_{job_id}" in post and "HTTP 422 text too long" in post
 
 
@@ -349,8 +349,8 @@ def test_an_answer_waiting_hours_for_the_crm_is_still_retried_every_30_s(db, job
     def deliver(job):
         raise CrmUnavailable("CRM answered 503")
 
-    worker = Worker(jobs, {"crm_deliver": deliver}, queues=[UPDATES])
-    job_id = jobs.enqueue_id(UPDATES, "crm_deliver", {"outbound_id": 1})
+    worker = Worker(jobs, {"deliver": deliver}, queues=[UPDATES])
+    job_id = jobs.enqueue_id(UPDATES, "deliver", {"outbound_id": 1})
     db.execute("UPDATE jobs SET attempts = 1199 WHERE id = %s", (job_id,))  # ten hours of 30 s
     assert worker.run_once()
     row = job_row(db, job_id)
@@ -508,13 +508,13 @@ def test_two_causes_are_two_posts(db, jobs, sender, tg):
     clock = Clock()
     reporter = ErrorReporter(db, jobs, LOG_CHAT, clock=clock)
     assert reporter.report(CAUSE, "kicked", job_id=1)
-    assert reporter.report("crm_deliver: the CRM refused the answer", "HTTP 422", job_id=2)
+    assert reporter.report("deliver: the CRM refused the answer", "HTTP 422", job_id=2)
     assert not reporter.report(CAUSE, "kicked", job_id=3)
     deliver_sends(db, jobs, sender)
     texts = log_texts(tg)
     assert len(texts) == 2
     assert texts[0].startswith(f"#ERROR {CAUSE} (×1) /retry_1")
-    assert texts[1].startswith("#ERROR crm_deliver: the CRM refused the answer (×1) /retry_2")
+    assert texts[1].startswith("#ERROR deliver: the CRM refused the answer (×1) /retry_2")
 
 
 def test_a_cause_seen_again_after_the_window_is_posted_again_with_its_count(db, jobs):
@@ -533,16 +533,16 @@ def test_a_cause_seen_again_after_the_window_is_posted_again_with_its_count(db, 
 # --------------------------------------------------------------------------- 4. no secret kept
 
 def test_a_network_error_quoting_the_bot_api_url_leaves_no_token_in_the_job_or_the_report(db, mariadb):
-    """The worker's own composition (Deps.build registers the secrets), against a Bot API
-    that cannot be reached: requests' error text quotes /bot<token>/sendMessage."""
-    from bot.deps import Deps
+    """The worker's own composition (Container.build registers the secrets), against a Bot
+    API that cannot be reached: requests' error text quotes /bot<token>/sendMessage."""
+    from container import Container
     from scripts.worker_main import WorkerRuntime
     from utils.bell import Bell
 
     token = realistic_token()
     settings = load_settings(base_environment(
         mariadb, BOT_TOKEN=token, TELEGRAM_API_URL=f"http://127.0.0.1:{closed_port()}"), env_file=None)
-    deps = Deps.build(settings, db)
+    deps = Container.build(settings, db)
     runtime = WorkerRuntime(deps, Bell())
     job_id = deps.out.enqueue(777, "Вітаємо!")
     errors = []

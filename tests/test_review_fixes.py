@@ -19,7 +19,7 @@ import webhook_server
 from bot.factory import create_bot
 from bot.files import TelegramFiles
 from conftest import ADMIN_ID, BOT_TOKEN
-from harness import Desk, wait_for
+from harness import Desk, wait_for, crm_chat
 from models.jobs import JobQueue, Permanent
 from models.locks import LockManager
 from models.outbound import Attachment
@@ -28,6 +28,8 @@ from models.users import UserRepository
 from scripts.failures import is_transient
 from services.claims import ChatClaims, Outcome as ClaimOutcome
 from models.state import SEND_MODE
+from channels import Channels
+from channels.keepingcrm import KeepingCrm
 from services.writing import ManagerMessage, Outcome, WriteToCustomer
 from utils.clock import utc_now
 
@@ -167,15 +169,16 @@ class Clock:
 
 
 @pytest.fixture
-def services(db):
+def services(db, settings):
     for tg_id, name in ((OLENA, "olena"), (PETRO, "petro")):
         add_user(db, tg_id, "manager", name)
-    db.execute("INSERT INTO chats (id_i, email, product) VALUES (%s, 'c@example.com', 'Телефон')", (CHAT,))
+    crm_chat(db, CHAT, customer_email="c@example.com", title="Телефон")
     locks = LockManager.instance(db)
     jobs = JobQueue(db)
     claims = ChatClaims(db, locks, pin_ttl_hours=24)
     clock = Clock(T0)
-    writer = WriteToCustomer(db, jobs, locks, claims, max_length=4000, clock=clock)
+    channels = Channels(keepingcrm=KeepingCrm(settings, db))
+    writer = WriteToCustomer(db, jobs, locks, claims, channels, clock=clock)
     users = UserRepository(db)
     olena, petro = users.get(OLENA), users.get(PETRO)
     assert claims.claim(CHAT, olena, now=T0).outcome is ClaimOutcome.CLAIMED
@@ -188,12 +191,12 @@ def answer(n: int) -> ManagerMessage:
 
 def pins(db):
     return [(r["manager_id"], r["state"], r["last_reply_at"]) for r in
-            db.fetchall("SELECT manager_id, state, last_reply_at FROM pins WHERE id_i = %s ORDER BY id", (CHAT,))]
+            db.fetchall("SELECT manager_id, state, last_reply_at FROM pins WHERE conversation_id = %s ORDER BY id", (CHAT,))]
 
 
 def recorded(db):
-    return db.scalar("SELECT COUNT(*) FROM outbound WHERE id_i = %s", (CHAT,)), \
-        db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'crm_deliver'")
+    return db.scalar("SELECT COUNT(*) FROM outbound WHERE conversation_id = %s", (CHAT,)), \
+        db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'deliver'")
 
 
 def test_a_reply_recorded_just_before_the_expiry_keeps_the_pin(db, services, monkeypatch):
@@ -253,7 +256,7 @@ def test_replies_and_expiries_racing_never_leave_an_answer_under_an_expired_pin(
     outcomes = []
     for n in range(20):
         # Each round: the window is about to pass; the reply and the expiry race.
-        last = db.scalar("SELECT MAX(last_reply_at) FROM pins WHERE id_i = %s", (CHAT,))
+        last = db.scalar("SELECT MAX(last_reply_at) FROM pins WHERE conversation_id = %s", (CHAT,))
         clock.now = last + DAY - timedelta(milliseconds=5)
         expiry_at = last + DAY + timedelta(milliseconds=5)
         barrier = threading.Barrier(2)
@@ -276,7 +279,7 @@ def test_replies_and_expiries_racing_never_leave_an_answer_under_an_expired_pin(
     assert recorded(db) == (20, 20)
     # Every recorded answer lies inside a live window of an active pin of Olena's.
     rows = db.fetchall("SELECT manager_id, state, created_at, last_reply_at, ended_at FROM pins"
-                       " WHERE id_i = %s ORDER BY id", (CHAT,))
+                       " WHERE conversation_id = %s ORDER BY id", (CHAT,))
     assert sum(r["state"] == "ACTIVE" for r in rows) == 1
     assert all(r["manager_id"] == OLENA for r in rows)
 
@@ -289,8 +292,8 @@ def test_a_manager_writing_after_the_window_reaches_the_customer_not_pinned_to_q
     crm.customer_writes(8502, "Ви тут?", email="c8502@example.com", product="Телефон")
     assert crm.signal(desk.listener_url, LINK_KEY, 8502) == [200]
     desk.idle()
-    db.execute("INSERT INTO pins (id_i, manager_id, kind) VALUES (8502, %s, 'PIN')", (OLENA,))
-    db.execute("REPLACE INTO manager_state (tg_id, current_id_i, mode) VALUES (%s, 8502, %s)",
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind) VALUES (8502, %s, 'PIN')", (OLENA,))
+    db.execute("REPLACE INTO manager_state (tg_id, conversation_id, mode) VALUES (%s, 8502, %s)",
                (OLENA, SEND_MODE))                              # she is writing to 8502
     later = utc_now() + DAY + timedelta(minutes=1)
     desk.deps.clock = lambda: later
