@@ -24,12 +24,11 @@ from models.db import Database, migrate
 from bot.updates import take_update
 from models.inbox import Inbox
 from models.jobs import JobQueue
-from models.mariadb import LocalMariaDB
+from models.mariadb import LOCAL_DB_NAME, LocalMariaDB, local_database
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
 
-LOCAL_DB_NAME = "keepdesk"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 
 
@@ -40,13 +39,6 @@ class Child:
     process: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = field(default=0.0)
-
-
-def local_database(settings: Settings) -> tuple[LocalMariaDB, dict[str, str]]:
-    """Start (or reuse) the MariaDB under var/ and say how to reach it."""
-    server = LocalMariaDB(settings.var_dir / "mysql").start()
-    server.create_database(LOCAL_DB_NAME)
-    return server, server.environment(LOCAL_DB_NAME)
 
 
 class Supervisor:

@@ -216,3 +216,14 @@ def _alive(pid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+LOCAL_DB_NAME = "keepdesk"
+
+
+def local_database(settings) -> tuple[LocalMariaDB, dict[str, str]]:
+    """Start (or reuse) the MariaDB under var/ (`make run` without MYSQL_HOST) and say how
+    to reach it."""
+    server = LocalMariaDB(settings.var_dir / "mysql").start()
+    server.create_database(LOCAL_DB_NAME)
+    return server, server.environment(LOCAL_DB_NAME)

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def main(settings: Settings) -> int:
     server = None
     if settings.uses_local_mariadb:
-        from bot.runner import LOCAL_DB_NAME, local_database
+        from models.mariadb import LOCAL_DB_NAME, local_database
         server, _ = local_database(settings)
         settings = settings.replace(mysql_socket=server.socket, mysql_user="root",
                                     mysql_password="", mysql_db=LOCAL_DB_NAME)
