@@ -1,219 +1,190 @@
--- KeepDesk schema (MariaDB >= 10.6, InnoDB, utf8mb4).
--- Applied by `python -m bot migrate`; every statement is idempotent, so running it on an
--- empty or an existing database twice changes nothing. Statements are separated by ";"
--- at the end of a line.
+-- KeepDesk's schema as the migrations leave it — for reading, not for applying.
+-- The database is built and upgraded by the versioned migrations in migrations/
+-- (`python -m bot migrate`); regenerate this file with `python -m bot schema > schema.sql`
+-- (tests/test_schema.py fails while it differs from what the migrations make).
 
-CREATE TABLE IF NOT EXISTS users (
-    tg_id         BIGINT       NOT NULL PRIMARY KEY,
-    username      VARCHAR(64)  NULL,
-    first_name    VARCHAR(255) NULL,
-    language      VARCHAR(8)   NULL,
-    role          ENUM('pending','manager','admin','banned') NOT NULL DEFAULT 'pending',
-    -- 0 once Telegram said 403 (the user blocked the bot); set back to 1 by their /start.
-    reachable     TINYINT(1)   NOT NULL DEFAULT 1,
-    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    updated_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    KEY ix_users_role (role)
+CREATE TABLE `conversations` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `channel` varchar(16) NOT NULL,
+  `account` varchar(64) NOT NULL DEFAULT '',
+  `external_id` varchar(128) NOT NULL,
+  `title` varchar(1024) DEFAULT NULL,
+  `customer_name` varchar(255) DEFAULT NULL,
+  `customer_email` varchar(255) DEFAULT NULL,
+  `customer_phone` varchar(32) DEFAULT NULL,
+  `customer_tg_id` bigint(20) DEFAULT NULL,
+  `last_date` datetime DEFAULT NULL,
+  `last_customer_at` datetime(6) DEFAULT NULL,
+  `cnt_msg` int(11) NOT NULL DEFAULT 0,
+  `cnt_new` int(11) NOT NULL DEFAULT 0,
+  `kind` enum('ordinary','task') NOT NULL DEFAULT 'ordinary',
+  `status` enum('new','in_work','done','archive') NOT NULL DEFAULT 'new',
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_conversations_source` (`channel`,`account`,`external_id`),
+  KEY `ix_conversations_last_date` (`last_date`),
+  KEY `ix_conversations_kind_status` (`kind`,`status`),
+  KEY `ix_conversations_phone` (`customer_phone`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Where a manager is in the desk: kept here, not in process memory, so any worker process
--- can serve the manager's next update.
-CREATE TABLE IF NOT EXISTS manager_state (
-    tg_id         BIGINT       NOT NULL PRIMARY KEY,
-    current_id_i  BIGINT       NULL,
-    mode          VARCHAR(32)  NULL,
-    data          TEXT         NULL,
-    updated_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+CREATE TABLE `error_causes` (
+  `cause_hash` char(40) NOT NULL,
+  `cause` varchar(255) NOT NULL,
+  `last_detail` text DEFAULT NULL,
+  `total` int(11) NOT NULL DEFAULT 0,
+  `unreported` int(11) NOT NULL DEFAULT 0,
+  `first_at` datetime(6) NOT NULL,
+  `last_at` datetime(6) NOT NULL,
+  `reported_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`cause_hash`),
+  KEY `ix_error_causes_unreported` (`unreported`,`reported_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- One CRM conversation, keyed by the CRM's id_i (order / invoice number).
-CREATE TABLE IF NOT EXISTS chats (
-    id_i          BIGINT       NOT NULL PRIMARY KEY,
-    email         VARCHAR(255) NULL,
-    product       VARCHAR(1024) NULL,
-    last_date     DATETIME     NULL,
-    cnt_msg       INT          NOT NULL DEFAULT 0,
-    cnt_new       INT          NOT NULL DEFAULT 0,
-    kind          ENUM('ordinary','task') NOT NULL DEFAULT 'ordinary',
-    status        ENUM('new','in_work','done','archive') NOT NULL DEFAULT 'new',
-    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    updated_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    KEY ix_chats_last_date (last_date),
-    KEY ix_chats_kind_status (kind, status)
+CREATE TABLE `jobs` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `queue` varchar(32) NOT NULL,
+  `kind` varchar(32) NOT NULL,
+  `dedupe_key` varchar(191) DEFAULT NULL,
+  `lane` varchar(64) DEFAULT NULL,
+  `seq` bigint(20) NOT NULL DEFAULT 0,
+  `priority` tinyint(4) NOT NULL DEFAULT 0,
+  `payload` mediumtext NOT NULL,
+  `status` enum('pending','running','done','failed') NOT NULL DEFAULT 'pending',
+  `rerun` tinyint(1) NOT NULL DEFAULT 0,
+  `attempts` int(11) NOT NULL DEFAULT 0,
+  `deferrals` int(11) NOT NULL DEFAULT 0,
+  `run_after` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `lease_until` datetime(6) DEFAULT NULL,
+  `worker` varchar(64) DEFAULT NULL,
+  `last_error` text DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_jobs_dedupe` (`dedupe_key`),
+  KEY `ix_jobs_claim` (`queue`,`status`,`priority` DESC,`run_after`),
+  KEY `ix_jobs_lane` (`lane`,`status`,`seq`,`id`),
+  KEY `ix_jobs_lease` (`status`,`lease_until`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- One CRM message, keyed by the CRM message id: stored once however often it is fetched.
-CREATE TABLE IF NOT EXISTS messages (
-    id            BIGINT       NOT NULL PRIMARY KEY,
-    id_i          BIGINT       NOT NULL,
-    direction     ENUM('client','shop') NOT NULL,
-    text          MEDIUMTEXT   NULL,
-    is_file       TINYINT(1)   NOT NULL DEFAULT 0,
-    is_img        TINYINT(1)   NOT NULL DEFAULT 0,
-    filename      VARCHAR(512) NULL,
-    -- TEXT: a file URL with a long percent-encoded name runs to several KB (crm/client.py
-    -- drops a URL longer than this rather than keep half a link).
-    url           TEXT         NULL,
-    preview       TEXT         NULL,
-    date_written  DATETIME     NULL,
-    date_seen     DATETIME     NULL,
-    deleted       TINYINT(1)   NOT NULL DEFAULT 0,
-    -- When the fan-out to Telegram was queued; NULL = not yet announced.
-    announced_at  DATETIME(6)  NULL,
-    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    KEY ix_messages_chat (id_i, id),
-    KEY ix_messages_created (created_at),
-    CONSTRAINT fk_messages_chat FOREIGN KEY (id_i) REFERENCES chats (id_i) ON DELETE CASCADE
+CREATE TABLE `manager_state` (
+  `tg_id` bigint(20) NOT NULL,
+  `conversation_id` bigint(20) DEFAULT NULL,
+  `mode` varchar(32) DEFAULT NULL,
+  `data` text DEFAULT NULL,
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`tg_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Version 3: url and preview were VARCHAR(2048). On a table that has TEXT already this
--- changes nothing (and copies nothing).
-ALTER TABLE messages MODIFY url TEXT NULL, MODIFY preview TEXT NULL;
-
--- Every Telegram message the bot sent about a chat, so a manager's Telegram reply to it
--- reaches that chat and the bot can edit it later.
-CREATE TABLE IF NOT EXISTS tg_message_map (
-    tg_chat_id     BIGINT      NOT NULL,
-    tg_message_id  BIGINT      NOT NULL,
-    id_i           BIGINT      NOT NULL,
-    crm_message_id BIGINT      NULL,
-    purpose        VARCHAR(16) NOT NULL DEFAULT 'post',
-    -- The HTML as sent, and notes added later (who took the chat, who tapped too), so
-    -- the post can be edited without re-rendering it.
-    html           MEDIUMTEXT  NULL,
-    notes          TEXT        NULL,
-    created_at     DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    PRIMARY KEY (tg_chat_id, tg_message_id),
-    KEY ix_map_chat (id_i),
-    KEY ix_map_crm_message (crm_message_id),
-    KEY ix_map_created (created_at)
+CREATE TABLE `messages` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `external_id` varchar(128) NOT NULL,
+  `direction` enum('client','shop') NOT NULL,
+  `text` mediumtext DEFAULT NULL,
+  `is_file` tinyint(1) NOT NULL DEFAULT 0,
+  `is_img` tinyint(1) NOT NULL DEFAULT 0,
+  `filename` varchar(512) DEFAULT NULL,
+  `url` text DEFAULT NULL,
+  `preview` text DEFAULT NULL,
+  `date_written` datetime DEFAULT NULL,
+  `date_seen` datetime DEFAULT NULL,
+  `deleted` tinyint(1) NOT NULL DEFAULT 0,
+  `announced_at` datetime(6) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_messages_external` (`conversation_id`,`external_id`),
+  KEY `ix_messages_conversation` (`conversation_id`,`id`),
+  KEY `ix_messages_created` (`created_at`),
+  CONSTRAINT `fk_messages_conversation` FOREIGN KEY (`conversation_id`) REFERENCES `conversations` (`id`) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- "This chat is handled by this manager". At most one ACTIVE pin per chat is enforced by
--- the unique key on active_id_i, which is the chat id while active and NULL otherwise
--- (a unique index admits any number of NULLs), so it holds across processes and machines.
-CREATE TABLE IF NOT EXISTS pins (
-    id             BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    id_i           BIGINT      NOT NULL,
-    manager_id     BIGINT      NOT NULL,
-    kind           ENUM('PIN','ACTIVATE_KEY') NOT NULL DEFAULT 'PIN',
-    state          ENUM('ACTIVE','UN_PIN','UN_ACTIVATE_KEY','DELETE_PIN') NOT NULL DEFAULT 'ACTIVE',
-    active_id_i    BIGINT      AS (IF(state = 'ACTIVE', id_i, NULL)) PERSISTENT,
-    created_at     DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    last_reply_at  DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    ended_at       DATETIME(6) NULL,
-    UNIQUE KEY uq_pins_one_active (active_id_i),
-    KEY ix_pins_manager (manager_id, state),
-    KEY ix_pins_chat (id_i),
-    KEY ix_pins_state_reply (state, last_reply_at)
+CREATE TABLE `outbound` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `dedupe_key` varchar(191) NOT NULL,
+  `conversation_id` bigint(20) NOT NULL,
+  `manager_id` bigint(20) NOT NULL,
+  `tg_chat_id` bigint(20) NOT NULL,
+  `tg_message_id` bigint(20) NOT NULL,
+  `text` mediumtext NOT NULL,
+  `attachment` text DEFAULT NULL,
+  `remote_files` text DEFAULT NULL,
+  `external_id` varchar(128) DEFAULT NULL,
+  `after_message_id` bigint(20) DEFAULT NULL,
+  `status` enum('queued','sent','refused','failed') NOT NULL DEFAULT 'queued',
+  `attempted_at` datetime(6) DEFAULT NULL,
+  `sent_at` datetime(6) DEFAULT NULL,
+  `error` text DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_outbound_dedupe` (`dedupe_key`),
+  KEY `ix_outbound_conversation` (`conversation_id`,`id`),
+  KEY `ix_outbound_external` (`external_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- The durable work queue: incoming Telegram updates, CRM signals (one sync job per chat)
--- and outgoing sends. Workers claim with FOR UPDATE SKIP LOCKED and hold a lease; a job
--- whose lease ran out (its worker died) is claimable again. Jobs sharing a lane run one at
--- a time in (seq, id) order: that keeps the updates of one Telegram chat in order.
-CREATE TABLE IF NOT EXISTS jobs (
-    id            BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    queue         VARCHAR(32)  NOT NULL,
-    kind          VARCHAR(32)  NOT NULL,
-    -- Idempotency: a Telegram update_id or "the sync of chat X" is stored once.
-    dedupe_key    VARCHAR(191) NULL,
-    lane          VARCHAR(64)  NULL,
-    seq           BIGINT       NOT NULL DEFAULT 0,
-    priority      TINYINT      NOT NULL DEFAULT 0,
-    payload       MEDIUMTEXT   NOT NULL,
-    status        ENUM('pending','running','done','failed') NOT NULL DEFAULT 'pending',
-    -- A signal that arrived while the job was running: run it once more when it finishes.
-    rerun         TINYINT(1)   NOT NULL DEFAULT 0,
-    attempts      INT          NOT NULL DEFAULT 0,
-    -- Times the job was put off without failing (no send budget yet, retry_after): these
-    -- do not count as attempts, so they never lengthen the backoff after a real failure.
-    deferrals     INT          NOT NULL DEFAULT 0,
-    run_after     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    lease_until   DATETIME(6)  NULL,
-    worker        VARCHAR(64)  NULL,
-    last_error    TEXT         NULL,
-    created_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    updated_at    DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    UNIQUE KEY uq_jobs_dedupe (dedupe_key),
-    -- Claims read due jobs of one queue in exactly this order: no sort, however long the queue.
-    KEY ix_jobs_claim (queue, status, priority DESC, run_after),
-    KEY ix_jobs_lane (lane, status, seq, id),
-    KEY ix_jobs_lease (status, lease_until)
+CREATE TABLE `pins` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `manager_id` bigint(20) NOT NULL,
+  `kind` enum('PIN','ACTIVATE_KEY') NOT NULL DEFAULT 'PIN',
+  `state` enum('ACTIVE','UN_PIN','UN_ACTIVATE_KEY','DELETE_PIN') NOT NULL DEFAULT 'ACTIVE',
+  `active_conversation_id` bigint(20) GENERATED ALWAYS AS (if(`state` = 'ACTIVE',`conversation_id`,NULL)) STORED,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `last_reply_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `ended_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_pins_one_active` (`active_conversation_id`),
+  KEY `ix_pins_manager` (`manager_id`,`state`),
+  KEY `ix_pins_conversation` (`conversation_id`),
+  KEY `ix_pins_state_reply` (`state`,`last_reply_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Which schema version this database carries (informational; statements above are
--- idempotent on their own).
-CREATE TABLE IF NOT EXISTS schema_meta (
-    name          VARCHAR(64)  NOT NULL PRIMARY KEY,
-    value         VARCHAR(255) NOT NULL
+CREATE TABLE `schema_meta` (
+  `name` varchar(64) NOT NULL,
+  `value` varchar(255) NOT NULL,
+  PRIMARY KEY (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT INTO schema_meta (name, value) VALUES ('version', '3')
-    ON DUPLICATE KEY UPDATE value = VALUES(value);
-
--- Telegram send budget, shared by every process: recent send times per bucket ("global",
--- "chat:<id>") and a block set by Telegram's retry_after. Rows are locked while a send
--- slot is reserved, so the limits hold across processes and machines.
-CREATE TABLE IF NOT EXISTS tg_rate (
-    bucket         VARCHAR(40)  NOT NULL PRIMARY KEY,
-    stamps         TEXT         NOT NULL,
-    blocked_until  DOUBLE       NOT NULL DEFAULT 0,
-    updated_at     DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+CREATE TABLE `tg_message_map` (
+  `tg_chat_id` bigint(20) NOT NULL,
+  `tg_message_id` bigint(20) NOT NULL,
+  `conversation_id` bigint(20) NOT NULL,
+  `message_id` bigint(20) DEFAULT NULL,
+  `purpose` varchar(16) NOT NULL DEFAULT 'post',
+  `html` mediumtext DEFAULT NULL,
+  `notes` text DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`tg_chat_id`,`tg_message_id`),
+  KEY `ix_map_conversation` (`conversation_id`),
+  KEY `ix_map_message` (`message_id`),
+  KEY `ix_map_created` (`created_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES ('global', '');
-
--- Worker processes listening for a wake-up datagram (see utils/bell.py).
-CREATE TABLE IF NOT EXISTS worker_bells (
-    endpoint      VARCHAR(64)  NOT NULL PRIMARY KEY,
-    seen_at       DATETIME(6)  NOT NULL
+CREATE TABLE `tg_rate` (
+  `bucket` varchar(40) NOT NULL,
+  `stamps` text NOT NULL,
+  `blocked_until` double NOT NULL DEFAULT 0,
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`bucket`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Causes of failures reported to the log chat: one #ERROR post per cause per few
--- minutes, with the count of what happened in between (services/errors.py).
-CREATE TABLE IF NOT EXISTS error_causes (
-    cause_hash    CHAR(40)     NOT NULL PRIMARY KEY,
-    cause         VARCHAR(255) NOT NULL,
-    last_detail   TEXT         NULL,
-    total         INT          NOT NULL DEFAULT 0,
-    unreported    INT          NOT NULL DEFAULT 0,
-    first_at      DATETIME(6)  NOT NULL,
-    last_at       DATETIME(6)  NOT NULL,
-    reported_at   DATETIME(6)  NULL,
-    KEY ix_error_causes_unreported (unreported, reported_at)
+CREATE TABLE `users` (
+  `tg_id` bigint(20) NOT NULL,
+  `username` varchar(64) DEFAULT NULL,
+  `first_name` varchar(255) DEFAULT NULL,
+  `language` varchar(8) DEFAULT NULL,
+  `role` enum('pending','manager','admin','banned') NOT NULL DEFAULT 'pending',
+  `role_source` enum('default','bootstrap','admin') NOT NULL DEFAULT 'default',
+  `reachable` tinyint(1) NOT NULL DEFAULT 1,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`tg_id`),
+  KEY `ix_users_role` (`role`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- A manager's message to a customer: recorded when it is decided (keyed by the Telegram
--- message it came from, so a re-delivered or re-run update records it once), then
--- delivered by one durable step that resumes where it stopped: files uploaded once,
--- the message sent once, the outcome kept.
-CREATE TABLE IF NOT EXISTS outbound (
-    id               BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
-    dedupe_key       VARCHAR(191) NOT NULL,
-    id_i             BIGINT       NOT NULL,
-    manager_id       BIGINT       NOT NULL,
-    tg_chat_id       BIGINT       NOT NULL,
-    tg_message_id    BIGINT       NOT NULL,
-    text             MEDIUMTEXT   NOT NULL,
-    -- The Telegram file to attach: {"file_id", "name", "mime", "size"}; NULL for text.
-    attachment       TEXT         NULL,
-    -- What the CRM gave for the uploaded file(s): the upload is not repeated.
-    crm_files        TEXT         NULL,
-    -- The newest CRM message id we knew when the answer was decided: after an attempt
-    -- whose outcome is unknown, a shop message with this text after it means "sent".
-    after_message_id BIGINT       NULL,
-    status           ENUM('queued','sent','refused','failed') NOT NULL DEFAULT 'queued',
-    attempted_at     DATETIME(6)  NULL,
-    sent_at          DATETIME(6)  NULL,
-    error            TEXT         NULL,
-    created_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    updated_at       DATETIME(6)  NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
-    UNIQUE KEY uq_outbound_dedupe (dedupe_key),
-    KEY ix_outbound_chat (id_i, id)
+CREATE TABLE `worker_bells` (
+  `endpoint` varchar(64) NOT NULL,
+  `seen_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`endpoint`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
-
--- Who set a person's role: a bootstrap admin (ADMIN_IDS) demoted by another admin stays
--- demoted; only a role never set by an admin follows ADMIN_IDS.
-ALTER TABLE users ADD COLUMN IF NOT EXISTS
-    role_source ENUM('default','bootstrap','admin') NOT NULL DEFAULT 'default' AFTER role;

@@ -1,10 +1,13 @@
 """Benchmark 1: CRM signal → first Telegram post, against the replaced design.
 
 ≥ 200 signals, one at a time, against the sandbox with no artificial delay: from the
-moment the CRM's signal is sent to the listener to the moment the Telegram sandbox
-receives the post. Beside it, in the same run, what the replaced design paid before it
-did any work at all: a fresh `python -c "import telebot, pymysql, requests"` per signal.
-Goals: p50 ≤ 30 ms, p99 ≤ 100 ms, ≥ 10× faster than process-per-signal.
+moment the CRM's signal is sent to the integrations door to the moment the Telegram
+sandbox receives the post. KeepDesk runs as in production: the door under gunicorn, a
+`python -m bot worker` process (the door wakes it with a datagram); the sandboxes and the
+load generator share this process. Beside it, in the same run, what the replaced design
+paid before it did any work at all: a fresh `python -c "import telebot, pymysql,
+requests"` per signal. Goals: p50 ≤ 20 ms, p99 ≤ 100 ms, ≥ 10× faster than
+process-per-signal.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import time
 
 import requests
 
-from bench.common import LINK_KEY, machine, percentile, stack, summary, verdict
+from bench.common import LINK_KEY, machine, percentile, process_stack, summary, verdict
 
 SIGNALS = 200
 PROCESS_SAMPLES = 20
@@ -24,9 +27,10 @@ def measure_keepdesk(signals: int = SIGNALS) -> list[float]:
     latencies = []
     # 200 posts into one group would take 10 minutes at Telegram's 20/min; this benchmark
     # measures KeepDesk's own path, so the limiter is opened wide (benchmark 3 covers it).
-    with stack(TG_LIMIT_GROUP_PER_MIN="1000000", TG_LIMIT_GLOBAL_PER_S="100000") as (desk, tg, crm, db):
+    with process_stack(TG_LIMIT_GROUP_PER_MIN="1000000",
+                       TG_LIMIT_GLOBAL_PER_S="100000") as (listener_url, tg, crm, db):
         session = requests.Session()
-        url = f"{desk.listener_url}/messages/{LINK_KEY}"
+        url = f"{listener_url}/messages/{LINK_KEY}"
         for n in range(signals + 10):
             id_i = 900000 + n % 50          # 50 chats: both first sight and known chats
             crm.customer_writes(id_i, f"message {n}")
@@ -62,7 +66,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"KeepDesk signal → post:          {summary(keepdesk)}")
     print(f"process-per-signal (start only): {summary(spawn)}")
-    print(f"p50 ≤ 30 ms: {p50:.1f} ms {verdict(p50 <= 30)} | p99 ≤ 100 ms: {p99:.1f} ms "
+    print(f"p50 ≤ 20 ms: {p50:.1f} ms {verdict(p50 <= 20)} | p99 ≤ 100 ms: {p99:.1f} ms "
           f"{verdict(p99 <= 100)} | ≥ 10× faster: {ratio:.1f}× {verdict(ratio >= 10)}")
     return 0
 

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 from typing import Iterator
+
+import requests
 
 from config import Settings, load_settings
 from models.db import Database, migrate
@@ -55,15 +63,75 @@ def database(durable: bool = True) -> Iterator[LocalMariaDB]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def settings_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox, **extra: str) -> Settings:
-    return load_settings({
+def environment_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox,
+                    **extra: str) -> dict[str, str]:
+    return {
         "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.url, "CHAT_NEW_MESSAGE": str(SHARED_CHAT),
         "WEBHOOK_SECRET_PATH": "bench-webhook-path", "WEBHOOK_SECRET_TOKEN": "bench-secret",
         "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
         "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
         "RECONCILE_EVERY": "3600", "LOG_LEVEL": "WARNING",
         **server.environment("keepdesk_bench"), **extra,
-    }, env_file=None)
+    }
+
+
+def settings_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox, **extra: str) -> Settings:
+    return load_settings(environment_for(server, tg, crm, **extra), env_file=None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def process_stack(*, workers: int = 1, **extra: str):
+    """KeepDesk as production runs it — the integrations door under gunicorn and
+    `python -m bot worker` processes — against the sandboxes, which run in this process
+    (with the load generator). Yields (listener_url, tg, crm, db)."""
+    ProcessSingleton.reset_all()
+    root = Path(__file__).resolve().parent.parent
+    with database(True) as server:
+        tg = TelegramSandbox(TOKEN).start()
+        crm = CrmSandbox().start()
+        values = environment_for(server, tg, crm, **extra)
+        db = Database(load_settings(values, env_file=None))
+        migrate(db)
+        env = dict(os.environ, **values, PYTHONPATH=os.pathsep.join(
+            filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+        port = free_port()
+        children = [subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+             "--threads", "8", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+             "crm_listener:app"], cwd=root, env=env)]
+        children += [subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=root, env=env)
+                     for _ in range(workers)]
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (requests.get(url + "/healthz", timeout=1).ok
+                            and db.scalar("SELECT COUNT(*) FROM worker_bells") >= workers):
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("KeepDesk's processes did not come up within 30 s")
+                time.sleep(0.1)
+            yield url, tg, crm, db
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            tg.stop()
+            crm.stop()
+            db.close()
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|demo`."""
+"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|schema|demo`."""
 from __future__ import annotations
 
 import argparse
@@ -52,6 +52,16 @@ def cmd_migrate(settings: Settings, args) -> int:
     return main(settings)
 
 
+def cmd_schema(settings: Settings, args) -> int:
+    from models.db import Database, schema_text
+    db = Database(settings, pool_size=1)
+    try:
+        print(schema_text(db), end="")
+    finally:
+        db.close()
+    return 0
+
+
 def cmd_demo(settings: Settings | None, args) -> int:
     from sandbox.demo import main
     return main()
@@ -63,7 +73,8 @@ COMMANDS = {
     "worker": (cmd_worker, "one worker process"),
     "set-webhook": (cmd_set_webhook, "register WEBHOOK_URL with Telegram"),
     "delete-webhook": (cmd_delete_webhook, "remove the webhook"),
-    "migrate": (cmd_migrate, "apply schema.sql (idempotent)"),
+    "migrate": (cmd_migrate, "apply the versioned migrations the database lacks"),
+    "schema": (cmd_schema, "print the schema the migrations made (schema.sql)"),
     "demo": (cmd_demo, "the whole flow against the sandbox, no credentials"),
 }
 
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("WARNING")
         return cmd_demo(None, args)
     try:
-        settings = load_settings(database_only=args.command == "migrate")
+        settings = load_settings(database_only=args.command in ("migrate", "schema"))
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -1,17 +1,24 @@
 """The Telegram desk's side of ingest (SPEC §3, flow 1): a conversation's news becomes
 posts — to the shared chat with "✍ Відповісти", or to the manager who holds it and
-quietly to the shared chat — queued as durable sends inside the ingest's transaction."""
+quietly to the shared chat — queued as durable sends inside the ingest's transaction.
+
+The short path: when nothing waits in the first post's lane and its rate-limit slot is
+free, the post is stored already leased to the syncing worker with its slot reserved, in
+the same transaction, and sent by that worker right after the commit — no second claim,
+no second reservation. Otherwise the posts wait in the queue like any other send.
+"""
 from __future__ import annotations
 
+import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bot.callbacks import CallbackCodec
 from bot.outbox import send_lane
 from bot.posts import Source, posts_for_client_message
 from config import Settings
 from models.conversations import Conversation
-from models.jobs import SEND, JobQueue
+from models.jobs import SEND, Job, JobQueue
 from models.messages import StoredMessage
 from models.users import User
 
@@ -22,6 +29,11 @@ class TelegramDesk:
         self.codec = codec
         self.jobs = jobs
         self.channels = channels
+        # Set by a worker's runtime (doors only queue): the shared limiter, and how to run a
+        # job this thread holds. Without them every post waits in the queue.
+        self.limiter = None
+        self.run_leased: Callable[[Job], object] | None = None
+        self._leased = threading.local()
 
     def source_of(self, conversation: Conversation) -> Source:
         channel = self.channels.get(conversation.channel)
@@ -40,10 +52,30 @@ class TelegramDesk:
                 forced_language=self.settings.bot_language)
         queued_at = time.time()
         ids = []
-        for post in posts:
+        for number, post in enumerate(posts):
             payload = dict(post.payload(), queued_at=queued_at, signal_at=signal_at or queued_at)
+            lane = send_lane(post.chat_id)
+            if number == 0 and self._can_lease(cur, lane, post.chat_id):
+                job = self.jobs.enqueue_leased(SEND, "tg_send", dict(payload, reserved=True),
+                                               dedupe_key=post.dedupe_key, lane=lane, cur=cur)
+                if job is not None:
+                    self._leased.job = job
+                    ids.append(job.id)
+                    continue
             job_id = self.jobs.enqueue_id(SEND, "tg_send", payload, dedupe_key=post.dedupe_key,
-                                          lane=send_lane(post.chat_id), cur=cur)
+                                          lane=lane, cur=cur)
             if job_id is not None:
                 ids.append(job_id)
         return ids
+
+    def _can_lease(self, cur, lane: str, chat_id: int) -> bool:
+        self._leased.job = None
+        if self.run_leased is None or self.limiter is None or self.jobs.lane_busy(cur, lane):
+            return False
+        return self.limiter.reserve_in(cur, chat_id) == 0
+
+    def after_commit(self, committed: Sequence[int]) -> None:
+        """The ingest's transaction committed: send the post this thread holds, now."""
+        job, self._leased.job = getattr(self._leased, "job", None), None
+        if job is not None and job.id in committed and self.run_leased is not None:
+            self.run_leased(job)

@@ -78,6 +78,10 @@ class Sender:
     def __call__(self, job: Job) -> None:
         payload = job.payload
         chat_id = int(payload["chat_id"])
+        if payload.get("reserved") and job.attempts == 1:
+            # Stored leased, with its slot reserved in the same transaction (bot/fanout.py).
+            self._deliver(job, payload, chat_id)
+            return
         mergeable = bool(payload.get("merge_html"))
         if mergeable and chat_id < 0 and self._budget_is_the_bottleneck(job, chat_id):
             payload = self._merge(job) or payload
@@ -90,6 +94,10 @@ class Sender:
         if job.deferrals > 0 and mergeable:
             # It waited for the budget: fold in what queued up behind it meanwhile.
             payload = self._merge(job) or payload
+        self._deliver(job, payload, chat_id)
+
+    def _deliver(self, job: Job, payload: dict, chat_id: int) -> None:
+        """The call itself, its slot reserved: send, record, settle the slot's time."""
         html = self.render(payload)
         try:
             sent = self._call(payload, html)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
@@ -198,3 +199,22 @@ def migrate(db: "Database") -> list[str]:
     if applied:
         log.info("migrations applied: %s", ", ".join(applied))
     return applied
+
+
+SCHEMA_HEADER = """-- KeepDesk's schema as the migrations leave it — for reading, not for applying.
+-- The database is built and upgraded by the versioned migrations in migrations/
+-- (`python -m bot migrate`); regenerate this file with `python -m bot schema > schema.sql`
+-- (tests/test_schema.py fails while it differs from what the migrations make).
+"""
+_AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
+
+
+def schema_text(db: "Database") -> str:
+    """The tables of KeepDesk (not the migration tool's), as MariaDB describes them."""
+    tables = [r["TABLE_NAME"] for r in db.fetchall(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+        " AND TABLE_NAME NOT LIKE %s AND TABLE_NAME <> 'yoyo_lock' ORDER BY TABLE_NAME",
+        ("\\_yoyo%",))]
+    shapes = [_AUTO_INCREMENT.sub("", db.fetchone(f"SHOW CREATE TABLE `{t}`")["Create Table"]) + ";"
+              for t in tables]
+    return SCHEMA_HEADER + "\n" + "\n\n".join(shapes) + "\n"

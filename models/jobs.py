@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -41,6 +44,11 @@ _IS_LANE_HEAD = ("(j.lane IS NULL OR NOT EXISTS ("
                  "SELECT 1 FROM jobs e WHERE e.lane = j.lane"
                  " AND e.status IN ('pending', 'running')"
                  " AND (e.seq < j.seq OR (e.seq = j.seq AND e.id < j.id))))")
+
+
+def worker_name() -> str:
+    """Who holds a job's lease: this host, process and thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:64]
 
 
 class RetryLater(Exception):
@@ -147,6 +155,28 @@ class JobQueue:
             with self.db.connection() as conn, conn.cursor() as own:
                 return own.lastrowid if own.execute(sql, args) == 1 else None
         return cur.lastrowid if cur.execute(sql, args) == 1 else None
+
+    def enqueue_leased(self, queue: str, kind: str, payload: dict, *, dedupe_key: str | None,
+                       lane: str | None, cur, priority: int = 0) -> Job | None:
+        """Store a job already leased to the calling thread, which will run it right after
+        its transaction commits (no claim round trip); None when `dedupe_key` was stored.
+        Only for a lane with nothing unfinished (see `lane_busy`): order stays intact. If the
+        caller dies first, the lease runs out and any worker takes the job up."""
+        worker = worker_name()
+        if cur.execute(
+                "INSERT IGNORE INTO jobs (queue, kind, dedupe_key, lane, priority, payload, status,"
+                " attempts, worker, lease_until) VALUES (%s, %s, %s, %s, %s, %s, 'running', 1, %s,"
+                " NOW(6) + INTERVAL %s MICROSECOND)",
+                (queue, kind, dedupe_key, lane, priority, _dump(payload), worker,
+                 int(self.lease_seconds * 1e6))) != 1:
+            return None
+        return Job(id=cur.lastrowid, queue=queue, kind=kind, payload=payload, attempts=1,
+                   deferrals=0, lane=lane, dedupe_key=dedupe_key, worker=worker)
+
+    def lane_busy(self, cur, lane: str) -> bool:
+        cur.execute("SELECT 1 AS busy FROM jobs WHERE lane = %s AND status IN ('pending', 'running')"
+                    " LIMIT 1", (lane,))
+        return cur.fetchone() is not None
 
     def enqueue_all(self, jobs: Iterable[NewJob], cur) -> None:
         for job in jobs:

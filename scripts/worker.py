@@ -9,14 +9,12 @@ steps it decided, stored in the same transaction that marks it done.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from typing import Callable, Iterable
 
 from models.db import is_unavailable
-from models.jobs import ALL_QUEUES, Done, Job, JobQueue, NewJob, RetryLater
+from models.jobs import ALL_QUEUES, Done, Job, JobQueue, NewJob, RetryLater, worker_name  # noqa: F401
 from scripts.failures import cause_of, decide
 from utils.bell import Bell
 from utils.metrics import JOBS_PROCESSED
@@ -31,10 +29,6 @@ DeadHook = Callable[[Job, BaseException], None]
 
 # How often a worker makes sure the periodic jobs exist (they can never stop).
 PERIODIC_CHECK_SECONDS = 60.0
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"[:64]
 
 
 class Executor:

@@ -62,7 +62,8 @@ class WorkerRuntime:
         settings = deps.settings
         clock = lambda: deps.clock()  # noqa: E731  (late: tests move the clock)
         self.bot = create_desk_bot(deps)
-        self.sender = Sender(self.bot, RateLimiter(deps.db, settings), deps.jobs,
+        limiter = RateLimiter(deps.db, settings)
+        self.sender = Sender(self.bot, limiter, deps.jobs,
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
                              bot_language=settings.bot_language)
         deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels,
@@ -88,6 +89,9 @@ class WorkerRuntime:
                              on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps))
         deps.out.ring = bell.ring
         deps.out.run_now = InlineRunner(deps.jobs, self.worker.executor, bell.ring)
+        # The short path: the worker that synced a conversation sends its first post itself.
+        deps.desk.limiter = limiter
+        deps.desk.run_leased = self.worker.executor.execute
 
     def handle_update(self, job: Job) -> None:
         with self.deps.out.for_update(int(job.dedupe_key.split(":", 1)[1])

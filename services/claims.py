@@ -35,6 +35,9 @@ class Outcome(enum.Enum):
     ALREADY_MINE = "already_mine"
     TAKEN_BY = "taken_by"
     ALREADY_ANSWERED = "already_answered"
+    TRANSFERRED = "transferred"        # transfer: the colleague holds it now
+    NOT_HOLDER = "not_holder"          # transfer/release: it is not this manager's to give
+    REFUSED_TARGET = "refused_target"  # transfer: the colleague cannot take chats (pending, banned, self)
 
 
 @dataclass(frozen=True)
@@ -106,12 +109,46 @@ class ChatClaims:
                 self.pins.end(cur, current[0].id, DELETE_PIN, now)
                 return current[0]
 
+    def take_over(self, conversation_id: int, admin: User, *, now: datetime,
+                  kind: str = PIN) -> ClaimResult:
+        """An admin takes the conversation, ending whoever held it (DELETE_PIN)."""
+        return self.claim(conversation_id, admin, now=now, kind=kind, take_over=True)
+
+    def transfer(self, conversation_id: int, by: User, to: User, *, now: datetime) -> ClaimResult:
+        """Hand the conversation to a colleague: its holder (or an admin) ends the pin
+        (DELETE_PIN) and the colleague's starts, of the same kind, in one transaction."""
+        if not to.is_manager or to.tg_id == by.tg_id:
+            return ClaimResult(Outcome.REFUSED_TARGET, holder=to)
+        with self.locks.chat_lock(conversation_id):
+            with self.db.transaction() as cur:
+                current = self.holder(conversation_id, now, cur)
+                if current is None or (current[1].tg_id != by.tg_id and not by.is_admin):
+                    return ClaimResult(Outcome.NOT_HOLDER, holder=current[1] if current else None)
+                pin, previous = current
+                if previous.tg_id == to.tg_id:
+                    return ClaimResult(Outcome.ALREADY_MINE, holder=to)
+                self.pins.end(cur, pin.id, DELETE_PIN, now)
+                self.pins.create(cur, conversation_id, to.tg_id, pin.kind, now)
+                return ClaimResult(Outcome.TRANSFERRED, holder=to, previous=previous)
+
     def holder(self, conversation_id: int, now: datetime, cur=None) -> tuple[Pin, User] | None:
         """The chat's live holder: an active pin still inside its window."""
         current = self.pins.active(conversation_id, cur, lock=cur is not None)
         if current is None or current[0].expires_at(self.pin_ttl_hours) <= now:
             return None
         return current
+
+    def holder_or_expire(self, cur, conversation_id: int, now: datetime) -> User | None:
+        """Inside the caller's transaction: the live holder, ending a pin past its window
+        (conditionally on the window, so a concurrent reply that renewed it wins; the
+        pin's row lock orders this with a claim, which locks the same row)."""
+        current = self.pins.active(conversation_id, cur, lock=True)
+        if current is None:
+            return None
+        if current[0].expires_at(self.pin_ttl_hours) > now:
+            return current[1]
+        self.pins.end_if_due(cur, current[0], now, self.pin_ttl_hours)
+        return None
 
     def end_all_of(self, manager_id: int, now: datetime) -> list[Pin]:
         """A banned manager's pins end (DELETE_PIN), each under its chat's lock."""

@@ -40,6 +40,9 @@ class DeskPort(Protocol):
                  holder: User | None, signal_at: float | None) -> list[int]:
         """Queue the desk's posts of these messages in `cur`; the ids of the jobs queued."""
 
+    def after_commit(self, committed: Sequence[int]) -> None:
+        """The announcing transaction committed with these jobs: a desk may act on them now."""
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -73,9 +76,8 @@ class Ingest:
         info = incoming.info
         kind = kind_of(info.title, self.task_pattern) if info and info.title is not None else None
         conversation_id = existing.id if existing else self.conversations.ensure(incoming.key)
-        # A pin past its window no longer holds the conversation: the news goes to everyone.
-        self.claims.expire_due(self.clock(), conversation_id=conversation_id)
         fetched = incoming.messages
+        now = self.clock()
         with self.db.transaction() as cur:
             known = self.messages.known_external_ids(cur, conversation_id,
                                                      [m.external_id for m in fetched])
@@ -94,13 +96,17 @@ class Ingest:
                 self.conversations.recount_unread(cur, conversation_id)
             to_post, silently = self._news(cur, conversation_id, first_sight=existing is None)
             conversation = self.conversations.get(conversation_id, cur)
-            holder = self.pins.active(conversation_id, cur)
+            # A pin past its window no longer holds the conversation: the news goes to
+            # everyone (ended here, conditionally: a reply that renewed it meanwhile wins).
+            holder = self.claims.holder_or_expire(cur, conversation_id, now)
             posts: list[int] = []
             if to_post:
                 for desk in self.desks:
-                    posts += desk.announce(cur, conversation, to_post,
-                                           holder[1] if holder else None, incoming.signal_at)
+                    posts += desk.announce(cur, conversation, to_post, holder, incoming.signal_at)
             self.messages.mark_announced(cur, [m.id for m in to_post + silently])
+        if posts:
+            for desk in self.desks:
+                desk.after_commit(posts)
         return IngestResult(conversation_id, len(fetched), new, len(to_post), tuple(posts))
 
     def _news(self, cur, conversation_id: int, *,

@@ -98,3 +98,20 @@ def test_racing_connections_get_exactly_one_active_pin(db, settings):
         t.join()
     assert sorted(outcomes) == ["pinned"] + ["refused"] * (racers - 1)
     assert db.scalar("SELECT COUNT(*) FROM pins WHERE conversation_id = 42 AND state = 'ACTIVE'") == 1
+
+
+def test_schema_sql_is_what_the_migrations_make(db):
+    """schema.sql is for reading; it must never drift from the migrations
+    (regenerate it with `python -m bot schema > schema.sql`)."""
+    from conftest import ROOT
+    from models.db import schema_text
+    assert schema_text(db) == (ROOT / "schema.sql").read_text(encoding="utf-8")
+
+
+def test_migrations_are_recorded_and_a_second_run_applies_nothing(db):
+    from models.db import pending_migrations
+    assert pending_migrations(db) == []
+    assert migrate(db) == []
+    applied = [r["migration_id"] for r in db.fetchall(
+        "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id")]
+    assert applied == ["0001.baseline", "0002.side-effects", "0003.conversations"]
