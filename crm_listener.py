@@ -33,9 +33,9 @@ class DoorIntake:
         self.bell = bell
 
     def request(self, kind: str, key: str, payload: dict, *, queue: str = SYNC) -> str:
-        outcome = self.inbox.request(kind, key, payload, queue=queue)
+        outcome, job_id = self.inbox.request_id(kind, key, payload, queue=queue)
         if outcome != "pending":  # a waiting run already has a worker on its way
-            self.bell.ring()
+            self.bell.ring(job_id)
         return outcome
 
 

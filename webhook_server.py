@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
             return error(400, str(exc))
         UPDATES_RECEIVED.labels("stored" if stored else "duplicate").inc()
         if stored:
-            bell.ring()
+            bell.ring(stored)
         else:
             log.info("update %s delivered again; already stored", update["update_id"])
         return jsonify({"ok": True})

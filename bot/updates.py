@@ -55,6 +55,7 @@ def _dig(value: Any, *path: str) -> int | None:
     return value if type(value) is int and -2**63 <= value < 2**63 else None
 
 
-def take_update(inbox, update: Any) -> bool:
-    """Store a Telegram update durably once per update_id (BadUpdate if it is not one)."""
+def take_update(inbox, update: Any) -> int | None:
+    """Store a Telegram update durably once per update_id (BadUpdate if it is not one):
+    the job's id, None for a re-delivery."""
     return inbox.take_update(parse_update_id(update), lane_of(update), update)

@@ -201,42 +201,54 @@ class JobQueue:
         during a run is never missed. Returns 'created', 'pending' (merged into the
         waiting run), 'rerun' (will run again after the current run) or 'restarted'.
         """
-        with self.db.transaction() as cur:
-            cur.execute(
+        return self.enqueue_coalesced_id(queue, kind, payload, dedupe_key=dedupe_key,
+                                         priority=priority)[0]
+
+    def enqueue_coalesced_id(self, queue: str, kind: str, payload: dict, *, dedupe_key: str,
+                             priority: int = 0) -> tuple[str, int]:
+        """`enqueue_coalesced`, and the job's id. One atomic statement (a door's request
+        costs one round trip); the assignments read the row as it was, so `status` is set
+        last."""
+        with self.db.connection() as conn, conn.cursor() as cur:
+            affected = cur.execute(
                 "INSERT INTO jobs (queue, kind, dedupe_key, priority, payload)"
-                " VALUES (%s, %s, %s, %s, %s)"
-                " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+                " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id),"
+                " rerun = IF(status = 'running', 1, rerun),"
+                " attempts = IF(status IN ('done', 'failed'), 0, attempts),"
+                " payload = IF(status IN ('done', 'failed'), VALUES(payload), payload),"
+                " run_after = IF(status IN ('done', 'failed'), NOW(6), run_after),"
+                " last_error = IF(status IN ('done', 'failed'), NULL, last_error),"
+                " lease_until = IF(status IN ('done', 'failed'), NULL, lease_until),"
+                " worker = IF(status IN ('done', 'failed'), NULL, worker),"
+                " status = IF(status IN ('done', 'failed'), 'pending', status)",
                 (queue, kind, dedupe_key, priority, _dump(payload)))
             job_id = cur.lastrowid
-            if cur.rowcount == 1:
-                return "created"
-            cur.execute("SELECT status FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+            if affected == 1:
+                return "created", job_id
+            if affected == 0:
+                # Waiting already (or running, asked to run again already): nothing changed.
+                return "pending", job_id
+            cur.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))
             status = cur.fetchone()["status"]
-            if status == "pending":
-                return "pending"
-            if status == "running":
-                cur.execute("UPDATE jobs SET rerun = 1 WHERE id = %s", (job_id,))
-                return "rerun"
-            cur.execute(
-                "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, run_after = NOW(6),"
-                " payload = %s, last_error = NULL, lease_until = NULL, worker = NULL"
-                " WHERE id = %s", (_dump(payload), job_id))
-            return "restarted"
+        return ("rerun" if status == "running" else "restarted"), job_id
 
     # -- taking work out ---------------------------------------------------------------
 
     def claim(self, queues: Iterable[str], worker: str, *, limit: int = 1) -> list[Job]:
         """Lease up to `limit` claimable jobs of these queues (earlier queues first)."""
         claimed: list[Job] = []
-        for job_id in self._candidates(tuple(queues), limit * 4):
+        expired, due = self._candidates(tuple(queues), limit * 4)
+        for job_id in expired + due:
             job = self._claim_one(job_id, worker)
             if job is not None:
+                if job_id in expired:
+                    log.warning("job %s (%s) taken over after its lease expired", job.id, job.kind)
                 claimed.append(job)
                 if len(claimed) >= limit:
                     break
         return claimed
 
-    def _candidates(self, queues: tuple[str, ...], wanted: int) -> list[int]:
+    def _candidates(self, queues: tuple[str, ...], wanted: int) -> tuple[list[int], list[int]]:
         """Ids worth trying: jobs whose worker died, then due jobs queue by queue.
 
         Each query walks an index in the order it returns rows (ix_jobs_lease,
@@ -244,43 +256,37 @@ class JobQueue:
         the length of the queue.
         """
         placeholders = ", ".join(["%s"] * len(queues))
-        ids = [r["id"] for r in self.db.fetchall(
+        expired = [r["id"] for r in self.db.fetchall(
             f"SELECT j.id FROM jobs j WHERE j.status = 'running' AND j.lease_until < NOW(6)"
             f" AND j.queue IN ({placeholders}) AND {_IS_LANE_HEAD} LIMIT %s", (*queues, wanted))]
+        due: list[int] = []
         for queue in queues:
-            if len(ids) >= wanted:
+            if len(expired) + len(due) >= wanted:
                 break
-            ids += [r["id"] for r in self.db.fetchall(
+            due += [r["id"] for r in self.db.fetchall(
                 f"SELECT j.id FROM jobs j WHERE j.queue = %s AND j.status = 'pending'"
                 f" AND j.run_after <= NOW(6) AND {_IS_LANE_HEAD}"
-                f" ORDER BY j.priority DESC, j.run_after LIMIT %s", (queue, wanted - len(ids)))]
-        return ids
+                f" ORDER BY j.priority DESC, j.run_after LIMIT %s",
+                (queue, wanted - len(expired) - len(due)))]
+        return expired, due
 
     def claim_id(self, job_id: int, worker: str) -> Job | None:
         """Lease this one job if it is claimable now (due, and the head of its lane)."""
         return self._claim_one(job_id, worker)
 
     def _claim_one(self, job_id: int, worker: str) -> Job | None:
-        with self.db.transaction() as cur:
-            cur.execute(f"SELECT j.* FROM jobs j WHERE j.id = %s AND {_CLAIMABLE}"
-                        " FOR UPDATE SKIP LOCKED", (job_id,))
-            row = cur.fetchone()
-            if row is None:
-                return None  # another worker got it first
-            # Re-check under the row lock: an earlier job of the lane may have appeared.
-            cur.execute(f"SELECT 1 AS blocked FROM jobs j WHERE j.id = %s AND NOT {_IS_LANE_HEAD}",
-                        (job_id,))
-            if cur.fetchone():
-                return None
-            if row["status"] == "running":
-                log.warning("job %s (%s) taken over from %s after its lease expired",
-                            job_id, row["kind"], row["worker"])
-            cur.execute(
-                "UPDATE jobs SET status = 'running', worker = %s, attempts = attempts + 1,"
-                " lease_until = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s",
-                (worker, int(self.lease_seconds * 1e6), job_id))
-            row["attempts"] += 1
-            return Job.from_row(row, worker)
+        """One conditional UPDATE decides (claimable, and the head of its lane, evaluated
+        under the row's lock: two workers can never both win); then the row is read."""
+        with self.db.connection() as conn, conn.cursor() as cur:
+            if cur.execute(
+                    f"UPDATE jobs j SET j.status = 'running', j.worker = %s,"
+                    f" j.attempts = j.attempts + 1,"
+                    f" j.lease_until = NOW(6) + INTERVAL %s MICROSECOND"
+                    f" WHERE j.id = %s AND {_CLAIMABLE} AND {_IS_LANE_HEAD}",
+                    (worker, int(self.lease_seconds * 1e6), job_id)) != 1:
+                return None  # another worker got it first, or it is not its lane's turn
+            cur.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
+            return Job.from_row(cur.fetchone(), worker)
 
     def extend(self, job: Job) -> bool:
         """Renew the lease of a long job; False if the job is no longer ours."""

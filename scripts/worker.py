@@ -122,12 +122,16 @@ class Worker:
     def handlers(self) -> dict[str, Handler]:
         return self.executor.handlers
 
-    def run_once(self) -> bool:
-        """Claim and run one job; False when there was nothing to do."""
-        claimed = self.jobs.claim(self.queues, worker_name(), limit=1)
-        if not claimed:
-            return False
-        self.execute(claimed[0])
+    def run_once(self, hint: int | None = None) -> bool:
+        """Claim and run one job — the hinted one (just stored, its id came with the
+        wake-up) when it is still to do, else the next due — False when there was none."""
+        job = self.jobs.claim_id(hint, worker_name()) if hint is not None else None
+        if job is None:
+            claimed = self.jobs.claim(self.queues, worker_name(), limit=1)
+            if not claimed:
+                return False
+            job = claimed[0]
+        self.execute(job)
         return True
 
     def execute(self, job: Job) -> str:
@@ -149,7 +153,7 @@ class Worker:
             rings = self.bell.rings
             try:
                 self._keep_periodic_alive()
-                worked = self.run_once()
+                worked = self.run_once(self.bell.take_hint())
             except Exception as exc:
                 if not is_unavailable(exc):
                     log.exception("worker loop error")

@@ -28,7 +28,7 @@ def status_of(db, dedupe_key):
 def test_an_update_is_stored_once_per_update_id(db, jobs):
     inbox = Inbox(jobs)
     update = {"update_id": 100, "message": {"message_id": 1, "chat": {"id": 5}, "text": "hi"}}
-    assert [take_update(inbox, update) for _ in range(3)] == [True, False, False]
+    assert [bool(take_update(inbox, update)) for _ in range(3)] == [True, False, False]
     assert db.scalar("SELECT COUNT(*) FROM jobs") == 1
     row = status_of(db, "tg:100")
     assert (row["queue"], row["lane"], row["seq"]) == (UPDATES, "tg:5", 100)

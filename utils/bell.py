@@ -12,6 +12,7 @@ A lost datagram costs nothing but latency: the poll still finds the job.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import threading
@@ -32,17 +33,25 @@ class Bell:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._rings = 0
+        # Ids of jobs just stored: the woken thread claims that job directly.
+        self._hints: collections.deque[int] = collections.deque(maxlen=256)
 
     @property
     def rings(self) -> int:
         return self._rings
 
-    def ring(self) -> None:
-        """One job arrived: one idle thread is enough (waking all would make them race
-        for it and slow the winner down)."""
+    def ring(self, hint: int | None = None) -> None:
+        """One job arrived (`hint`: its id): one idle thread is enough (waking all would
+        make them race for it and slow the winner down)."""
         with self._cond:
             self._rings += 1
+            if hint is not None:
+                self._hints.append(hint)
             self._cond.notify()
+
+    def take_hint(self) -> int | None:
+        with self._cond:
+            return self._hints.popleft() if self._hints else None
 
     def ring_all(self) -> None:
         with self._cond:
@@ -88,12 +97,12 @@ class BellListener:
         self.sock.settimeout(1.0)
         while not self._stop.is_set():
             try:
-                self.sock.recv(16)
+                data = self.sock.recv(32)
             except socket.timeout:
                 continue
             except OSError:
                 return
-            self.bell.ring()
+            self.bell.ring(int(data) if data.isdigit() and len(data) < 20 else None)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT):
@@ -133,10 +142,13 @@ class BellRinger:
                     log.debug("could not read bells: %s", exc)
             return list(self._endpoints)
 
-    def ring(self) -> None:
+    def ring(self, hint: int | None = None) -> None:
+        """Wake every live worker process; `hint`: the id of the job just stored (the
+        first to wake claims it directly, without looking for it)."""
+        datagram = str(hint).encode() if hint is not None else b"!"
         for address in self._targets():
             try:
-                self.sock.sendto(b"!", address)
+                self.sock.sendto(datagram, address)
             except OSError:
                 pass  # a full buffer means the worker is being woken anyway
 
