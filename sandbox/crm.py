@@ -16,6 +16,7 @@ from Python by the helper methods. Nothing starts at import time.
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import datetime
@@ -49,6 +50,9 @@ DEFAULT_MESSAGE_COUNT = 20
 MAX_RECORDED_CALLS = 100_000
 
 CHATS_KEYS = ("chats", "items")
+
+# The format of snapshot() / restore() (test control).
+SNAPSHOT_VERSION = 1
 
 # What a CRM behind a reverse proxy answers while it is being maintained: HTML, not JSON.
 MAINTENANCE_PAGE = ("<!doctype html><html><head><title>Maintenance</title></head><body>"
@@ -362,6 +366,68 @@ class CrmSandbox:
     def reset_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+
+    # ------------------------------------------------------------------ test control
+
+    def snapshot(self) -> dict[str, Any]:
+        """The world as JSON-able data: every chat with its messages (ids, texts as the CRM
+        stores them, dates and seen times as epoch seconds, attached files by newid),
+        every stored file (bytes in base64) and the message id counter. `restore()` puts
+        it back exactly, in this sandbox or another one (an upgrade test restores the
+        world a previous release's run left behind). Format version 1:
+
+            {"version": 1, "last_message_id": int,
+             "files": [{"newid", "name", "type", "uploaded", "data_b64"}],
+             "chats": [{"id_i", "email", "product", "created",
+                        "messages": [{"id", "text", "from_seller", "written", "seen",
+                                      "file"}]}]}
+        """
+        with self._lock:
+            return {
+                "version": SNAPSHOT_VERSION,
+                "last_message_id": self._last_message_id,
+                "files": [{"newid": f.newid, "name": f.name, "type": f.type,
+                           "uploaded": f.uploaded,
+                           "data_b64": base64.b64encode(f.data).decode("ascii")}
+                          for f in self._files.values()],
+                "chats": [{"id_i": c.id_i, "email": c.email, "product": c.product,
+                           "created": c.created,
+                           "messages": [{"id": m.id, "text": m.text,
+                                         "from_seller": m.from_seller, "written": m.written,
+                                         "seen": m.seen,
+                                         "file": m.file.newid if m.file else None}
+                                        for m in c.messages]}
+                          for c in self._chats.values()],
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the world (chats, messages, files, the message id counter) by a
+        snapshot's; tokens, the call log and faults stay as they are. File URLs are this
+        sandbox's (`/files/<newid>/<name>` under its own address)."""
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown CRM snapshot version {state.get('version')!r}")
+        files = {f["newid"]: _StoredFile(f["newid"], f["name"], f["type"],
+                                         base64.b64decode(f["data_b64"]), bool(f["uploaded"]))
+                 for f in state["files"]}
+        chats: dict[int, _Chat] = {}
+        for saved in state["chats"]:
+            chat = _Chat(int(saved["id_i"]), saved["email"], saved["product"],
+                         float(saved["created"]))
+            for m in saved["messages"]:
+                if m["file"] is not None and m["file"] not in files:
+                    raise ValueError(f"message {m['id']} names an unknown file {m['file']!r}")
+                chat.messages.append(_Message(
+                    int(m["id"]), chat.id_i, m["text"], bool(m["from_seller"]),
+                    float(m["written"]), None if m["seen"] is None else float(m["seen"]),
+                    files[m["file"]] if m["file"] is not None else None))
+            chats[chat.id_i] = chat
+        highest = max((m.id for c in chats.values() for m in c.messages), default=0)
+        if int(state["last_message_id"]) < highest:
+            raise ValueError("the snapshot's message id counter is below its messages' ids")
+        with self._lock:
+            self._chats = chats
+            self._files = files
+            self._last_message_id = int(state["last_message_id"])
 
     # ------------------------------------------------------------------ faults
 

@@ -24,6 +24,7 @@ hermetic:
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 import json
@@ -49,6 +50,7 @@ DELETE_WINDOW = 48 * 3600            # older messages "can't be deleted for ever
 LONG_POLL_CAP = 50                   # Telegram never holds getUpdates longer
 WEBHOOK_UNREACHABLE = 0              # deliver() status when no HTTP answer came back
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SNAPSHOT_VERSION = 1                 # the format of snapshot() / restore()
 
 _JSON_PARAMS = frozenset({"reply_markup", "media", "reply_parameters", "entities",
                           "caption_entities", "link_preview_options", "allowed_updates",
@@ -562,6 +564,54 @@ class TelegramSandbox:
         """Forget what happened and the injected faults; keep token, webhook and limits."""
         with self._lock:
             self._clear_state()
+
+    # ----------------------------------------------------------------- test control
+
+    def snapshot(self) -> dict:
+        """What Telegram keeps between two runs of a bot, as JSON-able data: every stored
+        message (bot's and people's, with keyboards, edits and deletions), the users seen,
+        the files (bytes in base64) and the id counters. `restore()` puts it back in this
+        sandbox or another one, so a bot upgraded in place meets its old posts (and
+        presses on their buttons) and Telegram's ids go on growing. Format version 1:
+
+            {"version": 1, "messages": [<message record>], "users": [<user>],
+             "files": [<file record, "content_b64" for "content">],
+             "last_update_id": int, "next_serial": int}
+        """
+        with self._lock:
+            serial = next(self._serials)
+            self._serials = itertools.count(serial)
+            return copy.deepcopy({
+                "version": SNAPSHOT_VERSION,
+                "messages": [record for chat in sorted(self._chats)
+                             for _, record in sorted(self._chats[chat].items())],
+                "users": [self._users[user_id] for user_id in sorted(self._users)],
+                "files": [_file_to_json(stored) for stored in self._files.values()],
+                "last_update_id": self._last_update_id,
+                "next_serial": serial,
+            })
+
+    def restore(self, state: dict) -> None:
+        """Put a snapshot's messages, users and files back (replacing those of the same
+        chat and message id). Message ids of a chat go on after the highest restored one;
+        update ids and file serials never go back, so nothing a bot stored is reused."""
+        if state.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown Telegram snapshot version {state.get('version')!r}")
+        with self._lock:
+            for saved in state["messages"]:
+                record = self._blank_record(int(saved["chat_id"]), int(saved["message_id"]))
+                record.update(copy.deepcopy(saved))
+                self._chats.setdefault(record["chat_id"], {})[record["message_id"]] = record
+                self._last_message_id[record["chat_id"]] = max(
+                    self._last_message_id.get(record["chat_id"], 0), record["message_id"])
+            for user in state["users"]:
+                self._users[int(user["id"])] = dict(user)
+            for saved in state["files"]:
+                stored = _file_from_json(saved)
+                self._files[stored["file_id"]] = stored
+                self._file_paths[stored["file_path"]] = stored["file_id"]
+            self._last_update_id = max(self._last_update_id, int(state["last_update_id"]))
+            self._serials = itertools.count(max(next(self._serials), int(state["next_serial"])))
 
     # ----------------------------------------------------------------- control
 
@@ -1181,17 +1231,20 @@ class TelegramSandbox:
         # Both sides of a chat share one sequence of message ids, as in Telegram.
         message_id = self._last_message_id.get(chat_id, 0) + 1
         self._last_message_id[chat_id] = message_id
-        record = {"chat_id": chat_id, "message_id": message_id, "date": self._now(),
-                  "from_bot": sender is None, "from": sender or self.bot_user,
-                  "kind": "text", "text": None, "caption": None, "visible_text": "",
-                  "entities": [], "parse_mode": None, "reply_markup": None,
-                  "disable_notification": False, "reply_to_message_id": None,
-                  "link_preview_options": None, "photo": None, "document": None,
-                  "media_group_id": None, "forwarded_from": None,
-                  "edited": False, "edit_date": None, "deleted": False}
+        record = self._blank_record(chat_id, message_id, sender)
         record.update(fields)
         self._chats.setdefault(chat_id, {})[message_id] = record
         return record
+
+    def _blank_record(self, chat_id: int, message_id: int, sender: dict | None = None) -> dict:
+        return {"chat_id": chat_id, "message_id": message_id, "date": self._now(),
+                "from_bot": sender is None, "from": sender or self.bot_user,
+                "kind": "text", "text": None, "caption": None, "visible_text": "",
+                "entities": [], "parse_mode": None, "reply_markup": None,
+                "disable_notification": False, "reply_to_message_id": None,
+                "link_preview_options": None, "photo": None, "document": None,
+                "media_group_id": None, "forwarded_from": None,
+                "edited": False, "edit_date": None, "deleted": False}
 
     def _message_json(self, record: dict, nested: bool = True) -> dict:
         """The Message object Telegram would return for a stored message."""
@@ -1288,6 +1341,18 @@ def _check_inline_keyboard(rows: Any) -> None:
         data = button.get("callback_data")
         if data is not None and not 1 <= len(str(data).encode("utf-8")) <= MAX_CALLBACK_DATA:
             raise bad_request("BUTTON_DATA_INVALID")
+
+
+def _file_to_json(stored: dict) -> dict:
+    saved = {key: value for key, value in stored.items() if key != "content"}
+    saved["content_b64"] = base64.b64encode(stored["content"]).decode("ascii")
+    return saved
+
+
+def _file_from_json(saved: dict) -> dict:
+    stored = {key: value for key, value in saved.items() if key != "content_b64"}
+    stored["content"] = base64.b64decode(saved["content_b64"])
+    return stored
 
 
 def _photo_sizes(stored: dict) -> list[dict]:

@@ -6,6 +6,7 @@ talk to it, so a wrong status code or key name shows up here first.
 
 import datetime
 import hashlib
+import json
 import re
 import threading
 import time
@@ -443,3 +444,59 @@ def test_concurrent_sends_get_unique_increasing_ids(crm):
     ids = [m["id"] for m in crm.messages(1)]
     assert len(ids) == 20 and ids == sorted(set(ids))
     assert crm.chat(1)["cnt_msg"] == 20
+
+
+# ---------------------------------------------------------------- snapshot and restore
+
+
+def test_snapshot_and_restore_put_the_world_back_exactly_in_another_sandbox(crm):
+    at = datetime.datetime(2024, 5, 17, 10, 0, 0)
+    crm.customer_writes(5, "Є в наявності?\nКолір чорний", email="a@shop.test",
+                        product="Ноутбук", at=at)
+    crm.customer_writes(5, "фото", image=b"\xff\xd8jpeg", filename="p.jpg")
+    crm.customer_writes(6, "", file=b"%PDF", filename="рахунок.pdf", product="Ключ")
+    token = token_of(crm)
+    post(crm, "/debates/v2/seen", token, {"id_i": 5})
+    uploaded = post(crm, "/debates/v2/upload-preview", token,
+                    files=[("files[]", ("notes.txt", b"hello", "text/plain"))]).json()["files"]
+    post(crm, "/debates/v2/", token, {"id_i": 5}, json={"message": "ось", "files": uploaded})
+    post(crm, "/debates/v2/upload-preview", token,  # uploaded, never sent
+         files=[("files[]", ("draft.txt", b"draft", "text/plain"))])
+    state = crm.snapshot()
+    assert json.loads(json.dumps(state)) == state  # JSON as it is
+    before = {id_i: (crm.chat(id_i), crm.messages(id_i)) for id_i in (5, 6)}
+
+    with CrmSandbox(seller_id=7, api_key="secret-key") as other:
+        other.customer_writes(99, "a world that is replaced")
+        other.restore(state)
+        assert other.chat(99) is None
+        for id_i, (chat, messages) in before.items():
+            assert other.chat(id_i) == chat  # dates, counters, unread: as they were
+            restored = other.messages(id_i)
+            # Everything but the address of this sandbox is the same; files are served.
+            assert [{**m, "url": None, "preview": None} for m in restored] == \
+                   [{**m, "url": None, "preview": None} for m in messages]
+            for old, new in zip(messages, restored):
+                if old["url"]:
+                    assert new["url"] == old["url"].replace(crm.url, other.url)
+                    assert requests.get(new["url"], timeout=5).content == \
+                        requests.get(old["url"], timeout=5).content
+        assert other.snapshot() == state
+        # The id counter goes on where it was, and restored uploads can be attached.
+        assert other.customer_writes(5, "далі")["id"] == state["last_message_id"] + 1
+        other_token = token_of(other)
+        draft = [f for f in other.uploads() if f["name"] == "draft.txt"]
+        assert post(other, "/debates/v2/", other_token, {"id_i": 6}, json={
+            "message": "", "files": [{"newid": draft[0]["newid"], "name": "draft.txt",
+                                      "type": "text/plain"}]}).status_code == 200
+
+
+def test_restore_refuses_a_snapshot_it_cannot_read(crm):
+    crm.customer_writes(1, "kept")
+    with pytest.raises(ValueError):
+        crm.restore({"version": 99, "chats": [], "files": [], "last_message_id": 0})
+    state = crm.snapshot()
+    state["last_message_id"] = 0
+    with pytest.raises(ValueError):
+        crm.restore(state)
+    assert [m["message"] for m in crm.messages(1)] == ["kept"]

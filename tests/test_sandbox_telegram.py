@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 
@@ -428,3 +429,41 @@ def test_delay_wait_until_and_reset(bot, sb):
     sb.reset()
     assert sb.calls() == [] and sb.messages() == []
     assert bot.send_message(USER, "fresh").message_id == 1
+
+
+def test_snapshot_and_restore_carry_messages_buttons_files_and_ids_to_another_sandbox(bot, sb, monkeypatch):
+    post = bot.send_message(GROUP, "<b>new</b> message", parse_mode="HTML",
+                            reply_markup=keyboard(("✍", "reply:42")))
+    bot.send_message(GROUP, "an older post")
+    bot.delete_message(GROUP, post.message_id + 1)
+    sb.user_sends_document(USER, b"%PDF sandbox", "price.pdf", username="ivan")
+    bot.get_updates(timeout=1, long_polling_timeout=1)
+    state = sb.snapshot()
+    assert json.loads(json.dumps(state)) == state  # JSON as it is
+    document = sb.messages(USER, include_user=True)[-1]["document"]
+
+    with TelegramSandbox() as other:
+        other.restore(state)
+        assert other.messages(GROUP) == sb.messages(GROUP)
+        assert other.file(document["file_id"])["content"] == b"%PDF sandbox"
+        monkeypatch.setattr(apihelper, "API_URL", other.api_url)
+        monkeypatch.setattr(apihelper, "FILE_URL", other.file_url)
+        moved = telebot.TeleBot(other.token, threaded=False)
+        # An old post's button is pressed; its update id comes after the old ones.
+        update = other.user_presses_button(USER, GROUP, post.message_id, "reply:42")
+        assert update["update_id"] > state["last_update_id"]
+        assert update["callback_query"]["message"]["text"] == "new message"
+        moved.edit_message_text("taken", GROUP, post.message_id)  # old posts can be edited
+        assert other.message(GROUP, post.message_id)["visible_text"] == "taken"
+        # New messages get new ids, in every chat; the deleted one stays deleted.
+        assert moved.send_message(GROUP, "next").message_id == post.message_id + 2
+        assert moved.send_message(USER, "hi").message_id == 2
+        assert other.message(GROUP, post.message_id + 1)["deleted"]
+        sent = moved.send_document(USER, ("more.pdf", b"%PDF more"))
+        assert sent.document.file_id != document["file_id"]
+        assert moved.download_file(moved.get_file(document["file_id"]).file_path) == b"%PDF sandbox"
+
+
+def test_restore_refuses_a_snapshot_it_cannot_read(sb):
+    with pytest.raises(ValueError):
+        sb.restore({"version": 99})
