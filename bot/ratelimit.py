@@ -87,9 +87,8 @@ class RateLimiter:
             wait = max(wait, bucket.blocked_until - now)
         if wait > 0:
             return wait
-        for name, stamps in kept.items():
-            stamps.append(now)
-            self.buckets.save_stamps(cur, name, stamps[-_KEEP:])
+        self.buckets.save_stamps(cur, {name: (stamps + [now])[-_KEEP:]
+                                       for name, stamps in kept.items()})
         self._reserved[chat_id] = format_stamps([now])
         return 0.0
 

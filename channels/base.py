@@ -71,6 +71,9 @@ class Incoming:
     messages: list[InboundMessage] = field(default_factory=list)
     info: ConversationInfo | None = None
     signal_at: float | None = None           # when the news was signalled (latency figures)
+    # The conversation as the channel just read it (None: not stored yet); left out, the
+    # ingest service looks it up itself.
+    known: Conversation | None | type(Ellipsis) = ...
 
 
 class Ingest(Protocol):

@@ -84,6 +84,11 @@ def _refused_field(exc: BaseException, fields: dict) -> str | None:
                              "last_date", "cnt_msg", "cnt_new") if fields.get(f) is not None), None)
 
 
+# cnt_new counted from the stored messages (`save_info(recount_unread=True)`).
+_RECOUNT_UNREAD = ("(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = conversations.id"
+                   " AND m.direction = 'client' AND m.date_seen IS NULL AND m.deleted = 0)")
+
+
 class ConversationRepository(Repository):
     def get(self, conversation_id: int, cur=None) -> Conversation | None:
         row = self._one(cur, "SELECT * FROM conversations WHERE id = %s", (conversation_id,))
@@ -120,7 +125,7 @@ class ConversationRepository(Repository):
 
     def save_info(self, cur, conversation_id: int, info: ConversationInfo, *,
                   last_date: datetime | None, last_customer_at: datetime | None,
-                  cnt_msg: int | None, kind: str | None) -> None:
+                  cnt_msg: int | None, kind: str | None, recount_unread: bool = False) -> None:
         """Refresh what the channel said. What is None is left as it was: a sync that did
         not ask for metadata never erases what an earlier one learnt. A value MariaDB
         refuses (an e-mail too long for its column, say) is left out, the rest is saved:
@@ -132,7 +137,7 @@ class ConversationRepository(Repository):
                       kind=kind)
         while True:
             try:
-                self._update(cur, conversation_id, fields)
+                self._update(cur, conversation_id, fields, recount_unread)
                 return
             except Exception as exc:
                 if not is_data_error(exc):
@@ -144,7 +149,8 @@ class ConversationRepository(Repository):
                             " without it", conversation_id, field, exc)
                 fields[field] = None
 
-    def _update(self, cur, conversation_id: int, fields: dict) -> None:
+    def _update(self, cur, conversation_id: int, fields: dict, recount_unread: bool) -> None:
+        unread = (_RECOUNT_UNREAD if recount_unread else "COALESCE(%(cnt_new)s, cnt_new)")
         self._execute(
             cur,
             "UPDATE conversations SET"
@@ -158,17 +164,10 @@ class ConversationRepository(Repository):
             " last_customer_at = GREATEST(COALESCE(%(last_customer_at)s, last_customer_at),"
             "                             COALESCE(last_customer_at, %(last_customer_at)s)),"
             " cnt_msg = COALESCE(%(cnt_msg)s, cnt_msg),"
-            " cnt_new = COALESCE(%(cnt_new)s, cnt_new),"
+            f" cnt_new = {unread},"
             " kind = COALESCE(%(kind)s, kind)"
             " WHERE id = %(id)s", dict(fields, id=conversation_id))
 
-    def recount_unread(self, cur, conversation_id: int) -> None:
-        """cnt_new from the stored messages (a known conversation's sync asks its channel
-        only for messages, so the counter follows what they say)."""
-        self._execute(cur, "UPDATE conversations SET cnt_new = (SELECT COUNT(*) FROM messages m"
-                           " WHERE m.conversation_id = conversations.id AND m.direction = 'client'"
-                           " AND m.date_seen IS NULL AND m.deleted = 0) WHERE id = %s",
-                      (conversation_id,))
 
     def freshness(self, channel: str, account: str,
                   external_ids: list[str]) -> dict[str, tuple[datetime | None, int]]:

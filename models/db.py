@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
@@ -79,6 +80,7 @@ class Database:
     def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
         self.settings = settings
         self._kwargs = connect_kwargs(settings)
+        self._local = threading.local()
         self._pool_size = pool_size or settings.mysql_pool_size
         self._pool: PooledDB | None = None
 
@@ -107,6 +109,26 @@ class Database:
             conn.close()  # back to the pool
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Within it, this thread's single statements (`execute`, `fetchone`, …) share one
+        pooled connection, checked once when taken (a job's lookups do not each pay a
+        checkout and a ping). Transactions and locks still take connections of their own."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self.connection() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    def single(self):
+        """The connection for one autocommit statement: the session's, or a pooled one."""
+        conn = getattr(self._local, "conn", None)
+        return contextlib.nullcontext(conn) if conn is not None else self.connection()
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[pymysql.cursors.DictCursor]:
         """A cursor inside BEGIN … COMMIT; any exception rolls back and propagates."""
         with self.connection() as conn:
@@ -125,22 +147,22 @@ class Database:
     # Small helpers for single statements in autocommit mode.
 
     def execute(self, sql: str, args: Sequence | dict | None = None) -> int:
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.single() as conn, conn.cursor() as cur:
             return cur.execute(sql, args)
 
     def insert(self, sql: str, args: Sequence | dict | None = None) -> int:
         """Run an INSERT and return the new AUTO_INCREMENT id."""
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.single() as conn, conn.cursor() as cur:
             cur.execute(sql, args)
             return cur.lastrowid
 
     def fetchone(self, sql: str, args: Sequence | dict | None = None) -> dict | None:
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.single() as conn, conn.cursor() as cur:
             cur.execute(sql, args)
             return cur.fetchone()
 
     def fetchall(self, sql: str, args: Sequence | dict | None = None) -> list[dict]:
-        with self.connection() as conn, conn.cursor() as cur:
+        with self.single() as conn, conn.cursor() as cur:
             cur.execute(sql, args)
             return list(cur.fetchall())
 

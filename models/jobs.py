@@ -152,7 +152,7 @@ class JobQueue:
                " NOW(6) + INTERVAL %s MICROSECOND)")
         args = (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6))
         if cur is None:
-            with self.db.connection() as conn, conn.cursor() as own:
+            with self.db.single() as conn, conn.cursor() as own:
                 return own.lastrowid if own.execute(sql, args) == 1 else None
         return cur.lastrowid if cur.execute(sql, args) == 1 else None
 
@@ -209,7 +209,7 @@ class JobQueue:
         """`enqueue_coalesced`, and the job's id. One atomic statement (a door's request
         costs one round trip); the assignments read the row as it was, so `status` is set
         last."""
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.single() as conn, conn.cursor() as cur:
             affected = cur.execute(
                 "INSERT INTO jobs (queue, kind, dedupe_key, priority, payload)"
                 " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id),"
@@ -277,7 +277,7 @@ class JobQueue:
     def _claim_one(self, job_id: int, worker: str) -> Job | None:
         """One conditional UPDATE decides (claimable, and the head of its lane, evaluated
         under the row's lock: two workers can never both win); then the row is read."""
-        with self.db.connection() as conn, conn.cursor() as cur:
+        with self.db.single() as conn, conn.cursor() as cur:
             if cur.execute(
                     f"UPDATE jobs j SET j.status = 'running', j.worker = %s,"
                     f" j.attempts = j.attempts + 1,"

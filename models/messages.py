@@ -116,13 +116,17 @@ class MessageRepository(Repository):
             cur, f"SELECT external_id FROM messages WHERE conversation_id = %s"
                  f" AND external_id IN ({placeholders})", (conversation_id, *external_ids))}
 
-    def unannounced(self, cur, conversation_id: int) -> list[StoredMessage]:
-        """Customer messages not yet brought to the desk, oldest first. (One sync per
-        conversation runs at a time, so no row locks are needed.)"""
-        rows = self._all(cur, "SELECT * FROM messages WHERE conversation_id = %s"
-                              " AND direction = 'client' AND announced_at IS NULL ORDER BY id",
+    def unannounced(self, cur, conversation_id: int) -> tuple[list[StoredMessage], int | None]:
+        """Customer messages not yet brought to the desk, oldest first, and the newest
+        shop message (they count as answered when it is after them). One sync per
+        conversation runs at a time, so no row locks are needed."""
+        rows = self._all(cur, "SELECT m.*, (SELECT MAX(s.id) FROM messages s"
+                              " WHERE s.conversation_id = m.conversation_id"
+                              " AND s.direction = 'shop' AND s.deleted = 0) AS last_shop"
+                              " FROM messages m WHERE m.conversation_id = %s"
+                              " AND m.direction = 'client' AND m.announced_at IS NULL ORDER BY m.id",
                          (conversation_id,))
-        return [StoredMessage.from_row(r) for r in rows]
+        return [StoredMessage.from_row(r) for r in rows], (rows[0]["last_shop"] if rows else None)
 
     def last_shop_id(self, cur, conversation_id: int) -> int | None:
         row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE conversation_id = %s"

@@ -29,20 +29,27 @@ class RateBuckets(Repository):
     def locked(self, cur, names: tuple[str, ...]) -> tuple[float, dict[str, Bucket]]:
         """The database's clock and these buckets, row-locked until `cur` commits (a
         bucket seen for the first time is created)."""
-        for name in names:
-            if name != "global":
-                cur.execute("INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES (%s, '')", (name,))
-        cur.execute("SELECT UNIX_TIMESTAMP(NOW(6)) AS now", ())
-        now = float(cur.fetchone()["now"])
         placeholders = ", ".join(["%s"] * len(names))
-        cur.execute(f"SELECT bucket, stamps, blocked_until FROM tg_rate WHERE bucket IN"
-                    f" ({placeholders}) ORDER BY bucket FOR UPDATE", names)
+        sql = (f"SELECT bucket, stamps, blocked_until, UNIX_TIMESTAMP(NOW(6)) AS now FROM tg_rate"
+               f" WHERE bucket IN ({placeholders}) ORDER BY bucket FOR UPDATE")
+        cur.execute(sql, names)
+        rows = cur.fetchall()
+        if len(rows) < len(names):  # a chat's first send: its bucket, then read them again
+            for name in set(names) - {r["bucket"] for r in rows}:
+                cur.execute("INSERT IGNORE INTO tg_rate (bucket, stamps) VALUES (%s, '')", (name,))
+            cur.execute(sql, names)
+            rows = cur.fetchall()
+        now = float(rows[0]["now"])
         return now, {r["bucket"]: Bucket(r["bucket"], parse_stamps(r["stamps"]),
-                                         float(r["blocked_until"])) for r in cur.fetchall()}
+                                         float(r["blocked_until"])) for r in rows}
 
-    def save_stamps(self, cur, name: str, stamps: list[float]) -> None:
-        cur.execute("UPDATE tg_rate SET stamps = %s WHERE bucket = %s",
-                    (format_stamps(stamps), name))
+    def save_stamps(self, cur, stamps: dict[str, list[float]]) -> None:
+        """Each bucket's new stamps, in one statement."""
+        cases = " ".join(["WHEN %s THEN %s"] * len(stamps))
+        args = [v for name, values in stamps.items() for v in (name, format_stamps(values))]
+        placeholders = ", ".join(["%s"] * len(stamps))
+        cur.execute(f"UPDATE tg_rate SET stamps = CASE bucket {cases} END"
+                    f" WHERE bucket IN ({placeholders})", (*args, *stamps))
 
     def replace_stamp(self, names: tuple[str, ...], old: str) -> None:
         """The send stamped `old` got its answer: it counts from now (in every bucket)."""

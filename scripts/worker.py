@@ -8,6 +8,7 @@ steps it decided, stored in the same transaction that marks it done.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -41,13 +42,14 @@ class Executor:
         self.handlers = handlers
         self.report = report
         self.on_dead = on_dead
+        self.leases = LeaseKeeper(jobs)
 
     def execute(self, job: Job) -> str:
         """Run `job`; returns how it was settled: done, later, retry or dead."""
         handler = self.handlers.get(job.kind)
         if handler is None:
             return self._dead(job, LookupError(f"no handler for job kind {job.kind!r}"))
-        with _LeaseKeeper(self.jobs, job):
+        with self.leases.holding(job):
             try:
                 result = handler(job)
             except RetryLater as exc:
@@ -125,13 +127,14 @@ class Worker:
     def run_once(self, hint: int | None = None) -> bool:
         """Claim and run one job — the hinted one (just stored, its id came with the
         wake-up) when it is still to do, else the next due — False when there was none."""
-        job = self.jobs.claim_id(hint, worker_name()) if hint is not None else None
-        if job is None:
-            claimed = self.jobs.claim(self.queues, worker_name(), limit=1)
-            if not claimed:
-                return False
-            job = claimed[0]
-        self.execute(job)
+        with self.jobs.db.session():
+            job = self.jobs.claim_id(hint, worker_name()) if hint is not None else None
+            if job is None:
+                claimed = self.jobs.claim(self.queues, worker_name(), limit=1)
+                if not claimed:
+                    return False
+                job = claimed[0]
+            self.execute(job)
         return True
 
     def execute(self, job: Job) -> str:
@@ -170,32 +173,43 @@ class Worker:
                 sleep = min(self.max_idle_sleep, sleep * 2)
 
 
-class _LeaseKeeper:
-    """Renews a job's lease in the background while its handler runs."""
+class LeaseKeeper:
+    """Renews the leases of the jobs a process is running, from one thread, while their
+    handlers run: only a dead worker's job is ever taken over."""
 
-    def __init__(self, jobs: JobQueue, job: Job) -> None:
-        self.jobs, self.job = jobs, job
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew, daemon=True,
-                                        name=f"lease-{job.id}")
+    def __init__(self, jobs: JobQueue) -> None:
+        self.jobs = jobs
+        self._held: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "_LeaseKeeper":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._done.set()
-        self._thread.join()
+    @contextlib.contextmanager
+    def holding(self, job: Job):
+        with self._lock:
+            self._held[job.id] = job
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._renew, daemon=True, name="leases")
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(job.id, None)
 
     def _renew(self) -> None:
         interval = max(0.2, self.jobs.lease_seconds / 3)
-        while not self._done.wait(interval):
-            try:
-                if not self.jobs.extend(self.job):
-                    log.warning("job %s lease lost", self.job.id)
-                    return
-            except Exception as exc:
-                log.warning("could not renew lease of job %s: %s", self.job.id, exc)
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                held = list(self._held.values())
+            for job in held:
+                try:
+                    if not self.jobs.extend(job):
+                        log.warning("job %s lease lost", job.id)
+                        with self._lock:
+                            self._held.pop(job.id, None)
+                except Exception as exc:
+                    log.warning("could not renew lease of job %s: %s", job.id, exc)
 
 
 def run_threads(worker: Worker, count: int, stop: threading.Event) -> list[threading.Thread]:

@@ -68,7 +68,8 @@ class Ingest:
         self.pins = PinRepository(db)
 
     def __call__(self, incoming: Incoming) -> IngestResult:
-        existing = self.conversations.find(incoming.key)
+        existing = (self.conversations.find(incoming.key) if incoming.known is ...
+                    else incoming.known)
         if existing is None and incoming.info is None and not incoming.messages:
             # The channel knows nothing of this conversation (a stray signal, a typo in
             # /connect_to_chat): no empty conversation is stored.
@@ -87,15 +88,19 @@ class Ingest:
             else:
                 cnt_msg = max(info.cnt_msg or 0, len(fetched)) if info else len(fetched)
             customer_dates = [m.date_written for m in fetched if m.from_customer and m.date_written]
+            self.messages.store(cur, conversation_id, fetched)
+            # A known conversation's unread count follows its stored messages (its sync asks
+            # the channel only for messages); a new one's is what the channel said.
             self.conversations.save_info(
                 cur, conversation_id, info or _NOTHING,
                 last_date=max((m.date_written for m in fetched if m.date_written), default=None),
-                last_customer_at=max(customer_dates, default=None), cnt_msg=cnt_msg, kind=kind)
-            self.messages.store(cur, conversation_id, fetched)
-            if existing is not None:
-                self.conversations.recount_unread(cur, conversation_id)
+                last_customer_at=max(customer_dates, default=None), cnt_msg=cnt_msg, kind=kind,
+                recount_unread=existing is not None)
             to_post, silently = self._news(cur, conversation_id, first_sight=existing is None)
-            conversation = self.conversations.get(conversation_id, cur)
+            # What a post shows of the conversation changes only with what the channel
+            # said of it (a known one's sync usually says nothing).
+            conversation = (existing if existing is not None and info is None
+                            else self.conversations.get(conversation_id, cur))
             # A pin past its window no longer holds the conversation: the news goes to
             # everyone (ended here, conditionally: a reply that renewed it meanwhile wins).
             holder = self.claims.holder_or_expire(cur, conversation_id, now)
@@ -112,8 +117,7 @@ class Ingest:
     def _news(self, cur, conversation_id: int, *,
               first_sight: bool) -> tuple[list[StoredMessage], list[StoredMessage]]:
         """(customer messages to announce, customer messages to mark without a post)."""
-        pending = self.messages.unannounced(cur, conversation_id)
-        last_shop = self.messages.last_shop_id(cur, conversation_id)
+        pending, last_shop = self.messages.unannounced(cur, conversation_id)
         # Older than the retention period before the conversation's newest message: purged
         # by /clean once and fetched again now, not news (measured on the source's dates).
         dates = [m.date_written for m in pending if m.date_written is not None]

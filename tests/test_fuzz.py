@@ -196,7 +196,7 @@ def door(settings, db):
 
 
 class _NoBell:
-    def ring(self) -> None:
+    def ring(self, hint=None) -> None:
         pass
 
 

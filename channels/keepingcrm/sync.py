@@ -58,17 +58,19 @@ class CrmSync:
 
     def sync(self, id_i: int, *, signal_at: float | None = None):
         known = self.conversations.find(key_of(id_i))
-        last_known = self.messages.max_numeric_external_id(known.id) if known else None
-        fetched = self._fetch(id_i, last_known)
+        fetched = self._fetch(id_i, known)
         meta = None if known else self.crm.find_chat(id_i)
         return self.ingest(Incoming(key_of(id_i), [inbound(m) for m in fetched], info_of(meta),
-                                    signal_at))
+                                    signal_at, known=known))
 
-    def _fetch(self, id_i: int, last_known: int | None) -> list[CrmMessage]:
+    def _fetch(self, id_i: int, known) -> list[CrmMessage]:
         """The newest page; older pages only while every message on a page is new to us."""
         page = self.crm.messages(id_i, count=PAGE)
         collected = {m.id: m for m in page}
         pages = 1
+        last_known = None
+        if known is not None and len(page) >= PAGE:  # a full page: how far back is new?
+            last_known = self.messages.max_numeric_external_id(known.id)
         while (last_known is not None and len(page) >= PAGE and page[0].id > last_known + 1
                and pages < MAX_PAGES):
             page = self.crm.messages(id_i, count=PAGE, id_from=page[0].id - 1)
