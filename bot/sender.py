@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Merge only when a post would otherwise wait noticeably (the group's per-minute budget).
 MERGE_WHEN_WAITING = 1.0
+# In a burst, how long a group's post waits for news still being synced to join it.
+HOLD_FOR_NEWS = 0.5
 
 EDITS = ("editMessageText", "editMessageCaption", "editMessageReplyMarkup")
 
@@ -85,6 +87,10 @@ class Sender:
         mergeable = bool(payload.get("merge_html"))
         if mergeable and chat_id < 0 and self._budget_is_the_bottleneck(job, chat_id):
             payload = self._merge(job) or payload
+            if job.deferrals == 0 and self.jobs.news_in_progress():
+                # A burst: more news is being synced right now; a moment's wait lets its
+                # posts about this conversation join this one instead of using the budget.
+                raise RetryLater("holding a post for news to merge", HOLD_FOR_NEWS)
         wait = self.limiter.reserve(chat_id)
         if wait > 0:
             SENDS.labels("rate_limited").inc()
@@ -197,9 +203,10 @@ class Sender:
     # -- merging posts that wait for a group's budget -------------------------------------
 
     def _budget_is_the_bottleneck(self, job: Job, chat_id: int) -> bool:
-        """More posts queued for this group than its window still allows."""
-        queued = self.jobs.lane_waiting(job.lane) if job.lane else 0
-        return queued > 0 and queued + 1 > self.limiter.remaining(chat_id)
+        """More posts queued for this group, and news being synced, than its window still
+        allows."""
+        coming = (self.jobs.lane_waiting(job.lane) if job.lane else 0) + self.jobs.news_in_progress()
+        return coming > 0 and coming + 1 > self.limiter.remaining(chat_id)
 
     def _merge(self, job: Job) -> dict | None:
         merged, payload = merge_waiting_posts(self.jobs, job)

@@ -426,6 +426,15 @@ class JobQueue:
                         (f"merged into job {job.id}", *folded))
         return len(folded), payload
 
+    def news_in_progress(self, cur=None) -> int:
+        """Syncs waiting or running (not periodic ones): news on its way to the desk."""
+        sql = ("SELECT COUNT(*) AS n FROM jobs WHERE queue = %s AND status IN ('pending', 'running')"
+               " AND (dedupe_key IS NULL OR dedupe_key NOT LIKE 'periodic:%%')")
+        if cur is None:
+            return self.db.scalar(sql, (SYNC,))
+        cur.execute(sql, (SYNC,))
+        return cur.fetchone()["n"]
+
     def lane_waiting(self, lane: str) -> int:
         """Jobs waiting in a lane (e.g. posts queued for one group)."""
         return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE lane = %s AND status = 'pending'",
