@@ -29,6 +29,7 @@ from bot.posts import POST_TEXT_LIMIT
 from bot.ratelimit import RateLimiter
 from bot.texts import language_for, text
 from models.jobs import Job, JobQueue, Permanent, RetryLater
+from models.locks import LockManager
 from models.message_map import MessageMapRepository
 from models.users import UserManager
 from utils.metrics import SENDS, SIGNAL_TO_POST
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 MERGE_WHEN_WAITING = 1.0
 # In a burst, how long a group's post waits for news still being synced to join it.
 HOLD_FOR_NEWS = 0.5
+# In a burst, news about a conversation posted seconds ago joins that post (an edit,
+# which takes nothing of the group's budget) instead of waiting for the budget.
+APPEND_WITHIN = 5.0
 
 EDITS = ("editMessageText", "editMessageCaption", "editMessageReplyMarkup")
 
@@ -68,8 +72,9 @@ class Sender:
     def __init__(self, bot: TeleBot, limiter: RateLimiter, jobs: JobQueue,
                  message_map: MessageMapRepository, users: UserManager,
                  report: Callable[..., object] | None = None, *,
-                 bot_language: str | None = None) -> None:
+                 bot_language: str | None = None, locks: LockManager | None = None) -> None:
         self.bot = bot
+        self.locks = locks
         self.limiter = limiter
         self.jobs = jobs
         self.message_map = message_map
@@ -91,11 +96,15 @@ class Sender:
                 # A burst: more news is being synced right now; a moment's wait lets its
                 # posts about this conversation join this one instead of using the budget.
                 raise RetryLater("holding a post for news to merge", HOLD_FOR_NEWS)
+            if self._append_to_recent_post(payload, chat_id):
+                return
         wait = self.limiter.reserve(chat_id)
         if wait > 0:
             SENDS.labels("rate_limited").inc()
             if wait >= MERGE_WHEN_WAITING and mergeable:
-                self._merge(job)
+                payload = self._merge(job) or payload
+                if chat_id < 0 and self._append_to_recent_post(payload, chat_id):
+                    return
             raise RetryLater(f"send budget of chat {chat_id} used up", wait)
         if job.deferrals > 0 and mergeable:
             # It waited for the budget: fold in what queued up behind it meanwhile.
@@ -119,9 +128,10 @@ class Sender:
         if payload.get("signal_at"):
             SIGNAL_TO_POST.observe(max(0.0, time.time() - float(payload["signal_at"])))
         if payload.get("conversation_id") is not None and isinstance(sent, types.Message):
+            appendable = bool(payload.get("merge_html")) and payload.get("method", "sendMessage") == "sendMessage"
             self.message_map.record(chat_id, sent.message_id, int(payload["conversation_id"]),
                                     payload.get("message_id"), payload.get("purpose", "post"),
-                                    html=html)
+                                    html=html, notes={"appendable": True} if appendable else None)
 
     # -- what is sent --------------------------------------------------------------------
 
@@ -208,11 +218,52 @@ class Sender:
         coming = (self.jobs.lane_waiting(job.lane) if job.lane else 0) + self.jobs.news_in_progress()
         return coming > 0 and coming + 1 > self.limiter.remaining(chat_id)
 
+    def _append_to_recent_post(self, payload: dict, chat_id: int) -> bool:
+        """The group's budget is short and a text post about this conversation went out a
+        moment ago, untouched since (nobody tapped it): show this news in that post — an
+        edit, which uses none of the budget — instead of a post that waits for the next
+        minute. Under the post's lock, so a tap's note and this edit never overwrite each
+        other; run again after a crash, the same edit is "not modified" (success)."""
+        if payload.get("method", "sendMessage") != "sendMessage" or self.locks is None:
+            return False
+        conversation_id = payload.get("conversation_id")
+        if conversation_id is None:
+            return False
+        recent = self.message_map.latest_post(chat_id, int(conversation_id), APPEND_WITHIN)
+        if recent is None or not _untouched(recent):
+            return False
+        with self.locks.lock("post", f"{chat_id}:{recent.tg_message_id}", timeout=5):
+            current = self.message_map.lookup(chat_id, recent.tg_message_id)
+            if current is None or not _untouched(current):
+                return False
+            extended = current.html + "\n\n" + payload["merge_html"]
+            if visible_len(extended) > POST_TEXT_LIMIT:
+                return False
+            try:
+                self.bot.edit_message_text(extended, chat_id, current.tg_message_id, parse_mode="HTML",
+                                           reply_markup=to_markup(payload.get("reply_markup")))
+            except ApiTelegramException as exc:
+                if not is_not_modified(exc):
+                    if exc.error_code == 429 or exc.error_code >= 500:
+                        raise
+                    log.info("news not appended to post %s in %s: %s", current.tg_message_id,
+                             chat_id, exc.description)
+                    return False
+            self.message_map.extend(chat_id, current.tg_message_id, extended, payload.get("message_id"))
+        SENDS.labels("merged").inc()
+        return True
+
     def _merge(self, job: Job) -> dict | None:
         merged, payload = merge_waiting_posts(self.jobs, job)
         if merged:
             SENDS.labels("merged").inc(merged)
         return payload
+
+
+def _untouched(post) -> bool:
+    """A text post nobody has tapped or answered yet (its notes say nothing but that)."""
+    notes = post.notes or {}
+    return bool(post.html) and notes.get("appendable") is True and set(notes) == {"appendable"}
 
 
 def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
@@ -232,8 +283,11 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
                 break
             text_html = candidate
             merged.append(job_id)
+            # Its own part grows too: folded later into another post, or shown in a post
+            # sent a moment ago, this post carries every message it took in.
             current.update(reply_markup=queued.get("reply_markup") or current.get("reply_markup"),
                            message_id=queued.get("message_id"),
+                           merge_html=current["merge_html"] + "\n\n" + queued["merge_html"],
                            merged=current.get("merged", 0) + 1)
         current["text"] = text_html
         return current, merged

@@ -25,11 +25,29 @@ class MappedMessage:
 
 class MessageMapRepository(Repository):
     def record(self, tg_chat_id: int, tg_message_id: int, conversation_id: int,
-               message_id: int | None, purpose: str, html: str | None = None, cur=None) -> None:
+               message_id: int | None, purpose: str, html: str | None = None, cur=None, *,
+               notes: dict | None = None) -> None:
         self._execute(cur, "INSERT IGNORE INTO tg_message_map (tg_chat_id, tg_message_id,"
-                           " conversation_id, message_id, purpose, html)"
-                           " VALUES (%s, %s, %s, %s, %s, %s)",
-                      (tg_chat_id, tg_message_id, conversation_id, message_id, purpose, html))
+                           " conversation_id, message_id, purpose, html, notes)"
+                           " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                      (tg_chat_id, tg_message_id, conversation_id, message_id, purpose, html,
+                       json.dumps(notes, ensure_ascii=False) if notes else None))
+
+    def latest_post(self, tg_chat_id: int, conversation_id: int,
+                    within_seconds: float) -> MappedMessage | None:
+        """The newest post about a conversation in a chat, sent in the last few seconds."""
+        row = self.db.fetchone(
+            "SELECT * FROM tg_message_map WHERE conversation_id = %s AND tg_chat_id = %s"
+            " AND purpose = 'post' AND created_at > NOW(6) - INTERVAL %s MICROSECOND"
+            " ORDER BY created_at DESC LIMIT 1",
+            (conversation_id, tg_chat_id, int(within_seconds * 1e6)))
+        return MappedMessage.from_row(row) if row else None
+
+    def extend(self, tg_chat_id: int, tg_message_id: int, html: str, message_id: int | None) -> None:
+        """A post now shows more messages: its HTML and the newest message it is about."""
+        self.db.execute("UPDATE tg_message_map SET html = %s, message_id = %s"
+                        " WHERE tg_chat_id = %s AND tg_message_id = %s",
+                        (html, message_id, tg_chat_id, tg_message_id))
 
     def lookup(self, tg_chat_id: int, tg_message_id: int, cur=None) -> MappedMessage | None:
         row = self._one(cur, "SELECT * FROM tg_message_map WHERE tg_chat_id = %s"

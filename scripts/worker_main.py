@@ -65,7 +65,7 @@ class WorkerRuntime:
         limiter = RateLimiter(deps.db, settings)
         self.sender = Sender(self.bot, limiter, deps.jobs,
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
-                             bot_language=settings.bot_language)
+                             bot_language=settings.bot_language, locks=deps.locks)
         deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels,
                                     download=TelegramFiles(self.bot).download, clock=clock)
         self.handlers: dict[str, Callable] = {

@@ -75,6 +75,11 @@ def test_posts_waiting_for_the_group_budget_are_merged_with_nothing_dropped(
             crm.customer_writes(7301, f"питання номер {n}")
             crm.signal(desk.listener_url, LINK_KEY, 7301)
             wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 7301") == n + 1)
+            if n == 0:
+                # The first post went out a while ago: news no longer joins it by an edit
+                # (bot/sender.py, APPEND_WITHIN), it waits for the budget and merges.
+                wait_for(lambda: db.execute("UPDATE tg_message_map SET created_at ="
+                                            " NOW(6) - INTERVAL 1 MINUTE WHERE conversation_id = 7301"))
         # Post 1 waits for the minute's budget; posts 2-4 queue up behind it.
         wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'tg_send'"
                                    " AND status = 'pending'") >= 1 and
@@ -89,8 +94,7 @@ def test_posts_waiting_for_the_group_budget_are_merged_with_nothing_dropped(
         assert len(tg.messages(SHARED_CHAT)) == 2           # five messages, two posts
         assert db.scalar("SELECT COUNT(*) FROM jobs WHERE last_error LIKE 'merged into%%'") == 3
         first, merged = tg.messages(SHARED_CHAT)
-        # Which messages the first post carries depends on when the budget ran out; every
-        # message appears exactly once across the two posts, in the customer's order.
+        # Every message appears exactly once across the two posts, in the customer's order.
         both = visible(first) + "\n" + visible(merged)
         assert [both.count(f"питання номер {n}") for n in range(5)] == [1] * 5
         assert [both.index(f"номер {n}") for n in range(5)] == sorted(both.index(f"номер {n}") for n in range(5))

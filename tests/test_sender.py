@@ -6,6 +6,7 @@ from bot.ratelimit import RateLimiter
 from bot.sender import Sender
 from conftest import LOG_CHAT, SHARED_CHAT
 from models.jobs import SEND, JobQueue
+from models.locks import LockManager
 from models.message_map import MessageMapRepository
 from models.users import UserManager
 from services.errors import ErrorReporter
@@ -21,7 +22,8 @@ def limiter(db, sandbox_settings):
 def sender(db, sandbox_settings, tg, limiter):
     jobs = JobQueue(db)
     return Sender(create_bot(sandbox_settings), limiter, jobs, MessageMapRepository(db),
-                  UserManager.instance(db), ErrorReporter(db, jobs, LOG_CHAT).report)
+                  UserManager.instance(db), ErrorReporter(db, jobs, LOG_CHAT).report,
+                  locks=LockManager.instance(db))
 
 
 def test_limiter_allows_one_per_second_per_private_chat_and_twenty_per_minute_per_group(limiter):
@@ -112,3 +114,37 @@ def test_a_send_counts_from_when_telegram_answered(limiter, db):
     answered = float(db.scalar("SELECT stamps FROM tg_rate WHERE bucket = 'chat:112'"))
     assert answered - reserved >= 0.2
     assert 0.95 < limiter.reserve(112) <= 1.1  # a full second from the answer, not from the reservation
+
+
+def post(conversation_id: int, message_id: int, text: str) -> dict:
+    html = f"Повідомлення: {text}"
+    return {"chat_id": SHARED_CHAT, "method": "sendMessage", "text": "<b>Чат</b>\n" + html,
+            "merge_html": html, "conversation_id": conversation_id, "message_id": message_id,
+            "purpose": "post", "reply_markup": {"inline_keyboard": [[
+                {"text": "✍ Відповісти", "callback_data": f"w:{message_id}"}]]}}
+
+
+def test_news_seconds_after_a_post_joins_it_when_the_groups_budget_is_spent(sender, db, tg, limiter):
+    jobs = JobQueue(db)
+    sender(job(jobs, db, post(9, 91, "перше")))
+    for _ in range(19):
+        limiter.reserve(SHARED_CHAT)             # the minute's budget is gone
+    sender(job(jobs, db, post(9, 92, "друге")))  # no wait for the next minute
+    [shown] = tg.messages(SHARED_CHAT)
+    assert shown["text"].endswith("Повідомлення: перше\n\nПовідомлення: друге")
+    assert shown["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "w:92"
+    mapped = MessageMapRepository(db).lookup(SHARED_CHAT, shown["message_id"])
+    assert mapped.message_id == 92 and mapped.html == shown["text"]  # a tap's note keeps both
+
+
+def test_news_does_not_join_a_post_someone_tapped_nor_one_of_another_chat(sender, db, tg, limiter):
+    jobs = JobQueue(db)
+    sender(job(jobs, db, post(9, 91, "перше")))
+    sender(job(jobs, db, post(10, 101, "інший чат")))
+    tapped = tg.messages(SHARED_CHAT)[0]["message_id"]
+    MessageMapRepository(db).set_notes(SHARED_CHAT, tapped, {"appendable": True, "answered": True})
+    for _ in range(18):
+        limiter.reserve(SHARED_CHAT)
+    with pytest.raises(RetryLater):
+        sender(job(jobs, db, post(9, 92, "друге")))
+    assert [m["text"].rsplit(": ", 1)[1] for m in tg.messages(SHARED_CHAT)] == ["перше", "інший чат"]
