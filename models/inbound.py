@@ -18,6 +18,8 @@ class ConversationKey:
     def numeric_id(self) -> int | None:
         """The source's own number, when it is one (the CRM's id_i): a conversation keeps
         it as its desk number when it is free."""
+        if self.channel != "keepingcrm":   # a phone or a user id is no desk number
+            return None
         return int(self.external_id) if self.external_id.isdigit() and len(self.external_id) < 19 else None
 
 
