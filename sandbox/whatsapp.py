@@ -329,6 +329,8 @@ class WhatsAppSandbox:
         parts = [p for p in request.path.split("/") if p]
         if parts and parts[0] == "media-download" and len(parts) == 2:
             return self._download(request, parts[1])
+        if parts and parts[0] == "_sandbox":
+            return self._control(request, parts[1:])
         if len(parts) < 2 or not parts[0].startswith("v"):
             raise GraphError(400, 100, "Unknown path components")
         self._authorise(request)
@@ -478,6 +480,31 @@ class WhatsAppSandbox:
         if stored is None:
             return Response("Not found", 404)
         return Response(stored["data"], 200, mimetype=stored["mime"])
+
+    def _control(self, request: Request, parts: list[str]):
+        """Test control over HTTP, for a harness in another process (README, "The WhatsApp
+        sandbox"): subscribe KeepDesk's webhook, make a customer write or press a button,
+        read what the shop sent, add a template."""
+        body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}
+        action = "/".join(parts)
+        if action == "subscribe":
+            answer = self.subscribe(body["url"], body.get("verify_token"))
+            return {"ok": answer.status_code == 200, "status": answer.status_code}
+        if action == "customer/write":
+            return {"id": self.customer_writes(str(body["phone"]), str(body["text"]),
+                                               name=str(body.get("name") or "Customer"))}
+        if action == "customer/button":
+            return {"id": self.customer_presses_button(str(body["phone"]), str(body["text"]),
+                                                       body.get("payload"))}
+        if action == "customer/read":
+            return {"read": self.customer_reads(str(body["phone"]))}
+        if action == "template":
+            self.add_template(str(body["name"]), int(body.get("params") or 0), body.get("language") or "uk")
+            return {"ok": True}
+        if action == "sent":
+            phone = request.args.get("phone")
+            return {"messages": [{k: v for k, v in m.items()} for m in self.sent(phone)]}
+        raise GraphError(404, 100, "unknown sandbox control")
 
     # -- snapshots of what happened ---------------------------------------------------------
 
