@@ -106,6 +106,7 @@ class WhatsAppSandbox:
             self.calls: list[dict] = []
             self.webhook_log: list[dict] = []        # every webhook POST and its answer
             self.faults: "deque[GraphError]" = deque()
+            self.refusals: list[int] = []            # Graph error codes answered, in order
             self.down_status: int | None = None
             self.unreachable: set[str] = set()
             self._number_stamps: "deque[float]" = deque()
@@ -322,6 +323,8 @@ class WhatsAppSandbox:
             response = answer if isinstance(answer, Response) else Response(
                 json.dumps(answer), 200, mimetype="application/json")
         except GraphError as exc:
+            with self._lock:
+                self.refusals.append(exc.code)
             response = Response(json.dumps(exc.body()), exc.status, mimetype="application/json")
         return response(environ, start_response)
 
