@@ -2,7 +2,8 @@
 buckets as Telegram's limits, `models/rate.py`): at most `count` sends in any `window`
 seconds per bucket — e.g. 80 a second per WhatsApp number and one per 6 s per customer
 (CHANNELS.md §3). A send reserves a slot in all its buckets at once, or learns how long
-to wait; a provider's "too fast" answer blocks a bucket for a while.
+to wait; a provider's "too fast" answer blocks a bucket for a while. A small margin
+covers the time a request spends on its way (the provider counts arrivals).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def bucket_name(*parts: str) -> str:
 
 
 class SharedLimits:
-    def __init__(self, db: Database, *, margin: float = 0.02) -> None:
+    def __init__(self, db: Database, *, margin: float = 0.05) -> None:
         self.buckets = RateBuckets(db)
         self.db = db
         self.margin = margin

@@ -83,8 +83,9 @@ def from_graph(status: int, body: object) -> ChannelError:
     if code == UNDELIVERABLE:
         return Undeliverable(reason)
     if code in THROTTLED or status == 429:
+        # 131056: this customer, for Meta's pair window; 130429: the number, a short pause.
         return Throttled(f"WhatsApp Cloud API throttled: {reason}", code,
-                         6.0 if code == 131056 else 1.0)
+                         6.0 if code == 131056 else 0.25)
     if code in TEMPLATE:
         return TemplateProblem(f"WhatsApp template problem ({reason})", code)
     if code == BAD_TOKEN or status == 401:
