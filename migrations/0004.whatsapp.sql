@@ -111,4 +111,3 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     KEY ix_api_tokens_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-UPDATE schema_meta SET value = '5' WHERE name = 'version';
