@@ -202,3 +202,17 @@ def test_the_json_api_sends_reports_statuses_and_describes_itself(api, wa, wa_de
     assert api.v1("POST", "/messages", phone=LOCAL, text="x" * 5000).status_code == 400
     spec = requests.get(f"{wa_desk.listener_url}/api/v1/openapi.json", timeout=5).json()
     assert spec["openapi"].startswith("3.") and "/notifications/appointment" in spec["paths"]
+
+
+def test_a_template_meta_does_not_know_is_a_dead_letter_with_error_and_1c_sees_why(api, wa, wa_desk, tg):
+    from conftest import LOG_CHAT
+    wa.templates.pop(("birthday", "uk"))          # deleted at Meta, still in the settings
+    sent = api.v1("POST", "/notifications/birthday", phone=LOCAL, name="Олена", date="07.12")
+    assert sent.status_code == 202
+    report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT)
+                               if "#ERROR" in parse_html(m.get("text") or "")[0]], timeout=20)[0]
+    assert "132001" in parse_html(report["text"])[0]
+    status = wait_for(lambda: api.v1("GET", f"/messages/{sent.json()['id']}").json(), timeout=10)
+    wait_for(lambda: api.v1("GET", f"/messages/{sent.json()['id']}").json()["status"] == "failed")
+    assert "132001" in api.v1("GET", f"/messages/{sent.json()['id']}").json()["error"]
+    assert status["id"] == sent.json()["id"] and wa.sent() == []
