@@ -40,6 +40,7 @@ from models.jobs import RetryLater
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.outbound import Attachment, Outbound
+from utils import redact
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class WhatsApp(Channel):
         self.settings = settings
         self.db = db
         self.accounts: dict[str, Account] = load_accounts(settings)
+        # Secrets from WHATSAPP_NUMBERS_FILE never reach a log line either.
+        redact.register(v for a in self.accounts.values() for v in (a.token, a.app_secret, a.verify_token))
         self.provider = provider or CloudApi(settings.whatsapp_cloud_graph_url,
                                              settings.whatsapp_cloud_api_version)
         self.capabilities = Capabilities(max_text=MAX_TEXT, attachments=("photo", "document"),
