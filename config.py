@@ -84,11 +84,38 @@ class Settings:
     task_product_pattern: str = r"(?i)ключ|key|активац|activation"
     bot_language: str | None = None
     log_level: str = "INFO"
+    # WhatsApp Cloud API (CHANNELS.md §3) and the 1C API (§2)
+    whatsapp_cloud_token: str | None = field(default=None, repr=False)
+    whatsapp_cloud_phone_number_id: str | None = None
+    whatsapp_cloud_app_secret: str | None = field(default=None, repr=False)
+    whatsapp_cloud_verify_token: str | None = field(default=None, repr=False)
+    whatsapp_cloud_graph_url: str = "https://graph.facebook.com"
+    whatsapp_cloud_api_version: str = "v21.0"
+    whatsapp_numbers_file: Path | None = None
+    whatsapp_template_language: str = "uk"
+    whatsapp_template_review: str | None = None
+    whatsapp_template_appointment: str | None = None
+    whatsapp_template_birthday: str | None = None
+    whatsapp_templates: tuple[tuple[str, int], ...] = ()
+    whatsapp_limit_per_number_per_s: float = 80.0
+    whatsapp_limit_customer_seconds: float = 6.0
+    whatsapp_media_max_bytes: int = 20 * 1024 * 1024
+    phone_default_region: str = "UA"
+    onec_api_enabled: bool = True
+    onec_repeat_window_seconds: float = 600.0
+    onec_expiry_hours: float = 36.0
+    onec_birthday_days: float = 7.0
 
     @property
     def crm_configured(self) -> bool:
         """Without the CRM settings KeepDesk runs as a bare desk (access, admin commands)."""
         return bool(self.keeping_api_url and self.link_key and self.chat_new_message is not None)
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        """One number by settings, or more in WHATSAPP_NUMBERS_FILE (CHANNELS.md §3)."""
+        return bool(self.whatsapp_numbers_file or (self.whatsapp_cloud_token
+                                                   and self.whatsapp_cloud_phone_number_id))
 
     @property
     def uses_local_mariadb(self) -> bool:
@@ -100,7 +127,8 @@ class Settings:
         """Values that must never appear in a log line or a URL we print."""
         values = (self.bot_token, self.keeping_api_key, self.mysql_password,
                   self.link_key, self.webhook_secret_token, self.webhook_secret_path,
-                  self.metrics_token)
+                  self.metrics_token, self.whatsapp_cloud_token, self.whatsapp_cloud_app_secret,
+                  self.whatsapp_cloud_verify_token)
         return tuple(v for v in values if v)
 
     def replace(self, **changes) -> "Settings":
@@ -202,6 +230,57 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be on or off (true/false, 1/0)")
+
+
+def _region(raw: str) -> str:
+    value = raw.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", value):
+        raise ValueError("must be a two-letter country code such as UA or RU")
+    return value
+
+
+def _api_version(raw: str) -> str:
+    value = raw.strip()
+    value = value if value.startswith("v") else f"v{value}"
+    if not re.fullmatch(r"v\d{1,3}\.\d{1,2}", value):
+        raise ValueError("must look like v21.0")
+    return value
+
+
+def _digits(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"\d{5,32}", value):
+        raise ValueError("must be the number's id: digits only")
+    return value
+
+
+def _templates(raw: str) -> tuple[tuple[str, int], ...]:
+    """`name:count,name:count`: the shop's approved templates and their body parameters."""
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, _, count = part.partition(":")
+        if not re.fullmatch(r"[a-z0-9_]{1,512}", name.strip()) or not count.strip().isdigit():
+            raise ValueError(f"{part!r}: expected name:parameter_count, e.g. order_ready:2")
+        found.append((name.strip(), int(count)))
+    return tuple(found)
+
+
+def _template_name(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z0-9_]{1,512}", value):
+        raise ValueError("a template name is lower-case letters, digits and _")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -251,6 +330,27 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "TASK_PRODUCT_PATTERN": ("task_product_pattern", _regex, False),
     "BOT_LANGUAGE": ("bot_language", _language, False),
     "LOG_LEVEL": ("log_level", _log_level, False),
+    # WhatsApp (CHANNELS.md §3) and the 1C API (§2)
+    "WHATSAPP_CLOUD_TOKEN": ("whatsapp_cloud_token", _text, False),
+    "WHATSAPP_CLOUD_PHONE_NUMBER_ID": ("whatsapp_cloud_phone_number_id", _digits, False),
+    "WHATSAPP_CLOUD_APP_SECRET": ("whatsapp_cloud_app_secret", _text, False),
+    "WHATSAPP_CLOUD_VERIFY_TOKEN": ("whatsapp_cloud_verify_token", _text, False),
+    "WHATSAPP_CLOUD_GRAPH_URL": ("whatsapp_cloud_graph_url", _http_url, False),
+    "WHATSAPP_CLOUD_API_VERSION": ("whatsapp_cloud_api_version", _api_version, False),
+    "WHATSAPP_NUMBERS_FILE": ("whatsapp_numbers_file", _path, False),
+    "WHATSAPP_TEMPLATE_LANGUAGE": ("whatsapp_template_language", _text, False),
+    "WHATSAPP_TEMPLATE_REVIEW": ("whatsapp_template_review", _template_name, False),
+    "WHATSAPP_TEMPLATE_APPOINTMENT": ("whatsapp_template_appointment", _template_name, False),
+    "WHATSAPP_TEMPLATE_BIRTHDAY": ("whatsapp_template_birthday", _template_name, False),
+    "WHATSAPP_TEMPLATES": ("whatsapp_templates", _templates, False),
+    "WHATSAPP_LIMIT_PER_NUMBER_PER_S": ("whatsapp_limit_per_number_per_s", _positive_float, False),
+    "WHATSAPP_LIMIT_CUSTOMER_SECONDS": ("whatsapp_limit_customer_seconds", _positive_float, False),
+    "WHATSAPP_MEDIA_MAX_BYTES": ("whatsapp_media_max_bytes", _positive_int, False),
+    "PHONE_DEFAULT_REGION": ("phone_default_region", _region, False),
+    "ONEC_API_ENABLED": ("onec_api_enabled", _bool, False),
+    "ONEC_REPEAT_WINDOW_SECONDS": ("onec_repeat_window_seconds", _positive_float, False),
+    "ONEC_EXPIRY_HOURS": ("onec_expiry_hours", _positive_float, False),
+    "ONEC_BIRTHDAY_DAYS": ("onec_birthday_days", _positive_float, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)
@@ -288,6 +388,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
             problems.append(f"{name} is malformed: {exc}")
     if values.get("webhook_url"):
         _require_together(values, problems, "when WEBHOOK_URL is set", _WEBHOOK_GROUP)
+    if not database_only and ("whatsapp_cloud_token" in values
+                              or "whatsapp_cloud_phone_number_id" in values):
+        _require_together(values, problems, "to connect a WhatsApp number", _WHATSAPP_GROUP)
     if not database_only and any(attr in values for attr in _CRM_GROUP.values()):
         _require_together(values, problems, "to connect the CRM", _CRM_GROUP)
     if problems:
@@ -304,6 +407,12 @@ _WEBHOOK_GROUP = {"WEBHOOK_SECRET_PATH": "webhook_secret_path",
 _CRM_GROUP = {"CHAT_NEW_MESSAGE": "chat_new_message", "KEEPING_API_URL": "keeping_api_url",
               "KEEPING_SELLER_ID": "keeping_seller_id", "KEEPING_API_KEY": "keeping_api_key",
               "KEEPING_WEB_URL": "keeping_web_url", "LINK_KEY": "link_key"}
+
+
+_WHATSAPP_GROUP = {"WHATSAPP_CLOUD_TOKEN": "whatsapp_cloud_token",
+                   "WHATSAPP_CLOUD_PHONE_NUMBER_ID": "whatsapp_cloud_phone_number_id",
+                   "WHATSAPP_CLOUD_APP_SECRET": "whatsapp_cloud_app_secret",
+                   "WHATSAPP_CLOUD_VERIFY_TOKEN": "whatsapp_cloud_verify_token"}
 
 
 def _require_together(values: dict, problems: list[str], why: str, group: dict[str, str]) -> None:

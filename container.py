@@ -25,6 +25,7 @@ from services.chat_actions import ChatActions
 from services.claims import ChatClaims
 from services.errors import ErrorReporter
 from services.ingest import Ingest
+from services.statuses import DeliveryStatuses
 from services.writing import WriteToCustomer
 from utils import redact
 from utils.clock import utc_now
@@ -65,7 +66,10 @@ class Container:
         self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels)
         self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk],
                                             retention_days=settings.retention_days,
-                                            task_pattern=settings.task_product_pattern, clock=now)
+                                            task_pattern=settings.task_product_pattern, clock=now,
+                                            statuses=DeliveryStatuses(self.db, self.jobs,
+                                                                      self.reporter.report, now),
+                                            interceptors=business_dialogues(self, now))
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None, **channel_overrides) -> "Container":
@@ -78,3 +82,12 @@ class Container:
                    locks=LockManager.instance(db),
                    codec=CallbackCodec(settings.bot_token),
                    channels=build_channels(settings, db, **channel_overrides))
+
+
+def business_dialogues(deps: "Container", now) -> tuple:
+    """Services that answer some customer messages themselves before the desk sees them:
+    the 1C notifications' dialogue (confirm, unsubscribe, reviews) on WhatsApp."""
+    from services.dialogue import NotificationDialogue
+    if "whatsapp" not in deps.channels:
+        return ()
+    return (NotificationDialogue(deps.settings, deps.db, deps.jobs, deps.channels, now),)

@@ -1,7 +1,8 @@
 """The integrations door: every channel's webhooks and signals, and the business APIs.
 
 Each channel registers its routes here (`channels/<name>/`): KeepingCRM's signal
-`POST /messages/<LINK_KEY>` today. Whatever arrives is checked at the border, stored
+`POST /messages/<LINK_KEY>`, WhatsApp's `GET|POST /whatsapp/cloud`; and the business
+APIs (`apis/`): the 1C routes and `/api/v1/`. Whatever arrives is checked at the border, stored
 durably as work (the intake), and only then answered. `GET /healthz` adds each channel's
 health. `gunicorn crm_listener:app` serves it (the name is kept from when it served the
 CRM alone).
@@ -12,6 +13,7 @@ import logging
 
 from flask import Flask
 
+from apis import onec
 from channels import build_channels
 from config import Settings
 from doors.web import base_app, lazy_app
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
     app = base_app(__name__, settings, db, details=channel_health if channels else None)
     for channel in channels.values():
         channel.routes(app, intake)
+    onec.register(app, settings, db, bell.ring, channel=channels.get("whatsapp"))
     return app
 
 

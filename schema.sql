@@ -3,6 +3,34 @@
 -- (`python -m bot migrate`); regenerate this file with `python -m bot schema > schema.sql`
 -- (tests/test_schema.py fails while it differs from what the migrations make).
 
+CREATE TABLE `api_tokens` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `name` varchar(64) NOT NULL,
+  `token_hash` char(64) NOT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `last_used_at` datetime(6) DEFAULT NULL,
+  `revoked_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_api_tokens_hash` (`token_hash`),
+  KEY `ix_api_tokens_name` (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `appointments` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `phone` varchar(20) NOT NULL,
+  `account` varchar(64) NOT NULL,
+  `outbox_id` bigint(20) NOT NULL,
+  `doctor` varchar(255) NOT NULL,
+  `date` varchar(64) NOT NULL,
+  `time` varchar(64) NOT NULL,
+  `state` enum('waiting','confirmed') NOT NULL DEFAULT 'waiting',
+  `created_at` datetime(6) NOT NULL,
+  `confirmed_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_appointments_phone` (`phone`,`id`),
+  KEY `ix_appointments_state` (`state`,`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `conversations` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `channel` varchar(16) NOT NULL,
@@ -26,6 +54,18 @@ CREATE TABLE `conversations` (
   KEY `ix_conversations_last_date` (`last_date`),
   KEY `ix_conversations_kind_status` (`kind`,`status`),
   KEY `ix_conversations_phone` (`customer_phone`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `delivery_statuses` (
+  `conversation_id` bigint(20) NOT NULL,
+  `external_id` varchar(128) NOT NULL,
+  `status` enum('sent','delivered','read','failed') NOT NULL,
+  `error_code` int(11) DEFAULT NULL,
+  `error` varchar(1024) DEFAULT NULL,
+  `status_at` datetime(6) NOT NULL,
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`conversation_id`,`external_id`),
+  KEY `ix_delivery_statuses_external` (`external_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `error_causes` (
@@ -87,6 +127,7 @@ CREATE TABLE `messages` (
   `filename` varchar(512) DEFAULT NULL,
   `url` text DEFAULT NULL,
   `preview` text DEFAULT NULL,
+  `media_ref` varchar(255) DEFAULT NULL,
   `date_written` datetime DEFAULT NULL,
   `date_seen` datetime DEFAULT NULL,
   `deleted` tinyint(1) NOT NULL DEFAULT 0,
@@ -99,6 +140,13 @@ CREATE TABLE `messages` (
   CONSTRAINT `fk_messages_conversation` FOREIGN KEY (`conversation_id`) REFERENCES `conversations` (`id`) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `onec_requests` (
+  `fingerprint` char(64) NOT NULL,
+  `outbox_id` bigint(20) DEFAULT NULL,
+  `last_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`fingerprint`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `outbound` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `dedupe_key` varchar(191) NOT NULL,
@@ -108,6 +156,7 @@ CREATE TABLE `outbound` (
   `tg_message_id` bigint(20) NOT NULL,
   `text` mediumtext NOT NULL,
   `attachment` text DEFAULT NULL,
+  `template` text DEFAULT NULL,
   `remote_files` text DEFAULT NULL,
   `external_id` varchar(128) DEFAULT NULL,
   `after_message_id` bigint(20) DEFAULT NULL,
@@ -140,6 +189,24 @@ CREATE TABLE `pins` (
   KEY `ix_pins_state_reply` (`state`,`last_reply_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `reviews` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `phone` varchar(20) NOT NULL,
+  `account` varchar(64) NOT NULL,
+  `outbox_id` bigint(20) NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `date` varchar(64) DEFAULT NULL,
+  `state` enum('score','text','done') NOT NULL DEFAULT 'score',
+  `score` tinyint(4) DEFAULT NULL,
+  `text` text DEFAULT NULL,
+  `conversation_id` bigint(20) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL,
+  `finished_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_reviews_phone` (`phone`,`state`,`id`),
+  KEY `ix_reviews_finished` (`finished_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `schema_meta` (
   `name` varchar(64) NOT NULL,
   `value` varchar(255) NOT NULL,
@@ -169,6 +236,13 @@ CREATE TABLE `tg_rate` (
   PRIMARY KEY (`bucket`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `unsubscribed_phones` (
+  `phone` varchar(20) NOT NULL,
+  `account` varchar(64) NOT NULL,
+  `created_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`phone`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `users` (
   `tg_id` bigint(20) NOT NULL,
   `username` varchar(64) DEFAULT NULL,
@@ -181,6 +255,25 @@ CREATE TABLE `users` (
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`tg_id`),
   KEY `ix_users_role` (`role`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `wa_outbox` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `account` varchar(64) NOT NULL,
+  `phone` varchar(20) NOT NULL,
+  `purpose` varchar(16) NOT NULL,
+  `kind` varchar(16) NOT NULL,
+  `body` mediumtext NOT NULL,
+  `status` enum('queued','sent','failed','skipped') NOT NULL DEFAULT 'queued',
+  `external_id` varchar(128) DEFAULT NULL,
+  `conversation_id` bigint(20) DEFAULT NULL,
+  `error_code` int(11) DEFAULT NULL,
+  `error` varchar(1024) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `sent_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_wa_outbox_phone` (`phone`,`purpose`,`created_at`),
+  KEY `ix_wa_outbox_external` (`external_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `worker_bells` (

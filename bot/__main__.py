@@ -1,4 +1,4 @@
-"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|schema|demo`."""
+"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|schema|demo|api-token`."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,37 @@ def cmd_schema(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_api_token(settings: Settings, args) -> int:
+    """1C API tokens: create NAME (the token alone on the last line), list, revoke NAME|ID."""
+    from models.db import Database
+    from services.api_tokens import ApiTokens
+    db = Database(settings, pool_size=1)
+    try:
+        tokens = ApiTokens(db)
+        if args.action == "create":
+            if not args.name:
+                print("usage: python -m bot api-token create NAME", file=sys.stderr)
+                return 2
+            token = tokens.create(args.name)
+            print(f"1C API token {args.name!r} created; it is shown once, keep it safe:")
+            print(token)
+        elif args.action == "list":
+            for t in tokens.all():
+                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+                used = f"last used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+                print(f"{t.id}\t{t.name}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{used}\t{state}")
+        else:
+            if not args.name:
+                print("usage: python -m bot api-token revoke NAME|ID", file=sys.stderr)
+                return 2
+            count = tokens.revoke(args.name)
+            print(f"{count} token(s) revoked")
+            return 0 if count else 1
+    finally:
+        db.close()
+    return 0
+
+
 def cmd_demo(settings: Settings | None, args) -> int:
     from sandbox.demo import main
     return main()
@@ -76,6 +107,7 @@ COMMANDS = {
     "migrate": (cmd_migrate, "apply the versioned migrations the database lacks"),
     "schema": (cmd_schema, "print the schema the migrations made (schema.sql)"),
     "demo": (cmd_demo, "the whole flow against the sandbox, no credentials"),
+    "api-token": (cmd_api_token, "1C API tokens: create NAME | list | revoke NAME|ID"),
 }
 
 
@@ -86,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=help_text)
         if name == "worker":
             command.add_argument("--threads", type=int, default=None)
+        if name == "api-token":
+            command.add_argument("action", choices=("create", "list", "revoke"))
+            command.add_argument("name", nargs="?")
     args = parser.parse_args(argv)
     if args.command == "demo":
         configure_logging("WARNING")
         return cmd_demo(None, args)
     try:
-        settings = load_settings(database_only=args.command in ("migrate", "schema"))
+        settings = load_settings(database_only=args.command in ("migrate", "schema", "api-token"))
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

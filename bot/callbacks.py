@@ -29,6 +29,7 @@ ACTIONS: dict[str, int] = {
     "unpin": 1,        # 👤 remove my pin: id_i
     "users": 1,        # /all_users page
     "menu": 0,         # ◀ back to the main menu
+    "tpl": 2,          # 📋 send an approved WhatsApp template: conversation id, template number
 }
 
 

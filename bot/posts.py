@@ -46,6 +46,8 @@ class Post:
     purpose: str = "post"
     part: int = 0
     merge_html: str | None = None    # this post's message alone, to join a merged post
+    # A file the channel keeps (WhatsApp media): the sender fetches and uploads it.
+    media: dict | None = None
 
 
     def payload(self) -> dict:
@@ -54,7 +56,8 @@ class Post:
                 "disable_notification": self.disable_notification,
                 "conversation_id": self.conversation_id, "message_id": self.message_id,
                 "purpose": self.purpose,
-                "part": self.part, "merge_html": self.merge_html}
+                "part": self.part, "merge_html": self.merge_html,
+                **({"media": self.media} if self.media else {})}
 
     @property
     def dedupe_key(self) -> str:
@@ -109,6 +112,19 @@ def render(chat: Conversation, message: StoredMessage, *, chat_id: int, source: 
         # SPEC §3.1: a file is shown as its text (or, without one, its name) linked to it.
         link = fmt.link(message.url, body.strip() or file_name(message, language))
         posts = [Post(method="sendMessage", text=head + link, merge_html=label_html + link, **common)]
+    elif message.media_ref and (message.is_img or message.is_file):
+        # The channel keeps the file (WhatsApp's media needs the number's token): the sender
+        # asks the channel for its bytes and uploads them (sendPhoto / sendDocument).
+        media = {"message_id": message.id, "name": file_name(message, language)}
+        method = "sendPhoto" if message.is_img else "sendDocument"
+        caption_room = POST_CAPTION_LIMIT - fmt.visible_len(head)
+        if fmt.utf16_len(body) <= caption_room:
+            posts = [Post(method=method, text=head + fmt.escape(body), media=media, **common)]
+        else:
+            posts = [Post(method=method, text=head, media=media, **common)]
+            posts += [Post(method="sendMessage", text=part, **common)
+                      for part in fmt.compose(continued, body, limit=POST_TEXT_LIMIT,
+                                              continuation_html=continued)]
     elif message.is_img and (message.url or message.preview):
         photo = message.url or message.preview
         caption_room = POST_CAPTION_LIMIT - fmt.visible_len(head)

@@ -15,6 +15,7 @@ recorded in the Telegram message map, so a manager's reply to it finds its chat.
 """
 from __future__ import annotations
 
+import io
 import logging
 import time
 from typing import Callable
@@ -72,7 +73,8 @@ class Sender:
     def __init__(self, bot: TeleBot, limiter: RateLimiter, jobs: JobQueue,
                  message_map: MessageMapRepository, users: UserManager,
                  report: Callable[..., object] | None = None, *,
-                 bot_language: str | None = None, locks: LockManager | None = None) -> None:
+                 bot_language: str | None = None, locks: LockManager | None = None,
+                 media: Callable[[int], object] | None = None) -> None:
         self.bot = bot
         self.locks = locks
         self.limiter = limiter
@@ -81,6 +83,8 @@ class Sender:
         self.users = users
         self.report = report
         self.bot_language = bot_language
+        # A stored message's file the channel keeps (channels/media.py): its bytes.
+        self.media = media
 
     def __call__(self, job: Job) -> None:
         payload = job.payload
@@ -165,6 +169,8 @@ class Sender:
         reply = None
         if payload.get("reply_to"):
             reply = types.ReplyParameters(int(payload["reply_to"]), allow_sending_without_reply=True)
+        if payload.get("media"):
+            return self._upload(payload, html, markup, silent, reply)
         if method == "sendPhoto":
             try:
                 return self.bot.send_photo(chat_id, payload["photo"], caption=html,
@@ -177,6 +183,40 @@ class Sender:
                 html = html + "\n" + fmt.link(payload["photo"], "🖼")
         return self.bot.send_message(chat_id, html, parse_mode="HTML", reply_markup=markup,
                                      disable_notification=silent, reply_parameters=reply)
+
+    def _upload(self, payload: dict, html: str, markup, silent: bool, reply):
+        """A customer's file the channel keeps: fetched from it (bounded), uploaded here.
+        A file the channel will not give (too big, expired) is named in the post instead;
+        a channel that is away is retried like any send."""
+        chat_id = int(payload["chat_id"])
+        media = payload["media"]
+        name = str(media.get("name") or "file")
+        try:
+            fetched = self.media(int(media["message_id"])) if self.media else None
+        except Exception as exc:
+            if getattr(exc, "transient", False):
+                raise
+            log.warning("a customer's file could not be fetched: %s", exc)
+            note = text("post_media_too_big", self._language_of(chat_id), name=name,
+                        reason=str(getattr(exc, "reason", exc))[:200])
+            return self.bot.send_message(chat_id, html + "\n" + note, parse_mode="HTML",
+                                         reply_markup=markup, disable_notification=silent,
+                                         reply_parameters=reply)
+        if fetched is None:
+            raise Permanent("no channel gives this file", f"message {media.get('message_id')}")
+        upload = types.InputFile(io.BytesIO(fetched.data), file_name=name)
+        if payload.get("method") == "sendPhoto":
+            try:
+                return self.bot.send_photo(chat_id, upload, caption=html, parse_mode="HTML",
+                                           reply_markup=markup, disable_notification=silent,
+                                           reply_parameters=reply)
+            except ApiTelegramException as exc:
+                if not _described(exc, _PHOTO_REFUSED):
+                    raise
+                upload = types.InputFile(io.BytesIO(fetched.data), file_name=name)
+        return self.bot.send_document(chat_id, upload, caption=html, parse_mode="HTML",
+                                      reply_markup=markup, disable_notification=silent,
+                                      reply_parameters=reply, visible_file_name=name)
 
     # -- when Telegram says no -----------------------------------------------------------
 

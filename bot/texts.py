@@ -155,6 +155,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "retry_queued": "🔁 Завдання {id} знову в черзі.",
         "retry_unknown": "Завдання {id} не знайдено.",
         "retry_not_dead": "Завдання {id} не є помилкою (стан: {status}).",
+        # WhatsApp (issue 11)
+        "wa_answer_waits": "❌ WhatsApp зараз недоступний; повідомлення надішлеться автоматично, "
+                           "щойно він запрацює. Не надсилайте його ще раз.",
+        "wa_err_window": "❌ Не надіслано (чат #{id_i}): минуло понад 24 години від останнього "
+                         "повідомлення клієнта, WhatsApp дозволяє лише затверджений шаблон.",
+        "wa_err_undeliverable": "❌ WhatsApp не може доставити повідомлення (чат #{id_i}): у клієнта "
+                                "немає WhatsApp, застарілий застосунок або він заблокував магазин.",
+        "wa_err_refused": "❌ WhatsApp не прийняв повідомлення (чат #{id_i}): {reason}",
+        "wa_err_template": "❌ WhatsApp не прийняв шаблон (чат #{id_i}): {reason}. Адміністраторів повідомлено.",
+        "wa_err_token": "❌ WhatsApp відхилив ключ доступу магазину; адміністраторів повідомлено.",
+        "wa_failed_undeliverable": "❌ WhatsApp не доставив повідомлення (чат #{id_i}): у клієнта немає "
+                                   "WhatsApp, застарілий застосунок або він заблокував магазин.",
+        "wa_failed_window": "❌ WhatsApp не доставив повідомлення (чат #{id_i}): минуло понад 24 години "
+                            "від останнього повідомлення клієнта; надішліть шаблон.",
+        "wa_failed_other": "❌ WhatsApp не доставив повідомлення (чат #{id_i}): {reason}",
+        "wa_window_closed": "⏰ Клієнт писав понад 24 години тому: WhatsApp дозволяє лише затверджений "
+                            "шаблон. Оберіть шаблон, щоб відновити розмову:",
+        "wa_window_no_templates": "⏰ Клієнт писав понад 24 години тому: WhatsApp дозволяє лише "
+                                  "затверджений шаблон, а шаблонів не налаштовано (WHATSAPP_TEMPLATES).",
+        "wa_template_params": "📋 Шаблон «{name}»: надішліть {count} значень, кожне з нового рядка.",
+        "wa_template_wrong_count": "❌ Шаблон «{name}» має {count} параметрів, а надіслано {given}. "
+                                   "Нічого не надіслано; спробуйте ще раз.",
+        "wa_template_unknown": "Цей шаблон більше не налаштовано.",
+        "wa_template_chosen": "📋 Шаблон «{name}» надсилається.",
+        "mark_sent": "✓",
+        "mark_delivered": "✓✓",
+        "mark_read": "✓✓ прочитано",
+        "mark_failed": "❌ не доставлено: {reason}",
+        "post_media_too_big": "📎 {name}: файл не вдалося показати тут ({reason}); відкрийте його у WhatsApp магазину.",
     },
     "en": {
         "messages": "🔥 My conversations",
@@ -277,6 +306,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "retry_queued": "🔁 Job {id} is queued again.",
         "retry_unknown": "Job {id} not found.",
         "retry_not_dead": "Job {id} is not an error (state: {status}).",
+        # WhatsApp (issue 11)
+        "wa_answer_waits": "❌ WhatsApp is unavailable right now; the message will be sent "
+                           "automatically when it is back. Do not send it again.",
+        "wa_err_window": "❌ Not sent (chat #{id_i}): more than 24 hours have passed since the client's "
+                         "last message; WhatsApp allows only an approved template.",
+        "wa_err_undeliverable": "❌ WhatsApp cannot deliver the message (chat #{id_i}): the client has no "
+                                "WhatsApp, an outdated app, or blocked the shop.",
+        "wa_err_refused": "❌ WhatsApp refused the message (chat #{id_i}): {reason}",
+        "wa_err_template": "❌ WhatsApp refused the template (chat #{id_i}): {reason}. The admins were told.",
+        "wa_err_token": "❌ WhatsApp refused the shop's access token; the admins were told.",
+        "wa_failed_undeliverable": "❌ WhatsApp did not deliver the message (chat #{id_i}): the client has no "
+                                   "WhatsApp, an outdated app, or blocked the shop.",
+        "wa_failed_window": "❌ WhatsApp did not deliver the message (chat #{id_i}): more than 24 hours "
+                            "since the client's last message; send a template.",
+        "wa_failed_other": "❌ WhatsApp did not deliver the message (chat #{id_i}): {reason}",
+        "wa_window_closed": "⏰ The client wrote more than 24 hours ago: WhatsApp allows only an approved "
+                            "template. Choose one to reopen the conversation:",
+        "wa_window_no_templates": "⏰ The client wrote more than 24 hours ago: WhatsApp allows only an "
+                                  "approved template, and none is configured (WHATSAPP_TEMPLATES).",
+        "wa_template_params": "📋 Template \"{name}\": send {count} values, one per line.",
+        "wa_template_wrong_count": "❌ Template \"{name}\" takes {count} parameters, {given} were sent. "
+                                   "Nothing was sent; try again.",
+        "wa_template_unknown": "This template is no longer configured.",
+        "wa_template_chosen": "📋 Sending the template \"{name}\".",
+        "mark_sent": "✓",
+        "mark_delivered": "✓✓",
+        "mark_read": "✓✓ read",
+        "mark_failed": "❌ not delivered: {reason}",
+        "post_media_too_big": "📎 {name}: the file could not be shown here ({reason}); open it in the shop's WhatsApp.",
     },
 }
 

@@ -61,7 +61,16 @@ def message_block(message: StoredMessage, language: str, *, snippet: int = HISTO
         url = message.url or (message.preview if message.is_img else None)
         # Without a link (the CRM's URL could not be kept) the file is still named.
         lines.append(fmt.link(url, label) if url else label)
+    if not message.from_client and message.delivery_status:
+        lines.append(delivery_mark(message, language))
     return fmt.join("\n", lines)
+
+
+def delivery_mark(message: StoredMessage, language: str) -> Html:
+    """✓ sent, ✓✓ delivered, ✓✓ read, or why it was not delivered (WhatsApp's statuses)."""
+    if message.delivery_status == "failed":
+        return text("mark_failed", language, reason=message.delivery_error or "—")
+    return text(f"mark_{message.delivery_status}", language)
 
 
 def history_page(chat: Chat, messages: list[StoredMessage], page: int, language: str, *,

@@ -8,10 +8,11 @@ from __future__ import annotations
 from config import Settings
 from channels.base import Channel
 from channels.keepingcrm import KeepingCrm
+from channels.whatsapp import WhatsApp
 from models.db import Database
 
 # Every channel KeepDesk knows, in the order their routes and jobs are registered.
-REGISTRY = (KeepingCrm,)
+REGISTRY = (KeepingCrm, WhatsApp)
 
 
 class Channels(dict):

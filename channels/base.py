@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Callable, Protocol
 
 from models.conversations import Conversation
-from models.inbound import ConversationInfo, ConversationKey, InboundMessage
+from models.inbound import ConversationInfo, ConversationKey, InboundMessage, StatusUpdate
 from models.outbound import Attachment, Outbound
 
 
@@ -55,12 +55,22 @@ class Unavailable(ChannelError):
 
 
 class Rejected(ChannelError):
-    """The channel understood and refused (too long, not allowed): the manager is told."""
+    """The channel understood and refused (too long, not allowed): the manager is told.
+    `notice`: the text key that tells the manager (default: the CRM's refusal)."""
+    notice: str | None = None
 
     def __init__(self, reason: str, *, max_length: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.max_length = max_length
+
+
+@dataclass(frozen=True)
+class Media:
+    """A customer's photo or file, fetched from the channel for the desk."""
+    data: bytes
+    mime: str
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Incoming:
     # The conversation as the channel just read it (None: not stored yet); left out, the
     # ingest service looks it up itself.
     known: Conversation | None | type(Ellipsis) = ...
+    # Delivery statuses of messages the shop sent in this conversation.
+    statuses: list[StatusUpdate] = field(default_factory=list)
 
 
 class Ingest(Protocol):
@@ -91,6 +103,8 @@ class Channel(ABC):
     label: str           # shown in posts and on the panel
     icon: str
     capabilities: Capabilities
+    # The manager's notice while an answer waits for the channel to come back.
+    waiting_notice = "answer_waits_for_crm"
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -121,8 +135,29 @@ class Channel(ABC):
         process died may then go twice, SPEC §6)."""
         return False
 
-    def after_send(self, conversation: Conversation) -> None:
+    def after_send(self, conversation: Conversation, outbound: Outbound | None = None,
+                   external_id: str | None = None) -> None:
         """What follows a message taken (the CRM: a sync, so the answer is stored)."""
+
+    def send_template(self, conversation: Conversation, template: dict) -> Sent:
+        """Send an approved template {"name", "language", "params"} (channels with templates)."""
+        raise Rejected(f"{self.label} has no templates")
+
+    def window_closed(self, conversation: Conversation, now) -> bool:
+        """Outside the reply window (capabilities.reply_window) only templates may go."""
+        window = self.capabilities.reply_window
+        if window is None:
+            return False
+        last = conversation.last_customer_at
+        return last is None or now - last >= window
+
+    def templates(self) -> tuple[tuple[str, int], ...]:
+        """The approved templates a manager may send: (name, number of body parameters)."""
+        return ()
+
+    def fetch_media(self, conversation: Conversation, media_ref: str) -> Media:
+        """The bytes of a customer's photo or file the desk cannot link to."""
+        raise Rejected(f"{self.label} keeps no media")
 
     def mark_read(self, conversation: Conversation) -> None:
         """Tell the customer their messages were read."""

@@ -5,8 +5,9 @@
 3. menus       main-menu buttons and paged lists
 4. chats       a chat's card, history, read status, task status, unpin, send mode keys
 5. pinning     "✍ Відповісти" / "🔑 Підключитися" under shared posts
-6. writing     text, photos and files for clients
-7. fallback    everything nobody handled: pending users, strangers, stale buttons
+6. templates   the 24-hour window's approved templates (WhatsApp), and their parameters
+7. writing     text, photos and files for clients
+8. fallback    everything nobody handled: pending users, strangers, stale buttons
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from telebot import TeleBot
 
 from bot import auth
 from bot.factory import new_bot
-from handlers import admin, chats, fallback, menus, pinning, start, writing
+from handlers import admin, chats, fallback, menus, pinning, start, templates, writing
 from handlers.common import ActionFilter, Desk
 
-AREAS = (start, admin, menus, chats, pinning, writing, fallback)
+AREAS = (start, admin, menus, chats, pinning, templates, writing, fallback)
 
 
 def register_all(bot: TeleBot, deps) -> Desk:

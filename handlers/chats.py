@@ -12,6 +12,7 @@ from bot import formatting as fmt
 from bot import views
 from bot.keyboards import main_menu, send_mode_keyboard, to_markup
 from bot.texts import key_of_label, text
+from handlers import templates
 from handlers.common import Desk, callback_args, private_chat_of
 from models.conversations import Conversation as Chat
 from models.pins import PIN
@@ -81,6 +82,7 @@ def enter_send_mode(desk: Desk, user: User, chat_id: int, conversation_id: int) 
     prompt += "\n" + desk.t(user, "send_mode_on")
     desk.send(chat_id, prompt, send_mode_keyboard(desk.lang(user)), conversation_id=conversation_id,
               purpose="prompt")
+    templates.offer(desk, user, chat_id, entered)  # WhatsApp's 24-hour window, before typing
     return None
 
 

@@ -13,6 +13,7 @@ from functools import partial
 from telebot import TeleBot, types
 
 from bot import formatting as fmt
+from handlers import templates
 from handlers.common import Desk
 from models.outbound import Attachment
 from models.users import User
@@ -89,6 +90,8 @@ def content(desk: Desk, message: types.Message, user: User) -> None:
         desk.reply(message, desk.t(user, "taken_by", name=fmt.escape(name)))
     elif result.outcome is Outcome.UNKNOWN_CHAT:
         desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=conversation_id))
+    elif result.outcome is Outcome.WINDOW_CLOSED:
+        templates.offer(desk, user, message.chat.id, desk.chats.get(conversation_id))
     # DUPLICATE: this very message was taken already (a re-delivered update): nothing to say.
 
 

@@ -18,6 +18,8 @@ class ConversationKey:
     def numeric_id(self) -> int | None:
         """The source's own number, when it is one (the CRM's id_i): a conversation keeps
         it as its desk number when it is free."""
+        if self.channel != "keepingcrm":   # a phone or a user id is no desk number
+            return None
         return int(self.external_id) if self.external_id.isdigit() and len(self.external_id) < 19 else None
 
 
@@ -47,7 +49,22 @@ class InboundMessage:
     date_written: datetime | None = None
     date_seen: datetime | None = None
     deleted: bool = False
+    # The channel's own reference of a photo or file the desk cannot link to (a WhatsApp
+    # media id): the Telegram sender asks the channel for its bytes.
+    media_ref: str | None = None
+    # A quick-reply button's payload (WhatsApp), for dialogues that wait for one.
+    payload: str | None = None
 
     @property
     def sort_key(self) -> tuple:
         return (int(self.external_id) if self.external_id.isdigit() else 0, self.external_id)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What the channel says became of a message the shop sent (CHANNELS.md §1)."""
+    external_id: str
+    status: str                       # sent | delivered | read | failed
+    at: datetime
+    error_code: int | None = None
+    error: str | None = None

@@ -31,6 +31,9 @@ class StoredMessage:
     date_written: datetime | None
     date_seen: datetime | None
     deleted: bool
+    media_ref: str | None = None            # the channel's reference of a file it keeps
+    delivery_status: str | None = None      # a shop message: sent / delivered / read / failed
+    delivery_error: str | None = None
 
     @property
     def from_client(self) -> bool:
@@ -43,13 +46,20 @@ class StoredMessage:
                    text=row["text"] or "", is_file=bool(row["is_file"]),
                    is_img=bool(row["is_img"]), filename=row["filename"], url=row["url"],
                    preview=row["preview"], date_written=row["date_written"],
-                   date_seen=row["date_seen"], deleted=bool(row["deleted"]))
+                   date_seen=row["date_seen"], deleted=bool(row["deleted"]),
+                   media_ref=row.get("media_ref"), delivery_status=row.get("delivery_status"),
+                   delivery_error=row.get("delivery_error"))
 
 
 _INSERT = ("INSERT INTO messages (external_id, conversation_id, direction, text, is_file, is_img,"
-           " filename, url, preview, date_written, date_seen, deleted)"
-           " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+           " filename, url, preview, date_written, date_seen, deleted, media_ref)"
+           " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
            " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)")
+
+# A message with what its channel said became of it (delivery_statuses, WhatsApp's marks).
+_WITH_STATUS = ("m.*, s.status AS delivery_status, s.error AS delivery_error FROM messages m"
+                " LEFT JOIN delivery_statuses s ON s.conversation_id = m.conversation_id"
+                " AND s.external_id = m.external_id")
 
 # Stored instead of a message MariaDB refused, so that the conversation goes on.
 UNSTORABLE = "(this message could not be stored: {reason} — see it at its source)"
@@ -65,7 +75,7 @@ class MessageRepository(Repository):
         messages around it or the next sync of its conversation."""
         rows = [(m.external_id, conversation_id, CLIENT if m.from_customer else SHOP, m.text,
                  int(m.is_file), int(m.is_img), m.filename, m.url, m.preview, m.date_written,
-                 m.date_seen, int(m.deleted)) for m in messages]
+                 m.date_seen, int(m.deleted), m.media_ref) for m in messages]
         if not rows:
             return
         try:
@@ -88,13 +98,13 @@ class MessageRepository(Repository):
         log.warning("message %s of conversation %s refused by the database (%s): stored a"
                     " placeholder", row[0], row[1], reason)
         text = UNSTORABLE.format(reason=reason)
-        placeholder = (*row[:3], text, 0, 0, None, None, None, *row[9:])
+        placeholder = (*row[:3], text, 0, 0, None, None, None, *row[9:12], None)
         try:
             cur.execute(_INSERT, placeholder)
         except Exception as exc:  # its dates, then: the placeholder goes without them
             if not is_data_error(exc):
                 raise
-            cur.execute(_INSERT, (*placeholder[:9], None, None, placeholder[11]))
+            cur.execute(_INSERT, (*placeholder[:9], None, None, placeholder[11], None))
 
     def max_id(self, conversation_id: int, cur=None) -> int | None:
         row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE conversation_id = %s",
@@ -151,9 +161,9 @@ class MessageRepository(Repository):
         return StoredMessage.from_row(row) if row else None
 
     def page(self, conversation_id: int, offset: int, limit: int) -> list[StoredMessage]:
-        """Newest first: page 0 holds the newest `limit` messages."""
-        rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s AND deleted = 0"
-                                " ORDER BY id DESC LIMIT %s OFFSET %s",
+        """Newest first: page 0 holds the newest `limit` messages (with their delivery status)."""
+        rows = self.db.fetchall(f"SELECT {_WITH_STATUS} WHERE m.conversation_id = %s AND m.deleted = 0"
+                                " ORDER BY m.id DESC LIMIT %s OFFSET %s",
                                 (conversation_id, limit, offset))
         return [StoredMessage.from_row(r) for r in rows]
 
@@ -161,14 +171,20 @@ class MessageRepository(Repository):
                before_id: int | None = None) -> list[StoredMessage]:
         """The newest `limit` messages (older than `before_id`), returned oldest first."""
         if before_id is None:
-            rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s"
-                                    " AND deleted = 0 ORDER BY id DESC LIMIT %s",
+            rows = self.db.fetchall(f"SELECT {_WITH_STATUS} WHERE m.conversation_id = %s"
+                                    " AND m.deleted = 0 ORDER BY m.id DESC LIMIT %s",
                                     (conversation_id, limit))
         else:
-            rows = self.db.fetchall("SELECT * FROM messages WHERE conversation_id = %s"
-                                    " AND deleted = 0 AND id < %s ORDER BY id DESC LIMIT %s",
+            rows = self.db.fetchall(f"SELECT {_WITH_STATUS} WHERE m.conversation_id = %s"
+                                    " AND m.deleted = 0 AND m.id < %s ORDER BY m.id DESC LIMIT %s",
                                     (conversation_id, before_id, limit))
         return [StoredMessage.from_row(r) for r in reversed(rows)]
+
+    def newest_from_customer(self, conversation_id: int) -> str | None:
+        """The channel's id of the customer's newest message (what "read" marks)."""
+        row = self.db.fetchone("SELECT external_id FROM messages WHERE conversation_id = %s"
+                               " AND direction = 'client' ORDER BY id DESC LIMIT 1", (conversation_id,))
+        return row["external_id"] if row else None
 
     def purge_older_than(self, before: datetime) -> int:
         """Stored history older than the retention period (/clean)."""

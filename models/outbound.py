@@ -50,6 +50,7 @@ class Outbound:
     status: str
     attempted_at: datetime | None
     error: str | None
+    template: dict | None = None     # an approved template {"name", "language", "params"}
 
     @classmethod
     def from_row(cls, row: dict) -> "Outbound":
@@ -59,21 +60,23 @@ class Outbound:
                    remote_files=json.loads(row["remote_files"]) if row["remote_files"] else None,
                    external_id=row["external_id"],
                    after_message_id=row["after_message_id"], status=row["status"],
-                   attempted_at=row["attempted_at"], error=row["error"])
+                   attempted_at=row["attempted_at"], error=row["error"],
+                   template=json.loads(row["template"]) if row.get("template") else None)
 
 
 class OutboundRepository(Repository):
     def record(self, cur, *, key: str, conversation_id: int, manager_id: int, tg_chat_id: int,
                tg_message_id: int, text: str, attachment: Attachment | None,
-               after_message_id: int | None) -> int | None:
+               after_message_id: int | None, template: dict | None = None) -> int | None:
         """Record a decided message; None when this key was recorded already."""
         try:
             cur.execute(
                 "INSERT INTO outbound (dedupe_key, conversation_id, manager_id, tg_chat_id,"
-                " tg_message_id, text, attachment, after_message_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " tg_message_id, text, attachment, after_message_id, template)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (key, conversation_id, manager_id, tg_chat_id, tg_message_id, text,
-                 attachment.to_json() if attachment else None, after_message_id))
+                 attachment.to_json() if attachment else None, after_message_id,
+                 json.dumps(template, ensure_ascii=False) if template else None))
         except pymysql.err.IntegrityError:
             return None
         return cur.lastrowid
@@ -90,6 +93,12 @@ class OutboundRepository(Repository):
     def mark_attempt(self, outbound_id: int, now: datetime) -> None:
         self.db.execute("UPDATE outbound SET attempted_at = COALESCE(attempted_at, %s)"
                         " WHERE id = %s", (now, outbound_id))
+
+    def by_external(self, external_id: str) -> Outbound | None:
+        """The manager's message the channel knows by this id (for its delivery status)."""
+        row = self.db.fetchone("SELECT * FROM outbound WHERE external_id = %s ORDER BY id DESC LIMIT 1",
+                               (external_id,))
+        return Outbound.from_row(row) if row else None
 
     def settle(self, cur, outbound_id: int, status: str, now: datetime,
                error: str | None = None, external_id: str | None = None) -> bool:

@@ -1,4 +1,4 @@
-"""`python -m sandbox`: run the Telegram and CRM emulators until Ctrl-C.
+"""`python -m sandbox`: run the Telegram, CRM and WhatsApp Cloud API emulators until Ctrl-C.
 
 Prints the settings that point KeepDesk at them, so that in another terminal
 `make run` talks to the sandbox instead of the real services.
@@ -11,6 +11,7 @@ import threading
 
 from sandbox.crm import CrmSandbox
 from sandbox.telegram import TelegramSandbox
+from sandbox.whatsapp import WhatsAppSandbox
 
 TOKEN = "123456:sandbox-token"
 
@@ -19,20 +20,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox")
     parser.add_argument("--telegram-port", type=int, default=8081)
     parser.add_argument("--crm-port", type=int, default=8082)
+    parser.add_argument("--whatsapp-port", type=int, default=8083)
+    parser.add_argument("--whatsapp-templates", default="appointment:3,review:2,birthday:2,order_ready:1,hello:0",
+                        help="approved templates the emulator knows, name:parameters")
     parser.add_argument("--enforce-limits", action="store_true",
                         help="answer 429 like Telegram when its limits are exceeded")
     args = parser.parse_args(argv)
     tg = TelegramSandbox(TOKEN, port=args.telegram_port, enforce_limits=args.enforce_limits).start()
     crm = CrmSandbox(port=args.crm_port).start()
+    wa = WhatsAppSandbox(port=args.whatsapp_port).start()
+    for item in filter(None, args.whatsapp_templates.split(",")):
+        name, _, count = item.partition(":")
+        wa.add_template(name.strip(), int(count or 0))
     print("Sandbox running. Point KeepDesk at it with:\n"
           f"  BOT_TOKEN={TOKEN}\n  TELEGRAM_API_URL={tg.url}\n"
           f"  KEEPING_API_URL={crm.api_url}\n  KEEPING_WEB_URL={crm.web_url}\n"
           f"  KEEPING_SELLER_ID={crm.seller_id}\n  KEEPING_API_KEY={crm.api_key}\n"
-          "Ctrl-C stops it.", flush=True)
+          f"  WHATSAPP_CLOUD_GRAPH_URL={wa.url}\n  WHATSAPP_CLOUD_TOKEN={wa.token}\n"
+          f"  WHATSAPP_CLOUD_PHONE_NUMBER_ID={wa.phone_number_id}\n"
+          f"  WHATSAPP_CLOUD_APP_SECRET={wa.app_secret}\n  WHATSAPP_CLOUD_VERIFY_TOKEN={wa.verify_token}\n"
+          f"  WHATSAPP_TEMPLATES={args.whatsapp_templates}\n"
+          "  WHATSAPP_TEMPLATE_APPOINTMENT=appointment WHATSAPP_TEMPLATE_REVIEW=review"
+          " WHATSAPP_TEMPLATE_BIRTHDAY=birthday\n"
+          "The WhatsApp emulator calls KeepDesk's webhook once subscribed: in Python,\n"
+          "  WhatsAppSandbox.subscribe('http://127.0.0.1:<LISTENER_PORT>/whatsapp/cloud')\n"
+          "(README, \"The WhatsApp sandbox\"). Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
+    wa.stop()
     crm.stop()
     tg.stop()
     return 0

@@ -1,12 +1,15 @@
 """`make demo` / `python -m bot demo`: the whole flow on this machine, no credentials.
 
-Starts a throwaway MariaDB, the Telegram and CRM sandboxes and a complete KeepDesk (both
-doors on real ports, workers, the real pyTelegramBotAPI), lets a customer write, and
-prints what each party saw: the CRM, the listener door, the shared chat.
+Starts a throwaway MariaDB, the Telegram, CRM and WhatsApp sandboxes and a complete
+KeepDesk (both doors on real ports, workers, the real pyTelegramBotAPI), lets a customer
+write, and prints what each party saw: the CRM, the listener door, the shared chat. Then
+a WhatsApp customer is answered from Telegram, and 1C sends an appointment notice that
+the customer confirms with its button.
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 import shutil
 import tempfile
@@ -17,6 +20,7 @@ from models.db import Database, migrate
 from sandbox.crm import CrmSandbox
 from sandbox.stack import LocalDesk, wait_for
 from sandbox.telegram import TelegramSandbox, parse_html
+from sandbox.whatsapp import WhatsAppSandbox
 from models.mariadb import LocalMariaDB
 
 TOKEN = "123456:sandbox-token"
@@ -51,8 +55,14 @@ def telegram_view(message: dict) -> str:
     return "\n".join(lines)
 
 
-def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict):
-    return load_settings({
+def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict,
+                 wa: WhatsAppSandbox | None = None):
+    whatsapp = {} if wa is None else {
+        "WHATSAPP_CLOUD_GRAPH_URL": wa.url, "WHATSAPP_CLOUD_TOKEN": wa.token,
+        "WHATSAPP_CLOUD_PHONE_NUMBER_ID": wa.phone_number_id,
+        "WHATSAPP_CLOUD_APP_SECRET": wa.app_secret, "WHATSAPP_CLOUD_VERIFY_TOKEN": wa.verify_token,
+        "WHATSAPP_TEMPLATE_APPOINTMENT": "appointment", "WHATSAPP_TEMPLATES": "appointment:3,hello:0"}
+    return load_settings({**whatsapp,
         "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.url,
         "CHAT_NEW_MESSAGE": str(SHARED_CHAT), "CHANNEL_LOG": str(LOG_CHAT), "ADMIN_IDS": str(ADMIN),
         "WEBHOOK_SECRET_PATH": "demo-webhook-path", "WEBHOOK_SECRET_TOKEN": "demo-secret",
@@ -60,6 +70,55 @@ def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict):
         "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
         "RECONCILE_EVERY": "3600", **database_env,
     }, env_file=None)
+
+
+WA_CUSTOMER = "380671234567"
+
+
+def whatsapp_story(desk: LocalDesk, tg: TelegramSandbox, wa: WhatsAppSandbox, say: Transcript) -> None:
+    """A WhatsApp customer answered from Telegram; a 1C appointment confirmed by its button."""
+    import requests
+    from services.api_tokens import ApiTokens
+    manager = 2002
+    wa.customer_writes(WA_CUSTOMER, "Вітаю! Можна записатися на завтра?", name="Оксана")
+    say.say("WhatsApp (customer +380671234567, “Оксана”)", "Вітаю! Можна записатися на завтра?")
+    post = wait_for(lambda: [m for m in tg.messages(SHARED_CHAT) if "WhatsApp" in (m.get("text") or "")],
+                    timeout=30)[-1]
+    desk.idle(timeout=30)
+    say.say(f"Telegram shared chat {SHARED_CHAT}", telegram_view(post))
+    button = post["reply_markup"]["inline_keyboard"][0][0]
+    tg.user_presses_button(manager, SHARED_CHAT, post["message_id"], button["callback_data"],
+                           username="olena_sales")
+    wait_for(lambda: "Ви відповідаєте" in (tg.messages(manager)[-1].get("text") or ""), timeout=30)
+    reply = "Так, завтра о 10:30 є вільний час. Надішлю підтвердження."
+    tg.user_sends_text(manager, reply, username="olena_sales")
+    wait_for(lambda: wa.sent(WA_CUSTOMER), timeout=30)
+    wait_for(lambda: wa.sent(WA_CUSTOMER)[-1]["status"] == "delivered", timeout=30)
+    desk.idle(timeout=30)
+    say.say("Telegram, @olena_sales types", reply)
+    say.say("WhatsApp, what the customer received",
+            "\n".join(f"{text}   [{m['status']}]" for text, m in zip(wa.message_texts(WA_CUSTOMER),
+                                                                     wa.sent(WA_CUSTOMER))))
+
+    token = ApiTokens(desk.db).create("1c-demo")
+    answer = requests.post(f"{desk.listener_url}/appointment", timeout=10, data={
+        "token": token, "phone": "0671234567", "doctor": "Др. Коваль", "date": "03.12", "time": "10:30"})
+    say.say("1C → KeepDesk", f"POST /appointment phone=0671234567 doctor=Др. Коваль date=03.12 "
+                             f"time=10:30 → {answer.text}")
+    notice = wait_for(lambda: [m for m in wa.sent(WA_CUSTOMER) if m["type"] == "template"], timeout=30)[-1]
+    say.say("WhatsApp, the customer receives the template", wa.message_texts(WA_CUSTOMER)[-1]
+            + "\n[ Підтвердити ]  [ Відписатися ]")
+    wa.customer_presses_button(WA_CUSTOMER, "Підтвердити", "confirm", context_id=notice["id"])
+    deadline = time.monotonic() + 30
+    while True:
+        state = requests.get(f"{desk.listener_url}/get_data", timeout=10,
+                             params={"token": token, "phone": "0671234567"}).json()
+        if state["appointment"] is True or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    say.say("WhatsApp, the customer taps “Підтвердити”; 1C asks GET /get_data", str(state))
+    wait_for(lambda: len([m for m in wa.sent(WA_CUSTOMER) if m["type"] == "text"]) == 2, timeout=30)
+    say.say("WhatsApp, KeepDesk answers the customer", wa.message_texts(WA_CUSTOMER)[-1])
 
 
 def run_story(desk: LocalDesk, tg: TelegramSandbox, crm: CrmSandbox, say: Transcript) -> None:
@@ -128,23 +187,26 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="keepdesk-demo-")
     say = Transcript()
     database = LocalMariaDB(workdir, durable=False, buffer_pool="64M")
-    tg = crm = desk = None
+    tg = crm = desk = wa = None
     try:
         print("Starting MariaDB, the Telegram and CRM sandboxes and KeepDesk…", flush=True)
         database.start()
         database.create_database("keepdesk_demo", drop=True)
         tg, crm = TelegramSandbox(TOKEN).start(), CrmSandbox().start()
-        settings = settings_for(tg, crm, database.environment("keepdesk_demo"))
+        wa = WhatsAppSandbox().start()
+        wa.add_template("appointment", 3)
+        settings = settings_for(tg, crm, database.environment("keepdesk_demo"), wa)
         db = Database(settings)
         migrate(db)
-        desk = LocalDesk(settings, db, tg, crm).start()
+        desk = LocalDesk(settings, db, tg, crm, wa=wa).start()
         run_story(desk, tg, crm, say)
+        whatsapp_story(desk, tg, wa, say)
         print("Demo finished.", flush=True)
         return 0
     finally:
         if desk is not None:
             desk.stop()
-        for server in (tg, crm):
+        for server in (tg, crm, wa):
             if server is not None:
                 server.stop()
         database.stop()

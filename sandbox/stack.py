@@ -34,9 +34,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 
 class LocalDesk:
-    def __init__(self, settings: Settings, db: Database, tg, crm=None, *, threads: int = 2) -> None:
-        """`tg`, `crm`: the running sandboxes (TelegramSandbox, CrmSandbox)."""
+    def __init__(self, settings: Settings, db: Database, tg, crm=None, *, threads: int = 2,
+                 wa=None) -> None:
+        """`tg`, `crm`, `wa`: the running sandboxes (TelegramSandbox, CrmSandbox,
+        WhatsAppSandbox — subscribed to this desk's webhook when given)."""
         self.settings = settings
+        self.wa = wa
         self.db = db
         self.tg = tg
         self.crm = crm
@@ -67,6 +70,8 @@ class LocalDesk:
         self.runtime = WorkerRuntime(self.deps, self.bell)
         if workers:
             self.start_workers()
+        if self.wa is not None:
+            self.wa.subscribe(f"{self.listener.url}/whatsapp/cloud", self.settings.whatsapp_cloud_verify_token)
         return self
 
     def start_workers(self) -> None:

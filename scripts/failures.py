@@ -65,6 +65,10 @@ POLICIES: dict[str, Policy] = {
     # A CRM sync: news keeps coming; a poison answer must not be retried forever.
     "crm_sync": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "clean": Policy(backoff_cap=60.0, transient_attempts=30, permanent_attempts=2, report_after=3),
+    # WhatsApp (issue 11): a stored webhook body, like a CRM sync; a message KeepDesk sends
+    # on its own (1C, the API), like a manager's answer — for as long as Meta is away.
+    "wa_webhook": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
+    "wa_send": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
 }
 PERIODIC = Policy(backoff_cap=60.0, transient_attempts=0, permanent_attempts=0, report_after=3)
 

@@ -15,6 +15,7 @@ from bot.factory import process_update
 from bot.files import TelegramFiles
 from bot.ratelimit import RateLimiter
 from bot.sender import Sender
+from channels.media import MediaFetcher
 from config import Settings
 from container import Container
 from handlers import create_desk_bot
@@ -25,6 +26,7 @@ from scripts.clean import Cleaner
 from scripts.expiry import PinExpiry
 from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
+from services.notifications import SendOutbox
 from services.writing import DeliverToCustomer
 from utils.bell import Bell, BellListener
 from utils.signals import StopSignal
@@ -65,7 +67,8 @@ class WorkerRuntime:
         limiter = RateLimiter(deps.db, settings)
         self.sender = Sender(self.bot, limiter, deps.jobs,
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
-                             bot_language=settings.bot_language, locks=deps.locks)
+                             bot_language=settings.bot_language, locks=deps.locks,
+                             media=MediaFetcher(deps.db, deps.channels))
         deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels,
                                     download=TelegramFiles(self.bot).download, clock=clock)
         self.handlers: dict[str, Callable] = {
@@ -76,6 +79,7 @@ class WorkerRuntime:
             "expire_pins": PinExpiry(deps.claims, clock),
             "clean": Cleaner(settings, deps.db, self.bot, deps.jobs, deps.users, deps.out, clock),
             "report_errors": deps.reporter,
+            "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock)),
         }
         for channel in deps.channels.values():
             self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
@@ -84,6 +88,7 @@ class WorkerRuntime:
         self.dead_hooks: dict[str, Callable[[Job, BaseException], None]] = {
             "tg_update": self.update_failed,
             "deliver": deliver.dead,
+            "wa_send": send_outbox.dead,
         }
         self.worker = Worker(deps.jobs, self.handlers, bell=bell, report=deps.reporter.report,
                              on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps))

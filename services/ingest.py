@@ -56,18 +56,28 @@ class IngestResult:
 class Ingest:
     def __init__(self, db: Database, claims: ChatClaims, desks: Sequence[DeskPort], *,
                  retention_days: int, task_pattern: str,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 statuses: Callable | None = None,
+                 interceptors: Sequence[Callable[[Incoming], Incoming]] = ()) -> None:
         self.db = db
         self.claims = claims
         self.desks = list(desks)
         self.retention_days = retention_days
         self.task_pattern = task_pattern
         self.clock = clock
+        # Delivery statuses (services/statuses.py), and services that take some messages
+        # out of a batch before the desk sees it (the 1C dialogue: services/dialogue.py).
+        self.statuses = statuses
+        self.interceptors = list(interceptors)
         self.conversations = ConversationRepository(db)
         self.messages = MessageRepository(db)
         self.pins = PinRepository(db)
 
     def __call__(self, incoming: Incoming) -> IngestResult:
+        if incoming.statuses and self.statuses is not None:
+            self.statuses(incoming.key, incoming.statuses)
+        for intercept in self.interceptors:
+            incoming = intercept(incoming)
         existing = (self.conversations.find(incoming.key) if incoming.known is ...
                     else incoming.known)
         if existing is None and incoming.info is None and not incoming.messages:

@@ -49,6 +49,7 @@ class Outcome(enum.Enum):
     FILE_TOO_BIG = "file_too_big"  # over what a bot may download; nothing recorded
     TAKEN_BY = "taken_by"          # the chat is another manager's; nothing recorded
     UNKNOWN_CHAT = "unknown_chat"
+    WINDOW_CLOSED = "window_closed"  # the channel's reply window is closed: only templates
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ManagerMessage:
     tg_message_id: int
     text: str
     attachment: Attachment | None = None
+    template: dict | None = None      # an approved template {"name", "language", "params"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class WriteToCustomer:
         if size and size > TELEGRAM_DOWNLOAD_LIMIT:
             return WriteResult(Outcome.FILE_TOO_BIG)
         now = self.clock()
+        if message.template is None and channel.window_closed(conversation, now):
+            return WriteResult(Outcome.WINDOW_CLOSED)
         # One lock, one transaction: the chat is the manager's (taken if free, or if their
         # own pin ran out meanwhile) and the answer is recorded under the same decision —
         # an expiry can come before it or after it, never in between.
@@ -115,7 +119,8 @@ class WriteToCustomer:
                     conversation_id=conversation_id, manager_id=manager.tg_id,
                     tg_chat_id=message.tg_chat_id, tg_message_id=message.tg_message_id,
                     text=message.text, attachment=message.attachment,
-                    after_message_id=self.messages.max_numeric_external_id(conversation_id))
+                    after_message_id=self.messages.max_numeric_external_id(conversation_id),
+                    template=message.template)
                 if outbound_id is None:
                     return WriteResult(Outcome.DUPLICATE)
                 self.jobs.enqueue(UPDATES, "deliver", {"outbound_id": outbound_id},
@@ -154,19 +159,21 @@ class DeliverToCustomer:
                 log.info("outbound %s was delivered by an earlier attempt", out.id)
             else:
                 self.outbound.mark_attempt(out.id, self.clock())
-                sent_id = channel.send(conversation, out.text, files).external_id
+                sent = (channel.send_template(conversation, out.template) if out.template
+                        else channel.send(conversation, out.text, files))
+                sent_id = sent.external_id
         except Rejected as exc:
-            return self._settle(out, REFUSED, exc.reason, _refusal_notice(exc, out))
+            return self._settle(out, REFUSED, exc.reason, _refusal_notice(exc, out, conversation.ref))
         except ChannelError as exc:
             if not exc.transient:
                 raise Permanent(f"{channel.label} refused the answer", str(exc)) from exc
             if job.attempts == 1:
                 # Once: the manager knows it waits, and that typing it again would double it.
-                self._notify_now(_notice(out, "answer_waits_for_crm", key="wait"))
+                self._notify_now(_notice(out, channel.waiting_notice, key="wait"))
             raise
         settled = self._settle(out, SENT, None, _notice(out, "sent_ok", id_i=conversation.ref,
                                                         key="ok"), external_id=sent_id)
-        channel.after_send(conversation)
+        channel.after_send(conversation, out, sent_id)
         return settled
 
     def dead(self, job: Job, exc: BaseException) -> None:
@@ -218,7 +225,9 @@ def _notice(out: Outbound, notice: str, *, key: str, **values) -> NewJob:
                   lane=f"send:{out.tg_chat_id}", priority=2)
 
 
-def _refusal_notice(exc: Rejected, out: Outbound) -> NewJob:
+def _refusal_notice(exc: Rejected, out: Outbound, ref: str = "") -> NewJob:
+    if exc.notice:  # the channel's own words for it (e.g. WhatsApp's 24-hour window)
+        return _notice(out, exc.notice, reason=exc.reason, id_i=ref, key="refused")
     if exc.max_length:
         return _notice(out, "too_long", length=len(out.text), limit=exc.max_length, key="refused")
     return _notice(out, "crm_refused", reason=exc.reason, key="refused")

@@ -24,14 +24,14 @@ LAYERS: dict[str, int] = {
     "models": 1,
     "crm": 2, "channels": 2, "bot": 2,          # adapters: the CRM's wire, channels, the Telegram desk
     "services": 3,                               # business actions
-    "handlers": 4,                               # the Telegram desk's handlers: decode → service → view
+    "handlers": 4, "apis": 4,                    # the Telegram desk's handlers; business APIs' routes
     "container": 5, "scripts": 5,                # composition, workers, periodic jobs
     "doors": 6, "webhook_server": 6, "crm_listener": 6,
     "sandbox": 7,
 }
 # Entry points that live in a lower package by name (SPEC §7: `python -m bot …`).
 ENTRY_POINTS = {"bot.__main__": 8, "bot.runner": 6}   # `python -m bot demo` runs the sandbox
-PACKAGES = ("utils", "models", "crm", "channels", "bot", "services", "handlers", "scripts",
+PACKAGES = ("utils", "models", "crm", "channels", "bot", "services", "handlers", "apis", "scripts",
             "doors", "sandbox")
 TOP_MODULES = ("config.py", "container.py", "webhook_server.py", "crm_listener.py")
 

@@ -673,7 +673,7 @@ def _hostile_taps(desk, ids: dict) -> list[str]:
         "list": [(n, 0) for n in range(1, 7)], "hist": [(ids["pinned"], 0)],
         "write": [(ids["pinned"],), (ids["free"],)], "read": [(ids["pinned"],)],
         "status": [(ids["pinned"],)], "unpin": [(ids["pinned"],)], "users": [(0,), (1,)],
-        "menu": [()],
+        "menu": [()], "tpl": [(ids["pinned"], 0)],
     }
     assert set(valid) == set(ACTIONS)  # every action of the codec is tried
     data = [codec.encode(action, *args) for action, arg_lists in valid.items() for args in arg_lists]

@@ -101,7 +101,8 @@ class KeepingCrm(Channel):
                 return True
         return False
 
-    def after_send(self, conversation: Conversation) -> None:
+    def after_send(self, conversation: Conversation, outbound: Outbound | None = None,
+                   external_id: str | None = None) -> None:
         if self.intake is not None:  # store the shop's message: the customer counts as answered
             request_sync(self.intake, int(conversation.external_id))
 

@@ -1,0 +1,58 @@
+"""The 1C API on the integrations door (CHANNELS.md §2):
+
+* the compatible routes 1C configurations already call (`compat.py`): `/custom_request`,
+  `/review`, `/appointment`, `/happy_birthday_client`, `/get_all_data`, `/get_data` —
+  GET or POST, parameters in the query string or a form, plain-string answers;
+* the same and more as JSON under `/api/v1/` with proper status codes, described by
+  `/api/v1/openapi.json` (`v1.py`).
+
+Both only check and decide at the border and store: the messages are sent by the `wa_send`
+durable step (services/notifications.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from channels.whatsapp.accounts import load_accounts
+from config import Settings
+from models.conversations import ConversationRepository
+from models.db import Database
+from models.jobs import JobQueue
+from models.messages import MessageRepository
+from models.whatsapp import DeliveryStatusRepository, OnecRepository, OutboxRepository
+from services.api_tokens import ApiTokens
+from services.errors import ErrorReporter
+from services.notifications import Notifications
+
+
+@dataclass
+class OnecApi:
+    settings: Settings
+    account: str
+    notifications: Notifications
+    tokens: ApiTokens
+    onec: OnecRepository
+    outbox: OutboxRepository
+    statuses: DeliveryStatusRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    reporter: ErrorReporter
+    channel: object | None = None
+
+
+def register(app, settings: Settings, db: Database, ring: Callable[[int], object],
+             channel=None) -> None:
+    """The 1C routes, when a WhatsApp number is configured (they send through it)."""
+    from apis.onec import compat, v1
+    accounts = load_accounts(settings)
+    if not accounts:
+        return
+    jobs = JobQueue(db, lease_seconds=settings.job_lease_seconds)
+    account = next(iter(accounts))
+    api = OnecApi(settings, account, Notifications(settings, db, jobs, account, ring=ring),
+                  ApiTokens(db), OnecRepository(db), OutboxRepository(db),
+                  DeliveryStatusRepository(db), ConversationRepository(db), MessageRepository(db),
+                  ErrorReporter(db, jobs, settings.channel_log), channel)
+    compat.register(app, api)
+    v1.register(app, api)

@@ -1,0 +1,298 @@
+"""`/api/v1/`: the 1C API as JSON, with proper status codes, described by
+`GET /api/v1/openapi.json` (CHANNELS.md §2).
+
+Authentication: `Authorization: Bearer <token>` (a 1C API token). Errors are
+`{"ok": false, "error": "…"}` with 400 (malformed), 401 (token), 404, 409 (refused by a
+rule: unsubscribed phone, 24-hour window closed, greeted already), 413, 422 (a template
+with the wrong number of parameters), 503 (the API is switched off). Sends are answered
+202 with the message's id once recorded; its delivery is read back with
+`GET /api/v1/messages/{id}`.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import jsonify, request
+
+from apis.onec.compat import MAX_PARAM, BadParams, json_params, phone_state
+from models.inbound import ConversationKey
+from services.notifications import Outcome, TemplateMismatch
+from utils.clock import utc_now
+from utils.http import BadBody, error, read_json
+from utils.phones import InvalidPhone, display, normalise
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+MAX_TEXT = 4096
+
+
+def _str(body: dict, name: str, *, required: bool = True, limit: int = MAX_PARAM) -> str | None:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise BadParams(f"{name} is required")
+        return None
+    if not isinstance(value, (str, int, float)) or len(str(value)) > limit:
+        raise BadParams(f"{name} must be text of at most {limit} characters")
+    return str(value).strip()
+
+
+def _number(body: dict, name: str, low: float, high: float) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise BadParams(f"{name} must be a number between {low} and {high}")
+    return float(value)
+
+
+def _answer(queued) -> tuple:
+    if queued.outcome is Outcome.QUEUED:
+        return jsonify({"ok": True, "id": queued.outbox_id, "status": "queued"}), 202
+    if queued.outcome is Outcome.REPEATED:
+        return jsonify({"ok": True, "id": None, "status": "repeated",
+                        "detail": "the same request was accepted within the repeat window"}), 200
+    detail = {Outcome.UNSUBSCRIBED: "the phone unsubscribed from notifications",
+              Outcome.GREETED: "this phone was greeted within the last days"}[queued.outcome]
+    return jsonify({"ok": False, "error": detail, "status": queued.outcome.value}), 409
+
+
+def register(app, api) -> None:
+    def endpoint(rule: str, methods=("GET",)):
+        def wrap(handler):
+            @wraps(handler)
+            def view(**kwargs):
+                if not api.settings.onec_api_enabled:
+                    return error(503, "the 1C API is switched off (ONEC_API_ENABLED)")
+                header = request.headers.get("Authorization", "")
+                if not header.startswith("Bearer ") or not api.tokens.valid(header[7:].strip()):
+                    return error(401, "a valid API token is required: Authorization: Bearer <token>")
+                try:
+                    body = read_json(request) if request.method == "POST" else {}
+                    if not isinstance(body, dict):
+                        raise BadBody("a JSON object is expected")
+                    return handler(body, **kwargs)
+                except InvalidPhone:
+                    return error(400, "phone: not a valid phone number")
+                except (BadParams, BadBody) as exc:
+                    return error(400, str(exc))
+                except TemplateMismatch as exc:
+                    return error(422, str(exc))
+                except Exception as exc:  # never a bare 500 page: the reason goes to #ERROR
+                    log.exception("API %s failed", rule)
+                    try:
+                        api.reporter.report(f"1C API {rule} failed", f"{type(exc).__name__}: {exc}")
+                    except Exception:
+                        log.warning("could not report the API's failure")
+                    return error(500, "server error; the shop's admins were told")
+            app.add_url_rule(PREFIX + rule, "v1" + rule.replace("/", "_").replace("<", "").replace(">", ""),
+                             view, methods=list(methods))
+            return view
+        return wrap
+
+    def phone(raw) -> str:
+        return normalise(raw, api.settings.phone_default_region)
+
+    @endpoint("/notifications/appointment", ("POST",))
+    def appointment(body):
+        return _answer(api.notifications.appointment(
+            phone(body.get("phone")), _str(body, "doctor"), _str(body, "date"), _str(body, "time"),
+            request_id=_str(body, "request_id", required=False, limit=128)))
+
+    @endpoint("/notifications/review", ("POST",))
+    def review(body):
+        return _answer(api.notifications.review(
+            phone(body.get("phone")), _str(body, "name"), _str(body, "date", required=False),
+            request_id=_str(body, "request_id", required=False, limit=128)))
+
+    @endpoint("/notifications/birthday", ("POST",))
+    def birthday(body):
+        return _answer(api.notifications.birthday(
+            phone(body.get("phone")), _str(body, "name"), _str(body, "date"),
+            request_id=_str(body, "request_id", required=False, limit=128)))
+
+    @endpoint("/notifications/custom", ("POST",))
+    def custom(body):
+        return _answer(api.notifications.custom(
+            phone(body.get("phone")), _str(body, "template", limit=512), json_params(body.get("params")),
+            request_id=_str(body, "request_id", required=False, limit=128)))
+
+    @endpoint("/messages", ("POST",))
+    def send_message(body):
+        to = phone(body.get("phone"))
+        kind = body.get("type", "text")
+        if kind == "text":
+            content = {"text": _str(body, "text", limit=MAX_TEXT)}
+        elif kind in ("image", "document"):
+            link = _str(body, "url", limit=2048)
+            if not link.startswith("https://"):
+                raise BadParams("url must be an https address WhatsApp can download")
+            content = {"link": link, "caption": _str(body, "caption", required=False),
+                       "filename": _str(body, "filename", required=False, limit=255)}
+        elif kind == "location":
+            content = {"latitude": _number(body, "latitude", -90, 90),
+                       "longitude": _number(body, "longitude", -180, 180),
+                       "name": _str(body, "name", required=False),
+                       "address": _str(body, "address", required=False)}
+        elif kind == "contact":
+            contact = body.get("contact") if isinstance(body.get("contact"), dict) else {}
+            content = {"phone": phone(contact.get("phone")),
+                       **{k: _str(contact, k, required=k == "first_name", limit=255)
+                          for k in ("first_name", "middle_name", "last_name", "company")}}
+        else:
+            raise BadParams("type is text, image, document, location or contact")
+        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, to))
+        if api.channel is not None and (conversation is None or api.channel.window_closed(conversation, utc_now())):
+            return error(409, "outside WhatsApp's 24-hour window: the customer has not written in the"
+                              " last 24 hours, so only a template notification can be sent")
+        return _answer(api.notifications.message(
+            to, kind, content, request_id=_str(body, "request_id", required=False, limit=128)))
+
+    @endpoint("/messages/<int:message_id>")
+    def message_status(body, message_id: int):
+        message = api.outbox.get(message_id)
+        if message is None:
+            return error(404, "no such message")
+        delivery = None
+        if message.external_id and message.conversation_id is None:
+            found = api.conversations.find(ConversationKey("whatsapp", message.account, message.phone))
+            conversation_id = found.id if found else None
+        else:
+            conversation_id = message.conversation_id
+        if message.external_id and conversation_id is not None:
+            delivery = api.statuses.get(conversation_id, message.external_id)
+        return jsonify({"ok": True, "id": message.id, "phone": message.phone, "purpose": message.purpose,
+                        "type": message.kind, "status": message.status,
+                        "delivery": delivery["status"] if delivery else None,
+                        "error": message.error or (delivery["error"] if delivery else None),
+                        "error_code": message.error_code or (delivery["error_code"] if delivery else None),
+                        "created_at": _iso(message.created_at), "sent_at": _iso(message.sent_at)})
+
+    @endpoint("/phones/<raw>")
+    def phone_info(body, raw: str):
+        digits = phone(raw)
+        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, digits))
+        known = conversation is not None and conversation.last_customer_at is not None
+        checked = None
+        if not known and api.channel is not None:
+            checked = api.channel.provider.check_phone(api.channel.default_account, digits)
+        return jsonify({"ok": True, "phone": digits, "display": display(digits),
+                        "whatsapp": True if known else checked, **phone_state(api, digits)})
+
+    @endpoint("/phones/<raw>/messages")
+    def history(body, raw: str):
+        digits = phone(raw)
+        limit = request.args.get("limit", "50")
+        limit = int(limit) if limit.isdigit() and 0 < int(limit) <= 200 else 50
+        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, digits))
+        rows = api.messages.recent(conversation.id, limit) if conversation else []
+        return jsonify({"ok": True, "phone": digits, "messages": [
+            {"id": m.external_id, "from": "customer" if m.from_client else "shop", "text": m.text,
+             "file": m.filename if (m.is_file or m.is_img) else None, "at": _iso(m.date_written),
+             "delivery": m.delivery_status} for m in rows]})
+
+    @endpoint("/reviews")
+    def reviews(body):
+        since = request.args.get("since")
+        try:
+            since_at = datetime.fromisoformat(since) if since else utc_now() - timedelta(days=30)
+        except ValueError:
+            raise BadParams("since must be an ISO date-time") from None
+        rows = api.onec.finished_reviews(since_at.replace(tzinfo=None), 500)
+        return jsonify({"ok": True, "reviews": [
+            {"id": r["id"], "phone": r["phone"], "name": r["name"], "date": r["date"],
+             "score": r["score"], "text": r["text"], "finished_at": _iso(r["finished_at"])}
+            for r in rows]})
+
+    @app.get(PREFIX + "/openapi.json")
+    def openapi():
+        return jsonify(OPENAPI)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def _schema(**props) -> dict:
+    required = [k for k, v in props.items() if v.pop("required", False)]
+    return {"type": "object", "properties": props, **({"required": required} if required else {})}
+
+
+_S = {"type": "string"}
+_PHONE = {"type": "string", "description": "the customer's phone; without a country code it is"
+                                            " read in PHONE_DEFAULT_REGION", "example": "0671234567"}
+_RID = {"type": "string", "description": "optional: a request repeated with the same id is sent once"}
+_SENT = {"202": {"description": "recorded; sent by KeepDesk within Meta's limits",
+                 "content": {"application/json": {"schema": _schema(ok={"type": "boolean"},
+                                                                     id={"type": "integer"},
+                                                                     status=dict(_S))}}},
+         "200": {"description": "the same request was accepted within the repeat window: nothing new"},
+         "400": {"description": "malformed request or invalid phone"},
+         "401": {"description": "missing or wrong token"},
+         "409": {"description": "refused by a rule (unsubscribed phone, 24-hour window, greeted already)"},
+         "422": {"description": "a template listed in WHATSAPP_TEMPLATES given another number of parameters"},
+         "503": {"description": "the API is switched off"}}
+
+
+def _post(summary: str, **props) -> dict:
+    return {"post": {"summary": summary, "responses": _SENT, "requestBody": {
+        "required": True, "content": {"application/json": {"schema": _schema(**props)}}}}}
+
+
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "KeepDesk 1C API", "version": "1",
+             "description": "WhatsApp notifications and messages for 1C, with the desk, the "
+                            "delivery statuses and the log. Authorization: Bearer <token> "
+                            "(python -m bot api-token create NAME)."},
+    "servers": [{"url": "/api/v1"}],
+    "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"token": []}],
+    "paths": {
+        "/notifications/appointment": _post(
+            "Appointment notice with Confirm / Unsubscribe buttons (WHATSAPP_TEMPLATE_APPOINTMENT)",
+            phone=dict(_PHONE, required=True), doctor=dict(_S, required=True),
+            date=dict(_S, required=True), time=dict(_S, required=True), request_id=dict(_RID)),
+        "/notifications/review": _post(
+            "Review request; the customer answers a score 0–5, then a text",
+            phone=dict(_PHONE, required=True), name=dict(_S, required=True), date=dict(_S),
+            request_id=dict(_RID)),
+        "/notifications/birthday": _post(
+            "Birthday greeting (once per ONEC_BIRTHDAY_DAYS per phone)",
+            phone=dict(_PHONE, required=True), name=dict(_S, required=True),
+            date=dict(_S, required=True, description="dd.mm"), request_id=dict(_RID)),
+        "/notifications/custom": _post(
+            "Any approved template with its body parameters",
+            phone=dict(_PHONE, required=True), template=dict(_S, required=True),
+            params={"type": "array", "items": dict(_S)}, request_id=dict(_RID)),
+        "/messages": _post(
+            "A free-form message (only within 24 hours of the customer's last message)",
+            phone=dict(_PHONE, required=True),
+            type={"type": "string", "enum": ["text", "image", "document", "location", "contact"]},
+            text=dict(_S), url=dict(_S, description="https URL of the file"), caption=dict(_S),
+            filename=dict(_S), latitude={"type": "number"}, longitude={"type": "number"},
+            name=dict(_S), address=dict(_S),
+            contact={"type": "object", "properties": {k: dict(_S) for k in (
+                "phone", "first_name", "middle_name", "last_name", "company")}},
+            request_id=dict(_RID)),
+        "/messages/{id}": {"get": {
+            "summary": "A sent message: status (queued, sent, failed, skipped) and delivery (sent, delivered, read, failed)",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "the message"}, "404": {"description": "unknown id"}}}},
+        "/phones/{phone}": {"get": {
+            "summary": "Whether the phone has WhatsApp (true when it wrote to the shop; null: unknown),"
+                       " its appointment (null, false waiting, true confirmed) and unsubscribe state",
+            "parameters": [{"name": "phone", "in": "path", "required": True, "schema": dict(_S)}],
+            "responses": {"200": {"description": "the phone's state"}, "400": {"description": "invalid phone"}}}},
+        "/phones/{phone}/messages": {"get": {
+            "summary": "The conversation's history, newest last, with delivery statuses",
+            "parameters": [{"name": "phone", "in": "path", "required": True, "schema": dict(_S)},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}}],
+            "responses": {"200": {"description": "the messages"}}}},
+        "/reviews": {"get": {
+            "summary": "Finished reviews (score and text) since a moment (default: 30 days)",
+            "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}],
+            "responses": {"200": {"description": "the reviews"}}}},
+    },
+}
