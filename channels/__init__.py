@@ -8,10 +8,11 @@ from __future__ import annotations
 from config import Settings
 from channels.base import Channel
 from channels.keepingcrm import KeepingCrm
+from channels.tgaccount import TgAccount
 from models.db import Database
 
 # Every channel KeepDesk knows, in the order their routes and jobs are registered.
-REGISTRY = (KeepingCrm,)
+REGISTRY = (KeepingCrm, TgAccount)
 
 
 class Channels(dict):
