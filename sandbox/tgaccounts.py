@@ -155,6 +155,13 @@ class TgAccountsSandbox:
             self._accounts[account.number] = account
             return account.session
 
+    def new_session(self, number: str) -> str:
+        """The owner logs in again (e.g. after a revoke): a fresh session string."""
+        account = self._account(number)
+        account.session = "emu-" + secrets.token_urlsafe(24)
+        account.revoked = False
+        return account.session
+
     def revoke(self, number: str) -> None:
         account = self._account(number)
         account.revoked = True
