@@ -219,6 +219,7 @@ class AccountsHost:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = None  # asyncio.Event, made on the loop
         self.endpoint: str | None = None
+        self.finished = threading.Event()
 
     # -- storing what happened ----------------------------------------------------------
 
@@ -293,19 +294,18 @@ class AccountsHost:
                     pass
                 self.wake.clear()
         finally:
-            for runner in list(self.runners.values()):
-                await runner.stop()
-            for number in list(self.runners):
-                try:
-                    row = self.accounts.get(number)
-                    self.accounts.report(number, row.generation, OFFLINE, "the accounts process stopped")
-                except Exception:
-                    pass
-            server.stop()
+            # Say so first (a stop must not wait on a call in flight to Telegram).
             try:
                 self.hosts.forget(self.endpoint)
+                for runner in self.runners.values():
+                    self.accounts.report(runner.number, runner.generation, OFFLINE,
+                                         "the accounts process stopped")
             except Exception:
                 pass
+            server.stop()
+            await asyncio.wait([asyncio.ensure_future(r.stop()) for r in self.runners.values()] or
+                               [asyncio.ensure_future(asyncio.sleep(0))], timeout=3)
+            self.finished.set()
 
     # -- control calls (from the server's threads) ---------------------------------------
 
@@ -425,5 +425,9 @@ def serve(settings: Settings, stop) -> None:
                                    name="accounts-loop", daemon=True)
     loop_thread.start()
     stop.wait()
-    loop_thread.join(15)
+    host.finished.wait(5)
     db.close()
+    # A long poll or a download in flight on the executor's threads is not waited for
+    # (the interpreter would join them): its events come again to the next process.
+    logging.shutdown()
+    os._exit(0)
