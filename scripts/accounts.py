@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict
 from typing import Callable
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from channels.tgaccount.account import (AccountClient, AccountError, FloodWait, MessageEvent, NotFound,
@@ -360,6 +360,11 @@ class ControlError(Exception):
         self.status = status
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code="-", size="-") -> None:  # one line per send is noise; errors still log
+        return
+
+
 class ControlServer:
     """The loopback control interface, on its own threads (a call waits for the loop)."""
 
@@ -368,7 +373,8 @@ class ControlServer:
         self.token = control_token(host.box)
         self.routes = {"/send": host.do_send, "/resolve": host.do_resolve, "/read": host.do_read,
                        "/wake": host.do_wake}
-        self.server = make_server("127.0.0.1", host.settings.tg_accounts_rpc_port, self.app, threaded=True)
+        self.server = make_server("127.0.0.1", host.settings.tg_accounts_rpc_port, self.app, threaded=True,
+                                  request_handler=_Quiet)
         self.endpoint = f"127.0.0.1:{self.server.server_port}"
 
     def start(self) -> "ControlServer":
