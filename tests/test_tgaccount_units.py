@@ -175,3 +175,21 @@ def test_tg_login_keeps_the_session_sealed_and_restarts_the_account(planfix_sett
     assert store_session(planfix_settings, db, "380501112233", "SESSION")
     row = accounts.get("380501112233")
     assert box.open(row.session_enc) == "SESSION" and "SESSION" not in row.session_enc and row.generation == 2
+
+
+def test_a_telethon_account_without_its_session_file_is_refused_before_any_network(tmp_path):
+    import asyncio
+    from channels.tgaccount.telethon_client import TelethonAccount
+
+    async def build():
+        with pytest.raises(acc.SessionRevoked):
+            TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session_file=str(tmp_path / "none"))
+        assert not (tmp_path / "none.session").exists()          # no empty session left behind
+        from telethon.crypto import AuthKey
+        from telethon.sessions import StringSession
+        stored = StringSession()
+        stored.set_dc(2, "149.154.167.51", 443)
+        stored.auth_key = AuthKey(bytes(256))
+        account = TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session=stored.save())
+        assert not account.is_online()
+    asyncio.run(build())

@@ -99,7 +99,7 @@ def _mapped(exc: BaseException) -> BaseException:
     if isinstance(exc, (errors.PeerIdInvalidError, errors.UsernameNotOccupiedError,
                         errors.UsernameInvalidError, ValueError)):
         return NotFound(str(exc)[:200] or type(exc).__name__)
-    if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError)):
+    if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError)):
         return AccountOffline(str(exc)[:200] or type(exc).__name__)
     if isinstance(exc, errors.RPCError):
         return AccountError(f"{type(exc).__name__}: {exc}"[:300])
@@ -119,6 +119,9 @@ class TelethonAccount(AccountClient):
         store = StringSession(session) if session else session_file
         if store is None:
             raise SessionRevoked("no session: log in with `python -m bot tg-login`")
+        if not session and not os.path.exists(session_file + ".session"):
+            # Telethon would create an empty one, and then ask for a login nobody answers.
+            raise SessionRevoked(f"no session file {session_file}.session: run `python -m bot tg-login`")
         self.client = TelegramClient(store, api_id, api_hash, flood_sleep_threshold=FLOOD_SLEEP_THRESHOLD,
                                      catch_up=True, receive_updates=True)
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -129,9 +132,6 @@ class TelethonAccount(AccountClient):
 
     async def start(self) -> Person:
         from telethon import events
-        if self._session_file and not self._session_file.endswith(":memory:"):
-            if not os.path.exists(self._session_file + ".session") and not os.path.exists(self._session_file):
-                raise SessionRevoked(f"no session file at {self._session_file}")
         try:
             await self.client.connect()
             if not await self.client.is_user_authorized():
