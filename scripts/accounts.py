@@ -175,7 +175,7 @@ class Runner:
             if event.outgoing:
                 await self.sends_settled(event.peer_id)
             media_id = None
-            if event.media is not None and not event.outgoing:
+            if event.media is not None:   # the owner's photo from the phone goes to Planfix too
                 data = await self.client.download(event, self.host.settings.media_max_bytes)
                 if data is not None:
                     media_id = await asyncio.to_thread(self.host.media.store, self.number, event.message_id,

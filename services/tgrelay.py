@@ -63,7 +63,7 @@ class RelayMessage:
         then = ()
         if to_planfix(self.routing) and data.get("origin") != PLANFIX:
             then = (NewJob(SEND, "pf_message", data, dedupe_key=f"pf:msg:{data['account']}:{data['message_id']}",
-                           lane=f"pf:{data['account']}:{data['peer_id']}"),)
+                           lane=f"pf-api:{data['account']}:{data['peer_id']}"),)
         return Done(then=then)
 
     def incoming(self, data: dict) -> Incoming:

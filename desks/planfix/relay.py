@@ -45,8 +45,9 @@ def status_job(account: str, planfix_message_id: str, chat_id: str | None, statu
                "status": status}
     if reason:
         payload["reason"] = reason[:500]
+    # One lane per Planfix message: its statuses are told in the order they were decided.
     return NewJob(SEND, "pf_status", payload, dedupe_key=f"pf:status:{account}:{planfix_message_id}:{status}",
-                  lane=f"pf:{account}:{chat_id}")
+                  lane=f"pf-api:{account}:{planfix_message_id}")
 
 
 class PlanfixRelay:

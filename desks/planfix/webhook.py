@@ -176,7 +176,7 @@ class PlanfixWebhook:
              "peer_id": contact.tg_user_id, "text": message.text,
              "attachments": [{"name": n, "url": u} for n, u in message.attachments]},
             dedupe_key=f"pf:in:{account}:{message.message_id}",
-            lane=f"pf:{account}:{contact.chat_id}", priority=1)
+            lane=f"pf-tg:{account}:{contact.chat_id}", priority=1)
         if job_id is not None:
             self.bell.ring(job_id)
 
