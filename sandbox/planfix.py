@@ -47,6 +47,7 @@ class PlanfixSandbox:
         self._sent_ids: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._down: tuple[int, float] | None = None
+        self._files: dict[str, tuple[str, bytes]] = {}
         self._server: ServerThread | None = None
         self.app = self._build_app()
 
@@ -82,6 +83,13 @@ class PlanfixSandbox:
         and, for newMessage, the attachments as downloaded."""
         with self._lock:
             return [dict(r) for r in self._received if cmd is None or r["cmd"] == cmd]
+
+    def add_file(self, name: str, data: bytes, mime: str = "application/octet-stream") -> str:
+        """A file in Planfix's storage (an employee's attachment); its download URL."""
+        key = f"f{next(self._ids)}"
+        with self._lock:
+            self._files[key] = (mime, data)
+        return f"{self.url}/files/{key}/{name}"
 
     def set_down(self, status: int = 503, seconds: float = 3600.0) -> None:
         with self._lock:
@@ -174,6 +182,14 @@ class PlanfixSandbox:
             with sandbox._lock:
                 sandbox._received.append(fields)
             return jsonify({})
+
+        @app.get("/files/<key>/<name>")
+        def files(key: str, name: str):
+            with sandbox._lock:
+                stored = sandbox._files.get(key)
+            if stored is None:
+                return jsonify({"error": "Not found"}), 404
+            return app.response_class(stored[1], mimetype=stored[0])
 
         @app.get("/control/received")
         def control_received():

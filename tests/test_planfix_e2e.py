@@ -135,13 +135,22 @@ def test_first_message_with_only_a_phone_and_recipients_that_cannot_be_found(rel
     wait_for(lambda: planfix.statuses("pf-4") == ["error"], timeout=20)
     assert "PRIVACY" in received(planfix, "messageStatus", messageId="pf-4")[0]["errorText"]
     assert tga.sent(NUMBER, to=private["id"]) == []
+    # An employee's file from Planfix reaches the customer with its caption.
+    invoice = planfix.add_file("invoice.pdf", b"%PDF-1.4 invoice", "application/pdf")
+    with_file = planfix.send(relay.listener_url, token=token, message="Ваш рахунок", chat_id=str(olga["id"]),
+                             channel=NUMBER, message_id="pf-6", attachments=[("invoice.pdf", invoice)])
+    assert with_file.status_code == 200
+    wait_for(lambda: planfix.statuses("pf-6") == ["sent"], timeout=20)
+    last = tga.sent(NUMBER, to=olga["id"])[-1]
+    assert (last["text"], last["file"]) == ("Ваш рахунок", {"name": "invoice.pdf", "mime": "application/pdf",
+                                                             "size": len(b"%PDF-1.4 invoice")})
     # An attachment link that cannot be fetched: messageStatus error, nothing half-sent.
     broken = planfix.send(relay.listener_url, token=token, message="Рахунок", chat_id=str(olga["id"]),
                           channel=NUMBER, message_id="pf-5",
                           attachments=[("invoice.pdf", f"{planfix.url}/no-such-file")])
     assert broken.status_code == 200
     wait_for(lambda: planfix.statuses("pf-5") == ["error"], timeout=20)
-    assert len(tga.sent(NUMBER, to=olga["id"])) == 1
+    assert len(tga.sent(NUMBER, to=olga["id"])) == 2
 
 
 def test_delete_stops_one_number_and_put_restarts_it_with_new_data(relay, tga, planfix, tmp_path, db):
@@ -247,3 +256,27 @@ def test_desk_routing_both_a_manager_answers_and_planfix_sees_the_echo(both_rela
     assert [e["message"] for e in echo] == ["Завтра до обіду"]
     both_relay.idle(timeout=20)
     assert len(tga.sent(NUMBER, to=customer["id"])) == 1
+
+
+def test_a_flood_wait_is_waited_out_and_planfix_refusals_are_dead_letters(relay, tga, planfix, tmp_path, tg, db):
+    token = start_account(relay, tga, planfix, tmp_path)
+    customer = tga.add_user("Ivan")
+    tga.customer_writes(NUMBER, customer["id"], "Привіт")
+    wait_for(lambda: received(planfix), timeout=20)
+    tga.flood(NUMBER, 2)
+    answer = planfix.send(relay.listener_url, token=token, message="Після паузи", chat_id=str(customer["id"]),
+                          channel=NUMBER, message_id="pf-flood")
+    assert answer.status_code == 200
+    wait_for(lambda: planfix.statuses("pf-flood") == ["sent"], timeout=30)      # not an error: waited out
+    assert [m["text"] for m in tga.sent(NUMBER, to=customer["id"])] == ["Після паузи"]
+
+    # Planfix refuses our token (401): a dead letter, reported with #ERROR, not retried forever.
+    clients(relay, "PUT", dict(account_body(planfix, tmp_path), token_planfix="revoked-in-planfix"), token)
+    wait_for(lambda: status(relay, token) == "online", timeout=20)
+    tga.customer_writes(NUMBER, customer["id"], "Ви тут?")
+    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'pf_message' AND status = 'failed'"),
+             timeout=20)
+    report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT) if "Planfix refused newMessage" in (m.get("text") or "")],
+                      timeout=20)
+    assert "Invalid token" in report[0]["text"]
+    assert not received(planfix, message="Ви тут?")
