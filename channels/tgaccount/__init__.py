@@ -80,5 +80,7 @@ class TgAccount(Channel):
 
     def health(self) -> Health:
         started = [a for a in self.accounts.all() if a.desired == RUNNING]
-        online = [a for a in started if a.status == ONLINE]
-        return Health(len(online) == len(started), f"{len(online)}/{len(started)} accounts online")
+        online = [a for a in started if a.status == ONLINE and a.status_generation == a.generation]
+        detail = f"{len(online)}/{len(started)} accounts online"
+        problems = [f"{a.number}: {a.last_error}" for a in started if a not in online and a.last_error]
+        return Health(len(online) == len(started), "; ".join([detail, *problems])[:500])
