@@ -306,9 +306,13 @@ class JobQueue:
         with self.db.transaction() as cur:
             if again_in is not None:
                 settled = cur.execute(
+                    # The period is kept in the payload: every worker then knows how long
+                    # this job's retries may wait at most (scripts/failures.py).
                     "UPDATE jobs SET status = 'pending', attempts = 0, rerun = 0, lease_until = NULL,"
-                    " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND"
-                    " WHERE id = %s AND worker = %s", (int(again_in * 1e6), job.id, job.worker))
+                    " last_error = NULL, run_after = NOW(6) + INTERVAL %s MICROSECOND,"
+                    " payload = JSON_SET(payload, '$.every', %s)"
+                    " WHERE id = %s AND worker = %s",
+                    (int(again_in * 1e6), float(again_in), job.id, job.worker))
             else:
                 settled = cur.execute(
                     "UPDATE jobs SET status = IF(rerun, 'pending', 'done'),"

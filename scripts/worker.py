@@ -32,6 +32,12 @@ DeadHook = Callable[[Job, BaseException], None]
 PERIODIC_CHECK_SECONDS = 60.0
 
 
+def _period_of(job: Job) -> float | None:
+    """A periodic job's period, stored by its last successful run (JobQueue.complete)."""
+    every = job.payload.get("every") if isinstance(job.payload, dict) else None
+    return float(every) if isinstance(every, (int, float)) and every > 0 else None
+
+
 class Executor:
     """Runs one claimed job and settles it by the failure policy. Used by the worker
     loop, and by "send now" (a send run at once by the thread that decided it)."""
@@ -65,7 +71,8 @@ class Executor:
 
     def _settle_failure(self, job: Job, exc: Exception) -> str:
         reason = redact(f"{type(exc).__name__}: {exc}")
-        verdict = decide(job.kind, job.attempts, exc, periodic=job.periodic)
+        verdict = decide(job.kind, job.attempts, exc, periodic=job.periodic,
+                         period=_period_of(job))
         if verdict.dead:
             return self._dead(job, exc, reason)
         log.warning("job %s (%s) attempt %s: %s; retrying in %.1fs",

@@ -343,6 +343,28 @@ def test_a_periodic_job_failing_for_a_day_keeps_its_pace_and_its_reports(db, job
     assert reports == ["reconcile: RuntimeError (still failing)"]
 
 
+def test_a_periodic_job_run_every_few_seconds_retries_at_its_own_pace_during_an_outage(db, jobs):
+    """Reconciliation every 2 s: a CRM maintenance window of minutes must not stretch its
+    retries to the 60 s cap, or messages whose signal was lost wait long after the CRM is back."""
+    outage = []
+
+    def reconcile(job):
+        if outage:
+            raise RuntimeError("CRM login answered 403 (maintenance page)")
+        return 2.0
+
+    worker = Worker(jobs, {"reconcile": reconcile}, queues=[SYNC])
+    other_process = Worker(jobs, {"reconcile": reconcile}, queues=[SYNC])
+    jobs.ensure_periodic(SYNC, "reconcile")
+    job_id = db.scalar("SELECT id FROM jobs WHERE dedupe_key = 'periodic:reconcile'")
+    assert worker.run_once()
+    outage.append(True)
+    for n in range(1, 10):
+        due_now(db)
+        assert (worker if n % 2 else other_process).run_once(), n
+        assert 0 < job_row(db, job_id)["wait"] <= 2.5, n
+
+
 def test_an_answer_waiting_hours_for_the_crm_is_still_retried_every_30_s(db, jobs):
     from crm.client import CrmUnavailable
 
