@@ -97,7 +97,7 @@ class Settings:
     tg_accounts_rpc_port: int = 0
     planfix_resolve_timeout: float = 8.0
     signed_url_ttl: float = 3600.0
-    media_max_bytes: int = 20 * 1024 * 1024
+    media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
 
     @property
     def crm_configured(self) -> bool:
