@@ -105,6 +105,20 @@ class Settings:
     onec_repeat_window_seconds: float = 600.0
     onec_expiry_hours: float = 36.0
     onec_birthday_days: float = 7.0
+    # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
+    planfix_provider_id: str = ""
+    planfix_admin_token: str | None = field(default=None, repr=False)
+    telegram_api_id: int | None = None
+    telegram_api_hash: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+    tg_accounts_backend: str = "telethon"
+    tg_accounts_sandbox_url: str | None = None
+    tg_accounts_key: str | None = field(default=None, repr=False)
+    tg_accounts_routing: str = "planfix"
+    tg_accounts_rpc_port: int = 0
+    planfix_resolve_timeout: float = 8.0
+    signed_url_ttl: float = 3600.0
+    media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
 
     @property
     def crm_configured(self) -> bool:
@@ -118,6 +132,12 @@ class Settings:
                                                    and self.whatsapp_cloud_phone_number_id))
 
     @property
+    def planfix_configured(self) -> bool:
+        """Telegram accounts relayed to Planfix: the management endpoint and the accounts
+        process exist only with PLANFIX_ADMIN_TOKEN (and its group) set."""
+        return bool(self.planfix_admin_token and self.tg_accounts_key)
+
+    @property
     def uses_local_mariadb(self) -> bool:
         """No host and no socket configured: KeepDesk runs its own MariaDB under var/."""
         return not self.mysql_host and not self.mysql_socket
@@ -128,7 +148,8 @@ class Settings:
         values = (self.bot_token, self.keeping_api_key, self.mysql_password,
                   self.link_key, self.webhook_secret_token, self.webhook_secret_path,
                   self.metrics_token, self.whatsapp_cloud_token, self.whatsapp_cloud_app_secret,
-                  self.whatsapp_cloud_verify_token)
+                  self.whatsapp_cloud_verify_token, self.planfix_admin_token,
+                  self.telegram_api_hash, self.tg_accounts_key)
         return tuple(v for v in values if v)
 
     def replace(self, **changes) -> "Settings":
@@ -223,6 +244,20 @@ def _log_level(raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def _backend(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("telethon", "sandbox"):
+        raise ValueError("must be 'telethon' or 'sandbox'")
+    return value
+
+
+def _routing(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("planfix", "desk", "both"):
+        raise ValueError("must be 'planfix', 'desk' or 'both'")
     return value
 
 
@@ -351,6 +386,20 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "ONEC_REPEAT_WINDOW_SECONDS": ("onec_repeat_window_seconds", _positive_float, False),
     "ONEC_EXPIRY_HOURS": ("onec_expiry_hours", _positive_float, False),
     "ONEC_BIRTHDAY_DAYS": ("onec_birthday_days", _positive_float, False),
+    # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
+    "PLANFIX_PROVIDER_ID": ("planfix_provider_id", _text, False),
+    "PLANFIX_ADMIN_TOKEN": ("planfix_admin_token", _secret_token, False),
+    "TELEGRAM_API_ID": ("telegram_api_id", _positive_int, False),
+    "TELEGRAM_API_HASH": ("telegram_api_hash", _text, False),
+    "PUBLIC_URL": ("public_url", _http_url, False),
+    "TG_ACCOUNTS_BACKEND": ("tg_accounts_backend", _backend, False),
+    "TG_ACCOUNTS_SANDBOX_URL": ("tg_accounts_sandbox_url", _http_url, False),
+    "TG_ACCOUNTS_KEY": ("tg_accounts_key", _text, False),
+    "TG_ACCOUNTS_ROUTING": ("tg_accounts_routing", _routing, False),
+    "TG_ACCOUNTS_RPC_PORT": ("tg_accounts_rpc_port", _port, False),
+    "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
+    "SIGNED_URL_TTL": ("signed_url_ttl", _positive_float, False),
+    "MEDIA_MAX_BYTES": ("media_max_bytes", _positive_int, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)
@@ -393,6 +442,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         _require_together(values, problems, "to connect a WhatsApp number", _WHATSAPP_GROUP)
     if not database_only and any(attr in values for attr in _CRM_GROUP.values()):
         _require_together(values, problems, "to connect the CRM", _CRM_GROUP)
+    if not database_only and values.get("planfix_admin_token"):
+        _require_together(values, problems, "to relay Telegram accounts to Planfix", _PLANFIX_GROUP)
+    if values.get("tg_accounts_backend") == "sandbox" and not database_only:
+        _require_together(values, problems, "with TG_ACCOUNTS_BACKEND=sandbox",
+                          {"TG_ACCOUNTS_SANDBOX_URL": "tg_accounts_sandbox_url"})
     if problems:
         raise SettingsError("KeepDesk cannot start: " + "; ".join(problems)
                             + ". See .env.example for every setting.")
@@ -407,6 +461,9 @@ _WEBHOOK_GROUP = {"WEBHOOK_SECRET_PATH": "webhook_secret_path",
 _CRM_GROUP = {"CHAT_NEW_MESSAGE": "chat_new_message", "KEEPING_API_URL": "keeping_api_url",
               "KEEPING_SELLER_ID": "keeping_seller_id", "KEEPING_API_KEY": "keeping_api_key",
               "KEEPING_WEB_URL": "keeping_web_url", "LINK_KEY": "link_key"}
+
+_PLANFIX_GROUP = {"PLANFIX_PROVIDER_ID": "planfix_provider_id", "TG_ACCOUNTS_KEY": "tg_accounts_key",
+                  "PUBLIC_URL": "public_url"}
 
 
 _WHATSAPP_GROUP = {"WHATSAPP_CLOUD_TOKEN": "whatsapp_cloud_token",

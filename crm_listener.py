@@ -16,12 +16,16 @@ from flask import Flask
 from apis import onec
 from channels import build_channels
 from config import Settings
+from desks.planfix import register as register_planfix
+from doors.media import register as register_media
 from doors.web import base_app, lazy_app
 from models.bells import BellRegistry
 from models.db import Database
 from models.inbox import Inbox
 from models.jobs import SYNC, JobQueue
+from models.tgaccounts import MediaRepository
 from utils.bell import BellRinger
+from utils.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
     for channel in channels.values():
         channel.routes(app, intake)
     onec.register(app, settings, db, bell.ring, channel=channels.get("whatsapp"))
+    if settings.planfix_configured:  # Telegram accounts ↔ Planfix (CHANNELS.md §5)
+        register_planfix(app, settings, db, bell)
+        register_media(app, SecretBox(settings.tg_accounts_key).derive("signed-media"), MediaRepository(db))
     return app
 
 

@@ -213,6 +213,65 @@ CREATE TABLE `schema_meta` (
   PRIMARY KEY (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `tg_accounts` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `client_name` varchar(128) NOT NULL,
+  `number` varchar(32) NOT NULL,
+  `url_planfix` varchar(512) NOT NULL,
+  `token_planfix_enc` text NOT NULL,
+  `name_session` varchar(128) NOT NULL,
+  `path_session` varchar(1024) DEFAULT NULL,
+  `session_enc` mediumtext DEFAULT NULL,
+  `token_hash` char(64) NOT NULL,
+  `desired` enum('running','stopped') NOT NULL DEFAULT 'running',
+  `generation` int(11) NOT NULL DEFAULT 1,
+  `status` enum('online','offline') NOT NULL DEFAULT 'offline',
+  `status_generation` int(11) NOT NULL DEFAULT 0,
+  `last_error` varchar(1000) DEFAULT NULL,
+  `error_reported` varchar(200) DEFAULT NULL,
+  `status_at` datetime(6) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_tg_accounts_number` (`number`),
+  KEY `ix_tg_accounts_client` (`client_name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `tg_account_hosts` (
+  `endpoint` varchar(64) NOT NULL,
+  `seen_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`endpoint`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `tg_contacts` (
+  `account` varchar(32) NOT NULL,
+  `tg_user_id` bigint(20) NOT NULL,
+  `chat_id` varchar(128) NOT NULL,
+  `username` varchar(64) DEFAULT NULL,
+  `phone` varchar(32) DEFAULT NULL,
+  `first_name` varchar(255) DEFAULT NULL,
+  `last_name` varchar(255) DEFAULT NULL,
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`account`,`tg_user_id`),
+  UNIQUE KEY `uq_tg_contacts_chat` (`account`,`chat_id`),
+  KEY `ix_tg_contacts_username` (`account`,`username`),
+  KEY `ix_tg_contacts_phone` (`account`,`phone`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `tg_media` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `account` varchar(32) NOT NULL,
+  `tg_message_id` bigint(20) NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `mime` varchar(128) NOT NULL,
+  `size` int(11) NOT NULL,
+  `data` longblob NOT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_tg_media_message` (`account`,`tg_message_id`),
+  KEY `ix_tg_media_created` (`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `tg_message_map` (
   `tg_chat_id` bigint(20) NOT NULL,
   `tg_message_id` bigint(20) NOT NULL,
@@ -234,6 +293,22 @@ CREATE TABLE `tg_rate` (
   `blocked_until` double NOT NULL DEFAULT 0,
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`bucket`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `tg_sent` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `ref` varchar(191) NOT NULL,
+  `account` varchar(32) NOT NULL,
+  `peer_id` bigint(20) NOT NULL,
+  `tg_message_id` bigint(20) NOT NULL,
+  `origin` enum('planfix','desk') NOT NULL,
+  `planfix_message_id` varchar(128) DEFAULT NULL,
+  `read_at` datetime(6) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_tg_sent_ref` (`ref`),
+  UNIQUE KEY `uq_tg_sent_message` (`account`,`tg_message_id`),
+  KEY `ix_tg_sent_unread` (`account`,`peer_id`,`read_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `unsubscribed_phones` (

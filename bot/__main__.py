@@ -1,4 +1,4 @@
-"""`python -m bot run|polling|worker|set-webhook|delete-webhook|migrate|schema|demo|api-token`."""
+"""`python -m bot run|polling|worker|accounts|tg-login|set-webhook|delete-webhook|migrate|schema|demo|api-token`."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,22 @@ def cmd_worker(settings: Settings, args) -> int:
     from scripts.worker_main import serve
     serve(settings, StopSignal(), threads=args.threads)
     return 0
+
+
+def cmd_accounts(settings: Settings, args) -> int:
+    from scripts.accounts import serve
+    serve(settings, StopSignal())
+    return 0
+
+
+def cmd_tg_login(settings: Settings, args) -> int:
+    from scripts.tglogin import destination, main
+    try:
+        target = destination(args.number, file=args.file, store=args.store)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return main(settings, target)
 
 
 def cmd_set_webhook(settings: Settings, args) -> int:
@@ -102,6 +118,8 @@ COMMANDS = {
     "run": (cmd_run, "doors, workers and Telegram intake (webhook or polling), one process group"),
     "polling": (cmd_polling, "like run, but always long polling (development)"),
     "worker": (cmd_worker, "one worker process"),
+    "accounts": (cmd_accounts, "the Telegram accounts process (every account's session, one loop)"),
+    "tg-login": (cmd_tg_login, "create a Telegram account's session interactively"),
     "set-webhook": (cmd_set_webhook, "register WEBHOOK_URL with Telegram"),
     "delete-webhook": (cmd_delete_webhook, "remove the webhook"),
     "migrate": (cmd_migrate, "apply the versioned migrations the database lacks"),
@@ -121,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "api-token":
             command.add_argument("action", choices=("create", "list", "revoke"))
             command.add_argument("name", nargs="?")
+        if name == "tg-login":
+            command.add_argument("number", help="the account's phone number")
+            command.add_argument("--file", default=None, help="session file path (default sessions/NUMBER)")
+            command.add_argument("--store", action="store_true",
+                                 help="keep the session encrypted in the database instead")
     args = parser.parse_args(argv)
     if args.command == "demo":
         configure_logging("WARNING")

@@ -76,6 +76,8 @@ class Supervisor:
                 "--graceful-timeout", "5", "--log-level", "warning", module]))
         for index in range(self.settings.workers):
             self.children.append(Child(f"worker-{index}", [python, "-m", "bot", "worker"]))
+        if self.settings.planfix_configured:  # the Telegram accounts' sessions (CHANNELS.md §5)
+            self.children.append(Child("accounts", [python, "-m", "bot", "accounts"]))
         for child in self.children:
             self._spawn(child)
         self._connect_telegram(db)

@@ -8,11 +8,12 @@ from __future__ import annotations
 from config import Settings
 from channels.base import Channel
 from channels.keepingcrm import KeepingCrm
+from channels.tgaccount import TgAccount
 from channels.whatsapp import WhatsApp
 from models.db import Database
 
 # Every channel KeepDesk knows, in the order their routes and jobs are registered.
-REGISTRY = (KeepingCrm, WhatsApp)
+REGISTRY = (KeepingCrm, WhatsApp, TgAccount)
 
 
 class Channels(dict):

@@ -10,6 +10,8 @@ import signal
 import threading
 
 from sandbox.crm import CrmSandbox
+from sandbox.planfix import PlanfixSandbox
+from sandbox.tgaccounts import TgAccountsSandbox
 from sandbox.telegram import TelegramSandbox
 from sandbox.whatsapp import WhatsAppSandbox
 
@@ -23,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whatsapp-port", type=int, default=8083)
     parser.add_argument("--whatsapp-templates", default="appointment:3,review:2,birthday:2,order_ready:1,hello:0",
                         help="approved templates the emulator knows, name:parameters")
+    parser.add_argument("--tgaccounts-port", type=int, default=8084)
+    parser.add_argument("--planfix-port", type=int, default=8085)
     parser.add_argument("--enforce-limits", action="store_true",
                         help="answer 429 like Telegram when its limits are exceeded")
     args = parser.parse_args(argv)
@@ -32,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in filter(None, args.whatsapp_templates.split(",")):
         name, _, count = item.partition(":")
         wa.add_template(name.strip(), int(count or 0))
+    accounts = TgAccountsSandbox(port=args.tgaccounts_port).start()
+    planfix = PlanfixSandbox(port=args.planfix_port).start()
     print("Sandbox running. Point KeepDesk at it with:\n"
           f"  BOT_TOKEN={TOKEN}\n  TELEGRAM_API_URL={tg.url}\n"
           f"  KEEPING_API_URL={crm.api_url}\n  KEEPING_WEB_URL={crm.web_url}\n"
@@ -44,12 +50,19 @@ def main(argv: list[str] | None = None) -> int:
           " WHATSAPP_TEMPLATE_BIRTHDAY=birthday\n"
           "The WhatsApp emulator calls KeepDesk's webhook once subscribed: in Python,\n"
           "  WhatsAppSandbox.subscribe('http://127.0.0.1:<LISTENER_PORT>/whatsapp/cloud')\n"
-          "(README, \"The WhatsApp sandbox\"). Ctrl-C stops it.", flush=True)
+          "(README, \"The WhatsApp sandbox\").\n"
+          f"  TG_ACCOUNTS_BACKEND=sandbox\n  TG_ACCOUNTS_SANDBOX_URL={accounts.url}\n"
+          f"  PLANFIX_PROVIDER_ID={planfix.provider_id}\n"
+          f"Telegram accounts emulator: {accounts.url} (test control under /control, see sandbox/tgaccounts.py)\n"
+          f"Planfix emulator: url_planfix={planfix.url}, token_planfix={planfix.token}\n"
+          "Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
     wa.stop()
+    planfix.stop()
+    accounts.stop()
     crm.stop()
     tg.stop()
     return 0

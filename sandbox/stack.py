@@ -6,6 +6,9 @@ pyTelegramBotAPI, and a real MariaDB.
 """
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -13,7 +16,7 @@ from typing import Any, Callable
 from channels.keepingcrm import KeepingCrm
 from container import Container
 from bot.factory import create_bot
-from config import Settings
+from config import ROOT, Settings
 from models.db import Database
 from sandbox._server import ServerThread
 from utils.bell import Bell
@@ -48,6 +51,7 @@ class LocalDesk:
         self.bell = Bell()  # doors and workers share one process: wake-ups need no UDP
         self._workers: list[threading.Thread] = []
         self._servers: list[ServerThread] = []
+        self._accounts: list[AccountsProcess] = []
 
     def start(self, *, workers: bool = True) -> "LocalDesk":
         import crm_listener
@@ -60,6 +64,9 @@ class LocalDesk:
         create_bot(self.settings).set_webhook(
             url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
             secret_token=self.settings.webhook_secret_token)
+        if self.settings.planfix_configured:
+            # Here the integrations door is reached where it listens: Planfix's downloads too.
+            self.settings = self.settings.replace(public_url=self.listener.url)
         overrides = {}
         if KeepingCrm.configured(self.settings):
             # Tests need not wait out production's patient retries inside one call.
@@ -85,9 +92,44 @@ class LocalDesk:
         """Wait until the queue has nothing left to do."""
         wait_for(lambda: self.deps.jobs.depth() == 0, timeout)
 
+    def start_accounts(self, env: dict[str, str]) -> "AccountsProcess":
+        """The accounts process (`python -m bot accounts`), as production runs it."""
+        process = AccountsProcess(env).start()
+        self._accounts.append(process)
+        return process
+
     def stop(self) -> None:
+        for process in getattr(self, "_accounts", []):
+            process.stop()
         self.stop_event.set()
         self.bell.ring_all()
         wait_all(self._workers, timeout=10)
         for server in self._servers:
             server.stop()
+
+
+class AccountsProcess:
+    """`python -m bot accounts` in a process of its own (the one that holds the Telegram
+    accounts' sessions); `kill()` is kill -9."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "AccountsProcess":
+        self.process = subprocess.Popen([sys.executable, "-m", "bot", "accounts"], cwd=ROOT, env=self.env,
+                                        start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -16,6 +16,7 @@ from telebot.apihelper import ApiTelegramException
 from bot.outbox import TelegramOut
 from bot.texts import language_for, text
 from config import Settings
+from models.tgaccounts import MediaRepository
 from models.db import Database
 from models.jobs import JobQueue
 from models.message_map import MessageMapRepository
@@ -58,6 +59,7 @@ class Cleaner:
         retention = now - timedelta(days=self.settings.retention_days)
         messages = self.messages.purge_older_than(retention)
         maps = self.message_map.purge_older_than(retention)
+        MediaRepository(self.messages.db).purge_older_than(retention)  # files from Telegram accounts
         jobs = self.jobs.purge_finished(JOBS_KEPT_DAYS)
         # Dead letters stay until retried, or until they are as old as the history kept.
         jobs += self.jobs.purge_dead(self.settings.retention_days)

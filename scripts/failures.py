@@ -69,6 +69,17 @@ POLICIES: dict[str, Policy] = {
     # on its own (1C, the API), like a manager's answer — for as long as Meta is away.
     "wa_webhook": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "wa_send": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    # Telegram accounts ↔ Planfix (CHANNELS.md §5). An account's event into the desk(s):
+    # the database or a bug, retried like a sync.
+    "tga_message": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
+    "tga_read": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
+    # To Planfix: while Planfix is down or answers 5xx, for a day; its 400/401 is a
+    # dead letter at once (Permanent), reported with #ERROR.
+    "pf_message": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    "pf_status": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    # Planfix's message to a customer: while the account is offline or in a FLOOD_WAIT
+    # (retry_after obeyed), for a day; a refusal becomes messageStatus error, not a failure.
+    "pf_deliver": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
 }
 PERIODIC = Policy(backoff_cap=60.0, transient_attempts=0, permanent_attempts=0, report_after=3)
 

@@ -27,6 +27,7 @@ from scripts.expiry import PinExpiry
 from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
 from services.notifications import SendOutbox
+from services.tgrelay import relay_handlers
 from services.writing import DeliverToCustomer
 from utils.bell import Bell, BellListener
 from utils.signals import StopSignal
@@ -83,6 +84,8 @@ class WorkerRuntime:
         }
         for channel in deps.channels.values():
             self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
+        self.handlers.update(relay_handlers(settings, deps.db, deps.jobs, deps.ingest,
+                                            getattr(deps.channels.get("tgaccount"), "control", None)))
         if "crm_sync" in self.handlers:
             deps.sync_now = self.handlers["crm_sync"].sync
         self.dead_hooks: dict[str, Callable[[Job, BaseException], None]] = {

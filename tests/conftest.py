@@ -27,7 +27,8 @@ TEST_DB = "keepdesk_test"
 TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manager_state", "users",
           "outbound", "error_causes", "worker_bells",
           "delivery_statuses", "wa_outbox", "onec_requests", "appointments", "unsubscribed_phones",
-          "reviews", "api_tokens")
+          "reviews", "api_tokens",
+          "tg_accounts", "tg_account_hosts", "tg_contacts", "tg_sent", "tg_media")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
@@ -228,3 +229,63 @@ def wa_desk(wa_settings, db, tg, crm, wa):
     running = Desk(wa_settings, db, tg, crm, wa=wa).start()
     yield running
     running.stop()
+
+
+# --- Telegram accounts ↔ Planfix (CHANNELS.md §5) -------------------------------------------
+
+PLANFIX_ADMIN_TOKEN = "planfix-admin-token"
+TG_ACCOUNTS_KEY = "test-accounts-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def _tga_server():
+    from sandbox.tgaccounts import TgAccountsSandbox
+    server = TgAccountsSandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tga(_tga_server):
+    """The Telegram accounts emulator, emptied for this test."""
+    _tga_server.reset()
+    yield _tga_server
+    _tga_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _planfix_server():
+    from sandbox.planfix import PlanfixSandbox
+    server = PlanfixSandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def planfix(_planfix_server):
+    """The Planfix chat-API emulator, emptied for this test."""
+    _planfix_server.reset()
+    yield _planfix_server
+    _planfix_server.reset()
+
+
+def planfix_environment(mariadb, tga, planfix, routing: str = "planfix") -> dict[str, str]:
+    return {"PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
+            "TG_ACCOUNTS_KEY": TG_ACCOUNTS_KEY, "PUBLIC_URL": "http://127.0.0.1:9",
+            "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
+            "TG_ACCOUNTS_ROUTING": routing}
+
+
+@pytest.fixture
+def planfix_settings(sandbox_settings, mariadb, tga, planfix) -> Settings:
+    env = base_environment(mariadb, **planfix_environment(mariadb, tga, planfix))
+    loaded = load_settings(env, env_file=None)
+    return sandbox_settings.replace(**{k: getattr(loaded, k) for k in (
+        "planfix_admin_token", "planfix_provider_id", "tg_accounts_key", "public_url",
+        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing")})
+
+
+@pytest.fixture
+def accounts_env(subprocess_env, mariadb, tga, planfix):
+    """The environment of a `python -m bot accounts` started by a test."""
+    return dict(subprocess_env, **planfix_environment(mariadb, tga, planfix), LOG_LEVEL="WARNING")

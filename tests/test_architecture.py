@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "utils": 0, "config": 0,
     "models": 1,
     "crm": 2, "channels": 2, "bot": 2,          # adapters: the CRM's wire, channels, the Telegram desk
+    "desks": 2,                                  # external desks (Planfix)
     "services": 3,                               # business actions
     "handlers": 4, "apis": 4,                    # the Telegram desk's handlers; business APIs' routes
     "container": 5, "scripts": 5,                # composition, workers, periodic jobs
@@ -31,7 +32,7 @@ LAYERS: dict[str, int] = {
 }
 # Entry points that live in a lower package by name (SPEC §7: `python -m bot …`).
 ENTRY_POINTS = {"bot.__main__": 8, "bot.runner": 6}   # `python -m bot demo` runs the sandbox
-PACKAGES = ("utils", "models", "crm", "channels", "bot", "services", "handlers", "apis", "scripts",
+PACKAGES = ("utils", "models", "crm", "channels", "desks", "bot", "services", "handlers", "apis", "scripts",
             "doors", "sandbox")
 TOP_MODULES = ("config.py", "container.py", "webhook_server.py", "crm_listener.py")
 

@@ -1,0 +1,195 @@
+"""The parts of the Telegram-account relay that need no network: Telethon's event mapping
+(with Telethon's own types), signed links, sealed secrets, the management body, Planfix's
+form, and `tg-login`'s choices."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from telethon.tl import types
+from werkzeug.datastructures import MultiDict
+
+from channels.tgaccount.telethon_client import _mapped, map_message, media_of
+from channels.tgaccount import account as acc
+from desks.planfix.clients import normalise_number, parse_body
+from desks.planfix.webhook import Invalid, parse_new_message
+from scripts.tglogin import destination
+from utils import signed
+from utils.http import BadBody
+from utils.secretbox import SecretBox, new_token, same_hash, token_hash
+
+WHEN = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def user(id=4242, **kw):
+    return types.User(id=id, first_name=kw.pop("first_name", "Ivan"), **kw)
+
+
+def document(mime, *attributes, size=1234):
+    return types.Document(id=1, access_hash=2, file_reference=b"", date=WHEN, mime_type=mime, size=size,
+                          dc_id=2, attributes=list(attributes))
+
+
+def message(peer, text="hi", out=False, media=None, id=10):
+    return types.Message(id=id, peer_id=peer, date=WHEN, message=text, out=out, media=media)
+
+
+def test_a_private_incoming_text_is_relayable_with_its_customer():
+    event = map_message(message(types.PeerUser(4242), "Є в наявності?"), "380501112233",
+                        user(last_name="Petrenko", username="ivan_p", phone="380671234567"))
+    assert (event.peer_id, event.private, event.outgoing, event.text) == (4242, True, False, "Є в наявності?")
+    assert event.customer == acc.Person(4242, "ivan_p", "Ivan", "Petrenko", "+380671234567")
+    assert event.relayable and event.date == WHEN.timestamp()
+
+
+def test_groups_channels_the_service_account_and_planfix_bot_are_not_relayable():
+    assert not map_message(message(types.PeerChat(77)), "1").relayable
+    assert not map_message(message(types.PeerChannel(88)), "1").relayable
+    assert not map_message(message(types.PeerUser(777000)), "1", user(777000)).relayable
+    bot = map_message(message(types.PeerUser(55)), "1", user(55, username="Planfix_Bot", bot=True))
+    assert not bot.relayable
+
+
+def test_outgoing_is_what_the_account_wrote():
+    event = map_message(message(types.PeerUser(4242), "Дякую", out=True), "1")
+    assert event.outgoing and event.relayable
+
+
+def test_service_messages_are_not_events():
+    service = types.MessageService(id=3, peer_id=types.PeerUser(4242), date=WHEN,
+                                   action=types.MessageActionHistoryClear())
+    assert map_message(service, "1") is None
+
+
+@pytest.mark.parametrize("media,kind,name,mime", [
+    (types.MessageMediaPhoto(photo=types.PhotoEmpty(id=1)), "photo", "photo.jpg", "image/jpeg"),
+    (types.MessageMediaDocument(document=document("application/pdf", types.DocumentAttributeFilename("рахунок.pdf"))),
+     "document", "рахунок.pdf", "application/pdf"),
+    (types.MessageMediaDocument(voice=True, document=document("audio/ogg", types.DocumentAttributeAudio(3, voice=True))),
+     "voice", "voice.ogg", "audio/ogg"),
+    (types.MessageMediaDocument(document=document("audio/mpeg", types.DocumentAttributeAudio(90),
+                                                  types.DocumentAttributeFilename("song.mp3"))),
+     "audio", "song.mp3", "audio/mpeg"),
+    (types.MessageMediaDocument(document=document("video/mp4", types.DocumentAttributeVideo(5, 640, 480))),
+     "video", "video.mp4", "video/mp4"),
+    (types.MessageMediaDocument(document=document("video/mp4", types.DocumentAttributeVideo(5, 240, 240,
+                                                                                            round_message=True))),
+     "video_note", "video_note.mp4", "video/mp4"),
+    (types.MessageMediaDocument(document=document("image/webp", types.DocumentAttributeSticker(
+        "🙂", types.InputStickerSetEmpty()))), "sticker", "sticker.webp", "image/webp"),
+    (types.MessageMediaGeo(geo=types.GeoPoint(30.5, 50.4, 0)), "other", "attachment", "application/octet-stream"),
+])
+def test_media_kinds(media, kind, name, mime):
+    info = media_of(media)
+    assert (info.kind, info.name, info.mime) == (kind, name, mime)
+    assert map_message(message(types.PeerUser(1), "", media=media), "1").media == info
+
+
+def test_no_file_for_web_page_previews():
+    assert media_of(types.MessageMediaWebPage(webpage=types.WebPageEmpty(id=1))) is None
+
+
+def test_telethon_errors_become_the_interfaces():
+    from telethon import errors
+    assert isinstance(_mapped(errors.AuthKeyUnregisteredError(request=None)), acc.SessionRevoked)
+    flood = _mapped(errors.FloodWaitError(request=None, capture=42))
+    assert isinstance(flood, acc.FloodWait) and flood.retry_after == 42 and flood.transient
+    privacy = _mapped(errors.UserPrivacyRestrictedError(request=None))
+    assert isinstance(privacy, acc.Refused) and not privacy.transient
+    assert isinstance(_mapped(ConnectionError("reset")), acc.AccountOffline)
+
+
+def test_signed_links_open_one_path_until_they_expire():
+    key = b"k" * 32
+    query = signed.sign("/media/7", key, ttl=60, now=1000)
+    assert signed.verify("/media/7", query["e"], query["s"], key, now=1059)
+    assert not signed.verify("/media/7", query["e"], query["s"], key, now=1061)       # expired
+    assert not signed.verify("/media/8", query["e"], query["s"], key, now=1000)       # another file
+    assert not signed.verify("/media/7", str(int(query["e"]) + 999), query["s"], key, now=1000)
+    assert not signed.verify("/media/7", query["e"], query["s"], b"x" * 32, now=1000)
+    assert not signed.verify("/media/7", None, None, key)
+    assert signed.signed_url("https://door/", "/media/7", key, ttl=60, now=1000).startswith("https://door/media/7?e=1060&s=")
+
+
+def test_secrets_are_sealed_and_tokens_hashed():
+    box = SecretBox("a long passphrase")
+    sealed = box.seal("planfix-token")
+    assert "planfix-token" not in sealed and box.open(sealed) == "planfix-token"
+    with pytest.raises(ValueError):
+        SecretBox("another key").open(sealed)
+    token = new_token()
+    assert len(token) >= 40 and same_hash(token, token_hash(token)) and not same_hash("x", token_hash(token))
+    assert "passphrase" not in repr(box)
+
+
+def test_the_management_body_is_bounded_at_the_border():
+    good = {"name": "shop", "number": "+380 (50) 111-22-33", "url_planfix": "https://shop.planfix.ua/",
+            "token_planfix": "t", "name_session": "main", "path_session": "/srv/sessions"}
+    parsed = parse_body(good, full=True)
+    assert (parsed.number, parsed.url_planfix) == ("380501112233", "https://shop.planfix.ua")
+    for bad in ({"number": "abc"}, {"number": "+1"}, {"url_planfix": "javascript:x"}, {"name": "<b>" * 50},
+                {"name_session": "../etc"}, {"token_planfix": 5}, {"path_session": None}):
+        with pytest.raises(BadBody):
+            parse_body(dict(good, **bad), full=True)
+    assert normalise_number(380501112233) == "380501112233" and normalise_number("12345x67") is None
+
+
+def test_planfix_form_is_parsed_into_bounded_values():
+    form = MultiDict([("cmd", "newMessage"), ("token", "t"), ("messageId", "m1"), ("message", "Привіт"),
+                      ("contactPhone", "+38 099 111 22 33"), ("telegramUserName", "@petro_shop"),
+                      ("attachments[name]", "a.pdf"), ("attachments[url]", "https://pf/a.pdf"),
+                      ("attachments[1][name]", "b.png"), ("attachments[1][url]", "https://pf/b.png")])
+    parsed = parse_new_message(form)
+    assert (parsed.phone, parsed.username, parsed.chat_id) == ("+380991112233", "petro_shop", None)
+    assert parsed.attachments == (("a.pdf", "https://pf/a.pdf"), ("b.png", "https://pf/b.png"))
+    for broken in ({"messageId": ""}, {"telegramUserId": "12x"}, {"message": "x" * 5000},
+                   {"attachments[url]": "file:///etc/passwd"}):
+        fields = MultiDict(form)
+        for key, value in broken.items():
+            fields.setlist(key, [value])
+        with pytest.raises(Invalid):
+            parse_new_message(fields)
+    with pytest.raises(Invalid):   # nobody to send to
+        parse_new_message(MultiDict({"token": "t", "messageId": "m", "message": "x"}))
+
+
+def test_tg_login_destinations():
+    assert destination("+380 50 111 22 33", file=None, store=True).store
+    target = destination("380501112233", file="/srv/s/main.session", store=False)
+    assert (target.file, target.store) == ("/srv/s/main", False)
+    assert destination("380501112233", file=None, store=False).file.endswith("sessions/380501112233")
+    with pytest.raises(ValueError):
+        destination("12", file=None, store=False)
+    with pytest.raises(ValueError):
+        destination("380501112233", file="x", store=True)
+
+
+def test_tg_login_keeps_the_session_sealed_and_restarts_the_account(planfix_settings, db):
+    from models.tgaccounts import AccountRepository
+    from scripts.tglogin import store_session
+    box = SecretBox(planfix_settings.tg_accounts_key)
+    accounts = AccountRepository(db)
+    assert not store_session(planfix_settings, db, "380501112233", "SESSION")
+    accounts.create(client_name="shop", number="380501112233", url_planfix="https://pf", token_planfix_enc=box.seal("t"),
+                    name_session="main", path_session=None, session_enc=None, token_hash=token_hash("x"))
+    assert store_session(planfix_settings, db, "380501112233", "SESSION")
+    row = accounts.get("380501112233")
+    assert box.open(row.session_enc) == "SESSION" and "SESSION" not in row.session_enc and row.generation == 2
+
+
+def test_a_telethon_account_without_its_session_file_is_refused_before_any_network(tmp_path):
+    import asyncio
+    from channels.tgaccount.telethon_client import TelethonAccount
+
+    async def build():
+        with pytest.raises(acc.SessionRevoked):
+            TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session_file=str(tmp_path / "none"))
+        assert not (tmp_path / "none.session").exists()          # no empty session left behind
+        from telethon.crypto import AuthKey
+        from telethon.sessions import StringSession
+        stored = StringSession()
+        stored.set_dc(2, "149.154.167.51", 443)
+        stored.auth_key = AuthKey(bytes(256))
+        account = TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session=stored.save())
+        assert not account.is_online()
+    asyncio.run(build())
