@@ -84,6 +84,11 @@ class Settings:
     task_product_pattern: str = r"(?i)ключ|key|активац|activation"
     bot_language: str | None = None
     log_level: str = "INFO"
+    # The desk that never strands a customer (SPEC §8)
+    sla_remind_minutes: int = 15
+    sla_takeback_minutes: int = 60
+    working_hours: str = ""
+    tz: str = "Europe/Kyiv"
 
     @property
     def crm_configured(self) -> bool:
@@ -102,6 +107,12 @@ class Settings:
                   self.link_key, self.webhook_secret_token, self.webhook_secret_path,
                   self.metrics_token)
         return tuple(v for v in values if v)
+
+    @property
+    def hours(self):
+        """WORKING_HOURS in TZ, as the SLA counts time (utils/hours.py)."""
+        from utils.hours import WorkingHours
+        return WorkingHours.parse(self.working_hours, self.tz)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -198,6 +209,24 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _minutes(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 7 * 24 * 60:
+        raise ValueError("must be minutes between 0 (off) and 10080 (a week)")
+    return value
+
+
+def _working_hours(raw: str) -> str:
+    from utils.hours import WorkingHours
+    WorkingHours.parse(raw)  # HoursError (a ValueError) says what is wrong
+    return raw.strip()
+
+
+def _time_zone(raw: str) -> str:
+    from utils.hours import parse_timezone
+    return parse_timezone(raw).key
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -251,6 +280,10 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "TASK_PRODUCT_PATTERN": ("task_product_pattern", _regex, False),
     "BOT_LANGUAGE": ("bot_language", _language, False),
     "LOG_LEVEL": ("log_level", _log_level, False),
+    "SLA_REMIND_MINUTES": ("sla_remind_minutes", _minutes, False),
+    "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
+    "WORKING_HOURS": ("working_hours", _working_hours, False),
+    "TZ": ("tz", _time_zone, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)

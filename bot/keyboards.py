@@ -33,7 +33,8 @@ def reply_button(codec: CallbackCodec, language: str, crm_message_id: int, *, ta
 
 
 def open_chat_button(codec: CallbackCodec, language: str, id_i: int) -> dict:
-    return inline([[(text("btn_open_chat", language), codec.encode("open", id_i))]])
+    """Under a notification: opens the chat straight into writing mode (one tap)."""
+    return inline([[(text("btn_open_chat", language), codec.encode("openw", id_i))]])
 
 
 def reply_keyboard(rows: list[list[str]]) -> types.ReplyKeyboardMarkup:
@@ -48,7 +49,8 @@ def main_menu_rows(language: str) -> list[list[str]]:
             [text("stats_pin_chats", language)],
             [text("history_messages", language)],
             [text("history_pin_chats", language)],
-            [text("history", language)]]
+            [text("history", language)],
+            [text("find_chat", language), text("shift_menu", language)]]
 
 
 def main_menu(language: str) -> types.ReplyKeyboardMarkup:

@@ -56,8 +56,12 @@ class IngestResult:
 class Ingest:
     def __init__(self, db: Database, claims: ChatClaims, desks: Sequence[DeskPort], *,
                  retention_days: int, task_pattern: str,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, waits=None, orders=None) -> None:
         self.db = db
+        # How long customers wait (services/sla.py::Waits), and the order behind a
+        # conversation refreshed when it has news (services/orders.py::OrderContext).
+        self.waits = waits
+        self.orders = orders
         self.claims = claims
         self.desks = list(desks)
         self.retention_days = retention_days
@@ -104,6 +108,8 @@ class Ingest:
             # A pin past its window no longer holds the conversation: the news goes to
             # everyone (ended here, conditionally: a reply that renewed it meanwhile wins).
             holder = self.claims.holder_or_expire(cur, conversation_id, now)
+            if self.waits is not None:
+                self.waits.after_store(cur, conversation, to_post, now)
             posts: list[int] = []
             if to_post:
                 for desk in self.desks:
@@ -112,6 +118,8 @@ class Ingest:
         if posts:
             for desk in self.desks:
                 desk.after_commit(posts)
+        if to_post and self.orders is not None and self.orders.offered(conversation):
+            self.orders.request(conversation_id)
         return IngestResult(conversation_id, len(fetched), new, len(to_post), tuple(posts))
 
     def _news(self, cur, conversation_id: int, *,

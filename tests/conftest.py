@@ -25,7 +25,10 @@ from models.mariadb import LocalMariaDB  # noqa: E402
 
 TEST_DB = "keepdesk_test"
 TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manager_state", "users",
-          "outbound", "error_causes", "worker_bells")
+          "outbound", "error_causes", "worker_bells",
+          # the desk of SPEC §8 (issue 14)
+          "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
+          "order_context", "desk_chores")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
