@@ -21,8 +21,15 @@ def to_markup(keyboard: dict | None):
         return reply_keyboard([[b["text"] for b in row] for row in keyboard["keyboard"]])
     markup = types.InlineKeyboardMarkup()
     for row in keyboard["inline_keyboard"]:
-        markup.row(*[types.InlineKeyboardButton(**button) for button in row])
+        markup.row(*[types.InlineKeyboardButton(**_button(button)) for button in row])
     return markup
+
+
+def _button(button: dict) -> dict:
+    """A stored button as telebot's constructor takes it (a copy_text is an object)."""
+    if isinstance(button.get("copy_text"), dict):
+        return dict(button, copy_text=types.CopyTextButton(**button["copy_text"]))
+    return button
 
 
 def reply_button(codec: CallbackCodec, language: str, crm_message_id: int, *, task: bool) -> dict:

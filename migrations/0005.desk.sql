@@ -120,7 +120,7 @@ ALTER TABLE conversations
         AS (RIGHT(REGEXP_REPLACE(customer_phone, '[^0-9]', ''), 9)) PERSISTENT AFTER customer_phone,
     ADD KEY ix_conversations_email (customer_email),
     ADD KEY ix_conversations_phone_tail (phone_tail),
-    ADD FULLTEXT KEY ft_conversations_title (title, customer_name);
+    ADD FULLTEXT KEY ft_conversations_title (title, customer_name, customer_email);
 
 ALTER TABLE messages ADD FULLTEXT KEY ft_messages_text (text);
 

@@ -31,10 +31,13 @@ class Wait:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
 
+EVERYONE = 0    # a report line of everyone together (no Telegram user has the id 0)
+
+
 @dataclass(frozen=True)
 class ResponseFigures:
     """One line of the first-response report: a manager (None: answered outside the desk,
-    or all managers together) on a channel (None: all channels)."""
+    e.g. in the CRM's page; EVERYONE: all answers together) on a channel (None: all)."""
     manager_id: int | None
     channel: str | None
     answered: int
@@ -102,7 +105,7 @@ class ResponseRepository(Repository):
         for row in rows:
             minutes = hours.between(row["asked_at"], row["answered_at"])
             for key in ((row["answered_by"], row["channel"]), (row["answered_by"], None),
-                        (None, row["channel"]), (None, None)):
+                        (EVERYONE, row["channel"]), (EVERYONE, None)):
                 groups.setdefault(key, []).append(minutes)
         return [_figures(manager, channel, values, sla_minutes)
                 for (manager, channel), values in sorted(groups.items(), key=_order)]
@@ -110,7 +113,7 @@ class ResponseRepository(Repository):
 
 def _order(item) -> tuple:
     (manager, channel), _ = item
-    return (manager is None, manager or 0, channel is None, channel or "")
+    return (manager == EVERYONE, manager is None, manager or 0, channel is None, channel or "")
 
 
 def _figures(manager, channel, values: list[float], sla_minutes: float) -> ResponseFigures:

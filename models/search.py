@@ -45,7 +45,7 @@ class SearchRepository(Repository):
         found = [r["id"] for r in rows]
         if len(found) < limit:
             titled = self.db.fetchall(
-                "SELECT id FROM conversations WHERE MATCH(title, customer_name)"
+                "SELECT id FROM conversations WHERE MATCH(title, customer_name, customer_email)"
                 " AGAINST (%s IN BOOLEAN MODE) LIMIT %s", (boolean_query, limit))
             found += [r["id"] for r in titled if r["id"] not in found]
         return found[:limit]

@@ -114,4 +114,4 @@ def test_migrations_are_recorded_and_a_second_run_applies_nothing(db):
     assert migrate(db) == []
     applied = [r["migration_id"] for r in db.fetchall(
         "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id")]
-    assert applied == ["0001.baseline", "0002.side-effects", "0003.conversations"]
+    assert applied == ["0001.baseline", "0002.side-effects", "0003.conversations", "0005.desk"]
