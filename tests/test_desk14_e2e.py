@@ -27,11 +27,14 @@ def clock():
 @pytest.fixture
 def office(sandbox_settings, db, tg, crm, clock):
     """The desk with SLA_REMIND_MINUTES=15, SLA_TAKEBACK_MINUTES=60, Mon-Fri 09-18 in Kyiv,
-    its clock in the test's hand."""
+    its clock in the test's hand. Telegram's per-chat limits are raised (they are tested
+    elsewhere): a conversation of many steps with one manager need not wait a second a step."""
     settings = sandbox_settings.replace(sla_remind_minutes=15, sla_takeback_minutes=60,
-                                        working_hours="Mon-Fri 09-18", tz="Europe/Kyiv")
-    running = Desk(settings, db, tg, crm).start()
-    running.deps.clock = clock
+                                        working_hours="Mon-Fri 09-18", tz="Europe/Kyiv",
+                                        tg_limit_private_per_s=100.0, tg_limit_group_per_min=6000.0)
+    running = Desk(settings, db, tg, crm).start(workers=False)
+    running.deps.clock = clock          # before any job runs: every job sees the test's time
+    running.start_workers()
     yield running
     running.stop()
 
