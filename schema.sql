@@ -80,6 +80,7 @@ CREATE TABLE `conversations` (
   KEY `ix_conversations_last_date` (`last_date`),
   KEY `ix_conversations_kind_status` (`kind`,`status`),
   KEY `ix_conversations_phone` (`customer_phone`),
+  KEY `ix_conversations_external` (`external_id`),
   KEY `ix_conversations_email` (`customer_email`),
   KEY `ix_conversations_phone_tail` (`phone_tail`),
   FULLTEXT KEY `ft_conversations_title` (`title`,`customer_name`,`customer_email`)

@@ -111,17 +111,20 @@ CREATE TABLE desk_chores (
     last_run_at  DATETIME(6)  NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- A task's status change time (done tasks stay on 📊 for a day); finding a chat by e-mail
+-- A task's status change time (done tasks stay on 📊 for a day); finding a chat by its
+-- number at its source (whatever the channel and account), by e-mail
 -- (prefix), by the last 9 digits of a phone, and by words of its title or of any message
 -- (InnoDB FULLTEXT: the built-in parser splits words at non-letters, Cyrillic included).
 ALTER TABLE conversations
     ADD COLUMN status_changed_at DATETIME(6) NULL AFTER status,
     ADD COLUMN phone_tail VARCHAR(9)
         AS (RIGHT(REGEXP_REPLACE(customer_phone, '[^0-9]', ''), 9)) PERSISTENT AFTER customer_phone,
+    ADD KEY ix_conversations_external (external_id),
     ADD KEY ix_conversations_email (customer_email),
     ADD KEY ix_conversations_phone_tail (phone_tail),
     ADD FULLTEXT KEY ft_conversations_title (title, customer_name, customer_email);
 
 ALTER TABLE messages ADD FULLTEXT KEY ft_messages_text (text);
 
-UPDATE schema_meta SET value = '5' WHERE name = 'version';
+-- schema_meta's version is left as it is: migrations of this release are numbered by
+-- yoyo (_yoyo_migration), and the release's version is set once when they are merged.

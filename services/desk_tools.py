@@ -207,6 +207,6 @@ class Search:
         elif query.kind == "phone":
             ids = self.search.by_phone(query.value[-9:], limit)
         else:
-            ids = self.search.by_words(" ".join(f"+{w}*" for w in query.value.split()), limit)
+            ids = self.search.by_words(query.value.split(), limit)
         found = self.lists.by_ids(ids[:limit])
         return [found[i] for i in ids[:limit] if i in found]

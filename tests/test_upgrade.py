@@ -170,7 +170,8 @@ class Upgraded:
 @pytest.fixture
 def upgraded(old_world, sandbox_settings, tg, crm):
     """Release 2's shop, migrated, served by the current desk from the moment of the dump."""
-    assert migrate(old_world) == ["0001.baseline", "0002.side-effects", "0003.conversations"]
+    assert migrate(old_world) == ["0001.baseline", "0002.side-effects", "0003.conversations",
+                                  "0005.desk"]
     desk = Desk(sandbox_settings.replace(mysql_db=UPGRADE_DB), old_world, tg, crm)
     desk.start(workers=False)
     offset = DUMP_TIME - utc_now()
