@@ -108,7 +108,9 @@ class HandOver:
 
     def _tell(self, cur, conversation: Conversation, by: User, previous: User, to: User,
               offer: bool) -> None:
-        key = f"handover:{conversation.id}:{to.tg_id}:{self.clock().timestamp()}"
+        # Keyed by the update that decided it (a re-run update tells nobody twice).
+        key = self.out.key(f"handover:{conversation.id}") or \
+            f"handover:{conversation.id}:{to.tg_id}:{self.clock().timestamp()}"
         values = {"id_i": conversation.ref, "giver": by.display_name,
                   "customer": conversation.customer or "—"}
         label = text("btn_open_chat", language_for(to.language, self.bot_language))
@@ -116,12 +118,16 @@ class HandOver:
                                         "callback_data": self.codec.encode("openw", conversation.id)}]]}
         self.out.enqueue(to.tg_id, notice="handed_to_you", values=values, markup=button,
                          key=f"{key}:to", conversation_id=conversation.id, purpose="notify", cur=cur)
-        if previous.tg_id != by.tg_id or offer:
+        if offer:
+            self.out.enqueue(previous.tg_id, notice="offer_taken_from_you",
+                             values={"id_i": conversation.ref, "to": to.display_name},
+                             key=f"{key}:from", cur=cur)
+        elif previous.tg_id != by.tg_id:
             self.out.enqueue(previous.tg_id, notice="handed_from_you",
                              values={"id_i": conversation.ref, "to": to.display_name,
                                      "giver": by.display_name},
                              key=f"{key}:from", cur=cur)
-        self.out.enqueue(self.log_chat_id, notice="log_handover",
+        self.out.enqueue(self.log_chat_id, notice="log_offer_taken" if offer else "log_handover",
                          values={"who": by.display_name, "id_i": conversation.ref,
                                  "previous": previous.display_name, "to": to.display_name},
                          key=f"{key}:log", purpose="log", cur=cur)
@@ -151,7 +157,7 @@ class Joins:
         if user.tg_id == admin.tg_id:
             return Refused(Refusal.OWN_CHAT)
         if self.joins.join(conversation_id, pin.id, admin.tg_id, now):
-            key = f"join:{pin.id}:{admin.tg_id}:{now.timestamp()}"
+            key = self.out.key(f"join:{pin.id}") or f"join:{pin.id}:{admin.tg_id}:{now.timestamp()}"
             self.out.enqueue(user.tg_id, notice="admin_joined_you",
                              values={"id_i": conversation.ref, "admin": admin.display_name},
                              key=f"{key}:holder")
@@ -209,5 +215,5 @@ class Shifts:
             self.shared_chat_id, notice="offer_off_shift",
             values={"name": holder.display_name, "id_i": conversation.ref,
                     "customer": conversation.customer or "—", "product": conversation.title or "—"},
-            markup=button, key=f"offer:{pin_id}:{now.timestamp()}",
+            markup=button, key=self.out.key(f"offer:{pin_id}") or f"offer:{pin_id}:{now.timestamp()}",
             conversation_id=conversation.id, purpose="offer") is not None

@@ -71,5 +71,6 @@ class Tasks:
         if manager.tg_id != by.tg_id:
             self.out.enqueue(manager.tg_id, notice="task_returned_to_you",
                              values={"id_i": conversation.ref, "by": by.display_name},
-                             key=f"task:reopen:{conversation.id}:{now.timestamp()}")
+                             key=self.out.key(f"reopen:{conversation.id}")
+                             or f"task:reopen:{conversation.id}:{now.timestamp()}")
         return manager
