@@ -42,6 +42,8 @@ def after_claim(desk: Desk, user: User, conversation_id: int, result: ClaimResul
                         previous=fmt.escape(result.previous.display_name))
         desk.log_change_pin(user, what, conversation_id)
     chat = desk.chats.get(conversation_id)
+    if result.outcome is Outcome.CLAIMED and desk.deps.tools.orders.offered(chat):
+        desk.deps.tools.orders.request(conversation_id)   # the card will show the order as it is now
     body, keyboard = history(desk, chat, 0, user)
     desk.send(user.tg_id, body, to_markup(keyboard), conversation_id=conversation_id,
               purpose="history")

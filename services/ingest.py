@@ -58,8 +58,8 @@ class Ingest:
                  retention_days: int, task_pattern: str,
                  clock: Callable[[], datetime] = utc_now, waits=None, orders=None) -> None:
         self.db = db
-        # How long customers wait (services/sla.py::Waits), and the order behind a
-        # conversation refreshed when it has news (services/orders.py::OrderContext).
+        # How long customers wait (services/sla.py::Waits), and the order behind a new
+        # conversation (services/orders.py::OrderContext).
         self.waits = waits
         self.orders = orders
         self.claims = claims
@@ -118,7 +118,9 @@ class Ingest:
         if posts:
             for desk in self.desks:
                 desk.after_commit(posts)
-        if to_post and self.orders is not None and self.orders.offered(conversation):
+        if existing is None and self.orders is not None and self.orders.offered(conversation):
+            # A new conversation's order is fetched at once (a known one's when its card is
+            # shown or it is taken: a signal of a known chat stays one call to the channel).
             self.orders.request(conversation_id)
         return IngestResult(conversation_id, len(fetched), new, len(to_post), tuple(posts))
 

@@ -1,8 +1,8 @@
 """Order context on the chat card (SPEC §8): what the channel says of the order behind a
 conversation — product, sum, status, delivery — kept in `order_context` and refreshed
 in the background (the `order_context` job), so that showing a card never waits for the
-CRM and a CRM away never breaks a card. News from the customer refreshes it; a card
-older than `STALE` asks for a refresh too."""
+CRM and a CRM away never breaks a card. It is fetched when a conversation is new and
+when a manager takes it; a card shown with one older than `STALE` asks again."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta

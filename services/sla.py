@@ -117,7 +117,9 @@ class SlaSweep:
         now = self.clock()
         done = {"reminded": 0, "taken_back": 0}
         for wait in self.responses.due_reminders(now, SWEEP_BATCH):
-            done[self._remind(wait, now)] += 1
+            outcome = self._remind(wait, now)
+            if outcome in done:
+                done[outcome] += 1
         for wait in self.responses.due_takebacks(now, SWEEP_BATCH):
             done["taken_back"] += self._take_back(wait, now, "timeout") == "taken_back"
         if any(done.values()):
@@ -129,8 +131,9 @@ class SlaSweep:
     def _remind(self, wait: Wait, now: datetime) -> str:
         current = self.pins.active(wait.conversation_id)
         holder = current[1] if current else None
-        if holder is not None and not self.shifts.on_shift(holder.tg_id):
-            return self._take_back(wait, now, "off_shift")
+        if (holder is not None and wait.takeback_at is not None
+                and not self.shifts.on_shift(holder.tg_id)):
+            return self._take_back(wait, now, "off_shift")   # nobody to remind: back at once
         conversation = self.conversations.get(wait.conversation_id)
         with self.db.transaction() as cur:
             if not self.responses.reminded(cur, wait.id, now) or conversation is None:
