@@ -358,7 +358,10 @@ def parse_order(body: Any, id_i: int) -> CrmOrder | None:
 
     def pick(source: dict, *names: str) -> str | None:
         for name in names:
-            value = _bounded(source.get(name), ORDER_TEXT_MAX)
+            raw = source.get(name)
+            if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+                continue   # a list or an object where text belongs: not shown
+            value = _bounded(raw, ORDER_TEXT_MAX)
             if value is not None:
                 return value
         return None

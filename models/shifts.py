@@ -22,12 +22,16 @@ class ShiftRepository(Repository):
         return value is None or bool(value)
 
     def set(self, tg_id: int, on_shift: bool, at: datetime) -> bool:
-        """True when this changed the manager's shift."""
+        """True when this changed the manager's shift (its change time is kept otherwise)."""
         before = self.on_shift(tg_id)
         self.db.execute("INSERT INTO desk_shifts (tg_id, on_shift, changed_at) VALUES (%s, %s, %s)"
-                        " ON DUPLICATE KEY UPDATE on_shift = VALUES(on_shift),"
-                        " changed_at = VALUES(changed_at)", (tg_id, int(on_shift), at))
+                        " ON DUPLICATE KEY UPDATE changed_at = IF(on_shift = VALUES(on_shift),"
+                        " changed_at, VALUES(changed_at)), on_shift = VALUES(on_shift)",
+                        (tg_id, int(on_shift), at))
         return before != on_shift
+
+    def changed_at(self, tg_id: int) -> datetime | None:
+        return self.db.scalar("SELECT changed_at FROM desk_shifts WHERE tg_id = %s", (tg_id,))
 
     def colleagues(self, offset: int, limit: int, *, exclude: int | None = None,
                    on_shift_only: bool = True) -> tuple[list[Colleague], int]:

@@ -194,16 +194,18 @@ class Shifts:
         """Set the manager's shift; going off shift offers their chats (how many), None
         when nothing changed."""
         now = self.clock()
-        if not self.shifts.set(user.tg_id, on_shift, now):
-            return None
+        changed = self.shifts.set(user.tg_id, on_shift, now)
         if on_shift:
-            return 0
+            return 0 if changed else None
+        # Offers are keyed by the pin and the moment the shift ended: a re-run of this
+        # update (or a second tap) offers nothing twice, and one lost to a crash is made.
+        since = self.shifts.changed_at(user.tg_id) or now
         offered = 0
         for pin in self.pins.active_of_manager(user.tg_id):
             conversation = self.conversations.get(pin.conversation_id)
-            if conversation is not None and self._offer(user, conversation, pin.id, now):
+            if conversation is not None and self._offer(user, conversation, pin.id, since):
                 offered += 1
-        return offered
+        return offered if changed else None
 
     def _offer(self, holder: User, conversation: Conversation, pin_id: int, now: datetime) -> bool:
         if self.shared_chat_id is None:
@@ -215,5 +217,5 @@ class Shifts:
             self.shared_chat_id, notice="offer_off_shift",
             values={"name": holder.display_name, "id_i": conversation.ref,
                     "customer": conversation.customer or "—", "product": conversation.title or "—"},
-            markup=button, key=self.out.key(f"offer:{pin_id}") or f"offer:{pin_id}:{now.timestamp()}",
+            markup=button, key=f"offer:{pin_id}:{now.timestamp()}",
             conversation_id=conversation.id, purpose="offer") is not None

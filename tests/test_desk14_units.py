@@ -122,3 +122,21 @@ def test_inline_queries_are_answered_once_with_valid_results_as_telegram_require
     assert again["ok"] is False and "query is too old" in again["description"]
     chosen = tg.user_chooses_inline_result(7, query, "a")["message"]
     assert chosen["text"] == "Hello there" and chosen["via_bot"]["is_bot"]
+
+
+# -- the CRM's order at the border ------------------------------------------------------------
+
+def test_an_order_from_the_crm_is_bounded_field_by_field():
+    from crm.client import ORDER_TEXT_MAX, parse_order
+    hostile = {"retval": 0, "invoice": {
+        "product": "<b>" + "Ноутбук " * 100, "qty": "9" * 30, "sum": "1e308", "currency": "UAHUAHUAHUAH",
+        "status_name": ["not", "text"], "paid": "yes",
+        "delivery": {"service": "Нова\x00пошта\n", "city": "К" * 500, "ttn": 20450000123456}}}
+    order = parse_order(hostile, 7)
+    assert order.id_i == 7 and len(order.product) <= ORDER_TEXT_MAX and order.product.startswith("<b>Ноутбук")
+    assert order.quantity is None and order.total is None      # absurd values are dropped, not cut
+    assert order.currency == "UAHUAHUA" and order.paid is True and order.status is None
+    assert order.delivery_service == "Нова пошта" and order.tracking == "20450000123456"
+    assert len(order.delivery_address) <= ORDER_TEXT_MAX
+    assert parse_order({"retval": 0}, 7) is None and parse_order("<html>", 7) is None
+    assert parse_order({"data": {"total": "1 250,50", "status": "new"}}, 7).total == "1250.50"
