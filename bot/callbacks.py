@@ -45,7 +45,6 @@ ACTIONS: dict[str, int] = {
     "dsend": 1,        # ✅ send the reply chosen in inline mode (the message the hint answers): chat id
     "cdel": 1,         # 🗑 delete a canned reply (admins): reply id
     "cadd": 0,         # ➕ add a canned reply (admins)
-    "find": 0,         # 🔎 search
 }
 
 

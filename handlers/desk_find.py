@@ -13,7 +13,7 @@ from bot.keyboards import to_markup
 from bot.texts import key_of_label
 from handlers.admin import resolve_chat
 from handlers.chats import enter_send_mode, show_chat
-from handlers.common import Desk, callback_args, private_chat_of
+from handlers.common import Desk, callback_args
 from models.users import User
 from services.desk_tools import Problem, Refused
 
@@ -49,11 +49,6 @@ def ask_query(desk: Desk, chat_id: int, user: User) -> None:
 
 def find_label(desk: Desk, message: types.Message, user: User) -> None:
     ask_query(desk, message.chat.id, user)
-
-
-def find_tap(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    ask_query(desk, private_chat_of(call, user), user)
-    desk.answer(call)
 
 
 def answer_search(desk: Desk, chat_id: int, user: User, query: str) -> None:
@@ -96,6 +91,4 @@ def register(bot: TeleBot, desk: Desk) -> None:
                                  content_types=["text"],
                                  func=lambda m: key_of_label(m.text or "", ("find_chat",)) is not None)
     bot.register_callback_query_handler(partial(open_writing, desk), func=None, action="openw",
-                                        role="manager")
-    bot.register_callback_query_handler(partial(find_tap, desk), func=None, action="find",
                                         role="manager")

@@ -27,7 +27,6 @@ from bot.texts import language_for, text
 from models.conversations import Conversation, ConversationRepository
 from models.db import Database
 from models.desk_extras import JoinRepository
-from models.locks import LockManager
 from models.pins import PinRepository
 from models.shifts import ShiftRepository
 from models.users import User, UserManager

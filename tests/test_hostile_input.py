@@ -685,7 +685,7 @@ def _hostile_taps(desk, ids: dict) -> list[str]:
         "join": [(ids["pinned"],)], "leave": [(ids["pinned"],)], "takeover": [(ids["pinned"],)],
         "shift": [(0,), (1,)], "note": [(ids["pinned"],)], "canned": [(ids["pinned"], 0)],
         "cpick": [(1, ids["pinned"])], "csend": [(1, ids["pinned"])], "dsend": [(ids["pinned"],)],
-        "cdel": [(1,)], "cadd": [()], "find": [()],
+        "cdel": [(1,)], "cadd": [()],
     }
     assert set(valid) == set(ACTIONS)  # every action of the codec is tried
     data = [codec.encode(action, *args) for action, arg_lists in valid.items() for args in arg_lists]
