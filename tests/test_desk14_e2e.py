@@ -509,3 +509,22 @@ def test_cleaning_runs_daily_and_a_manager_is_told_their_pin_expired(office, tg,
     told = [t for t in texts(tg, OLENA) if t.startswith("⌛")]
     assert told == ["⌛ Закріп чату #9901 знято: 24 год без вашої відповіді. Нові повідомлення клієнта "
                     "підуть у спільний чат."]
+
+
+def test_a_canned_reply_with_a_photo_sends_the_photo_with_its_text(office, tg, crm, db):
+    person(db, OLENA), person(db, ADMIN_ID, "admin")
+    say(office, tg, ADMIN_ID, "/replies")
+    press(office, tg, ADMIN_ID, last(tg, ADMIN_ID), "➕ Додати шаблон")
+    tg.user_sends_photo(ADMIN_ID, b"\x89PNG the catalogue", caption="Каталог\nКаталог до замовлення {order}",
+                        username="boss")
+    office.idle()
+    assert texts(tg, ADMIN_ID)[-1] == "✅ Шаблон «Каталог» збережено."
+    take(office, tg, crm, OLENA, 9403)
+    press(office, tg, OLENA, card(office, tg, OLENA, 9403), "💬 Шаблони")
+    press(office, tg, OLENA, last(tg, OLENA), "Каталог")
+    draft = last(tg, OLENA)
+    assert "Каталог до замовлення 9403\n📎 + photo.jpg" in draft["visible_text"]
+    press(office, tg, OLENA, draft, "✅ Надіслати")
+    wait_for(lambda: len(shop_messages(crm, 9403)) == 2)
+    assert [u["data"] for u in crm.uploads()] == [b"\x89PNG the catalogue"]
+    assert shop_messages(crm, 9403)[0]["message"] == "Каталог до замовлення 9403"
