@@ -174,6 +174,9 @@ class WhatsApp(Channel):
             return
         self.record_shop_message(conversation.account, conversation.external_id, external_id,
                                  history_text(outbound))
+        statuses = getattr(self.ingest, "statuses", None)
+        if statuses is not None and hasattr(statuses, "caught_up"):
+            statuses.caught_up(conversation.id, external_id)
 
     def record_shop_message(self, account: str, phone: str, external_id: str, text: str,
                             *, is_file: bool = False, filename: str | None = None) -> None:
