@@ -137,6 +137,11 @@ class Settings:
     planfix_resolve_timeout: float = 8.0
     signed_url_ttl: float = 3600.0
     media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
+    # The desk that never strands a customer (SPEC §8)
+    sla_remind_minutes: int = 15
+    sla_takeback_minutes: int = 60
+    working_hours: str = ""
+    tz: str = "Europe/Kyiv"
 
     @property
     def crm_configured(self) -> bool:
@@ -189,6 +194,12 @@ class Settings:
                   self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
                   self.telegram_api_hash, self.tg_accounts_key)
         return tuple(v for v in values if v)
+
+    @property
+    def hours(self):
+        """WORKING_HOURS in TZ, as the SLA counts time (utils/hours.py)."""
+        from utils.hours import WorkingHours
+        return WorkingHours.parse(self.working_hours, self.tz)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -297,6 +308,22 @@ def _routing(raw: str) -> str:
     if value not in ("planfix", "desk", "both"):
         raise ValueError("must be 'planfix', 'desk' or 'both'")
     return value
+def _minutes(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 7 * 24 * 60:
+        raise ValueError("must be minutes between 0 (off) and 10080 (a week)")
+    return value
+
+
+def _working_hours(raw: str) -> str:
+    from utils.hours import WorkingHours
+    WorkingHours.parse(raw)  # HoursError (a ValueError) says what is wrong
+    return raw.strip()
+
+
+def _time_zone(raw: str) -> str:
+    from utils.hours import parse_timezone
+    return parse_timezone(raw).key
 
 
 def _text(raw: str) -> str:
@@ -487,6 +514,10 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
     "SIGNED_URL_TTL": ("signed_url_ttl", _positive_float, False),
     "MEDIA_MAX_BYTES": ("media_max_bytes", _positive_int, False),
+    "SLA_REMIND_MINUTES": ("sla_remind_minutes", _minutes, False),
+    "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
+    "WORKING_HOURS": ("working_hours", _working_hours, False),
+    "TZ": ("tz", _time_zone, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)

@@ -14,6 +14,7 @@ from typing import Callable
 from bot.callbacks import CallbackCodec
 from bot.fanout import TelegramDesk
 from bot.outbox import TelegramOut
+from bot.watchers import WatchersDesk
 from channels import Channels, build_channels
 from config import Settings
 from models.db import Database
@@ -22,7 +23,9 @@ from models.jobs import JobQueue
 from models.locks import LockManager
 from models.users import UserManager
 from services.chat_actions import ChatActions
+from services.albums import Albums
 from services.claims import ChatClaims
+from services.desk import DeskTools
 from services.errors import ErrorReporter
 from services.ingest import Ingest
 from services.statuses import DeliveryStatuses
@@ -49,6 +52,7 @@ class Container:
     reporter: ErrorReporter = field(default=None)  # type: ignore[assignment]
     desk: TelegramDesk = field(default=None)     # type: ignore[assignment]
     ingest: Ingest = field(default=None)         # type: ignore[assignment]
+    tools: DeskTools = field(default=None)       # type: ignore[assignment]  (SPEC §8)
     # Set by a worker's runtime: sync one KeepingCRM chat now (an admin's /get_chat_N).
     sync_now: Callable[[int], object] | None = None
 
@@ -59,17 +63,26 @@ class Container:
         self.out = self.out or TelegramOut(self.jobs)
         self.claims = self.claims or ChatClaims(self.db, self.locks,
                                                 pin_ttl_hours=settings.pin_ttl_hours)
-        self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now)
-        self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,
-                                                     self.channels, clock=now)
-        self.reporter = self.reporter or ErrorReporter(self.db, self.jobs, settings.channel_log, now)
         self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels)
-        self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk],
+        self.tools = self.tools or DeskTools.build(self, self.desk.source_of)
+        tools = self.tools
+        self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now,
+                                                   beside=tools.joins.beside)
+        self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,
+                                                     self.channels, clock=now,
+                                                     beside=tools.joins.beside,
+                                                     on_answer=tools.waits.answered)
+        tools.albums = tools.albums or Albums(self.db, self.jobs, self.users, self.writer, self.out)
+        self.reporter = self.reporter or ErrorReporter(self.db, self.jobs, settings.channel_log, now)
+        watchers = WatchersDesk(self.db, self.jobs, self.codec, self.desk.source_of,
+                                settings.bot_language)
+        self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk, watchers],
                                             retention_days=settings.retention_days,
                                             task_pattern=settings.task_product_pattern, clock=now,
                                             statuses=DeliveryStatuses(self.db, self.jobs,
                                                                       self.reporter.report, now),
-                                            interceptors=business_dialogues(self, now))
+                                            interceptors=business_dialogues(self, now),
+                                            waits=tools.waits, orders=tools.orders)
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None, **channel_overrides) -> "Container":

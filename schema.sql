@@ -3,6 +3,19 @@
 -- (`python -m bot migrate`); regenerate this file with `python -m bot schema > schema.sql`
 -- (tests/test_schema.py fails while it differs from what the migrations make).
 
+CREATE TABLE `album_parts` (
+  `tg_chat_id` bigint(20) NOT NULL,
+  `media_group_id` varchar(64) NOT NULL,
+  `tg_message_id` bigint(20) NOT NULL,
+  `conversation_id` bigint(20) NOT NULL,
+  `manager_id` bigint(20) NOT NULL,
+  `caption` text DEFAULT NULL,
+  `attachment` text NOT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`tg_chat_id`,`media_group_id`,`tg_message_id`),
+  KEY `ix_album_parts_created` (`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `api_tokens` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `name` varchar(64) NOT NULL,
@@ -31,6 +44,45 @@ CREATE TABLE `appointments` (
   KEY `ix_appointments_state` (`state`,`created_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `canned_replies` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `title` varchar(64) NOT NULL,
+  `text` text NOT NULL,
+  `file_id` varchar(255) DEFAULT NULL,
+  `file_kind` enum('photo','document') DEFAULT NULL,
+  `file_name` varchar(255) DEFAULT NULL,
+  `file_mime` varchar(127) DEFAULT NULL,
+  `file_size` bigint(20) DEFAULT NULL,
+  `created_by` bigint(20) NOT NULL,
+  `created_at` datetime(6) NOT NULL,
+  `deleted_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_canned_replies_live` (`deleted_at`,`title`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `chat_joins` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `pin_id` bigint(20) NOT NULL,
+  `admin_id` bigint(20) NOT NULL,
+  `joined_at` datetime(6) NOT NULL,
+  `left_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_chat_joins` (`pin_id`,`admin_id`),
+  KEY `ix_chat_joins_conversation` (`conversation_id`,`left_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `chat_notes` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `author_id` bigint(20) NOT NULL,
+  `text` text NOT NULL,
+  `after_message_id` bigint(20) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_chat_notes_conversation` (`conversation_id`,`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `conversations` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `channel` varchar(16) NOT NULL,
@@ -40,6 +92,7 @@ CREATE TABLE `conversations` (
   `customer_name` varchar(255) DEFAULT NULL,
   `customer_email` varchar(255) DEFAULT NULL,
   `customer_phone` varchar(32) DEFAULT NULL,
+  `phone_tail` varchar(9) GENERATED ALWAYS AS (right(regexp_replace(`customer_phone`,'[^0-9]',''),9)) STORED,
   `customer_tg_id` bigint(20) DEFAULT NULL,
   `last_date` datetime DEFAULT NULL,
   `last_customer_at` datetime(6) DEFAULT NULL,
@@ -47,13 +100,18 @@ CREATE TABLE `conversations` (
   `cnt_new` int(11) NOT NULL DEFAULT 0,
   `kind` enum('ordinary','task') NOT NULL DEFAULT 'ordinary',
   `status` enum('new','in_work','done','archive') NOT NULL DEFAULT 'new',
+  `status_changed_at` datetime(6) DEFAULT NULL,
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`id`),
   UNIQUE KEY `uq_conversations_source` (`channel`,`account`,`external_id`),
   KEY `ix_conversations_last_date` (`last_date`),
   KEY `ix_conversations_kind_status` (`kind`,`status`),
-  KEY `ix_conversations_phone` (`customer_phone`)
+  KEY `ix_conversations_phone` (`customer_phone`),
+  KEY `ix_conversations_external` (`external_id`),
+  KEY `ix_conversations_email` (`customer_email`),
+  KEY `ix_conversations_phone_tail` (`phone_tail`),
+  FULLTEXT KEY `ft_conversations_title` (`title`,`customer_name`,`customer_email`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `delivery_statuses` (
@@ -66,6 +124,19 @@ CREATE TABLE `delivery_statuses` (
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`conversation_id`,`external_id`),
   KEY `ix_delivery_statuses_external` (`external_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `desk_chores` (
+  `name` varchar(64) NOT NULL,
+  `last_run_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `desk_shifts` (
+  `tg_id` bigint(20) NOT NULL,
+  `on_shift` tinyint(1) NOT NULL DEFAULT 1,
+  `changed_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`tg_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `error_causes` (
@@ -137,6 +208,7 @@ CREATE TABLE `messages` (
   UNIQUE KEY `uq_messages_external` (`conversation_id`,`external_id`),
   KEY `ix_messages_conversation` (`conversation_id`,`id`),
   KEY `ix_messages_created` (`created_at`),
+  FULLTEXT KEY `ft_messages_text` (`text`),
   CONSTRAINT `fk_messages_conversation` FOREIGN KEY (`conversation_id`) REFERENCES `conversations` (`id`) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -145,6 +217,13 @@ CREATE TABLE `onec_requests` (
   `outbox_id` bigint(20) DEFAULT NULL,
   `last_at` datetime(6) NOT NULL,
   PRIMARY KEY (`fingerprint`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `order_context` (
+  `conversation_id` bigint(20) NOT NULL,
+  `data` text DEFAULT NULL,
+  `fetched_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`conversation_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `outbound` (
@@ -187,6 +266,28 @@ CREATE TABLE `pins` (
   KEY `ix_pins_manager` (`manager_id`,`state`),
   KEY `ix_pins_conversation` (`conversation_id`),
   KEY `ix_pins_state_reply` (`state`,`last_reply_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `responses` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `channel` varchar(16) NOT NULL,
+  `message_id` bigint(20) NOT NULL,
+  `asked_at` datetime(6) NOT NULL,
+  `answered_at` datetime(6) DEFAULT NULL,
+  `answered_by` bigint(20) DEFAULT NULL,
+  `remind_at` datetime(6) DEFAULT NULL,
+  `takeback_at` datetime(6) DEFAULT NULL,
+  `reminded_at` datetime(6) DEFAULT NULL,
+  `taken_back_at` datetime(6) DEFAULT NULL,
+  `taken_back_from` bigint(20) DEFAULT NULL,
+  `open_conversation_id` bigint(20) GENERATED ALWAYS AS (if(`answered_at` is null,`conversation_id`,NULL)) STORED,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_responses_open` (`open_conversation_id`),
+  KEY `ix_responses_remind` (`remind_at`),
+  KEY `ix_responses_takeback` (`takeback_at`),
+  KEY `ix_responses_asked` (`asked_at`),
+  KEY `ix_responses_conversation` (`conversation_id`,`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `reviews` (

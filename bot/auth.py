@@ -26,7 +26,7 @@ def sender_of(update_part) -> object | None:
 
 
 class AuthMiddleware(BaseMiddleware):
-    update_types = ["message", "edited_message", "callback_query"]
+    update_types = ["message", "edited_message", "callback_query", "inline_query"]
 
     def __init__(self, users: UserManager) -> None:
         super().__init__()

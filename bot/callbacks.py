@@ -30,6 +30,22 @@ ACTIONS: dict[str, int] = {
     "users": 1,        # /all_users page
     "menu": 0,         # ◀ back to the main menu
     "tpl": 2,          # 📋 send an approved WhatsApp template: conversation id, template number
+    # the desk of SPEC §8 (issue 14)
+    "openw": 1,        # ⚡ open a chat straight into writing mode (from a notification): id
+    "handover": 2,     # 🔁 the colleagues to hand a chat to: id, page
+    "handto": 2,       # hand chat id to colleague tg_id
+    "offer": 1,        # 🙋 take an off-shift colleague's chat: id
+    "join": 1,         # 👀 an admin joins a chat beside its holder: id
+    "leave": 1,        # 🚪 the admin leaves it: id
+    "takeover": 1,     # ⚡ an admin takes the chat: id
+    "shift": 1,        # on (1) / off (0) shift
+    "note": 1,         # 📝 write a note on chat id
+    "canned": 2,       # 💬 canned replies for chat id: id, page
+    "cpick": 2,        # a canned reply drafted for a chat: reply id, chat id
+    "csend": 2,        # ✅ send that draft: reply id, chat id
+    "dsend": 1,        # ✅ send the reply chosen in inline mode (the message the hint answers): chat id
+    "cdel": 1,         # 🗑 delete a canned reply (admins): reply id
+    "cadd": 0,         # ➕ add a canned reply (admins)
 }
 
 

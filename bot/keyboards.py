@@ -21,8 +21,15 @@ def to_markup(keyboard: dict | None):
         return reply_keyboard([[b["text"] for b in row] for row in keyboard["keyboard"]])
     markup = types.InlineKeyboardMarkup()
     for row in keyboard["inline_keyboard"]:
-        markup.row(*[types.InlineKeyboardButton(**button) for button in row])
+        markup.row(*[types.InlineKeyboardButton(**_button(button)) for button in row])
     return markup
+
+
+def _button(button: dict) -> dict:
+    """A stored button as telebot's constructor takes it (a copy_text is an object)."""
+    if isinstance(button.get("copy_text"), dict):
+        return dict(button, copy_text=types.CopyTextButton(**button["copy_text"]))
+    return button
 
 
 def reply_button(codec: CallbackCodec, language: str, crm_message_id: int, *, task: bool) -> dict:
@@ -33,7 +40,8 @@ def reply_button(codec: CallbackCodec, language: str, crm_message_id: int, *, ta
 
 
 def open_chat_button(codec: CallbackCodec, language: str, id_i: int) -> dict:
-    return inline([[(text("btn_open_chat", language), codec.encode("open", id_i))]])
+    """Under a notification: opens the chat straight into writing mode (one tap)."""
+    return inline([[(text("btn_open_chat", language), codec.encode("openw", id_i))]])
 
 
 def reply_keyboard(rows: list[list[str]]) -> types.ReplyKeyboardMarkup:
@@ -48,7 +56,8 @@ def main_menu_rows(language: str) -> list[list[str]]:
             [text("stats_pin_chats", language)],
             [text("history_messages", language)],
             [text("history_pin_chats", language)],
-            [text("history", language)]]
+            [text("history", language)],
+            [text("find_chat", language), text("shift_menu", language)]]
 
 
 def main_menu(language: str) -> types.ReplyKeyboardMarkup:

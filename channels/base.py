@@ -165,6 +165,15 @@ class Channel(ABC):
 
     # -- presentation and health -----------------------------------------------------------
 
+    # Whether `order` can tell anything (the desk refreshes order context only then).
+    orders = False
+
+    def order(self, conversation: Conversation) -> dict | None:
+        """The order behind the conversation, for its card (SPEC §8 "Order context"):
+        bounded values under the keys product, quantity, total, currency, status, paid,
+        delivery_service, delivery_address, tracking, delivery_status; None: none."""
+        return None
+
     def link(self, conversation: Conversation) -> str | None:
         """Where a person opens the conversation at its source (the CRM's order page)."""
         return None

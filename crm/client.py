@@ -78,6 +78,22 @@ class CrmMessage:
 
 
 @dataclass(frozen=True)
+class CrmOrder:
+    """The purchase behind a chat, as the CRM's invoice shows it (see `parse_order`)."""
+    id_i: int
+    product: str | None
+    quantity: int | None
+    total: str | None          # a decimal as text ("1250.00"): money is never a float here
+    currency: str | None
+    status: str | None
+    paid: bool | None
+    delivery_service: str | None
+    delivery_address: str | None
+    tracking: str | None
+    delivery_status: str | None
+
+
+@dataclass(frozen=True)
 class UploadedFile:
     newid: str
     name: str
@@ -313,6 +329,61 @@ def parse_message(entry: Any, id_i: int) -> CrmMessage | None:
         url=_url(entry.get("url"), message_id),
         preview=_url(entry.get("preview"), message_id),
     )
+
+
+ORDER_TEXT_MAX = 200             # one field of an order as the card shows it
+_DECIMAL = re.compile(r"^-?\d{1,12}(?:[.,]\d{1,4})?$")
+
+
+def _decimal(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip().replace(" ", "").replace("\u00a0", "")
+    return text.replace(",", ".") if _DECIMAL.match(text) else None
+
+
+def parse_order(body: Any, id_i: int) -> CrmOrder | None:
+    """An invoice of the CRM's purchases API. Its public documentation does not describe
+    it; the answer is read leniently: the fields at the top level or under "invoice" /
+    "data", the delivery as an object under "delivery" or as flat "delivery_*" fields,
+    the sum as "sum" or "total". Every value is bounded; nothing usable → None."""
+    if isinstance(body, dict):
+        for key in ("invoice", "data", "order"):
+            if isinstance(body.get(key), dict):
+                body = body[key]
+                break
+    if not isinstance(body, dict):
+        return None
+    delivery = body.get("delivery") if isinstance(body.get("delivery"), dict) else {}
+
+    def pick(source: dict, *names: str) -> str | None:
+        for name in names:
+            raw = source.get(name)
+            if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+                continue   # a list or an object where text belongs: not shown
+            value = _bounded(raw, ORDER_TEXT_MAX)
+            if value is not None:
+                return value
+        return None
+
+    quantity = _as_int(body.get("qty", body.get("quantity")))
+    order = CrmOrder(
+        id_i=_as_id(body.get("id_i")) or id_i,
+        product=pick(body, "product", "title", "name"),
+        quantity=quantity if quantity is not None and 0 < quantity < 1_000_000 else None,
+        total=_decimal(body.get("sum", body.get("total"))),
+        currency=pick(body, "currency")[:8] if pick(body, "currency") else None,
+        status=pick(body, "status_name", "status"),
+        paid=_as_bool(body["paid"]) if "paid" in body else None,
+        delivery_service=pick(delivery, "service", "method") or pick(body, "delivery_service"),
+        delivery_address=(", ".join(filter(None, (pick(delivery, "city"),
+                                                  pick(delivery, "branch", "address"))))[:ORDER_TEXT_MAX]
+                          or pick(body, "delivery_address") or None),
+        tracking=pick(delivery, "ttn", "tracking") or pick(body, "ttn", "tracking"),
+        delivery_status=pick(delivery, "status") or pick(body, "delivery_status"),
+    )
+    useful = (order.product, order.total, order.status, order.delivery_service, order.tracking)
+    return order if any(v is not None for v in useful) else None
 
 
 def _parsed_list(entries: list[Any], parse: Callable[[Any], Any], what: str, where: str) -> list:
@@ -589,6 +660,17 @@ class CrmClient:
         found = _parsed_list(entries, lambda entry: parse_message(entry, id_i), "message",
                              f"messages id_i={id_i}")
         return sorted(found, key=lambda message: message.id)
+
+    def order(self, id_i: int) -> CrmOrder | None:
+        """The purchase (invoice) behind chat id_i; None when the CRM has none for it."""
+        try:
+            body = self._call("order", "GET", "/purchases/v2/inv_detail", id_i=id_i,
+                              params={"id_i": id_i})
+        except CrmRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return parse_order(body, id_i)
 
     def send(self, id_i: int, text: str, files: Iterable[UploadedFile] = ()) -> None:
         """Post a shop message (text and/or uploaded files) to chat id_i."""

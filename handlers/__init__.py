@@ -5,9 +5,12 @@
 3. menus       main-menu buttons and paged lists
 4. chats       a chat's card, history, read status, task status, unpin, send mode keys
 5. pinning     "✍ Відповісти" / "🔑 Підключитися" under shared posts
-6. templates   the 24-hour window's approved templates (WhatsApp), and their parameters
-7. writing     text, photos and files for clients
-8. fallback    everything nobody handled: pending users, strangers, stale buttons
+6. desk_*      the desk of SPEC §8: shifts and hand-over, finding, notes, canned replies,
+                the next message the desk asked for, albums (before writing: never sent
+                to a customer by mistake)
+7. templates   the 24-hour window's approved templates (WhatsApp), and their parameters
+8. writing     text, photos and files for clients
+9. fallback    everything nobody handled: pending users, strangers, stale buttons
 """
 from __future__ import annotations
 
@@ -15,10 +18,12 @@ from telebot import TeleBot
 
 from bot import auth
 from bot.factory import new_bot
-from handlers import admin, chats, fallback, menus, pinning, start, templates, writing
+from handlers import (admin, chats, desk_find, desk_modes, desk_notes, desk_replies, desk_shifts,
+                      fallback, menus, pinning, start, templates, writing)
 from handlers.common import ActionFilter, Desk
 
-AREAS = (start, admin, menus, chats, pinning, templates, writing, fallback)
+AREAS = (start, admin, menus, chats, pinning, desk_shifts, desk_find, desk_notes, desk_replies,
+         desk_modes, templates, writing, fallback)
 
 
 def register_all(bot: TeleBot, deps) -> Desk:

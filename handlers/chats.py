@@ -9,7 +9,7 @@ from functools import partial
 from telebot import TeleBot, types
 
 from bot import formatting as fmt
-from bot import views
+from bot import desk_views, views
 from bot.keyboards import main_menu, send_mode_keyboard, to_markup
 from bot.texts import key_of_label, text
 from handlers import templates
@@ -17,7 +17,8 @@ from handlers.common import Desk, callback_args, private_chat_of
 from models.conversations import Conversation as Chat
 from models.pins import PIN
 from models.users import User
-from services.chat_actions import ReadRequested, Refusal, Refused, StatusChanged
+from services.chat_actions import ReadRequested, Refusal, Refused
+from services.tasks import StatusChanged
 
 RECENT = 5
 SEND_MODE_KEYS = ("history_chat", "send_status_read", "back_to_chat")
@@ -37,6 +38,8 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
     mine = holder is not None and holder[0].manager_id == user.tg_id
     language = desk.lang(user)
     card = views.chat_card(chat, holder[1] if holder else None, language)
+    extras = desk_card_extras(desk, chat, language)
+    card = fmt.join("\n", [card, extras]) if extras else card
     blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id, recent)]
     body = card
     # Whole message blocks only, newest kept: finished HTML is never cut.
@@ -48,7 +51,17 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
         body = card
     keyboard = views.chat_menu(desk.codec, language, chat, mine=mine,
                                mine_kind=holder[0].kind if mine else None)
+    joined = user.is_admin and desk.deps.tools.joins.joins.is_joined(chat.id, user.tg_id)
+    keyboard = desk_views.with_rows(keyboard, desk_views.desk_rows(
+        desk.codec, language, chat, user, holder=holder[1] if holder else None, joined=joined))
     return body, keyboard
+
+
+def desk_card_extras(desk: Desk, chat: Chat, language: str) -> str:
+    """The order, the admins watching beside the holder, the latest notes (SPEC §8)."""
+    tools = desk.deps.tools
+    return desk_views.card_extras(tools.orders.of(chat), tools.notes.latest(chat.id),
+                                  tools.joins.joins.watchers(chat.id), language)
 
 
 def history(desk: Desk, chat: Chat, page: int, user: User) -> tuple[str, dict]:
@@ -57,8 +70,16 @@ def history(desk: Desk, chat: Chat, page: int, user: User) -> tuple[str, dict]:
     has_older = len(rows) > views.HISTORY_PAGE
     shown = list(reversed(rows[:views.HISTORY_PAGE]))
     language = desk.lang(user)
-    return (views.history_page(chat, shown, page, language),
-            views.history_keyboard(desk.codec, language, chat.id, page, has_older))
+    notes = desk.deps.tools.notes.for_page(chat.id, shown[0].id if shown else None,
+                                           shown[-1].id if shown else None,
+                                           newest=page == 0, oldest=not has_older)
+    notes = notes[-desk_views.NOTES_ON_PAGE:]   # each note bounded: the block fits beside the page
+    block = desk_views.notes_block(notes, language)
+    limit = fmt.TEXT_LIMIT - (fmt.visible_len(block) + 2 if notes else 0)
+    body = views.history_page(chat, shown, page, language, limit=limit)
+    if notes:
+        body = fmt.join("\n\n", [body, block])
+    return body, views.history_keyboard(desk.codec, language, chat.id, page, has_older)
 
 
 def refusal_text(desk: Desk, user: User, refused: Refused, conversation_id: int) -> str:
@@ -151,7 +172,7 @@ def toggle_status(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     chat = _known_chat(desk, call, user)
     if chat is None:
         return
-    changed = desk.actions.toggle_task(user, chat.id)
+    changed = desk.deps.tools.tasks.toggle(user, chat.id)
     if isinstance(changed, Refused):
         desk.answer(call, refusal_text(desk, user, changed, chat.id),
                     alert=changed.why is not Refusal.NOT_A_TASK)

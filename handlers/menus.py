@@ -5,7 +5,7 @@ from functools import partial
 
 from telebot import TeleBot, types
 
-from bot import views
+from bot import desk_views, views
 from bot.keyboards import main_menu, to_markup
 from bot.texts import MENU_KEYS, key_of_label
 from handlers.common import Desk, callback_args
@@ -35,9 +35,9 @@ def list_entries(desk: Desk, user: User, key: str, page: int) -> tuple[list[tupl
     if key == "history":
         chats, total = desk.lists.newest(offset, size)
         entries = [(views.chat_label(c), c.id) for c in chats]
-    elif key == "stats_pin_chats":
-        rows, total = desk.lists.open_tasks(offset, size)
-        entries = [(views.chat_label(r.conversation, r.marker + " "), r.conversation.id)
+    elif key == "stats_pin_chats":   # who holds each task and since when; done ones for a day
+        rows, total = desk.deps.tools.tasks.board(offset, size)
+        entries = [(desk_views.board_label(r, desk.clock(), desk.lang(user)), r.conversation.id)
                    for r in rows]
     else:
         kinds = (PIN,) if key in ("messages", "history_messages") else (ACTIVATE_KEY,)

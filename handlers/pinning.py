@@ -8,7 +8,7 @@ from functools import partial
 from telebot import TeleBot, types
 
 from bot import formatting as fmt
-from bot.keyboards import to_markup
+from bot.keyboards import inline, to_markup
 from bot.texts import text
 from handlers.chats import enter_send_mode, history
 from handlers.common import Desk, callback_args
@@ -42,6 +42,8 @@ def after_claim(desk: Desk, user: User, conversation_id: int, result: ClaimResul
                         previous=fmt.escape(result.previous.display_name))
         desk.log_change_pin(user, what, conversation_id)
     chat = desk.chats.get(conversation_id)
+    if result.outcome is Outcome.CLAIMED and desk.deps.tools.orders.offered(chat):
+        desk.deps.tools.orders.request(conversation_id)   # the card will show the order as it is now
     body, keyboard = history(desk, chat, 0, user)
     desk.send(user.tg_id, body, to_markup(keyboard), conversation_id=conversation_id,
               purpose="history")
@@ -66,13 +68,15 @@ def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: Clai
                 tapped.append(user.display_name)
         elif result.outcome is Outcome.ALREADY_ANSWERED:
             notes["answered"] = True
-            keep_button = False
+            keep_button = False     # "✍ Відповісти" goes; "👉 Відкрити чат" stays
         else:
             return
         desk.message_map.set_notes(message.chat.id, message.message_id, notes)
     desk.edit(message.chat.id, message.message_id,
               mapped.html + "\n" + notes_html(notes, desk.lang(None)),
-              message.reply_markup if keep_button else None,
+              message.reply_markup if keep_button else inline(
+                  [[(text("btn_open_answered", desk.lang(None)),
+                     desk.codec.encode("open", mapped.conversation_id))]]),
               caption=message.content_type == "photo")
 
 

@@ -32,7 +32,32 @@ class Attachment:
         if not raw:
             return None
         data = json.loads(raw)
+        if isinstance(data, list):  # an album: its first file
+            data = data[0] if data else None
+        return cls.from_dict(data) if data else None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Attachment":
         return cls(data["file_id"], data["name"], data["mime"], data.get("size"))
+
+    def to_dict(self) -> dict:
+        return {"file_id": self.file_id, "name": self.name, "mime": self.mime, "size": self.size}
+
+
+def attachments_from_json(raw: str | None) -> tuple[Attachment, ...]:
+    """The files of an answer: one object (a photo or a file) or a list (an album)."""
+    if not raw:
+        return ()
+    data = json.loads(raw)
+    return tuple(Attachment.from_dict(d) for d in (data if isinstance(data, list) else [data]))
+
+
+def attachments_to_json(attachments: tuple[Attachment, ...]) -> str | None:
+    if not attachments:
+        return None
+    if len(attachments) == 1:
+        return attachments[0].to_json()
+    return json.dumps([a.to_dict() for a in attachments], ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -43,7 +68,7 @@ class Outbound:
     tg_chat_id: int
     tg_message_id: int
     text: str
-    attachment: Attachment | None
+    attachments: tuple[Attachment, ...]
     remote_files: list[dict] | None
     external_id: str | None
     after_message_id: int | None
@@ -52,11 +77,16 @@ class Outbound:
     error: str | None
     template: dict | None = None     # an approved template {"name", "language", "params"}
 
+    @property
+    def attachment(self) -> Attachment | None:
+        """The first (usually the only) file of the answer."""
+        return self.attachments[0] if self.attachments else None
+
     @classmethod
     def from_row(cls, row: dict) -> "Outbound":
         return cls(id=row["id"], conversation_id=row["conversation_id"], manager_id=row["manager_id"],
                    tg_chat_id=row["tg_chat_id"], tg_message_id=row["tg_message_id"],
-                   text=row["text"], attachment=Attachment.from_json(row["attachment"]),
+                   text=row["text"], attachments=attachments_from_json(row["attachment"]),
                    remote_files=json.loads(row["remote_files"]) if row["remote_files"] else None,
                    external_id=row["external_id"],
                    after_message_id=row["after_message_id"], status=row["status"],
@@ -67,7 +97,8 @@ class Outbound:
 class OutboundRepository(Repository):
     def record(self, cur, *, key: str, conversation_id: int, manager_id: int, tg_chat_id: int,
                tg_message_id: int, text: str, attachment: Attachment | None,
-               after_message_id: int | None, template: dict | None = None) -> int | None:
+               after_message_id: int | None, template: dict | None = None,
+               attachments: tuple[Attachment, ...] = ()) -> int | None:
         """Record a decided message; None when this key was recorded already."""
         try:
             cur.execute(
@@ -75,7 +106,8 @@ class OutboundRepository(Repository):
                 " tg_message_id, text, attachment, after_message_id, template)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (key, conversation_id, manager_id, tg_chat_id, tg_message_id, text,
-                 attachment.to_json() if attachment else None, after_message_id,
+                 attachments_to_json(attachments or ((attachment,) if attachment else ())),
+                 after_message_id,
                  json.dumps(template, ensure_ascii=False) if template else None))
         except pymysql.err.IntegrityError:
             return None

@@ -209,6 +209,8 @@ class CrmSandbox:
         self._login_down: tuple[int, str, float] | None = None  # status, body, until (monotonic)
         self._delay_all = 0.0
         self._delay_by_chat: dict[int, float] = {}
+        # The purchase behind each chat (the invoice the web page shows), by id_i.
+        self._orders: dict[int, dict[str, Any]] = {}
 
         self._port = port
         self._server: ServerThread | None = None
@@ -264,6 +266,7 @@ class CrmSandbox:
         """
         with self._lock:
             self._chats.clear()
+            self._orders.clear()
             self._files.clear()
             self._tokens.clear()
             self._calls.clear()
@@ -314,6 +317,22 @@ class CrmSandbox:
             chat = self._ensure_chat(id_i, email, product)
             message = self._append(chat, text, from_seller=False, at=at, file=attachment)
             return message.to_api(self._base_url())
+
+    def set_order(self, id_i: int, *, product: str = "Product", qty: int = 1,
+                  total: str = "100.00", currency: str = "UAH", status: str = "new",
+                  status_name: str | None = None, paid: bool = False,
+                  delivery: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The shop's purchase (invoice) behind chat id_i, as the CRM's web page shows it:
+        product, quantity, sum, status, payment and delivery (service, city, branch, the
+        carrier's tracking number "ttn", its status). Answered by
+        `GET /api/purchases/v2/inv_detail?id_i=` as {"retval": 0, "invoice": {...}}."""
+        order = {"id_i": id_i, "product": product, "qty": qty, "sum": total,
+                 "currency": currency, "status": status, "status_name": status_name or status,
+                 "paid": int(paid), "date_created": format_date(time.time()),
+                 "delivery": dict(delivery or {})}
+        with self._lock:
+            self._orders[id_i] = order
+        return dict(order)
 
     def shop_writes(
         self, id_i: int, text: str, *, at: datetime.datetime | None = None
@@ -557,6 +576,7 @@ class CrmSandbox:
         app.add_url_rule(f"{api}/debates/v2/upload-preview", view_func=self._upload,
                          methods=["POST"])
         app.add_url_rule(f"{api}/debates/v2/seen", view_func=self._seen, methods=["POST"])
+        app.add_url_rule(f"{api}/purchases/v2/inv_detail", view_func=self._order)
         app.add_url_rule("/files/<newid>/<path:name>", view_func=self._serve_file)
         app.add_url_rule("/web/purchases_inv_detail", view_func=self._web_order_page)
         return app
@@ -749,6 +769,17 @@ class CrmSandbox:
                 if not message.from_seller and message.seen is None:
                     message.seen = now
         return jsonify({"retval": 0})
+
+    # ---- /api/purchases/v2/inv_detail
+
+    def _order(self) -> Response:
+        self._check_token()
+        id_i = _int_arg("id_i", required=True)
+        with self._lock:
+            order = self._orders.get(id_i)
+        if order is None:
+            raise ApiError(404, {"retval": 1, "error": f"unknown invoice {id_i}"})
+        return jsonify({"retval": 0, "invoice": order})
 
     # ---- outside the API: file downloads and the order page of the web CRM
 

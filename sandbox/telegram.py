@@ -54,10 +54,10 @@ SNAPSHOT_VERSION = 1                 # the format of snapshot() / restore()
 
 _JSON_PARAMS = frozenset({"reply_markup", "media", "reply_parameters", "entities",
                           "caption_entities", "link_preview_options", "allowed_updates",
-                          "commands"})
+                          "commands", "scope", "results", "button"})
 _BOOL_PARAMS = frozenset({"disable_notification", "show_alert", "drop_pending_updates",
                           "disable_web_page_preview", "protect_content",
-                          "allow_sending_without_reply"})
+                          "allow_sending_without_reply", "is_personal"})
 _INT_PARAMS = frozenset({"chat_id", "from_chat_id", "message_id", "reply_to_message_id",
                          "offset", "limit", "timeout", "max_connections", "cache_time"})
 _INT_TEXT = re.compile(r"-?\d+")
@@ -425,10 +425,14 @@ class TelegramSandbox:
             "deletemessage": self._delete_message, "getfile": self._get_file,
             "sendchataction": lambda params, files: True,
             "setmycommands": self._set_my_commands,
-            "deletemycommands": lambda params, files: self._set_my_commands({}, files),
-            "getmycommands": lambda params, files: copy.deepcopy(self._commands),
+            "deletemycommands": self._delete_my_commands,
+            "getmycommands": self._get_my_commands,
+            "answerinlinequery": self._answer_inline_query,
         }
-        self._commands: list = []
+        # Command lists by (scope, language_code), as setMyCommands leaves them.
+        self._command_lists: dict[tuple, list] = {}
+        # Inline mode is a BotFather setting: off until the test turns it on.
+        self.inline_mode = False
         self._clear_state()
 
     def _clear_state(self) -> None:
@@ -440,6 +444,9 @@ class TelegramSandbox:
         self._users: dict[int, dict] = {}
         self._callback_queries: dict[str, dict] = {}
         self._answers: list[dict] = []
+        self._inline_queries: dict[str, dict] = {}
+        self._command_lists = {}
+        self.inline_mode = False
         self._pending: list[dict] = []
         self._deliveries: list[dict] = []
         self._faults: list[dict] = []
@@ -718,6 +725,31 @@ class TelegramSandbox:
                                   reply_to_message_id, kind="document", caption=caption,
                                   visible_text=caption or "", document=_document(stored))
 
+    def user_sends_album(self, user_id: int, items: list[tuple[str, bytes, str]],
+                         caption: str | None = None, *, chat_id: int | None = None,
+                         username: str | None = None, first_name: str = "User",
+                         language_code: str = "uk") -> list[dict]:
+        """An album (2-10 photos or 2-10 documents): one message per item sharing a
+        media_group_id, each delivered as its own update (as Telegram does); the caption
+        rides on the first. `items`: (kind "photo" | "document", content, file name)."""
+        if not 2 <= len(items) <= 10:
+            raise ValueError("an album has 2 to 10 items")
+        group = f"{next(self._serials):016d}"
+        updates = []
+        for number, (kind, content, name) in enumerate(items):
+            with self._lock:
+                mime = "image/jpeg" if kind == "photo" else (mimetypes.guess_type(name)[0]
+                                                             or "application/octet-stream")
+                stored = self._keep_file({"content": content, "file_name": name,
+                                          "mime_type": mime, "kind": kind})
+            media = ({"photo": _photo_sizes(stored)} if kind == "photo"
+                     else {"document": _document(stored)})
+            text = caption if number == 0 else None
+            updates.append(self._user_message(
+                user_id, chat_id, (username, first_name, language_code), None, kind=kind,
+                caption=text, visible_text=text or "", media_group_id=group, **media))
+        return updates
+
     def user_presses_button(self, user_id: int, chat_id: int, message_id: int, data: str, *,
                             username: str | None = None, first_name: str = "User",
                             language_code: str = "uk") -> dict:
@@ -877,16 +909,175 @@ class TelegramSandbox:
 
     # ----------------------------------------------------------------- methods: updates
 
+    # Bot commands (https://core.telegram.org/bots/api#setmycommands): at most 100 per
+    # list; a command is 1-32 of a-z 0-9 _, a description 1-256 characters; each list
+    # belongs to a scope (BotCommandScope*) and a language_code ("" = every language
+    # without a list of its own). The exact error texts of a bad command or scope are not
+    # documented; these are plausible ones.
+    _SCOPES = {"default": (), "all_private_chats": (), "all_group_chats": (),
+               "all_chat_administrators": (), "chat": ("chat_id",),
+               "chat_administrators": ("chat_id",), "chat_member": ("chat_id", "user_id")}
+
+    def _scope_key(self, params: dict) -> tuple:
+        scope = params.get("scope") or {"type": "default"}
+        if not isinstance(scope, dict) or scope.get("type") not in self._SCOPES:
+            raise bad_request("can't parse BotCommandScope: unsupported type")
+        fields = self._SCOPES[scope["type"]]
+        values = tuple(_to_int(scope.get(name), name) for name in fields)
+        if scope["type"] in ("chat_administrators", "chat_member") and values[0] > 0:
+            raise bad_request("BOT_COMMAND_SCOPE_INVALID: a private chat has no members")
+        language = str(params.get("language_code") or "")
+        if language and not re.fullmatch(r"[a-z]{2}", language):
+            raise bad_request("LANG_CODE_INVALID")
+        return (scope["type"], *values, language)
+
     def _set_my_commands(self, params: dict, files: dict) -> bool:
-        commands = params.get("commands", [])
+        commands = params.get("commands")
         if not isinstance(commands, list):
             raise bad_request("can't parse commands JSON object")
-        self._commands = commands
+        if len(commands) > 100:
+            raise bad_request("BOT_COMMANDS_TOO_MUCH")
+        for command in commands:
+            name = command.get("command") if isinstance(command, dict) else None
+            description = command.get("description") if isinstance(command, dict) else None
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", name):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not isinstance(description, str) or not 1 <= len(description) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        key = self._scope_key(params)
+        if commands:
+            self._command_lists[key] = [{"command": c["command"], "description": c["description"]}
+                                        for c in commands]
+        else:
+            self._command_lists.pop(key, None)
         return True
+
+    def _delete_my_commands(self, params: dict, files: dict) -> bool:
+        self._command_lists.pop(self._scope_key(params), None)
+        return True
+
+    def _get_my_commands(self, params: dict, files: dict) -> list:
+        return copy.deepcopy(self._command_lists.get(self._scope_key(params), []))
+
+    def commands_for(self, user_id: int, chat_id: int | None = None,
+                     language_code: str = "") -> list[dict]:
+        """The command menu a user sees in a chat (their private chat by default), as a
+        Telegram client resolves it: the narrowest scope with a list wins (chat_member,
+        chat_administrators, chat, then all_* and default), the user's language before
+        the list for every language."""
+        chat_id = user_id if chat_id is None else chat_id
+        if chat_id > 0:
+            order = [("chat", chat_id), ("all_private_chats",), ("default",)]
+        else:
+            order = [("chat_member", chat_id, user_id), ("chat", chat_id), ("all_group_chats",),
+                     ("default",)]
+        with self._lock:
+            for scope in order:
+                for language in (language_code, ""):
+                    found = self._command_lists.get((*scope, language))
+                    if found:
+                        return copy.deepcopy(found)
+        return []
+
+    # Inline mode (https://core.telegram.org/bots/api#inline-mode).
+
+    def set_inline_mode(self, enabled: bool = True) -> None:
+        """BotFather's /setinline: without it no inline query reaches the bot."""
+        with self._lock:
+            self.inline_mode = enabled
+
+    def user_sends_inline_query(self, user_id: int, query: str, *, chat_type: str = "sender",
+                                username: str | None = None, first_name: str = "User",
+                                language_code: str = "uk") -> dict:
+        """The user types `@bot query` (in their chat with the bot, chat_type "sender")."""
+        with self._lock:
+            if not self.inline_mode:
+                raise ValueError("inline mode is off for this bot (BotFather /setinline)")
+            query_id = f"iq{next(self._serials)}"
+            user = self._remember_user(user_id, username, first_name, language_code)
+            self._inline_queries[query_id] = {"user_id": user_id, "query": query[:256],
+                                              "time": time.monotonic(), "answer": None}
+            update = {"inline_query": {"id": query_id, "from": user, "query": query[:256],
+                                       "offset": "", "chat_type": chat_type}}
+        self.deliver(update)
+        return update
+
+    def inline_answer(self, query_id: str) -> dict | None:
+        """What the bot answered to an inline query (None: nothing yet)."""
+        with self._lock:
+            found = self._inline_queries.get(query_id)
+            return copy.deepcopy(found["answer"]) if found else None
+
+    def user_chooses_inline_result(self, user_id: int, query_id: str, result_id: str, *,
+                                   chat_id: int | None = None) -> dict:
+        """The user taps one of the results: its input_message_content is sent into the chat
+        as the user's own message "via @bot"."""
+        with self._lock:
+            query = self._inline_queries.get(query_id)
+            answer = query and query["answer"]
+            result = next((r for r in (answer or {}).get("results", []) if r.get("id") == result_id), None)
+            if result is None:
+                raise ValueError(f"no result {result_id!r} in the answer to {query_id}")
+            content = result.get("input_message_content") or {}
+            visible, entities = _render(str(content.get("message_text", "")),
+                                        content.get("parse_mode"), content.get("entities"))
+            user = dict(self._users[user_id])
+            record = self._store(user_id if chat_id is None else chat_id, sender=user, kind="text",
+                                 text=visible, visible_text=visible, entities=entities,
+                                 via_bot=self.bot_user)
+            update = {"message": self._message_json(record)}
+        self.deliver(update)
+        return update
+
+    def _answer_inline_query(self, params: dict, files: dict) -> bool:
+        query = self._inline_queries.get(str(params.get("inline_query_id", "")))
+        if query is None or query["answer"] is not None or time.monotonic() - query["time"] > 10:
+            raise bad_request("query is too old and response timeout expired or query ID is invalid")
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise bad_request("can't parse inline query results JSON object")
+        if len(results) > 50:
+            raise bad_request("RESULTS_TOO_MUCH")
+        seen = set()
+        for result in results:
+            self._check_inline_result(result, seen)
+        if len(str(params.get("next_offset") or "").encode()) > 64:
+            raise bad_request("NEXT_OFFSET_INVALID")
+        query["answer"] = {"results": copy.deepcopy(results),
+                           "cache_time": params.get("cache_time"),
+                           "is_personal": params.get("is_personal", False),
+                           "next_offset": params.get("next_offset")}
+        return True
+
+    @staticmethod
+    def _check_inline_result(result: Any, seen: set) -> None:
+        if not isinstance(result, dict) or not result.get("type"):
+            raise bad_request("can't parse inline query result JSON object")
+        result_id = str(result.get("id", ""))
+        if not 1 <= len(result_id.encode()) <= 64:
+            raise bad_request("RESULT_ID_INVALID")
+        if result_id in seen:
+            raise bad_request("RESULT_ID_DUPLICATE")
+        seen.add(result_id)
+        if result["type"] == "article":
+            if not result.get("title"):
+                raise bad_request("RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content")
+            if not isinstance(content, dict):
+                raise bad_request("can't parse inline query result: input_message_content is required")
+            visible, _ = _render(str(content.get("message_text", "")), content.get("parse_mode"),
+                                 content.get("entities"))
+            if not visible.strip():
+                raise bad_request("MESSAGE_EMPTY")
+            if utf16_len(visible) > MAX_TEXT:
+                raise bad_request("MESSAGE_TOO_LONG")
+        markup = result.get("reply_markup")
+        if isinstance(markup, dict) and markup.get("inline_keyboard") is not None:
+            _check_inline_keyboard(markup["inline_keyboard"])
 
     def _get_me(self, params: dict, files: dict) -> dict:
         return {**self.bot_user, "can_join_groups": True,
-                "can_read_all_group_messages": False, "supports_inline_queries": False}
+                "can_read_all_group_messages": False, "supports_inline_queries": self.inline_mode}
 
     def _set_webhook(self, params: dict, files: dict) -> bool:
         url = params.get("url") or ""
@@ -1243,7 +1434,7 @@ class TelegramSandbox:
                 "entities": [], "parse_mode": None, "reply_markup": None,
                 "disable_notification": False, "reply_to_message_id": None,
                 "link_preview_options": None, "photo": None, "document": None,
-                "media_group_id": None, "forwarded_from": None,
+                "media_group_id": None, "forwarded_from": None, "via_bot": None,
                 "edited": False, "edit_date": None, "deleted": False}
 
     def _message_json(self, record: dict, nested: bool = True) -> dict:
@@ -1257,7 +1448,8 @@ class TelegramSandbox:
             message["caption"] = record["visible_text"]
         if record["entities"]:
             message[prefix + "entities"] = copy.deepcopy(record["entities"])
-        for key in ("photo", "document", "media_group_id", "edit_date", "link_preview_options"):
+        for key in ("photo", "document", "media_group_id", "edit_date", "link_preview_options",
+                    "via_bot"):
             if record[key]:
                 message[key] = copy.deepcopy(record[key])
         markup = record["reply_markup"]
@@ -1341,6 +1533,11 @@ def _check_inline_keyboard(rows: Any) -> None:
         data = button.get("callback_data")
         if data is not None and not 1 <= len(str(data).encode("utf-8")) <= MAX_CALLBACK_DATA:
             raise bad_request("BUTTON_DATA_INVALID")
+        copied = button.get("copy_text")
+        if copied is not None and (not isinstance(copied, dict)
+                                   or not 1 <= len(str(copied.get("text") or "")) <= 256):
+            raise bad_request("can't parse inline keyboard button: copy_text must have text of "
+                              "1-256 characters")
 
 
 def _file_to_json(stored: dict) -> dict:

@@ -80,6 +80,15 @@ POLICIES: dict[str, Policy] = {
     # Planfix's message to a customer: while the account is offline or in a FLOOD_WAIT
     # (retry_after obeyed), for a day; a refusal becomes messageStatus error, not a failure.
     "pf_deliver": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    # The desk of SPEC §8 (its periodic jobs — sla_sweep, daily_clean, pin_notices,
+    # command_menus — follow PERIODIC: they never die).
+    # A command menu: Telegram away is waited out; a refusal is a dead letter (#ERROR).
+    "tg_commands": Policy(backoff_cap=60.0, transient_attempts=200, permanent_attempts=2, report_after=5),
+    # The order on a card: nice to have; a CRM away for long is not worth a dead letter
+    # per card (the next news asks again), a refusal is.
+    "order_context": Policy(backoff_cap=30.0, transient_attempts=5, permanent_attempts=2, report_after=5),
+    # A manager's album: as a manager's answer (its delivery then has the answer's policy).
+    "send_album": Policy(backoff_cap=5.0, transient_attempts=60, permanent_attempts=2, report_after=4),
 }
 PERIODIC = Policy(backoff_cap=60.0, transient_attempts=0, permanent_attempts=0, report_after=3)
 

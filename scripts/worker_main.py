@@ -23,6 +23,7 @@ from models.bells import BellRegistry
 from models.jobs import SEND, SYNC, Job, JobQueue
 from models.message_map import MessageMapRepository
 from scripts.clean import Cleaner
+from scripts.desk_jobs import DESK_PERIODIC, desk_jobs
 from scripts.expiry import PinExpiry
 from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
@@ -82,6 +83,7 @@ class WorkerRuntime:
             "report_errors": deps.reporter,
             "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock)),
         }
+        self.handlers.update(desk_jobs(deps, self.bot, self.handlers["clean"], clock))
         for channel in deps.channels.values():
             self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
         self.handlers.update(relay_handlers(settings, deps.db, deps.jobs, deps.ingest,
@@ -135,6 +137,8 @@ def schedule_periodic(deps: Container) -> None:
     deps.users.ensure_bootstrap_admins()
     deps.jobs.ensure_periodic(SYNC, "expire_pins")
     deps.jobs.ensure_periodic(SEND, "report_errors")
+    for queue, kind in DESK_PERIODIC:
+        deps.jobs.ensure_periodic(queue, kind)
     for channel in deps.channels.values():
         for queue, kind in channel.periodic():
             deps.jobs.ensure_periodic(queue, kind)

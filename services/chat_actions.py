@@ -55,8 +55,9 @@ class StatusChanged:
 
 class ChatActions:
     def __init__(self, db, jobs: JobQueue, claims: ChatClaims,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, beside: Callable | None = None) -> None:
         self.jobs = jobs
+        self.beside = beside     # an admin joined beside the holder writes too (Joins.beside)
         self.claims = claims
         self.clock = clock
         self.conversations = ConversationRepository(db)
@@ -104,7 +105,8 @@ class ChatActions:
         if conversation is None:
             return Refused(Refusal.UNKNOWN_CHAT)
         other = self._held_by_other(user, conversation)
-        if other is not None:
+        if other is not None and not (self.beside is not None
+                                      and self.beside(None, conversation_id, user)):
             return Refused(Refusal.TAKEN_BY, other)
         self.state.set(user.tg_id, conversation_id, SEND_MODE)
         return conversation

@@ -58,8 +58,13 @@ class Ingest:
                  retention_days: int, task_pattern: str,
                  clock: Callable[[], datetime] = utc_now,
                  statuses: Callable | None = None,
-                 interceptors: Sequence[Callable[[Incoming], Incoming]] = ()) -> None:
+                 interceptors: Sequence[Callable[[Incoming], Incoming]] = (),
+                 waits=None, orders=None) -> None:
         self.db = db
+        # How long customers wait (services/sla.py::Waits), and the order behind a new
+        # conversation (services/orders.py::OrderContext).
+        self.waits = waits
+        self.orders = orders
         self.claims = claims
         self.desks = list(desks)
         self.retention_days = retention_days
@@ -114,6 +119,8 @@ class Ingest:
             # A pin past its window no longer holds the conversation: the news goes to
             # everyone (ended here, conditionally: a reply that renewed it meanwhile wins).
             holder = self.claims.holder_or_expire(cur, conversation_id, now)
+            if self.waits is not None:
+                self.waits.after_store(cur, conversation, to_post, now)
             posts: list[int] = []
             if to_post:
                 for desk in self.desks:
@@ -122,6 +129,10 @@ class Ingest:
         if posts:
             for desk in self.desks:
                 desk.after_commit(posts)
+        if existing is None and self.orders is not None and self.orders.offered(conversation):
+            # A new conversation's order is fetched at once (a known one's when its card is
+            # shown or it is taken: a signal of a known chat stays one call to the channel).
+            self.orders.request(conversation_id)
         return IngestResult(conversation_id, len(fetched), new, len(to_post), tuple(posts))
 
     def _news(self, cur, conversation_id: int, *,

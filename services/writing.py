@@ -60,6 +60,11 @@ class ManagerMessage:
     text: str
     attachment: Attachment | None = None
     template: dict | None = None      # an approved template {"name", "language", "params"}
+    attachments: tuple[Attachment, ...] = ()   # an album: every file, in order
+
+    @property
+    def files(self) -> tuple[Attachment, ...]:
+        return self.attachments or ((self.attachment,) if self.attachment else ())
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,14 @@ def deliver_lane(conversation_id: int) -> str:
 
 class WriteToCustomer:
     def __init__(self, db: Database, jobs: JobQueue, locks: LockManager, claims: ChatClaims,
-                 channels: Channels, *, clock: Callable[[], datetime] = utc_now) -> None:
+                 channels: Channels, *, clock: Callable[[], datetime] = utc_now,
+                 beside: Callable | None = None, on_answer: Callable | None = None) -> None:
         self.db = db
+        # An admin joined beside the holder may write without taking the chat
+        # (services/handover.py::Joins.beside); each decided answer ends the customer's
+        # wait (services/sla.py::Waits.answered).
+        self.beside = beside
+        self.on_answer = on_answer
         self.jobs = jobs
         self.locks = locks
         self.claims = claims
@@ -98,8 +109,7 @@ class WriteToCustomer:
         limit = channel.capabilities.max_text
         if len(message.text) > limit:
             return WriteResult(Outcome.TOO_LONG, length=len(message.text), limit=limit)
-        size = message.attachment.size if message.attachment else None
-        if size and size > TELEGRAM_DOWNLOAD_LIMIT:
+        if any(f.size and f.size > TELEGRAM_DOWNLOAD_LIMIT for f in message.files):
             return WriteResult(Outcome.FILE_TOO_BIG)
         now = self.clock()
         if message.template is None and channel.window_closed(conversation, now):
@@ -111,18 +121,21 @@ class WriteToCustomer:
             with self.db.transaction() as cur:
                 claim = self.claims.claim_locked(cur, conversation_id, manager, now=now,
                                                  kind=ACTIVATE_KEY if conversation.is_task else PIN)
-                if claim.outcome is ClaimOutcome.TAKEN_BY:
+                if claim.outcome is ClaimOutcome.TAKEN_BY and not (
+                        self.beside is not None and self.beside(cur, conversation_id, manager)):
                     return WriteResult(Outcome.TAKEN_BY, holder=claim.holder)
                 self.pins.touch(conversation_id, manager.tg_id, now, cur)
                 outbound_id = self.outbound.record(
                     cur, key=f"tg:{message.tg_chat_id}:{message.tg_message_id}",
                     conversation_id=conversation_id, manager_id=manager.tg_id,
                     tg_chat_id=message.tg_chat_id, tg_message_id=message.tg_message_id,
-                    text=message.text, attachment=message.attachment,
+                    text=message.text, attachment=None, attachments=message.files,
                     after_message_id=self.messages.max_numeric_external_id(conversation_id),
                     template=message.template)
                 if outbound_id is None:
                     return WriteResult(Outcome.DUPLICATE)
+                if self.on_answer is not None:
+                    self.on_answer(cur, conversation_id, manager.tg_id, now)
                 self.jobs.enqueue(UPDATES, "deliver", {"outbound_id": outbound_id},
                                   dedupe_key=f"out:{outbound_id}",
                                   lane=deliver_lane(conversation_id), priority=1, cur=cur)
@@ -191,11 +204,13 @@ class DeliverToCustomer:
 
     def _files(self, channel, conversation, out: Outbound) -> list[dict]:
         """What the channel gave for the attached file: uploaded once, kept for every retry."""
-        if out.attachment is None:
+        if not out.attachments:
             return []
         if out.remote_files is not None:
             return out.remote_files
-        files = channel.upload(conversation, out.attachment, self.download(out.attachment))
+        files = []
+        for attachment in out.attachments:  # an album: every file, then one message
+            files += channel.upload(conversation, attachment, self.download(attachment))
         self.outbound.save_files(out.id, files)
         return files
 

@@ -28,7 +28,10 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "outbound", "error_causes", "worker_bells",
           "delivery_statuses", "wa_outbox", "onec_requests", "appointments", "unsubscribed_phones",
           "reviews", "api_tokens",
-          "tg_accounts", "tg_account_hosts", "tg_contacts", "tg_sent", "tg_media")
+          "tg_accounts", "tg_account_hosts", "tg_contacts", "tg_sent", "tg_media",
+          # the desk of SPEC §8 (issue 14)
+          "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
+          "order_context", "desk_chores")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -105,7 +105,8 @@ def test_a_reply_typed_in_the_crm_page_before_the_tap_means_already_answered(des
     desk.idle()
     edited = tg.message(SHARED_CHAT, post["message_id"])
     assert visible(edited).endswith("✅ Клієнту вже відповіли")
-    assert buttons(edited) == []
+    # "✍ Відповісти" is gone; the chat can still be opened from the post (SPEC §8).
+    assert [b["text"] for b in buttons(edited)] == ["👉 Відкрити чат"]
     assert active_pins(db, 6003) == []
 
 

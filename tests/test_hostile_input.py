@@ -640,6 +640,8 @@ def _world(db) -> dict:
         "tg_send jobs": db.fetchall("SELECT id, payload FROM jobs WHERE kind = 'tg_send'"
                                     " AND lane NOT IN ('send:830', 'send:840', 'send:850')"
                                     " ORDER BY id"),
+        "desk": [db.fetchall(f"SELECT * FROM {table}") for table in
+                 ("desk_shifts", "chat_notes", "canned_replies", "chat_joins", "album_parts")],
         "other jobs": db.fetchall("SELECT id, kind, dedupe_key FROM jobs"
                                   " WHERE kind NOT IN ('tg_update', 'tg_send') ORDER BY id"),
         "chats": db.fetchall("SELECT id, kind, status FROM conversations ORDER BY id"),
@@ -661,6 +663,9 @@ def _hostile_texts(ids: dict) -> list[str]:
         f"/connect_to_chat_{id_i}", f"/approve_{PENDING_ID}@keepdesk_bot", "/approve_", "/ban_x",
         "/help", "/menu", "/admin", "hello", "' OR 1=1 --", "<b>x</b> & <a href='x'>y</a>",
         "🔥", "x" * 4096,
+        # the desk of SPEC §8
+        f"/open_chat_{id_i}", "/find 9601", "/find де моє", "/note нотатка", "/shift", "/off_shift",
+        "/on_shift", "/replies", "🔎 Пошук чату", "🕘 Моя зміна",
     ]
     return commands + labels
 
@@ -674,6 +679,13 @@ def _hostile_taps(desk, ids: dict) -> list[str]:
         "write": [(ids["pinned"],), (ids["free"],)], "read": [(ids["pinned"],)],
         "status": [(ids["pinned"],)], "unpin": [(ids["pinned"],)], "users": [(0,), (1,)],
         "menu": [()], "tpl": [(ids["pinned"], 0)],
+        # the desk of SPEC §8
+        "openw": [(ids["pinned"],)], "handover": [(ids["pinned"], 0)],
+        "handto": [(ids["pinned"], OLENA), (ids["free"], ADMIN_ID)], "offer": [(ids["pinned"],)],
+        "join": [(ids["pinned"],)], "leave": [(ids["pinned"],)], "takeover": [(ids["pinned"],)],
+        "shift": [(0,), (1,)], "note": [(ids["pinned"],)], "canned": [(ids["pinned"], 0)],
+        "cpick": [(1, ids["pinned"])], "csend": [(1, ids["pinned"])], "dsend": [(ids["pinned"],)],
+        "cdel": [(1,)], "cadd": [()],
     }
     assert set(valid) == set(ACTIONS)  # every action of the codec is tried
     data = [codec.encode(action, *args) for action, arg_lists in valid.items() for args in arg_lists]

@@ -28,13 +28,17 @@ UK_MAIN_MENU = [["🔥 Мої переписки", "⚡ Закріплені ч�
                 ["📊 Статистика"],
                 ["📁 Історія моїх переписок"],
                 ["📁 Історія моїх закріплених чатів"],
-                ["📁 Історія всіх чатів"]]
+                ["📁 Історія всіх чатів"],
+                ["🔎 Пошук чату", "🕘 Моя зміна"]]      # SPEC §8: finding a chat, shifts
 HISTORY_CHAT = "📁 Історія чата"
 WRITE = "📩 Написати повідомлення"
 READ = '✅ Надіслати статус "Прочитано"'
 TASK_STATUS = "✅ Змінити статус діалогу"
 UNPIN = "👤 Зняти з мене закріп"
 BACK = "◀ Назад"
+# The desk's tools on every card (SPEC §8): canned replies, a note; hand-over for the holder.
+TOOLS = ["💬 Шаблони", "📝 Нотатка"]
+HANDOVER = "🔁 Передати"
 BACK_TO_CHAT = "◀ Повернутися до чату"
 TASK_PRODUCT = "Ключ активації Windows 11"
 
@@ -204,7 +208,8 @@ def test_an_english_speaking_manager_gets_english_menus_lists_and_cards(desk, tg
     [welcome] = bot_messages(tg, JOHN)
     en = TEXTS["en"]
     assert keyboard(welcome) == [[en["messages"], en["pin_chats"]], [en["stats_pin_chats"]],
-                                 [en["history_messages"]], [en["history_pin_chats"]], [en["history"]]]
+                                 [en["history_messages"]], [en["history_pin_chats"]], [en["history"]],
+                                 [en["find_chat"], en["shift_menu"]]]
     assert keyboard(welcome)[0] == ["🔥 My conversations", "⚡ Pinned chats"]
     english = {label for row in keyboard(welcome) for label in row}
     assert not english & {label for row in UK_MAIN_MENU for label in row}
@@ -222,7 +227,7 @@ def test_an_english_speaking_manager_gets_english_menus_lists_and_cards(desk, tg
         "💬 Chat #7001\nClient: buyer@example.com\nProduct: Laptop\nPinned to: @john")
     assert "👤 Client" in visible(card) and "🏪 Shop" in visible(card)
     assert labels(card) == ["📁 Chat history", "📩 Write a message", '✅ Send "Read" status',
-                            "👤 Unpin me", "◀ Back"]
+                            "👤 Unpin me", "💬 Canned replies", "📝 Note", "🔁 Hand over", "◀ Back"]
 
 
 # --------------------------------------------------------------------------- 2. lists
@@ -343,19 +348,20 @@ def test_the_chat_card_shows_the_chat_its_holder_the_last_messages_and_the_right
     assert shown == ["3", "4", "5", "6", "7"]  # the last five, oldest first
     assert "👤 Клієнт 17.05 10:07\nпитання 7" in text
     assert "🏪 Магазин 17.05 10:06\nвідповідь 6" in text
-    assert labels(mine) == [HISTORY_CHAT, WRITE, READ, UNPIN, BACK]
+    assert labels(mine) == [HISTORY_CHAT, WRITE, READ, UNPIN, *TOOLS, HANDOVER, BACK]
 
     someone_elses = card_of(desk, tg, OLENA, 7302)
     assert "Закріплено за: @petro" in visible(someone_elses)
-    assert labels(someone_elses) == [HISTORY_CHAT, WRITE, READ, BACK]
+    assert labels(someone_elses) == [HISTORY_CHAT, WRITE, READ, *TOOLS, BACK]
 
     task = card_of(desk, tg, OLENA, 7303)
     assert "Закріплено за: @olena" in visible(task) and "Статус задачі: нова" in visible(task)
-    assert labels(task) == [HISTORY_CHAT, WRITE, READ, TASK_STATUS, BACK]  # a task pin: no unpin
+    assert labels(task) == [HISTORY_CHAT, WRITE, READ, TASK_STATUS, *TOOLS, HANDOVER,
+                            BACK]  # a task pin: no unpin
 
     free = card_of(desk, tg, OLENA, 7304)
     assert "Ні за ким не закріплено" in visible(free)
-    assert labels(free) == [HISTORY_CHAT, WRITE, READ, BACK]
+    assert labels(free) == [HISTORY_CHAT, WRITE, READ, *TOOLS, BACK]
 
 
 def test_the_open_chat_button_of_a_notification_shows_the_card(desk, tg, db, crm):
@@ -367,7 +373,9 @@ def test_the_open_chat_button_of_a_notification_shows_the_card(desk, tg, db, crm
     sync(desk, crm, db, 7310)
     [notification] = bot_messages(tg, OLENA)
     press(desk, tg, OLENA, notification, "⚡ Відкрити чат")
-    card = last(tg, OLENA)
+    # The card, and writing mode at once (SPEC §8: one tap, not two).
+    *_, card, prompt = bot_messages(tg, OLENA)
+    assert visible(prompt).startswith("Ви відповідаєте на ордер #7310")
     assert visible(card).startswith("💬 Чат #7310")
     assert "Коли відправка?" in visible(card)
     assert UNPIN in labels(card)
@@ -582,7 +590,7 @@ def test_a_task_is_taken_with_connect_and_its_status_toggles_between_in_work_and
     assert listed_ids(pinned) == [7701]
     card = open_chat(desk, tg, OLENA, pinned, 7701)
     assert "Статус задачі: в роботі" in visible(card)
-    assert labels(card) == [HISTORY_CHAT, WRITE, READ, TASK_STATUS, BACK]
+    assert labels(card) == [HISTORY_CHAT, WRITE, READ, TASK_STATUS, *TOOLS, HANDOVER, BACK]
 
     done = press(desk, tg, OLENA, card, TASK_STATUS)
     assert done["text"] == "Статус задачі #7701: виконана."
@@ -621,10 +629,12 @@ def test_statistics_list_open_tasks_with_their_markers(desk, tg, db, crm):
 
     stats = open_menu(desk, tg, OLENA, "📊 Статистика")
     assert visible(stats) == ("📊 Відкриті задачі (сторінка 1 з 1)\n"
-                              "★ ніхто не взяв  □ в роботі  ● потрібна перевірка")
+                              "★ ніхто не взяв  □ в роботі  ● потрібна перевірка  ✅ виконана (видно добу)")
     chat_buttons = [label for label in labels(stats) if "#" in label]
-    assert [label.split(" ")[:2] for label in chat_buttons] == [
-        ["★", "#7711"], ["□", "#7712"], ["●", "#7713"]]
+    # SPEC §8: who holds each task and since when; done ones stay a day.
+    assert [(label.split(" ")[0], re.search(r"#(\d+)", label).group(1)) for label in chat_buttons] == [
+        ("★", "7711"), ("□", "7712"), ("●", "7713"), ("✅", "7714"), ("✅", "7717")]
+    assert "@petro" in chat_buttons[1]
     assert labels(stats)[-1] == BACK
     card = open_chat(desk, tg, OLENA, stats, 7713)
     assert "Ні за ким не закріплено" in visible(card) and "Статус задачі: в роботі" in visible(card)
@@ -750,7 +760,7 @@ def test_send_mode_keyboard_and_going_back_to_the_chat_ends_send_mode(desk, tg, 
     assert visible(menu) == "Головне меню." and keyboard(menu) == UK_MAIN_MENU
     assert visible(card).startswith("💬 Чат #7901\nКлієнт: buyer@example.com\nТовар: Телефон\n"
                                     "Закріплено за: @olena")
-    assert labels(card) == [HISTORY_CHAT, WRITE, READ, UNPIN, BACK]
+    assert labels(card) == [HISTORY_CHAT, WRITE, READ, UNPIN, *TOOLS, HANDOVER, BACK]
 
     crm_messages = len(crm.messages(7901))
     sends = len([c for c in crm.calls("/debates/v2") if c["method"] == "POST"

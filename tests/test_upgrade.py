@@ -381,7 +381,9 @@ def test_a_chat_pinned_before_the_upgrade_sends_its_customers_next_message_to_th
     # ⚡ opens the chat's card, the pin still hers.
     answer = u.press_label(OLENA, to_olena, "⚡ Відкрити чат")
     assert answer["text"] is None
-    card = u.last(OLENA)
+    # The card, and writing mode at once (SPEC §8).
+    assert visible(u.last(OLENA)).startswith("Ви відповідаєте на ордер #1012")
+    card = [m for m in u.bot_messages(OLENA) if visible(m).startswith("💬 Чат #1012")][-1]
     assert visible(card).startswith("💬 Чат #1012\nКлієнт: iryna.lysenko@gmail.com\n"
                                     "Товар: Фен Dyson Supersonic HD07 & <Gift box>\n"
                                     "Закріплено за: @olena_sales")
@@ -443,7 +445,8 @@ def test_old_chats_show_their_card_and_history_as_before(upgraded):
     old_card = old_message("old_card_1001")
     assert visible(card) == visible(old_card)
     assert card["entities"] == old_card["entities"]  # bold, dates, the file links
-    assert labels(card) == labels(old_card)
+    # The same buttons, and the desk's tools of SPEC §8 before ◀.
+    assert labels(card) == labels(old_card)[:-1] + ["💬 Шаблони", "📝 Нотатка"] + labels(old_card)[-1:]
 
     u.press_label(OLENA, card, "📁 Історія чата")
     history = u.last(OLENA)
@@ -541,7 +544,8 @@ def test_task_statuses_survive_the_upgrade(upgraded):
     u.say(OLENA, "📊 Статистика")
     stats = u.last(OLENA)
     tasks = [label.split(" ")[:2] for label in labels(stats) if "#" in label]
-    assert tasks == [["★", "#1006"], ["●", "#1005"]]  # the done task is not open
+    # The done task stays on the board a day after its last change (SPEC §8), with its holder.
+    assert tasks == [["★", "#1006"], ["●", "#1005"], ["✅", "@olena_sales"]]
 
     u.say(OLENA, "⚡ Закріплені чати")
     pinned = u.last(OLENA)
@@ -556,8 +560,10 @@ def test_task_statuses_survive_the_upgrade(upgraded):
     assert u.db.scalar("SELECT status FROM conversations WHERE id = 1004") == "in_work"
 
     u.say(JOHN, "📊 Statistics")
-    assert [x.split(" ")[:2] for x in labels(u.last(JOHN)) if "#" in x] == \
-           [["□", "#1004"], ["★", "#1006"], ["●", "#1005"]]
+    # Who holds each task (SPEC §8): "□ @olena_sales <since> #1004 …".
+    assert [(x.split(" ")[0], re.search(r"#(\d+)", x).group(1)) for x in labels(u.last(JOHN))
+            if "#" in x] == [("□", "1004"), ("★", "1006"), ("●", "1005")]
+    assert "@olena_sales" in [x for x in labels(u.last(JOHN)) if "#1004" in x][0]
 
 
 def test_the_manager_left_writing_to_a_chat_writes_on(upgraded):

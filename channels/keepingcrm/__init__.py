@@ -10,6 +10,7 @@ CRM's "debates" chat API (SPEC §5) — the first channel behind the connector c
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -111,6 +112,14 @@ class KeepingCrm(Channel):
             self.crm.seen(int(conversation.external_id))
 
     # -- presentation and health -----------------------------------------------------------
+
+    orders = True
+
+    def order(self, conversation: Conversation) -> dict | None:
+        with _mapped_errors():
+            found = self.crm.order(int(conversation.external_id))
+        return None if found is None else {k: v for k, v in dataclasses.asdict(found).items()
+                                           if k != "id_i"}
 
     def link(self, conversation: Conversation) -> str | None:
         return order_url(self.settings.keeping_web_url, conversation.external_id)

@@ -1,0 +1,53 @@
+"""Admins joined beside a chat's holder get the customer's new messages too (SPEC §8
+"An admin may join a chat to watch and answer beside the holder"): a desk port next to
+the Telegram desk's fan-out, queuing each watcher's copy in the ingest's transaction."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from bot.callbacks import CallbackCodec
+from bot.keyboards import inline
+from bot.outbox import send_lane
+from bot.posts import render
+from bot.texts import language_for, text
+from models.conversations import Conversation
+from models.db import Database
+from models.desk_extras import JoinRepository
+from models.jobs import SEND, JobQueue
+from models.messages import StoredMessage
+from models.users import User
+
+
+class WatchersDesk:
+    def __init__(self, db: Database, jobs: JobQueue, codec: CallbackCodec, source_of,
+                 bot_language: str | None = None) -> None:
+        self.jobs = jobs
+        self.codec = codec
+        self.source_of = source_of
+        self.bot_language = bot_language
+        self.joins = JoinRepository(db)
+
+    def announce(self, cur, conversation: Conversation, messages: Sequence[StoredMessage],
+                 holder: User | None, signal_at: float | None) -> list[int]:
+        if holder is None:
+            return []
+        ids = []
+        for watcher in self.joins.watchers(conversation.id, cur):
+            if watcher.tg_id == holder.tg_id or not watcher.reachable:
+                continue
+            language = language_for(watcher.language, self.bot_language)
+            keyboard = inline([[(text("btn_open_chat", language),
+                                 self.codec.encode("openw", conversation.id))]])
+            for message in messages:
+                for post in render(conversation, message, chat_id=watcher.tg_id,
+                                   source=self.source_of(conversation), language=language,
+                                   keyboard=keyboard, pinned_to=holder, purpose="notify"):
+                    job_id = self.jobs.enqueue_id(SEND, "tg_send", post.payload(),
+                                                  dedupe_key=f"watch:{post.dedupe_key}",
+                                                  lane=send_lane(post.chat_id), cur=cur)
+                    if job_id is not None:
+                        ids.append(job_id)
+        return ids
+
+    def after_commit(self, committed: Sequence[int]) -> None:
+        return None

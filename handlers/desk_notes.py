@@ -1,0 +1,58 @@
+"""Internal notes (SPEC §8): "📝 Нотатка" on a chat (the next message is the note) or
+`/note <text>` for the current chat. A note is stored and shown to colleagues on the
+card and in the history; it is never sent to the customer."""
+from __future__ import annotations
+
+from functools import partial
+
+from telebot import TeleBot, types
+
+from handlers.common import Desk, callback_args, private_chat_of
+from models.users import User
+from services.desk_tools import Problem, Refused
+
+NOTE_MODE = "note"
+
+
+def note_tap(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    (conversation_id,) = callback_args(desk, call)
+    chat = desk.chats.get(conversation_id)
+    if chat is None:
+        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
+        return
+    desk.state.set(user.tg_id, chat.id, NOTE_MODE)
+    desk.say(private_chat_of(call, user), desk.t(user, "note_prompt", id_i=chat.ref), key="note_prompt")
+    desk.answer(call)
+
+
+def note_command(desk: Desk, message: types.Message, user: User) -> None:
+    words = (message.text or "").split(maxsplit=1)
+    state = desk.state.get(user.tg_id)
+    save(desk, message, user, state.conversation_id, words[1] if len(words) > 1 else "")
+
+
+def save(desk: Desk, message: types.Message, user: User, conversation_id: int | None,
+         body: str) -> None:
+    saved = desk.deps.tools.notes.add(user, conversation_id, body)
+    if isinstance(saved, Refused):
+        desk.reply(message, refused_text(desk, user, saved))
+        return
+    state = desk.state.get(user.tg_id)
+    if state.mode == NOTE_MODE:
+        desk.state.set(user.tg_id, saved.id, None)
+    desk.reply(message, desk.t(user, "note_saved", id_i=saved.ref), conversation_id=saved.id)
+
+
+def refused_text(desk: Desk, user: User, refused: Refused) -> str:
+    if refused.problem is Problem.TOO_LONG:
+        return desk.t(user, "note_too_long", length=refused.detail, limit=refused.limit)
+    if refused.problem is Problem.EMPTY:
+        return desk.t(user, "note_empty")
+    return desk.t(user, "note_no_chat")
+
+
+def register(bot: TeleBot, desk: Desk) -> None:
+    bot.register_message_handler(partial(note_command, desk), role="manager", content_types=["text"],
+                                 commands=["note"])
+    bot.register_callback_query_handler(partial(note_tap, desk), func=None, action="note",
+                                        role="manager")

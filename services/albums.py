@@ -1,0 +1,67 @@
+"""A manager's album as one message to the customer (SPEC §8 "Albums and long texts").
+
+Telegram delivers an album as one update per photo or file, sharing a media_group_id.
+Each part is stored durably as it comes (`album_parts`) and the first one asks for a
+`send_album` job a moment later; that job hands every part collected to the writing
+service as one answer with all its files (uploaded, then sent once, as any answer).
+A part that comes after the album was sent goes out as one more message, never lost.
+"""
+from __future__ import annotations
+
+from models.db import Database
+from models.desk_extras import AlbumRepository
+from models.jobs import UPDATES, JobQueue
+from models.outbound import attachments_from_json, attachments_to_json
+from models.users import UserManager
+from bot.outbox import TelegramOut
+from services.writing import ManagerMessage, Outcome, WriteToCustomer
+
+COLLECT_SECONDS = 1.5
+
+
+class Albums:
+    def __init__(self, db: Database, jobs: JobQueue, users: UserManager,
+                 writer: WriteToCustomer, out: TelegramOut) -> None:
+        self.jobs = jobs
+        self.out = out
+        self.users = users
+        self.writer = writer
+        self.parts = AlbumRepository(db)
+
+    def collect(self, manager_id: int, conversation_id: int, group: str,
+                message: ManagerMessage) -> None:
+        """Keep one part; the album is sent once its parts stop coming."""
+        self.parts.add(message.tg_chat_id, group[:64], message.tg_message_id, conversation_id,
+                       manager_id, message.text or None, attachments_to_json(message.files) or "[]")
+        self.jobs.enqueue_coalesced(UPDATES, "send_album",
+                                    {"tg_chat_id": message.tg_chat_id, "group": group[:64]},
+                                    dedupe_key=f"album:{message.tg_chat_id}:{group[:64]}")
+
+    def __call__(self, job) -> None:
+        """The `send_album` job (waits COLLECT_SECONDS after a part for the rest)."""
+        from models.jobs import RetryLater
+        chat_id, group = int(job.payload["tg_chat_id"]), job.payload["group"]
+        parts = self.parts.parts(chat_id, group)
+        if not parts:
+            return
+        if job.deferrals == 0:
+            raise RetryLater("collecting the album's parts", COLLECT_SECONDS)
+        manager = self.users.get(parts[0].manager_id)
+        if manager is None or not manager.is_manager:
+            self.parts.forget(chat_id, group)
+            return
+        files = tuple(a for part in parts for a in attachments_from_json(part.attachment))
+        caption = next((p.caption for p in parts if p.caption), "")
+        message = ManagerMessage(chat_id, parts[0].tg_message_id, caption, attachments=files)
+        result = self.writer.perform(manager, parts[0].conversation_id, message)
+        self.parts.forget(chat_id, group, [p.tg_message_id for p in parts])
+        if result.outcome in (Outcome.QUEUED, Outcome.DUPLICATE):
+            return
+        notice, values = {Outcome.TOO_LONG: ("too_long", {"length": result.length,
+                                                           "limit": result.limit}),
+                          Outcome.FILE_TOO_BIG: ("file_too_big", {}),
+                          Outcome.TAKEN_BY: ("taken_by", {"name": result.holder.display_name
+                                                          if result.holder else "?"}),
+                          }.get(result.outcome, ("unknown_chat", {"id_i": parts[0].conversation_id}))
+        self.out.enqueue(chat_id, notice=notice, values=values, reply_to=parts[0].tg_message_id,
+                         key=f"album:{chat_id}:{group}:{parts[0].tg_message_id}:refused")

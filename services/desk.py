@@ -1,0 +1,53 @@
+"""The desk's tools of SPEC §8, built once per process by the composition root
+(`container.py`): the SLA (waits, sweep), hand-over, joins, shifts, notes, canned
+replies, search, the task board, order context and albums."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.desk_tools import CannedReplies, Notes, Search
+from services.handover import HandOver, Joins, Shifts
+from services.orders import OrderContext
+from services.sla import SlaPolicy, SlaSweep, Waits
+from services.tasks import Tasks
+
+
+@dataclass
+class DeskTools:
+    policy: SlaPolicy
+    waits: Waits
+    sweep: SlaSweep
+    handover: HandOver
+    joins: Joins
+    shifts: Shifts
+    notes: Notes
+    replies: CannedReplies
+    search: Search
+    tasks: Tasks
+    orders: OrderContext
+    albums: object = None       # services/albums.py::Albums, set once the writer exists
+
+    @classmethod
+    def build(cls, deps, source_of) -> "DeskTools":
+        """`deps`: the composition root (settings, db, jobs, users, locks, codec, channels,
+        out, claims, clock); `source_of`: how a post names a conversation's channel."""
+        settings, db, now = deps.settings, deps.db, (lambda: deps.clock())
+        policy = SlaPolicy(settings.sla_remind_minutes, settings.sla_takeback_minutes,
+                           settings.hours)
+        waits = Waits(db, policy)
+        common = dict(clock=now)
+        return cls(
+            policy=policy, waits=waits,
+            sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.codec, policy,
+                           shared_chat_id=settings.chat_new_message,
+                           log_chat_id=settings.channel_log, source_of=source_of,
+                           bot_language=settings.bot_language, **common),
+            handover=HandOver(db, deps.claims, deps.users, deps.out, waits, deps.codec,
+                              log_chat_id=settings.channel_log,
+                              bot_language=settings.bot_language, **common),
+            joins=Joins(db, deps.claims, deps.out, log_chat_id=settings.channel_log, **common),
+            shifts=Shifts(db, deps.out, deps.codec, shared_chat_id=settings.chat_new_message,
+                          bot_language=settings.bot_language, **common),
+            notes=Notes(db, now), replies=CannedReplies(db, now), search=Search(db),
+            tasks=Tasks(db, deps.claims, deps.users, deps.out, now),
+            orders=OrderContext(db, deps.jobs, deps.channels, now))
