@@ -3,7 +3,6 @@
 through a gateway."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -119,11 +118,10 @@ class BatchRepository(Repository):
         folded in one transaction: their jobs stay in their lanes, held, until the batch
         settles."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT payload FROM jobs WHERE id = %s FOR UPDATE", (leader_id,))
+            cur.execute("SELECT batch_id FROM wa_outbox WHERE id = %s FOR UPDATE", (outbox_id,))
             row = cur.fetchone()
-            payload = json.loads(row["payload"]) if row else {}
-            if payload.get("batch_id"):
-                return self._load(cur, int(payload["batch_id"]))
+            if row and row["batch_id"]:
+                return self._load(cur, int(row["batch_id"]), leader_id)
             cur.execute("SELECT id FROM wa_outbox WHERE account = %s AND status = 'queued'"
                         " AND batch_id IS NULL AND id <> %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                         (account, outbox_id, max(0, limit - 1) * 2))
@@ -150,11 +148,9 @@ class BatchRepository(Repository):
                             f" WHERE id IN ({placeholders})",
                             (int(FOLDED_HOLD.total_seconds()), f"in batch {batch_id} (job {leader_id})",
                              *[j for j, _ in folded]))
-            cur.execute("UPDATE jobs SET payload = JSON_SET(payload, '$.batch_id', %s) WHERE id = %s",
-                        (batch_id, leader_id))
-            return self._load(cur, batch_id)
+            return self._load(cur, batch_id, leader_id)
 
-    def _load(self, cur, batch_id: int) -> Batch:
+    def _load(self, cur, batch_id: int, runner: int) -> Batch:
         cur.execute("SELECT * FROM wa_batches WHERE id = %s", (batch_id,))
         batch = cur.fetchone()
         cur.execute("SELECT * FROM wa_outbox WHERE batch_id = %s ORDER BY batch_pos", (batch_id,))
@@ -163,7 +159,7 @@ class BatchRepository(Repository):
         keys.update({f"wa:out:{m.id}:r1": m.id for m in messages})
         placeholders = ", ".join(["%s"] * len(keys))
         cur.execute(f"SELECT id, dedupe_key FROM jobs WHERE dedupe_key IN ({placeholders})"
-                    f" AND id <> %s AND status = 'pending'", (*keys, batch["leader_job"]))
+                    f" AND id NOT IN (%s, %s) AND status = 'pending'", (*keys, batch["leader_job"], runner))
         folded = tuple((r["id"], keys[r["dedupe_key"]]) for r in cur.fetchall())
         return Batch(batch["id"], batch["account"], batch["leader_job"], batch["state"], messages, folded)
 
@@ -187,8 +183,6 @@ class BatchRepository(Repository):
             cur.execute("UPDATE wa_batches SET state = 'settled', settled_at = NOW(6), error = %s"
                         " WHERE id = %s", (error[:1024], batch.id))
             self._release(cur, [j for j, _ in batch.folded], 0.0, error)
-            cur.execute("UPDATE jobs SET payload = JSON_REMOVE(payload, '$.batch_id') WHERE id = %s",
-                        (batch.leader_job,))
 
     def settle(self, batch: Batch, placed: list[Placed], now: datetime,
                then: list[NewJob] | None = None) -> list[OutboxMessage]:

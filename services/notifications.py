@@ -175,12 +175,14 @@ def summary(kind: str, body: dict) -> str:
 class SendOutbox:
     """The `wa_send` job."""
 
-    def __init__(self, db: Database, channels, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, db: Database, channels, clock: Callable[[], datetime] = utc_now, *,
+                 batches: Callable | None = None) -> None:
         self.db = db
         self.channels = channels
         self.clock = clock
         self.outbox = OutboxRepository(db)
         self.onec = OnecRepository(db)
+        self.batches = batches    # services/gateways.py::BatchSend: providers that send in batches
 
     def __call__(self, job: Job) -> None:
         message = self.outbox.get(int(job.payload["outbox_id"]))
@@ -193,8 +195,11 @@ class SendOutbox:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "skipped", self.clock(), error="the phone unsubscribed")
             return None
+        if self.batches is not None and channel.provider_for(message.account).supports("batch"):
+            return self.batches(job, message, channel)
         try:
-            sent = channel.send_to(message.account, message.phone, message.kind, message.body)
+            sent = channel.send_to(message.account, message.phone, message.kind, message.body,
+                                   ref=f"o{message.id}")
         except Rejected as exc:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "failed", self.clock(),
