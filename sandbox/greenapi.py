@@ -69,7 +69,7 @@ class GreenApiSandbox:
         self.instance = instance
         self.token = token
         self.own_phone = own_phone
-        self.limits = dict(LIMITS, **(limits or {}))
+        self._limits = dict(LIMITS, **(limits or {}))
         self.status_delay = status_delay
         self._server = ServerThread(self._wsgi, host, port)
         self._lock = threading.RLock()
@@ -84,6 +84,7 @@ class GreenApiSandbox:
     def _clear(self) -> None:
         with self._lock:
             self.state = "authorized"
+            self.limits = dict(self._limits)
             self.webhook_url: str | None = None
             self.webhook_token: str | None = None
             self.queue: "deque[dict]" = deque()        # {"receiptId", "body"} waiting for the poller

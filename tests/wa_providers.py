@@ -208,10 +208,10 @@ class DevinoDriver(Driver):
 def gateway_settings(base: Settings, provider: str, server, **changes) -> Settings:
     """Settings of one gateway account pointed at its sandbox."""
     if provider == "greenapi":
+        changes.setdefault("whatsapp_greenapi_webhook_token", GREENAPI_WEBHOOK_TOKEN)
         return base.replace(whatsapp_provider="greenapi", whatsapp_greenapi_url=server.url,
                             whatsapp_greenapi_media_url=server.url, whatsapp_greenapi_id=server.instance,
-                            whatsapp_greenapi_token=server.token,
-                            whatsapp_greenapi_webhook_token=GREENAPI_WEBHOOK_TOKEN, **changes)
+                            whatsapp_greenapi_token=server.token, **changes)
     return base.replace(whatsapp_provider="devino", whatsapp_devino_url=server.url,
                         whatsapp_devino_key=server.key, whatsapp_devino_from=server.sender,
                         whatsapp_devino_callback_secret=DEVINO_SECRET, **changes)

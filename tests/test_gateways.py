@@ -1,0 +1,215 @@
+"""What only the WhatsApp gateways do (issue 12; CHANNELS.md §4), end to end: a
+Green-API-compatible gateway polled with no public URL, messages typed on the shop's phone,
+an instance logged out and back; Devino's batches of many notices with mixed answers,
+and a batch whose answer is lost or does not match.
+
+Real parts: the gateways' sandboxes over loopback, the integrations door, workers,
+the Telegram sandbox, MariaDB.
+"""
+import requests
+
+from conftest import LOG_CHAT, SHARED_CHAT
+from harness import Desk, wait_for
+from sandbox.telegram import parse_html
+from wa_providers import GREENAPI_WEBHOOK_TOKEN, gateway_settings
+
+PHONE = "380671234567"
+
+
+def visible(message) -> str:
+    return parse_html(message.get("text") or message.get("caption") or "")[0]
+
+
+def add_manager(db, tg_id=701, username="olena"):
+    db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+               " VALUES (%s, %s, %s, 'uk', 'manager')", (tg_id, username, username.title()))
+    return tg_id
+
+
+def take(tg, manager, post):
+    [button] = [b for row in post["reply_markup"]["inline_keyboard"] for b in row]
+    tg.user_presses_button(manager, SHARED_CHAT, post["message_id"], button["callback_data"], username="olena")
+
+
+def shared_post(tg, needle):
+    return wait_for(lambda: [m for m in tg.messages(SHARED_CHAT) if needle in visible(m)])[-1]
+
+
+def errors_about(tg, words):
+    return [m for m in tg.messages(LOG_CHAT) if "#ERROR" in visible(m) and words in visible(m)]
+
+
+def start(settings, db, tg, crm, server, threads=2):
+    return Desk(settings.replace(tg_limit_private_per_s=50.0), db, tg, crm, wa=server, threads=threads).start()
+
+
+# -- Green-API-compatible gateways ---------------------------------------------------------------
+
+def test_with_no_public_url_the_desk_polls_the_gateway_and_deletes_only_what_it_stored(
+        sandbox_settings, db, tg, crm, ga):
+    settings = gateway_settings(sandbox_settings, "greenapi", ga, whatsapp_greenapi_receive="poll",
+                                whatsapp_greenapi_webhook_token=None)
+    desk = start(settings, db, tg, crm, ga, threads=3)
+    try:
+        ga.customer_writes(PHONE, "Пишу без вебхука", name="Оксана")
+        ga.customer_writes("380509998877", "І я теж")
+        assert "Оксана" in visible(shared_post(tg, "Пишу без вебхука"))
+        shared_post(tg, "І я теж")
+        wait_for(lambda: ga.queue_size() == 0)
+        assert len(ga.deleted) == 2
+        # Nothing reached the door's webhook: it all came by the queue, stored once.
+        assert not ga.webhook_log
+        assert db.scalar("SELECT COUNT(*) FROM messages WHERE text IN ('Пишу без вебхука', 'І я теж')") == 2
+    finally:
+        desk.stop()
+
+
+def test_a_notification_that_could_not_be_stored_stays_in_the_gateways_queue(settings, db, ga):
+    from channels.whatsapp import WhatsApp
+    from channels.whatsapp.gateways import PollNotifications
+    ga.use_queue()
+    channel = WhatsApp(gateway_settings(settings, "greenapi", ga, whatsapp_greenapi_receive="poll"), db)
+
+    class BrokenIntake:
+        def request(self, *args, **kwargs):
+            raise ConnectionError("the database went away")
+
+    ga.customer_writes(PHONE, "Не загубіться")
+    try:
+        PollNotifications(channel, BrokenIntake())(None)
+    except ConnectionError:
+        pass
+    assert ga.queue_size() == 1 and ga.deleted == []
+
+
+def test_a_message_typed_on_the_shops_phone_is_in_the_history_and_answers_the_customer(
+        sandbox_settings, db, tg, crm, ga):
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga), db, tg, crm, ga)
+    try:
+        olena = add_manager(db)
+        ga.customer_writes(PHONE, "Коли доставка?")
+        take(tg, olena, shared_post(tg, "Коли доставка?"))
+        desk.idle()
+        assert db.scalar("SELECT COUNT(*) FROM responses WHERE answered_at IS NULL") == 1
+        ga.shop_types(PHONE, "Завтра до обіду, набрала з телефону магазину")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM messages WHERE direction = 'shop'") == 1)
+        desk.idle()
+        # It counts as the answer: the customer no longer waits.
+        assert db.scalar("SELECT COUNT(*) FROM responses WHERE answered_at IS NULL") == 0
+        tg.user_sends_text(olena, "📁 Історія чата")
+        history = wait_for(lambda: [m for m in tg.messages(olena) if visible(m).startswith("📁 Історія чата")
+                                    and "Завтра до обіду" in visible(m)])[-1]
+        assert "Коли доставка?" in visible(history)
+        assert "Завтра до обіду, набрала з телефону магазину" in visible(history)
+        # It was not sent again by KeepDesk.
+        assert ga.sent(PHONE) == []
+    finally:
+        desk.stop()
+
+
+def test_an_instance_logged_out_holds_answers_reports_once_and_sends_them_when_back(
+        sandbox_settings, db, tg, crm, ga):
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga), db, tg, crm, ga)
+    try:
+        olena = add_manager(db)
+        ga.customer_writes(PHONE, "Ви тут?")
+        take(tg, olena, shared_post(tg, "Ви тут?"))
+        desk.idle()
+        ga.set_state("notAuthorized")
+        wait_for(lambda: db.scalar("SELECT state FROM wa_instances") == "notAuthorized")
+        tg.user_sends_text(olena, "Так, відповідаю")
+        tg.user_sends_text(olena, "І ще одне")
+        wait_for(lambda: len(errors_about(tg, "notAuthorized")) == 1, timeout=15)
+        health = requests.get(f"{desk.listener_url}/healthz", timeout=5).json()
+        assert "notAuthorized" in str(health)
+        assert ga.sent(PHONE) == []
+        ga.set_state("authorized")
+        wait_for(lambda: len(ga.sent(PHONE)) == 2, timeout=20)
+        desk.idle()
+        assert [m["content"]["message"] for m in ga.sent(PHONE)] == ["Так, відповідаю", "І ще одне"]
+        assert len(errors_about(tg, "notAuthorized")) == 1
+        assert not [m for m in tg.messages(olena) if visible(m).startswith("❌")]
+    finally:
+        desk.stop()
+
+
+def test_the_gateways_429_makes_a_burst_wait_and_nothing_is_lost(sandbox_settings, db, tg, crm, ga):
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga), db, tg, crm, ga)
+    try:
+        ga.limits["send"] = 5          # the gateway is stricter than its documentation
+        notices = Notifications(desk.settings, db, JobQueue(db), ga.instance, ring=desk.bell.ring)
+        phones = [f"38067{n:07d}" for n in range(15)]
+        for phone in phones:
+            notices.message(phone, "text", {"text": f"Знижка для {phone}"})
+        wait_for(lambda: len(ga.sent()) == 15, timeout=30)
+        desk.idle()
+        assert ga.throttled["send"] > 0
+        assert sorted(m["to"] for m in ga.sent()) == phones
+        assert db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'sent'") == 15
+    finally:
+        desk.stop()
+
+
+# -- Devino ------------------------------------------------------------------------------------
+
+def test_devino_sends_200_notices_in_a_few_batches_each_result_in_its_place(sandbox_settings, db, tg, crm, dv):
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    settings = gateway_settings(sandbox_settings, "devino", dv, whatsapp_template_appointment="appointment")
+    desk = Desk(settings, db, tg, crm, wa=dv, threads=2).start(workers=False)
+    try:
+        dv.add_template("appointment", 3)
+        phones = [f"38050{n:07d}" for n in range(200)]
+        invalid = set(phones[5::20])           # 10 numbers Devino calls invalid
+        forbidden = {phones[7], phones[77]}     # 2 the shop's account may not write to
+        for phone in invalid:
+            dv.reject(phone, "invalid")
+        for phone in forbidden:
+            dv.reject(phone, "forbidden")
+        notices = Notifications(desk.settings, db, JobQueue(db), dv.sender)
+        for n, phone in enumerate(phones):
+            notices.appointment(phone, "Д-р Іваненко", "12.03", f"{9 + n % 8}:00")
+        desk.start_workers()                   # a day's appointments wait: then the workers run
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'queued'") == 0, timeout=60)
+        desk.idle(timeout=30)
+        ok = [p for p in phones if p not in invalid | forbidden]
+        assert sum(dv.calls) == 200 and len(dv.calls) <= 6          # batched, each message once
+        assert sorted(m["to"] for m in dv.sent()) == sorted(ok)
+        rows = {r["phone"]: r for r in db.fetchall("SELECT phone, status, external_id, error FROM wa_outbox")}
+        assert {p for p, r in rows.items() if r["status"] == "sent"} == set(ok)
+        sent_ids = {m["to"]: m["id"] for m in dv.sent()}
+        assert all(rows[p]["external_id"] == sent_ids[p] for p in ok)
+        assert all(rows[p]["status"] == "failed" and "invalid" in rows[p]["error"] for p in invalid)
+        assert all(rows[p]["status"] == "failed" and "forbidden" in rows[p]["error"] for p in forbidden)
+        wait_for(lambda: errors_about(tg, "Devino"), timeout=15)
+        # Devino's DELIVERED callbacks reach the delivery marks, by message id.
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM delivery_statuses WHERE status = 'delivered'")
+                 == len(ok), timeout=30)
+    finally:
+        desk.stop()
+
+
+def test_a_devino_batch_whose_answer_does_not_match_is_reported_and_confirmed_by_callbacks(
+        sandbox_settings, db, tg, crm, dv):
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    settings = gateway_settings(sandbox_settings, "devino", dv)
+    desk = Desk(settings, db, tg, crm, wa=dv, threads=2).start(workers=False)
+    try:
+        phones = [f"38063{n:07d}" for n in range(5)]
+        notices = Notifications(desk.settings, db, JobQueue(db), dv.sender)
+        for phone in phones:
+            notices.message(phone, "text", {"text": "Ваше замовлення готове"})
+        dv.short_answer_next()
+        desk.start_workers()
+        wait_for(lambda: errors_about(tg, "does not match"), timeout=15)
+        # Nothing was marked sent from the broken answer; the status callbacks, which name
+        # each message, settle them: sent once, none sent again.
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'sent'") == 5, timeout=15)
+        desk.idle()
+        assert sum(dv.calls) == 5
+        assert sorted(m["to"] for m in dv.sent()) == phones
+    finally:
+        desk.stop()
