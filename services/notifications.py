@@ -88,9 +88,11 @@ class Notifications:
                request_id: str | None = None) -> Queued:
         return self._template("custom", sample, phone, params, request_id)
 
-    def message(self, phone: str, kind: str, body: dict, *, request_id: str | None = None) -> Queued:
-        """A free-form message for the API (text, file by URL, location, contact)."""
-        return self._queue("api", phone, kind, body, request_id)
+    def message(self, phone: str, kind: str, body: dict, *, request_id: str | None = None,
+                account: str | None = None) -> Queued:
+        """A free-form message for the API (text, file by URL or kept, location, contact),
+        from the default account or the one named."""
+        return self._queue("api", phone, kind, body, request_id, account=account)
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -115,7 +117,10 @@ class Notifications:
                                          sort_keys=True).encode()).hexdigest()
 
     def _queue(self, purpose: str, phone: str, kind: str, body: dict, request_id: str | None,
-               extra: dict | None = None) -> Queued:
+               extra: dict | None = None, account: str | None = None) -> Queued:
+        if account is not None and account != self.account:
+            return Notifications(self.settings, self.db, self.jobs, account, ring=self.ring,
+                                 clock=self.clock)._queue(purpose, phone, kind, body, request_id, extra)
         now = self.clock()
         window = None if request_id else timedelta(seconds=self.settings.onec_repeat_window_seconds)
         fingerprint = self._fingerprint(purpose, phone, kind, body, request_id)

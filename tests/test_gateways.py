@@ -213,3 +213,58 @@ def test_a_devino_batch_whose_answer_does_not_match_is_reported_and_confirmed_by
         assert sorted(m["to"] for m in dv.sent()) == phones
     finally:
         desk.stop()
+
+
+# -- the 1C gateway part of /api/v1/, whatever the provider --------------------------------------
+
+def v1(desk, token, method, path, **kwargs):
+    return requests.request(method, f"{desk.listener_url}/api/v1{path}", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+
+def test_1c_sends_files_locations_and_contacts_checks_numbers_and_reads_history_through_a_gateway(
+        sandbox_settings, db, tg, crm, ga):
+    from services.api_tokens import ApiTokens
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga, onec_api_enabled=True), db, tg, crm, ga)
+    try:
+        token = ApiTokens(db).create("1c")
+        ga.not_on_whatsapp("380509990000")
+        assert v1(desk, token, "GET", "/phones/0509990000").json()["whatsapp"] is False
+        assert v1(desk, token, "GET", "/phones/0671234567").json()["whatsapp"] is True
+        upload = v1(desk, token, "POST", "/messages/file", data={"phone": "0671234567", "caption": "Рахунок"},
+                    files={"file": ("rahunok.pdf", b"%PDF 1C invoice", "application/pdf")})
+        assert upload.status_code == 202, upload.text
+        place = v1(desk, token, "POST", "/messages", json={"phone": "0671234567", "type": "location",
+                                                           "latitude": 50.45, "longitude": 30.52, "name": "Магазин"})
+        card = v1(desk, token, "POST", "/messages", json={"phone": "0671234567", "type": "contact", "contact": {
+            "phone": "0441234567", "first_name": "Олена", "company": "Магазин"}})
+        assert (place.status_code, card.status_code) == (202, 202)
+        wait_for(lambda: len(ga.sent(PHONE)) == 3, timeout=20)
+        kinds = {m["type"]: m["content"] for m in ga.sent(PHONE)}
+        assert ga.media_bytes(kinds["file"]["file"]) == b"%PDF 1C invoice"
+        assert kinds["file"]["fileName"] == "rahunok.pdf" and kinds["file"]["caption"] == "Рахунок"
+        assert kinds["location"]["nameLocation"] == "Магазин" and kinds["location"]["latitude"] == 50.45
+        assert kinds["contact"]["contact"]["phoneContact"] == 380441234567
+        message = v1(desk, token, "GET", f"/messages/{upload.json()['id']}").json()
+        assert message["status"] == "sent"
+        ga.shop_types(PHONE, "Набрано на телефоні")
+        history = v1(desk, token, "GET", "/phones/0671234567/messages", params={"source": "provider"}).json()
+        assert "Набрано на телефоні" in [m["text"] for m in history["messages"] if m["from"] == "shop"]
+    finally:
+        desk.stop()
+
+
+def test_1c_is_told_clearly_what_devino_cannot_do(sandbox_settings, db, tg, crm, dv):
+    from services.api_tokens import ApiTokens
+    desk = start(gateway_settings(sandbox_settings, "devino", dv, onec_api_enabled=True), db, tg, crm, dv)
+    try:
+        token = ApiTokens(db).create("1c")
+        place = v1(desk, token, "POST", "/messages", json={"phone": "0671234567", "type": "location",
+                                                           "latitude": 50.45, "longitude": 30.52})
+        assert place.status_code == 422 and "not supported by the devino provider" in place.json()["error"]
+        history = v1(desk, token, "GET", "/phones/0671234567/messages", params={"source": "provider"})
+        assert history.status_code == 422
+        assert v1(desk, token, "GET", "/phones/0671234567").json()["whatsapp"] is None
+        assert db.scalar("SELECT COUNT(*) FROM wa_outbox") == 0
+    finally:
+        desk.stop()

@@ -353,6 +353,15 @@ class WhatsApp(Channel):
         return self.provider_for(account).fetch_media(account, media_ref,
                                                       self.settings.whatsapp_media_max_bytes)
 
+    def provider_history(self, account_id: str, phone: str, count: int) -> list:
+        """The chat as the account's provider keeps it (Green-API's getChatHistory)."""
+        account = self.account(account_id)
+        provider = self.provider_for(account)
+        provider.require("history")
+        self._gate(account)
+        self.reserve(account.id, phone, "history")
+        return provider.history(account, phone, count)
+
     def check_phone(self, account_id: str, phone: str) -> bool | None:
         """Has this phone WhatsApp? None: the account's provider cannot tell."""
         account = self.account(account_id)
