@@ -122,6 +122,7 @@ class Settings:
     whatsapp_devino_batch: int = 100
     whatsapp_devino_limit_per_s: float = 20.0
     whatsapp_devino_confirm_seconds: float = 600.0
+    whatsapp_gateway_timeout_seconds: float = 20.0
     whatsapp_template_texts: Path | None = None
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     planfix_provider_id: str = ""
@@ -499,6 +500,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WHATSAPP_DEVINO_BATCH": ("whatsapp_devino_batch", _devino_batch, False),
     "WHATSAPP_DEVINO_LIMIT_PER_S": ("whatsapp_devino_limit_per_s", _positive_float, False),
     "WHATSAPP_DEVINO_CONFIRM_SECONDS": ("whatsapp_devino_confirm_seconds", _positive_float, False),
+    "WHATSAPP_GATEWAY_TIMEOUT_SECONDS": ("whatsapp_gateway_timeout_seconds", _positive_float, False),
     "WHATSAPP_TEMPLATE_TEXTS": ("whatsapp_template_texts", _path, False),
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     "PLANFIX_PROVIDER_ID": ("planfix_provider_id", _text, False),

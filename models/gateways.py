@@ -260,10 +260,13 @@ class BatchRepository(Repository):
     # -- messages whose batch's answer was lost ---------------------------------------------
 
     def confirmed(self, outbox_id: int, external_id: str, now: datetime) -> OutboxMessage | None:
-        """A status callback named an `unknown` message: it was sent, with this id."""
+        """A status callback named a message of a batch not settled yet: it was sent, with this id."""
         with self.db.transaction() as cur:
+            # `unknown`: its batch's answer was lost; `queued` in a batch: the callback came
+            # before the answer (or before a re-run marked it unknown).
             if cur.execute("UPDATE wa_outbox SET status = 'sent', external_id = %s, sent_at = %s,"
-                           " confirm_by = NULL, error = NULL WHERE id = %s AND status = 'unknown'",
+                           " confirm_by = NULL, error = NULL WHERE id = %s AND (status = 'unknown'"
+                           " OR (status = 'queued' AND batch_id IS NOT NULL))",
                            (external_id, now, outbox_id)) != 1:
                 return None
             cur.execute("SELECT * FROM wa_outbox WHERE id = %s", (outbox_id,))

@@ -84,7 +84,8 @@ class WorkerRuntime:
             "report_errors": deps.reporter,
             "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock, batches=BatchSend(
                 settings, deps.db, deps.reporter.report, summary, clock))),
-            "wa_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock),
+            "wa_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock,
+                                       confirm_seconds=settings.whatsapp_devino_confirm_seconds),
         }
         self.handlers.update(desk_jobs(deps, self.bot, self.handlers["clean"], clock))
         for channel in deps.channels.values():

@@ -166,10 +166,11 @@ class ConfirmSweep:
     second silence is a reported failure)."""
 
     def __init__(self, db: Database, report: Callable[..., object],
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, *, confirm_seconds: float = 600.0) -> None:
         self.batches = BatchRepository(db)
         self.report = report
         self.clock = clock
+        self.every = min(CONFIRM_SWEEP_SECONDS, max(0.5, confirm_seconds / 2))
 
     def __call__(self, job: Job) -> Done:
         for message in self.batches.unconfirmed(self.clock()):
@@ -180,4 +181,4 @@ class ConfirmSweep:
                     log.warning("WhatsApp message %s: no word from Devino, sent once more", message.id)
             elif self.batches.give_up(message, "Devino never confirmed it (its batch's answer was lost)"):
                 self.report("Devino never confirmed a message", f"wa_outbox {message.id}: given up after a resend")
-        return Done(again_in=CONFIRM_SWEEP_SECONDS)
+        return Done(again_in=self.every)

@@ -33,7 +33,7 @@ from channels.whatsapp import webhook
 from channels.whatsapp.accounts import Account, load_accounts
 from channels.whatsapp.errors import Throttled, WindowClosed
 from channels.whatsapp.inbound import WHATSAPP, WebhookJob, key_of
-from channels.whatsapp.errors import NotAuthorized
+from channels.whatsapp.errors import NotAuthorized, OutcomeUnknown
 from channels.whatsapp.providers.base import Provider
 from channels.whatsapp.providers.cloud import CloudApi
 from channels.whatsapp.providers.devino import Devino
@@ -59,6 +59,7 @@ MAX_CAPTION = 1024       # a media caption
 REPLY_WINDOW = timedelta(hours=24)
 FEATURE_OF = {"image": "file_url", "document": "file_url", "location": "location",
               "contact": "contact", "template": "template"}
+LOST_ANSWER_SLACK_SECONDS = 5.0   # the gateway's clock may lag ours this much
 STATE_TTL_GOOD = 30.0    # an authorized instance's state is asked again after this long
 STATE_TTL_BAD = 3.0      # a bad one sooner: sends resume within seconds of it coming back
 
@@ -82,8 +83,9 @@ class WhatsApp(Channel):
                         for v in (a.token, a.app_secret, a.verify_token, a.webhook_token, a.callback_secret) if v)
         self.providers: dict[str, Provider] = {
             "cloud": CloudApi(settings.whatsapp_cloud_graph_url, settings.whatsapp_cloud_api_version),
-            "greenapi": GreenApi(TemplateTexts.load(settings.whatsapp_template_texts)),
-            "devino": Devino(settings.public_url)}
+            "greenapi": GreenApi(TemplateTexts.load(settings.whatsapp_template_texts),
+                                 read_timeout=settings.whatsapp_gateway_timeout_seconds),
+            "devino": Devino(settings.public_url, read_timeout=settings.whatsapp_gateway_timeout_seconds)}
         if provider is not None:
             self.providers[provider.name] = provider
         self.files = FileRepository(db)
@@ -259,6 +261,7 @@ class WhatsApp(Channel):
         provider.require(FEATURE_OF.get(kind, "text"))
         self._gate(account)
         self.reserve(account.id, phone)
+        started = utc_now()
         try:
             if kind == "text":
                 wamid = provider.send_text(account, phone, body["text"], ref=ref)
@@ -284,7 +287,43 @@ class WhatsApp(Channel):
             self.note_state(account.id, exc.state)
             raise RetryLater(f"WhatsApp instance {account.id} is {exc.state}: the message waits",
                              exc.retry_after) from exc
+        except OutcomeUnknown:
+            if account.provider != "greenapi":
+                raise
+            wamid = self._sent_after_all(account, provider, phone, kind, body, started)
         return Sent(wamid)
+
+    def _sent_after_all(self, account: Account, provider: Provider, phone: str, kind: str, body: dict,
+                        started) -> str:
+        """A Green-API send whose answer was lost may have gone out: the chat's history
+        (getChatHistory) says. An outgoing message with this text (a file: any) that the
+        gateway shows since this attempt began is taken as this one; else nothing went out
+        and the send is tried again. Only when the history cannot be read either (the
+        gateway away right after taking the send) is the send tried again without knowing:
+        at most one duplicate, never a loss."""
+        if kind == "text":
+            text = body.get("text")
+        elif kind == "template":
+            text = provider.templates.render(body["name"], body.get("language")
+                                             or self.settings.whatsapp_template_language,
+                                             [str(p) for p in body.get("params") or []])
+        else:
+            text = body.get("caption") or None
+        since = started - timedelta(seconds=LOST_ANSWER_SLACK_SECONDS)
+        # The history's own limit (1/s) is waited out here: giving up now would resend blindly.
+        for _ in range(3):
+            wait = self.limits.reserve({bucket_name("wa", account.id, "history"): per_second(GREENAPI_LIMITS["history"])})
+            if wait <= 0:
+                break
+            time.sleep(min(wait, 1.0))
+        items = provider.history(account, phone, 20)
+        for item in reversed(items):
+            if item.from_customer or item.at is None or item.at < since:
+                continue
+            if text is None or item.text == text:
+                log.warning("WhatsApp %s: a send whose answer was lost went out after all (%s)", account.id, item.id)
+                return item.id
+        raise Unavailable("the answer to a send was lost and the chat's history does not show it: sent again")
 
     def _send_file(self, account: Account, provider: Provider, phone: str, kind: str, body: dict,
                    ref: str) -> str:

@@ -72,8 +72,9 @@ class Devino(Provider):
     features = frozenset({"text", "file_url", "file_upload", "template", "batch"})
     max_text = MAX_TEXT
 
-    def __init__(self, public_url: str | None) -> None:
+    def __init__(self, public_url: str | None, *, read_timeout: float = READ_TIMEOUT) -> None:
         self.public_url = (public_url or "").rstrip("/")
+        self.read_timeout = read_timeout
         self._local = threading.local()
 
     @property
@@ -93,7 +94,7 @@ class Devino(Provider):
         try:
             answer = self._http.post(f"{account.url}/whatsapp/messages", json={"messages": messages},
                                      headers={"Authorization": f"Key {account.token}"},
-                                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                                     timeout=(CONNECT_TIMEOUT, self.read_timeout))
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             raise Unavailable(f"Devino unreachable: {type(exc).__name__}") from None
         except requests.ConnectionError as exc:

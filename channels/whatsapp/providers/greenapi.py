@@ -31,7 +31,8 @@ import requests
 
 from channels.base import Health, Media, Rejected, Unavailable
 from channels.whatsapp.accounts import Account
-from channels.whatsapp.errors import BadToken, NotAuthorized, Refused, ShopMustAct, Throttled
+from channels.whatsapp.errors import (BadToken, NotAuthorized, OutcomeUnknown, Refused, ShopMustAct,
+                                      Throttled)
 from channels.whatsapp.providers import fields as f
 from channels.whatsapp.providers.base import (Event, HistoryItem, Notification, Provider,
                                               ReceivedMessage, ReceivedStatus)
@@ -76,9 +77,10 @@ class GreenApi(Provider):
     reply_window = None       # a linked personal account: WhatsApp's 24-hour rule is the Business API's
     max_text = MAX_TEXT
 
-    def __init__(self, templates=None) -> None:
+    def __init__(self, templates=None, *, read_timeout: float = READ_TIMEOUT) -> None:
         # The shop's texts for templates (channels/whatsapp/templates.py): this provider has none.
         self.templates = templates
+        self.read_timeout = read_timeout
         self._local = threading.local()
 
     @property
@@ -97,13 +99,17 @@ class GreenApi(Provider):
         return f"{base}/waInstance{account.id}/{method}/{account.token}{suffix}"
 
     def _call(self, account: Account, http: str, method: str, *, suffix: str = "",
-              media: bool = False, read_timeout: float = READ_TIMEOUT, **kwargs):
+              media: bool = False, read_timeout: float | None = None, **kwargs):
         headers = {"Authorization": f"Bearer {account.token}"} if account.style == "bearer" else {}
         try:
-            answer = self._http.request(http, self.url(account, method, suffix, media=media),
-                                        headers=headers, timeout=(CONNECT_TIMEOUT, read_timeout), **kwargs)
+            answer = self._http.request(http, self.url(account, method, suffix, media=media), headers=headers,
+                                        timeout=(CONNECT_TIMEOUT, read_timeout or self.read_timeout), **kwargs)
+        except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+            raise Unavailable(f"Green-API {method} unreachable: {type(exc).__name__}") from None
         except requests.RequestException as exc:
             # Never the exception's text: in the "path" style the URL carries the token.
+            if method.startswith("send") and not _never_left(exc):
+                raise OutcomeUnknown(f"Green-API {method}: the answer was lost ({type(exc).__name__})") from None
             raise Unavailable(f"Green-API {method} unreachable: {type(exc).__name__}") from None
         if answer.status_code // 100 != 2:
             raise from_greenapi(method, answer.status_code, answer.text, answer.headers.get("Retry-After"))
@@ -138,7 +144,8 @@ class GreenApi(Provider):
         if caption:
             form["caption"] = caption
         return self._sent(account, "sendFileByUpload", media=True, data=form,
-                          files={"file": (filename, data, mime)}, read_timeout=MEDIA_DEADLINE)
+                          files={"file": (filename, data, mime)},
+                          read_timeout=max(MEDIA_DEADLINE, self.read_timeout))
 
     def send_media(self, account: Account, to: str, kind: str, media_id: str | None, *,
                    link: str | None = None, caption: str = "", filename: str | None = None,
@@ -254,7 +261,7 @@ class GreenApi(Provider):
 
     def receive(self, account: Account, timeout: int) -> Notification | None:
         answer = self._call(account, "GET", "receiveNotification", params={"receiveTimeout": timeout},
-                            read_timeout=timeout + READ_TIMEOUT)
+                            read_timeout=timeout + self.read_timeout)
         # An empty queue answers `null` (or an empty body): nothing waiting.
         if not isinstance(answer, dict) or answer.get("receiptId") is None:
             return None
@@ -306,6 +313,14 @@ class GreenApi(Provider):
         except Exception as exc:  # any failure is "not healthy", with its reason
             return Health(False, str(exc)[:200])
         return Health(state == "authorized", "" if state == "authorized" else f"instance state {state}")
+
+
+def _never_left(exc: requests.RequestException) -> bool:
+    """A connection that was never made: the request certainly did not reach the gateway."""
+    text = repr(exc)
+    return isinstance(exc, requests.ConnectionError) and any(
+        mark in text for mark in ("NewConnectionError", "Connection refused", "Name or service not known",
+                                  "Failed to resolve"))
 
 
 def from_greenapi(method: str, status: int, body: str, retry_after: str | None = None) -> Exception:
