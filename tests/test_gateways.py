@@ -268,3 +268,40 @@ def test_1c_is_told_clearly_what_devino_cannot_do(sandbox_settings, db, tg, crm,
         assert db.scalar("SELECT COUNT(*) FROM wa_outbox") == 0
     finally:
         desk.stop()
+
+
+# -- several accounts at once, each with its provider ------------------------------------------
+
+def test_three_accounts_of_three_providers_each_answer_on_the_account_the_customer_wrote_to(
+        sandbox_settings, db, tg, crm, wa, ga, dv, tmp_path):
+    import json
+    from conftest import whatsapp_settings
+    from wa_providers import DEVINO_SECRET
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text(json.dumps([
+        {"provider": "greenapi", "id": ga.instance, "token": ga.token, "url": ga.url, "label": "Київ"},
+        {"provider": "devino", "from": dv.sender, "key": dv.key, "url": dv.url, "callback_secret": DEVINO_SECRET,
+         "label": "Львів"}]), encoding="utf-8")
+    settings = whatsapp_settings(sandbox_settings, wa, whatsapp_numbers_file=numbers)
+    desk = start(settings, db, tg, crm, wa)
+    try:
+        ga.use_webhook(f"{desk.listener_url}/whatsapp/greenapi")
+        dv.use_incoming(f"{desk.listener_url}/whatsapp/devino/{DEVINO_SECRET}/incoming")
+        olena = add_manager(db)
+        # One customer writes to all three of the shop's numbers: three conversations.
+        wa.customer_writes(PHONE, "Пишу в Meta")
+        ga.customer_writes(PHONE, "Пишу в Green")
+        dv.customer_writes(PHONE, "Пишу в Devino")
+        for text in ("Пишу в Meta", "Пишу в Green", "Пишу в Devino"):
+            take(tg, olena, shared_post(tg, text))
+            desk.idle()
+            tg.user_sends_text(olena, f"Відповідь на «{text}»")
+            desk.idle()
+        wait_for(lambda: wa.sent(PHONE) and ga.sent(PHONE) and dv.sent(PHONE), timeout=20)
+        assert [m["content"]["body"] for m in wa.sent(PHONE)] == ["Відповідь на «Пишу в Meta»"]
+        assert [m["content"]["message"] for m in ga.sent(PHONE)] == ["Відповідь на «Пишу в Green»"]
+        assert [m["content"]["text"] for m in dv.sent(PHONE)] == ["Відповідь на «Пишу в Devino»"]
+        accounts = {r["account"] for r in db.fetchall("SELECT account FROM conversations WHERE channel = 'whatsapp'")}
+        assert accounts == {wa.phone_number_id, ga.instance, dv.sender}
+    finally:
+        desk.stop()
