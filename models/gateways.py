@@ -259,9 +259,13 @@ class BatchRepository(Repository):
 
     # -- messages whose batch's answer was lost ---------------------------------------------
 
-    def confirmed(self, outbox_id: int, external_id: str, now: datetime) -> OutboxMessage | None:
-        """A status callback named a message of a batch not settled yet: it was sent, with this id."""
+    def confirmed(self, outbox_id: int, external_id: str,
+                  now: datetime) -> tuple[OutboxMessage, bool] | None:
+        """A status callback named a message of a batch not settled yet: it was sent, with
+        this id. Returns it, and whether its batch's answer had been lost (`unknown`)."""
         with self.db.transaction() as cur:
+            cur.execute("SELECT status FROM wa_outbox WHERE id = %s FOR UPDATE", (outbox_id,))
+            before = cur.fetchone()
             # `unknown`: its batch's answer was lost; `queued` in a batch: the callback came
             # before the answer (or before a re-run marked it unknown).
             if cur.execute("UPDATE wa_outbox SET status = 'sent', external_id = %s, sent_at = %s,"
@@ -270,7 +274,7 @@ class BatchRepository(Repository):
                            (external_id, now, outbox_id)) != 1:
                 return None
             cur.execute("SELECT * FROM wa_outbox WHERE id = %s", (outbox_id,))
-            return OutboxMessage.from_row(cur.fetchone())
+            return OutboxMessage.from_row(cur.fetchone()), before["status"] == "unknown"
 
     def unconfirmed(self, now: datetime, limit: int = 200) -> list[OutboxMessage]:
         return [OutboxMessage.from_row(r) for r in self.db.fetchall(

@@ -55,8 +55,9 @@ class Dropped(Exception):
 
 class DevinoSandbox:
     def __init__(self, *, key: str = KEY, sender: str = SENDER, host: str = "127.0.0.1", port: int = 0,
-                 per_second: int = 500, status_delay: float = 0.02) -> None:
+                 per_second: int = 500, status_delay: float = 0.02, call_latency: float = 0.0) -> None:
         self.key = key
+        self.call_latency = call_latency      # a real API's round trip, for benchmarks
         self.sender = sender
         self.per_second = per_second
         self.status_delay = status_delay
@@ -300,6 +301,8 @@ class DevinoSandbox:
             return self._error(400, f"at most {MAX_MESSAGES} messages in one call")
         with self._lock:
             self.calls.append(len(messages))
+        if self.call_latency:
+            time.sleep(self.call_latency)
         results = [self._one(m, n) for n, m in enumerate(messages)]
         with self._lock:
             lose = self.lose.popleft() if self.lose else None

@@ -65,7 +65,8 @@ class ApiError(Exception):
 class GreenApiSandbox:
     def __init__(self, *, instance: str = INSTANCE, token: str = TOKEN, host: str = "127.0.0.1",
                  port: int = 0, limits: dict[str, int] | None = None, status_delay: float = 0.02,
-                 own_phone: str = "380440000001") -> None:
+                 own_phone: str = "380440000001", call_latency: float = 0.0) -> None:
+        self.call_latency = call_latency      # a real API's round trip, for benchmarks
         self.instance = instance
         self.token = token
         self.own_phone = own_phone
@@ -370,6 +371,8 @@ class GreenApiSandbox:
         if bucket is not None:
             self._limit(bucket)
         handler = getattr(self, f"_m_{method}", None)
+        if self.call_latency and method.startswith("send"):
+            time.sleep(self.call_latency)
         if handler is None:
             raise ApiError(404, f"method {method} not found")
         if method.startswith("send"):

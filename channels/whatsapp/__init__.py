@@ -59,6 +59,7 @@ MAX_CAPTION = 1024       # a media caption
 REPLY_WINDOW = timedelta(hours=24)
 FEATURE_OF = {"image": "file_url", "document": "file_url", "location": "location",
               "contact": "contact", "template": "template"}
+SHORT_WAIT = 0.25        # a limiter slot this close is waited for in the thread
 LOST_ANSWER_SLACK_SECONDS = 5.0   # the gateway's clock may lag ours this much
 STATE_TTL_GOOD = 30.0    # an authorized instance's state is asked again after this long
 STATE_TTL_BAD = 3.0      # a bad one sooner: sends resume within seconds of it coming back
@@ -170,6 +171,10 @@ class WhatsApp(Channel):
             limits = {bucket_name("wa", account): self.number_limit,
                       bucket_name("wa", account, phone): self.customer_limit}
         wait = self.limits.reserve(limits)
+        if 0 < wait <= SHORT_WAIT:
+            # A slot a moment away is waited for here: handing the job back costs more.
+            time.sleep(wait)
+            wait = self.limits.reserve(limits)
         if wait > 0:
             raise RetryLater(f"WhatsApp {method} budget of {account} used up", wait)
 
@@ -365,11 +370,13 @@ class WhatsApp(Channel):
         if not (received.ref or "").startswith("o") or not received.ref[1:].isdigit():
             return
         from models.gateways import BatchRepository
-        message = BatchRepository(self.db).confirmed(int(received.ref[1:]), received.status.external_id,
-                                                     utc_now())
-        if message is not None:
-            log.warning("WhatsApp message %s of a batch whose answer was lost was sent after all (%s)",
-                        message.id, received.status.external_id)
+        confirmed = BatchRepository(self.db).confirmed(int(received.ref[1:]), received.status.external_id,
+                                                       utc_now())
+        if confirmed is not None:
+            message, was_unknown = confirmed
+            if was_unknown:
+                log.warning("WhatsApp message %s of a batch whose answer was lost was sent after all (%s)",
+                            message.id, received.status.external_id)
             body = message.body or {}
             text = body.get("text") or (f"📋 {body.get('name')}: " + ", ".join(map(str, body.get("params") or []))
                                         if message.kind == "template" else f"[{message.kind}]")
