@@ -25,7 +25,7 @@ Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer
 refused with an HTTP status), `lose_next_answer` (the batch is taken, the answer never
 comes: the connection is dropped after `seconds`), `short_answer_next` (fewer results
 than messages), `set_down`, `sent(phone)`, `calls` (every call's size), `media_bytes`,
-`reset`.
+`reset`; over HTTP under `/_sandbox/` (incoming, customer/write, customer/read, sent).
 """
 from __future__ import annotations
 
@@ -270,8 +270,28 @@ class DevinoSandbox:
         return Response(json.dumps({"code": "ERROR", "description": message}), status,
                         mimetype="application/json")
 
+    def _control(self, request: Request, parts: list[str]) -> Response:
+        """Test control over HTTP, for a harness in another process."""
+        body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}
+        action = "/".join(parts)
+        if action == "incoming":
+            self.use_incoming(str(body["url"]))
+            answer = {"ok": True}
+        elif action == "customer/write":
+            answer = {"id": self.customer_writes(str(body["phone"]), str(body["text"]),
+                                                 name=str(body.get("name") or "Customer"))}
+        elif action == "customer/read":
+            answer = {"read": self.customer_reads(str(body["phone"]))}
+        elif action == "sent":
+            answer = {"messages": self.sent(request.args.get("phone"))}
+        else:
+            return self._error(404, "unknown sandbox control")
+        return Response(json.dumps(answer), 200, mimetype="application/json")
+
     def _route(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
+        if parts and parts[0] == "_sandbox":
+            return self._control(request, parts[1:])
         if len(parts) == 2 and parts[0] == "files":
             with self._lock:
                 stored = self.files.get(parts[1])
