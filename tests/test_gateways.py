@@ -305,3 +305,31 @@ def test_three_accounts_of_three_providers_each_answer_on_the_account_the_custom
         assert accounts == {wa.phone_number_id, ga.instance, dv.sender}
     finally:
         desk.stop()
+
+
+# -- bad input at the border ------------------------------------------------------------------------
+
+def test_gateway_bodies_of_unknown_kinds_groups_and_garbage_change_nothing_and_are_named():
+    import json
+    from datetime import datetime
+    from channels.whatsapp.providers.devino import Devino
+    from channels.whatsapp.providers.greenapi import GreenApi
+    now = datetime(2026, 12, 1, 12, 0)
+    green = GreenApi()
+    bodies = [b"not json", b"[]", json.dumps({"typeWebhook": "incomingCall", "instanceData": {"idInstance": 1}}),
+              json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
+                          "idMessage": "X" * 500, "senderData": {"chatId": "380671234567@c.us"}}),
+              json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
+                          "idMessage": "G1", "senderData": {"chatId": "12036302@g.us"},
+                          "messageData": {"typeMessage": "textMessage"}}),
+              json.dumps({"typeWebhook": "outgoingMessageStatus", "instanceData": {"idInstance": 1},
+                          "idMessage": "S1", "chatId": "380671234567@c.us", "status": "exploded"})]
+    for raw in bodies:
+        event = green.parse(raw if isinstance(raw, bytes) else raw.encode(), now)
+        assert not event.messages and not event.statuses and event.ignored, raw
+    devino = Devino("https://keepdesk.example")
+    for raw, route in ((b'{"incomingMessageId": "1", "from": "380671234567", "to": "someone-else"}', "incoming"),
+                       (b'[{"messageId": "1", "status": "DELIVERED", "options": "other|380671234567|o1"}]', "status"),
+                       (b'[{"messageId": "1", "status": "WHATEVER"}]', "status"), (b"\xff\xfe", "incoming")):
+        event = devino.parse(raw, now, {"route": route, "accounts": ["380441234567"]})
+        assert not event.messages and not event.statuses and event.ignored, raw
