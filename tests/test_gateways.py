@@ -11,7 +11,7 @@ import requests
 from conftest import LOG_CHAT, SHARED_CHAT
 from harness import Desk, wait_for
 from sandbox.telegram import parse_html
-from wa_providers import GREENAPI_WEBHOOK_TOKEN, gateway_settings
+from wa_providers import gateway_settings
 
 PHONE = "380671234567"
 
@@ -333,3 +333,22 @@ def test_gateway_bodies_of_unknown_kinds_groups_and_garbage_change_nothing_and_a
                        (b'[{"messageId": "1", "status": "WHATEVER"}]', "status"), (b"\xff\xfe", "incoming")):
         event = devino.parse(raw, now, {"route": route, "accounts": ["380441234567"]})
         assert not event.messages and not event.statuses and event.ignored, raw
+
+
+def test_a_gateway_checks_a_new_phone_before_its_first_message_and_sends_nothing_to_one_without_whatsapp(
+        sandbox_settings, db, tg, crm, ga):
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga), db, tg, crm, ga)
+    try:
+        ga.not_on_whatsapp("380509990000")
+        notices = Notifications(desk.settings, db, JobQueue(db), ga.instance, ring=desk.bell.ring)
+        notices.message("380509990000", "text", {"text": "Ваше замовлення готове"})
+        notices.message("380671112233", "text", {"text": "Ваше замовлення готове"})
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'queued'") == 0, timeout=15)
+        rows = {r["phone"]: r for r in db.fetchall("SELECT phone, status, error FROM wa_outbox")}
+        assert rows["380509990000"]["status"] == "failed" and "no WhatsApp" in rows["380509990000"]["error"]
+        assert rows["380671112233"]["status"] == "sent"
+        assert [m["to"] for m in ga.sent()] == ["380671112233"]
+    finally:
+        desk.stop()

@@ -33,7 +33,7 @@ from channels.whatsapp import webhook
 from channels.whatsapp.accounts import Account, load_accounts
 from channels.whatsapp.errors import Throttled, WindowClosed
 from channels.whatsapp.inbound import WHATSAPP, WebhookJob, key_of
-from channels.whatsapp.errors import NotAuthorized, OutcomeUnknown
+from channels.whatsapp.errors import NotAuthorized, OutcomeUnknown, Undeliverable
 from channels.whatsapp.providers.base import Provider
 from channels.whatsapp.providers.cloud import CloudApi
 from channels.whatsapp.providers.devino import Devino
@@ -41,7 +41,7 @@ from channels.whatsapp.providers.greenapi import LIMITS as GREENAPI_LIMITS, Gree
 from channels.whatsapp.templates import TemplateTexts
 from models.gateways import FileRepository, InstanceRepository
 from config import Settings
-from models.conversations import Conversation
+from models.conversations import Conversation, ConversationRepository
 from models.db import Database
 from models.inbound import InboundMessage
 from models.jobs import RetryLater
@@ -92,6 +92,8 @@ class WhatsApp(Channel):
         self.files = FileRepository(db)
         self.instances = InstanceRepository(db)
         self._states: dict[str, tuple[float, str]] = {}
+        self._known_phones: set[str] = set()       # checked or written to: no checkWhatsapp again
+        self.conversations = ConversationRepository(db)
         # Set by the container: ErrorReporter.report (#ERROR, deduplicated per cause).
         self.report = lambda cause, detail="": log.error("#ERROR %s: %s", cause, detail)
         self.capabilities = Capabilities(max_text=MAX_TEXT, attachments=("photo", "document"),
@@ -265,6 +267,7 @@ class WhatsApp(Channel):
         provider = self.provider_for(account)
         provider.require(FEATURE_OF.get(kind, "text"))
         self._gate(account)
+        self._check_new_phone(account, provider, phone)
         self.reserve(account.id, phone)
         started = utc_now()
         try:
@@ -329,6 +332,23 @@ class WhatsApp(Channel):
                 log.warning("WhatsApp %s: a send whose answer was lost went out after all (%s)", account.id, item.id)
                 return item.id
         raise Unavailable("the answer to a send was lost and the chat's history does not show it: sent again")
+
+    def _check_new_phone(self, account: Account, provider: Provider, phone: str) -> None:
+        """Before the first message to a phone the shop never talked to, a gateway that can
+        tell (Green-API's checkWhatsapp) is asked whether it has WhatsApp: a linked personal
+        account writing to numbers without WhatsApp risks being banned. No WhatsApp: refused
+        (the manager or 1C is told why), nothing sent."""
+        if account.provider != "greenapi" or not provider.supports("check"):
+            return
+        if phone in self._known_phones or self.conversations.find(key_of(account.id, phone)) is not None:
+            self._known_phones.add(phone)
+            return
+        self.reserve(account.id, phone, "check")
+        exists = provider.check_phone(account, phone)
+        if exists is False:
+            raise Undeliverable(f"131026: {phone} has no WhatsApp (checked before the first message)")
+        if exists:
+            self._known_phones.add(phone)
 
     def _send_file(self, account: Account, provider: Provider, phone: str, kind: str, body: dict,
                    ref: str) -> str:
