@@ -23,7 +23,8 @@ What it models, from Devino's public documentation (CHANNELS.md §4):
 Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer_reads`,
 `reject(phone, key)`, `not_on_whatsapp`, `add_template`, `fail_next` (the whole call
 refused with an HTTP status), `lose_next_answer` (the batch is taken, the answer never
-comes: the connection is dropped after `seconds`), `short_answer_next` (fewer results
+comes: the connection is dropped after `seconds`), `drop_next_request` (the call is lost
+before Devino takes it: nothing sent, no callbacks), `short_answer_next` (fewer results
 than messages), `set_down`, `sent(phone)`, `calls` (every call's size), `media_bytes`,
 `reset`; over HTTP under `/_sandbox/` (incoming, customer/write, customer/read, sent).
 """
@@ -84,6 +85,7 @@ class DevinoSandbox:
             self.unreachable: set[str] = set()
             self.faults: "deque[int]" = deque()
             self.lose: "deque[float]" = deque()
+            self.drop: "deque[float]" = deque()
             self.short: int = 0
             self.down_status: int | None = None
             self.billing_spent = False
@@ -134,6 +136,12 @@ class DevinoSandbox:
     def lose_next_answer(self, seconds: float = 0.5) -> None:
         with self._lock:
             self.lose.append(seconds)
+
+    def drop_next_request(self, seconds: float = 0.3) -> None:
+        """The next call never reaches Devino's processing (lost on the way): no messages,
+        no callbacks, and the caller hears nothing back."""
+        with self._lock:
+            self.drop.append(seconds)
 
     def short_answer_next(self) -> None:
         with self._lock:
@@ -319,6 +327,11 @@ class DevinoSandbox:
             return self._error(400, "messages must be a non-empty list")
         if len(messages) > MAX_MESSAGES:
             return self._error(400, f"at most {MAX_MESSAGES} messages in one call")
+        with self._lock:
+            dropped = self.drop.popleft() if self.drop else None
+        if dropped is not None:
+            time.sleep(dropped)
+            raise Dropped()
         with self._lock:
             self.calls.append(len(messages))
         if self.call_latency:

@@ -352,3 +352,28 @@ def test_a_gateway_checks_a_new_phone_before_its_first_message_and_sends_nothing
         assert [m["to"] for m in ga.sent()] == ["380671112233"]
     finally:
         desk.stop()
+
+
+def test_a_devino_batch_lost_on_the_way_is_sent_once_more_after_its_callbacks_never_come(
+        sandbox_settings, db, tg, crm, dv):
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    settings = gateway_settings(sandbox_settings, "devino", dv, whatsapp_devino_confirm_seconds=1.0,
+                                whatsapp_gateway_timeout_seconds=2.0)
+    desk = Desk(settings, db, tg, crm, wa=dv, threads=2).start(workers=False)
+    try:
+        phones = [f"38066{n:07d}" for n in range(4)]
+        notices = Notifications(desk.settings, db, JobQueue(db), dv.sender)
+        for phone in phones:
+            notices.message(phone, "text", {"text": "Нагадування"})
+        dv.drop_next_request(0.2)
+        desk.start_workers()
+        # The answer is lost: nothing is marked sent, nothing resent at once …
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'unknown'") >= 1, timeout=15)
+        # … no callback names them within WHATSAPP_DEVINO_CONFIRM_SECONDS: sent once more, once.
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'sent'") == 4, timeout=30)
+        desk.idle()
+        assert sorted(m["to"] for m in dv.sent()) == phones
+        assert db.scalar("SELECT SUM(resends) FROM wa_outbox") >= 1
+    finally:
+        desk.stop()
