@@ -344,7 +344,11 @@ class WhatsApp(Channel):
             self._known_phones.add(phone)
             return
         self.reserve(account.id, phone, "check")
-        exists = provider.check_phone(account, phone)
+        try:
+            exists = provider.check_phone(account, phone)
+        except Throttled as exc:
+            self.throttled(account.id, phone, exc, "check")
+            raise
         if exists is False:
             raise Undeliverable(f"131026: {phone} has no WhatsApp (checked before the first message)")
         if exists:
