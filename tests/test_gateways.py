@@ -377,3 +377,34 @@ def test_a_devino_batch_lost_on_the_way_is_sent_once_more_after_its_callbacks_ne
         assert db.scalar("SELECT SUM(resends) FROM wa_outbox") >= 1
     finally:
         desk.stop()
+
+
+# -- choosing a provider by settings --------------------------------------------------------------
+
+def test_the_provider_is_the_one_whose_settings_are_set_and_must_be_named_when_several_are(tmp_path):
+    import json
+    import pytest
+    from channels.whatsapp.accounts import AccountsError, load_accounts
+    from config import SettingsError as ConfigError, load_settings
+    base = {"BOT_TOKEN": "1:x", "DB_NAME": "k", "DB_USER": "k"}
+    green = {"WHATSAPP_GREENAPI_URL": "https://api.example", "WHATSAPP_GREENAPI_ID": "1101000001",
+             "WHATSAPP_GREENAPI_TOKEN": "t0ken"}
+    devino = {"WHATSAPP_DEVINO_KEY": "a2V5", "WHATSAPP_DEVINO_FROM": "380441234567",
+              "WHATSAPP_DEVINO_CALLBACK_SECRET": "secret-path-1", "PUBLIC_URL": "https://desk.example"}
+    settings = load_settings({**base, **green}, env_file=None)
+    assert [a.provider for a in load_accounts(settings).values()] == ["greenapi"]
+    assert load_accounts(load_settings({**base, **devino}, env_file=None))["380441234567"].provider == "devino"
+    with pytest.raises(ConfigError, match="WHATSAPP_PROVIDER is required"):
+        load_settings({**base, **green, **devino}, env_file=None)
+    chosen = load_settings({**base, **green, **devino, "WHATSAPP_PROVIDER": "devino"}, env_file=None)
+    assert [a.provider for a in load_accounts(chosen).values()] == ["devino"]
+    with pytest.raises(ConfigError, match="WHATSAPP_DEVINO_CALLBACK_SECRET"):
+        load_settings({**base, **{k: v for k, v in devino.items() if k != "WHATSAPP_DEVINO_CALLBACK_SECRET"}},
+                      env_file=None)
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text(json.dumps([{"provider": "greenapi", "id": "1101000002", "url": "https://a.example"}]))
+    with pytest.raises(AccountsError, match="has no token"):
+        load_accounts(settings.replace(whatsapp_numbers_file=numbers))
+    numbers.write_text(json.dumps([{"provider": "viber", "id": "1"}]))
+    with pytest.raises(AccountsError, match="provider is one of"):
+        load_accounts(settings.replace(whatsapp_numbers_file=numbers))

@@ -38,7 +38,7 @@ TRAFFIC_SECONDS = sized(2.5, 8.0)
 NOTICES = sized(30, 200)
 # `make test` runs one scenario of each kind (the ones with the most moving parts); `make
 # reliability` runs them all, at full size.
-KILL_MODES = sized(["greenapi-poll", "devino"], ["greenapi-webhook", "greenapi-poll", "devino"])
+KILL_MODES = sized(["greenapi-poll"], ["greenapi-webhook", "greenapi-poll", "devino"])
 FAULT_PROVIDERS = sized(["greenapi"], ["greenapi", "devino"])
 
 
