@@ -103,7 +103,7 @@ class Batch:
 class Placed:
     """What became of one message of a batch."""
     outbox_id: int
-    outcome: str                  # sent | failed | later | dead
+    outcome: str                  # sent | failed | skipped | later | dead
     external_id: str | None = None
     error: str | None = None
     error_code: int | None = None
@@ -194,7 +194,7 @@ class BatchRepository(Repository):
         with self.db.transaction() as cur:
             for item in placed:
                 job = jobs_of.get(item.outbox_id)
-                if item.outcome in ("sent", "failed"):
+                if item.outcome in ("sent", "failed", "skipped"):
                     changed = cur.execute(
                         "UPDATE wa_outbox SET status = %s, external_id = COALESCE(%s, external_id),"
                         " error_code = %s, error = %s, sent_at = IF(%s = 'sent', %s, sent_at)"

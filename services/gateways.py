@@ -88,7 +88,7 @@ class BatchSend:
                                                                  f" {provider.name} provider"))
             elif queued.purpose in ("appointment", "review", "birthday", "custom") \
                     and self.onec.is_unsubscribed(queued.phone):
-                placed.append(Placed(queued.id, "failed", error="the phone unsubscribed"))
+                placed.append(Placed(queued.id, "skipped", error="the phone unsubscribed"))
             else:
                 items.append((queued, self._item(account.id, queued)))
         if items:
