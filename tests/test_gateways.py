@@ -250,6 +250,8 @@ def test_1c_sends_files_locations_and_contacts_checks_numbers_and_reads_history_
         ga.shop_types(PHONE, "Набрано на телефоні")
         history = v1(desk, token, "GET", "/phones/0671234567/messages", params={"source": "provider"}).json()
         assert "Набрано на телефоні" in [m["text"] for m in history["messages"] if m["from"] == "shop"]
+        contacts = v1(desk, token, "GET", "/contacts").json()["contacts"]
+        assert PHONE in [c["phone"] for c in contacts]
     finally:
         desk.stop()
 
@@ -264,6 +266,7 @@ def test_1c_is_told_clearly_what_devino_cannot_do(sandbox_settings, db, tg, crm,
         assert place.status_code == 422 and "not supported by the devino provider" in place.json()["error"]
         history = v1(desk, token, "GET", "/phones/0671234567/messages", params={"source": "provider"})
         assert history.status_code == 422
+        assert v1(desk, token, "GET", "/contacts").status_code == 422
         assert v1(desk, token, "GET", "/phones/0671234567").json()["whatsapp"] is None
         assert db.scalar("SELECT COUNT(*) FROM wa_outbox") == 0
     finally:

@@ -13,7 +13,8 @@ Whatever the provider behind the shop's account (the Cloud API, a Green-API-comp
 gateway, Devino — issue 12), the gateway part is the same: text, file by URL or by upload
 (`POST /messages/file`, multipart), location, contact, presence (`GET /phones/{phone}`),
 the conversation's history (`GET /phones/{phone}/messages`; `?source=provider` reads the
-gateway's own chat history where it keeps one) and delivery statuses. With several
+gateway's own chat history where it keeps one), contacts (`GET /contacts`) and delivery
+statuses. With several
 accounts, `account` (an account's id) chooses one; the first is the default.
 """
 from __future__ import annotations
@@ -262,6 +263,14 @@ def register(app, api) -> None:
              "file": m.filename if (m.is_file or m.is_img) else None, "at": _iso(m.date_written),
              "delivery": m.delivery_status} for m in rows]})
 
+    @endpoint("/contacts")
+    def contacts(body):
+        """The account's WhatsApp contacts, where its provider keeps them (Green-API)."""
+        account = account_of(body)
+        require(account, "contacts")
+        return jsonify({"ok": True, "contacts": [{"phone": phone, "name": name or None}
+                                                 for phone, name in api.channel.provider_contacts(account)]})
+
     @endpoint("/reviews")
     def reviews(body):
         since = request.args.get("since")
@@ -375,6 +384,11 @@ OPENAPI = {
                            {"name": "account", "in": "query", "schema": dict(_ACCOUNT)}],
             "responses": {"200": {"description": "the messages"},
                           "422": {"description": "the provider keeps no history"}}}},
+        "/contacts": {"get": {
+            "summary": "The WhatsApp account's contacts (where the provider keeps them: Green-API's getContacts)",
+            "parameters": [{"name": "account", "in": "query", "schema": dict(_ACCOUNT)}],
+            "responses": {"200": {"description": "the contacts"},
+                          "422": {"description": "not supported by this provider"}}}},
         "/reviews": {"get": {
             "summary": "Finished reviews (score and text) since a moment (default: 30 days)",
             "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}],

@@ -432,6 +432,15 @@ class WhatsApp(Channel):
         self.reserve(account.id, phone, "history")
         return provider.history(account, phone, count)
 
+    def provider_contacts(self, account_id: str) -> list[tuple[str, str]]:
+        """The account's contacts as its provider keeps them (Green-API's getContacts)."""
+        account = self.account(account_id)
+        provider = self.provider_for(account)
+        provider.require("contacts")
+        self._gate(account)
+        self.reserve(account.id, "", "contacts")
+        return provider.contacts(account)
+
     def check_phone(self, account_id: str, phone: str) -> bool | None:
         """Has this phone WhatsApp? None: the account's provider cannot tell."""
         account = self.account(account_id)

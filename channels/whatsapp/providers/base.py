@@ -9,7 +9,7 @@ webhooks into `Event`s; it maps its refusals onto `channels/whatsapp/errors.py`.
                raw body, before parsing) · parse (raw body → events) · fetch_media ·
                receive / acknowledge (the notification queue, for an account polled
                instead of called: Green-API)
-    other      check_phone · history · state (the instance's state) · health
+    other      check_phone · history · contacts · state (the instance's state) · health
 
 `features` says what a provider can do at all; a call it cannot serve raises
 `Unsupported` ("not supported by this provider": the 1C API answers 422, a manager is
@@ -34,7 +34,7 @@ REPLY_WINDOW = timedelta(hours=24)
 
 # What a provider may be able to do (the 1C API's feature names).
 FEATURES = ("text", "file_url", "file_upload", "location", "contact", "template", "read",
-            "check", "history", "batch")
+            "check", "history", "contacts", "batch")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class HistoryItem:
 
 class Provider(ABC):
     name: str
-    features: frozenset[str] = frozenset(FEATURES) - {"batch", "history"}
+    features: frozenset[str] = frozenset(FEATURES) - {"batch", "history", "contacts"}
     reply_window: timedelta | None = REPLY_WINDOW
     max_text: int = 4096
 
@@ -173,6 +173,10 @@ class Provider(ABC):
     def history(self, account: Account, phone: str, count: int) -> list[HistoryItem]:
         """The chat as the provider keeps it, newest last."""
         raise Unsupported("history", self.name)
+
+    def contacts(self, account: Account) -> list[tuple[str, str]]:
+        """The account's WhatsApp contacts as (phone, name)."""
+        raise Unsupported("contacts", self.name)
 
     def state(self, account: Account) -> str | None:
         """The instance's state (Green-API: authorized, notAuthorized, blocked, …); None:

@@ -73,7 +73,7 @@ def chat_id(phone: str) -> str:
 class GreenApi(Provider):
     name = "greenapi"
     features = frozenset({"text", "file_url", "file_upload", "location", "contact", "template",
-                          "read", "check", "history"})
+                          "read", "check", "history", "contacts"})
     reply_window = None       # a linked personal account: WhatsApp's 24-hour rule is the Business API's
     max_text = MAX_TEXT
 
@@ -299,6 +299,16 @@ class GreenApi(Provider):
                                      kind or "text", f.text(raw.get("statusMessage"), 16) or None))
         items.sort(key=lambda item: item.at or datetime.min)
         return items
+
+    def contacts(self, account: Account) -> list[tuple[str, str]]:
+        answer = self._call(account, "GET", "getContacts")
+        found = []
+        for raw in f.as_list(answer)[:10000]:
+            raw = f.as_dict(raw)
+            phone = f.phone(raw.get("id"))
+            if phone is not None and f.text(raw.get("type"), 16) in ("", "user"):
+                found.append((phone, f.text(raw.get("name"), f.MAX_NAME) or f.text(raw.get("contactName"), f.MAX_NAME)))
+        return found
 
     def state(self, account: Account) -> str | None:
         answer = self._call(account, "GET", "getStateInstance")
