@@ -411,3 +411,40 @@ def test_the_provider_is_the_one_whose_settings_are_set_and_must_be_named_when_s
     numbers.write_text(json.dumps([{"provider": "viber", "id": "1"}]))
     with pytest.raises(AccountsError, match="provider is one of"):
         load_accounts(settings.replace(whatsapp_numbers_file=numbers))
+
+
+def _gateway_json():
+    from hypothesis import strategies as st
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                       st.text(max_size=40), st.sampled_from(["380671234567@c.us", "1@g.us", "incomingMessageReceived",
+                                                              "outgoingMessageStatus", "textMessage", "imageMessage",
+                                                              "DELIVERED", "380441234567|380671234567|o1"]))
+    keys = st.sampled_from(["typeWebhook", "instanceData", "idInstance", "idMessage", "senderData", "chatId",
+                            "messageData", "typeMessage", "textMessageData", "textMessage", "fileMessageData",
+                            "downloadUrl", "status", "timestamp", "messageId", "options", "from", "to", "ts",
+                            "incomingMessageId", "text", "contentUrl", "errorCode"])
+    return st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(keys, inner, max_size=6)), max_leaves=30)
+
+
+def test_any_gateway_body_parses_into_bounded_values_or_nothing():
+    import json
+    from datetime import datetime
+    from hypothesis import given, settings as hsettings
+    from channels.whatsapp.providers.devino import Devino
+    from channels.whatsapp.providers.greenapi import GreenApi
+    now = datetime(2026, 12, 1, 12, 0)
+
+    @hsettings(max_examples=300, deadline=None)
+    @given(_gateway_json())
+    def check(body):
+        raw = json.dumps(body).encode()
+        for event in (GreenApi().parse(raw, now),
+                      Devino(None).parse(raw, now, {"route": "status", "accounts": ["380441234567"]}),
+                      Devino(None).parse(raw, now, {"route": "incoming", "accounts": ["380441234567"]})):
+            for received in event.messages:
+                assert received.phone.isdigit() and 0 < len(received.message.external_id) <= 128
+                assert len(received.message.text or "") <= 20000
+            for received in event.statuses:
+                assert received.status.status in ("sent", "delivered", "read", "failed")
+    check()
