@@ -22,7 +22,8 @@ offered to Devino behind a short-lived signed link on the integrations door. The
 read receipt, number check, history, location or contact in this API: those are
 "not supported by this provider". Where the documentation we read leaves a detail open
 (the status names of callbacks, a callback as one object or a list, `ts` as epoch or
-ISO time) both plausible forms are accepted.
+ISO time) both plausible forms are accepted. An UNDELIVERED callback (the customer could not
+be reached) reads to the manager as Meta's 131026 does; other failures keep Devino's code.
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ STATUS = {"sent": "sent", "enroute": "sent", "accepted": "sent", "submitted": "s
           "delivered": "delivered", "read": "read", "seen": "read",
           "undelivered": "failed", "undeliverable": "failed", "failed": "failed",
           "rejected": "failed", "expired": "failed", "deleted": "failed", "error": "failed"}
+# A callback status saying the customer could not be reached (not the shop's problem).
+UNREACHABLE = ("undelivered", "undeliverable")
 # Reason keys of a REJECTED result.
 SHOP_MUST_ACT = ("billing.error", "forbidden")
 LATER = ("too.many.messages",)
@@ -307,7 +310,13 @@ def _status(item: dict, accounts: list[str], now: datetime, event: Event) -> Non
     code = item.get("errorCode")
     code = code if isinstance(code, int) and not isinstance(code, bool) else (
         int(code) if isinstance(code, str) and code.isdigit() and len(code) < 10 else None)
-    reason = (f"Devino error {code}" if code is not None else "not delivered") if status == "failed" else None
+    reason = None
+    if status == "failed":
+        reason = f"Devino: {raw.upper()}" + (f", error {code}" if code is not None else "")
+        if raw.lower() in UNREACHABLE:
+            # The customer's phone could not be reached: the same words for the manager as
+            # Meta's 131026 (no WhatsApp, an old app, the shop blocked), no #ERROR.
+            code = 131026
     event.statuses.append(ReceivedStatus(account, phone, StatusUpdate(
         message_id, status, f.when(item.get("ts"), now), code, reason), ref))
 
