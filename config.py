@@ -105,6 +105,25 @@ class Settings:
     onec_repeat_window_seconds: float = 600.0
     onec_expiry_hours: float = 36.0
     onec_birthday_days: float = 7.0
+    # WhatsApp gateways (CHANNELS.md §4): Green-API-compatible services and Devino
+    whatsapp_provider: str | None = None        # cloud | greenapi | devino (None: by the settings set)
+    whatsapp_greenapi_url: str | None = None
+    whatsapp_greenapi_media_url: str | None = None
+    whatsapp_greenapi_id: str | None = None
+    whatsapp_greenapi_token: str | None = field(default=None, repr=False)
+    whatsapp_greenapi_style: str = "path"
+    whatsapp_greenapi_webhook_token: str | None = field(default=None, repr=False)
+    whatsapp_greenapi_receive: str = "webhook"
+    whatsapp_greenapi_receive_timeout: int = 5
+    whatsapp_devino_url: str = "https://api.devino.online"
+    whatsapp_devino_key: str | None = field(default=None, repr=False)
+    whatsapp_devino_from: str | None = None
+    whatsapp_devino_callback_secret: str | None = field(default=None, repr=False)
+    whatsapp_devino_batch: int = 100
+    whatsapp_devino_limit_per_s: float = 20.0
+    whatsapp_devino_confirm_seconds: float = 600.0
+    whatsapp_gateway_timeout_seconds: float = 20.0
+    whatsapp_template_texts: Path | None = None
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     planfix_provider_id: str = ""
     planfix_admin_token: str | None = field(default=None, repr=False)
@@ -132,9 +151,27 @@ class Settings:
 
     @property
     def whatsapp_configured(self) -> bool:
-        """One number by settings, or more in WHATSAPP_NUMBERS_FILE (CHANNELS.md §3)."""
-        return bool(self.whatsapp_numbers_file or (self.whatsapp_cloud_token
-                                                   and self.whatsapp_cloud_phone_number_id))
+        """One account by settings (Cloud API, a Green-API-compatible gateway or Devino), or
+        more in WHATSAPP_NUMBERS_FILE (CHANNELS.md §3, §4)."""
+        return bool(self.whatsapp_numbers_file or self.whatsapp_settings_provider)
+
+    @property
+    def whatsapp_settings_provider(self) -> str | None:
+        """The provider of the account the settings describe: WHATSAPP_PROVIDER, or the one
+        family whose settings are set (None: the settings describe no account)."""
+        complete = {"cloud": bool(self.whatsapp_cloud_token and self.whatsapp_cloud_phone_number_id),
+                    "greenapi": bool(self.whatsapp_greenapi_id and self.whatsapp_greenapi_token),
+                    "devino": bool(self.whatsapp_devino_key and self.whatsapp_devino_from)}
+        if self.whatsapp_provider:
+            return self.whatsapp_provider if complete[self.whatsapp_provider] else None
+        found = [name for name, ok in complete.items() if ok]
+        return found[0] if len(found) == 1 else None
+
+    @property
+    def whatsapp_default_provider(self) -> str:
+        """WHATSAPP_PROVIDER, or the settings' family: also the provider of entries of
+        WHATSAPP_NUMBERS_FILE that name none."""
+        return self.whatsapp_provider or self.whatsapp_settings_provider or "cloud"
 
     @property
     def planfix_configured(self) -> bool:
@@ -154,6 +191,8 @@ class Settings:
                   self.link_key, self.webhook_secret_token, self.webhook_secret_path,
                   self.metrics_token, self.whatsapp_cloud_token, self.whatsapp_cloud_app_secret,
                   self.whatsapp_cloud_verify_token, self.planfix_admin_token,
+                  self.whatsapp_greenapi_token, self.whatsapp_greenapi_webhook_token,
+                  self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
                   self.telegram_api_hash, self.tg_accounts_key)
         return tuple(v for v in values if v)
 
@@ -343,6 +382,37 @@ def _template_name(raw: str) -> str:
     return value
 
 
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("must be " + ", ".join(f"'{c}'" for c in choices[:-1])
+                             + f" or '{choices[-1]}'")
+        return value
+    return parse
+
+
+def _receive_timeout(raw: str) -> int:
+    value = _int(raw)
+    if not 5 <= value <= 60:
+        raise ValueError("Green-API takes 5 to 60 seconds")
+    return value
+
+
+def _sender(raw: str) -> str:
+    value = raw.strip().lstrip("+")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+        raise ValueError("the sender name or number Devino gave the shop (letters, digits, _ . -)")
+    return value
+
+
+def _devino_batch(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 1000:
+        raise ValueError("at most 1000 messages in one call")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -413,6 +483,25 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "ONEC_REPEAT_WINDOW_SECONDS": ("onec_repeat_window_seconds", _positive_float, False),
     "ONEC_EXPIRY_HOURS": ("onec_expiry_hours", _positive_float, False),
     "ONEC_BIRTHDAY_DAYS": ("onec_birthday_days", _positive_float, False),
+    # WhatsApp gateways (CHANNELS.md §4)
+    "WHATSAPP_PROVIDER": ("whatsapp_provider", _one_of("cloud", "greenapi", "devino"), False),
+    "WHATSAPP_GREENAPI_URL": ("whatsapp_greenapi_url", _http_url, False),
+    "WHATSAPP_GREENAPI_MEDIA_URL": ("whatsapp_greenapi_media_url", _http_url, False),
+    "WHATSAPP_GREENAPI_ID": ("whatsapp_greenapi_id", _digits, False),
+    "WHATSAPP_GREENAPI_TOKEN": ("whatsapp_greenapi_token", _text, False),
+    "WHATSAPP_GREENAPI_STYLE": ("whatsapp_greenapi_style", _one_of("path", "bearer"), False),
+    "WHATSAPP_GREENAPI_WEBHOOK_TOKEN": ("whatsapp_greenapi_webhook_token", _text, False),
+    "WHATSAPP_GREENAPI_RECEIVE": ("whatsapp_greenapi_receive", _one_of("webhook", "poll"), False),
+    "WHATSAPP_GREENAPI_RECEIVE_TIMEOUT": ("whatsapp_greenapi_receive_timeout", _receive_timeout, False),
+    "WHATSAPP_DEVINO_URL": ("whatsapp_devino_url", _http_url, False),
+    "WHATSAPP_DEVINO_KEY": ("whatsapp_devino_key", _text, False),
+    "WHATSAPP_DEVINO_FROM": ("whatsapp_devino_from", _sender, False),
+    "WHATSAPP_DEVINO_CALLBACK_SECRET": ("whatsapp_devino_callback_secret", _path_secret, False),
+    "WHATSAPP_DEVINO_BATCH": ("whatsapp_devino_batch", _devino_batch, False),
+    "WHATSAPP_DEVINO_LIMIT_PER_S": ("whatsapp_devino_limit_per_s", _positive_float, False),
+    "WHATSAPP_DEVINO_CONFIRM_SECONDS": ("whatsapp_devino_confirm_seconds", _positive_float, False),
+    "WHATSAPP_GATEWAY_TIMEOUT_SECONDS": ("whatsapp_gateway_timeout_seconds", _positive_float, False),
+    "WHATSAPP_TEMPLATE_TEXTS": ("whatsapp_template_texts", _path, False),
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     "PLANFIX_PROVIDER_ID": ("planfix_provider_id", _text, False),
     "PLANFIX_ADMIN_TOKEN": ("planfix_admin_token", _secret_token, False),
@@ -471,6 +560,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
     if not database_only and ("whatsapp_cloud_token" in values
                               or "whatsapp_cloud_phone_number_id" in values):
         _require_together(values, problems, "to connect a WhatsApp number", _WHATSAPP_GROUP)
+    if not database_only:
+        _check_gateways(values, problems)
     if not database_only and any(attr in values for attr in _CRM_GROUP.values()):
         _require_together(values, problems, "to connect the CRM", _CRM_GROUP)
     if not database_only and values.get("planfix_admin_token"):
@@ -501,6 +592,34 @@ _WHATSAPP_GROUP = {"WHATSAPP_CLOUD_TOKEN": "whatsapp_cloud_token",
                    "WHATSAPP_CLOUD_PHONE_NUMBER_ID": "whatsapp_cloud_phone_number_id",
                    "WHATSAPP_CLOUD_APP_SECRET": "whatsapp_cloud_app_secret",
                    "WHATSAPP_CLOUD_VERIFY_TOKEN": "whatsapp_cloud_verify_token"}
+
+
+_GREENAPI_GROUP = {"WHATSAPP_GREENAPI_URL": "whatsapp_greenapi_url",
+                   "WHATSAPP_GREENAPI_ID": "whatsapp_greenapi_id",
+                   "WHATSAPP_GREENAPI_TOKEN": "whatsapp_greenapi_token"}
+_DEVINO_GROUP = {"WHATSAPP_DEVINO_KEY": "whatsapp_devino_key",
+                 "WHATSAPP_DEVINO_FROM": "whatsapp_devino_from",
+                 "WHATSAPP_DEVINO_CALLBACK_SECRET": "whatsapp_devino_callback_secret",
+                 "PUBLIC_URL": "public_url"}
+_PROVIDER_GROUPS = {"cloud": _WHATSAPP_GROUP, "greenapi": _GREENAPI_GROUP, "devino": _DEVINO_GROUP}
+
+
+def _check_gateways(values: dict, problems: list[str]) -> None:
+    """A gateway's settings come as a group; WHATSAPP_PROVIDER names a complete one, and
+    chooses when the settings of several families are set (CHANNELS.md §4)."""
+    if any(attr in values for attr in ("whatsapp_greenapi_id", "whatsapp_greenapi_token")):
+        _require_together(values, problems, "to connect a Green-API-compatible gateway", _GREENAPI_GROUP)
+    if any(attr in values for attr in ("whatsapp_devino_key", "whatsapp_devino_from")):
+        _require_together(values, problems, "to connect Devino", _DEVINO_GROUP)
+    chosen = values.get("whatsapp_provider")
+    started = {"cloud": "whatsapp_cloud_token" in values or "whatsapp_cloud_phone_number_id" in values,
+               "greenapi": "whatsapp_greenapi_id" in values,
+               "devino": "whatsapp_devino_key" in values}
+    if chosen and not started[chosen] and "whatsapp_numbers_file" not in values:
+        _require_together(values, problems, f"with WHATSAPP_PROVIDER={chosen}", _PROVIDER_GROUPS[chosen])
+    if not chosen and sum(started.values()) > 1:
+        problems.append("WHATSAPP_PROVIDER is required when the settings of several WhatsApp providers"
+                        " are set (" + ", ".join(n for n, s in started.items() if s) + ")")
 
 
 def _require_together(values: dict, problems: list[str], why: str, group: dict[str, str]) -> None:

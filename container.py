@@ -75,6 +75,8 @@ class Container:
                                                      on_answer=tools.waits.answered)
         tools.albums = tools.albums or Albums(self.db, self.jobs, self.users, self.writer, self.out)
         self.reporter = self.reporter or ErrorReporter(self.db, self.jobs, settings.channel_log, now)
+        if "whatsapp" in self.channels:   # a gateway's instance logged out: #ERROR once
+            self.channels["whatsapp"].report = self.reporter.report
         watchers = WatchersDesk(self.db, self.jobs, self.codec, self.desk.source_of,
                                 settings.bot_language)
         self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk, watchers],

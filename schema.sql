@@ -198,7 +198,7 @@ CREATE TABLE `messages` (
   `filename` varchar(512) DEFAULT NULL,
   `url` text DEFAULT NULL,
   `preview` text DEFAULT NULL,
-  `media_ref` varchar(255) DEFAULT NULL,
+  `media_ref` varchar(2048) DEFAULT NULL,
   `date_written` datetime DEFAULT NULL,
   `date_seen` datetime DEFAULT NULL,
   `deleted` tinyint(1) NOT NULL DEFAULT 0,
@@ -433,6 +433,41 @@ CREATE TABLE `users` (
   KEY `ix_users_role` (`role`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `wa_batches` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `account` varchar(64) NOT NULL,
+  `leader_job` bigint(20) NOT NULL,
+  `size` int(11) NOT NULL,
+  `state` enum('claimed','sending','settled','unknown') NOT NULL DEFAULT 'claimed',
+  `attempted_at` datetime(6) DEFAULT NULL,
+  `settled_at` datetime(6) DEFAULT NULL,
+  `error` varchar(1024) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`id`),
+  KEY `ix_wa_batches_state` (`state`,`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `wa_files` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `account` varchar(64) NOT NULL,
+  `name` varchar(255) NOT NULL,
+  `mime` varchar(128) NOT NULL,
+  `size` int(11) NOT NULL,
+  `data` longblob NOT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`id`),
+  KEY `ix_wa_files_created` (`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `wa_instances` (
+  `account` varchar(64) NOT NULL,
+  `state` varchar(32) NOT NULL,
+  `since` datetime(6) NOT NULL,
+  `checked_at` datetime(6) NOT NULL,
+  `reported_state` varchar(32) DEFAULT NULL,
+  PRIMARY KEY (`account`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `wa_outbox` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `account` varchar(64) NOT NULL,
@@ -440,16 +475,22 @@ CREATE TABLE `wa_outbox` (
   `purpose` varchar(16) NOT NULL,
   `kind` varchar(16) NOT NULL,
   `body` mediumtext NOT NULL,
-  `status` enum('queued','sent','failed','skipped') NOT NULL DEFAULT 'queued',
+  `status` enum('queued','sent','failed','skipped','unknown') NOT NULL DEFAULT 'queued',
   `external_id` varchar(128) DEFAULT NULL,
   `conversation_id` bigint(20) DEFAULT NULL,
+  `batch_id` bigint(20) DEFAULT NULL,
+  `batch_pos` int(11) DEFAULT NULL,
   `error_code` int(11) DEFAULT NULL,
   `error` varchar(1024) DEFAULT NULL,
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `sent_at` datetime(6) DEFAULT NULL,
+  `confirm_by` datetime(6) DEFAULT NULL,
+  `resends` tinyint(4) NOT NULL DEFAULT 0,
   PRIMARY KEY (`id`),
   KEY `ix_wa_outbox_phone` (`phone`,`purpose`,`created_at`),
-  KEY `ix_wa_outbox_external` (`external_id`)
+  KEY `ix_wa_outbox_external` (`external_id`),
+  KEY `ix_wa_outbox_waiting` (`account`,`status`,`id`),
+  KEY `ix_wa_outbox_confirm` (`status`,`confirm_by`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `worker_bells` (

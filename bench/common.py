@@ -86,7 +86,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process_stack(*, workers: int = 1, **extra: str):
+def process_stack(*, workers: int = 1, port: int | None = None, **extra: str):
     """KeepDesk as production runs it — the integrations door under gunicorn and
     `python -m bot worker` processes — against the sandboxes, which run in this process
     (with the load generator). Yields (listener_url, tg, crm, db)."""
@@ -100,7 +100,7 @@ def process_stack(*, workers: int = 1, **extra: str):
         migrate(db)
         env = dict(os.environ, **values, PYTHONPATH=os.pathsep.join(
             filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-        port = free_port()
+        port = port or free_port()
         children = [subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
              "--threads", "8", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",

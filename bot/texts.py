@@ -287,6 +287,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "Усі користувачі",
         "cmd_errors": "Помилки й повтор",
         "cmd_clean": "Очищення зараз",
+        # WhatsApp gateways (issue 12)
+        "wa_err_unsupported": "❌ Не надіслано (чат #{id_i}): цей провайдер WhatsApp цього не вміє ({reason}).",
     },
     "en": {
         "messages": "🔥 My conversations",
@@ -541,6 +543,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "All users",
         "cmd_errors": "Errors and retry",
         "cmd_clean": "Clean now",
+        # WhatsApp gateways (issue 12)
+        "wa_err_unsupported": "❌ Not sent (chat #{id_i}): {reason}.",
     },
 }
 

@@ -1,4 +1,5 @@
-"""`python -m sandbox`: run the Telegram, CRM and WhatsApp Cloud API emulators until Ctrl-C.
+"""`python -m sandbox`: run the Telegram, CRM, WhatsApp (Cloud API, a Green-API-compatible
+gateway, Devino), Telegram accounts and Planfix emulators until Ctrl-C.
 
 Prints the settings that point KeepDesk at them, so that in another terminal
 `make run` talks to the sandbox instead of the real services.
@@ -10,6 +11,8 @@ import signal
 import threading
 
 from sandbox.crm import CrmSandbox
+from sandbox.devino import DevinoSandbox
+from sandbox.greenapi import GreenApiSandbox
 from sandbox.planfix import PlanfixSandbox
 from sandbox.tgaccounts import TgAccountsSandbox
 from sandbox.telegram import TelegramSandbox
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="approved templates the emulator knows, name:parameters")
     parser.add_argument("--tgaccounts-port", type=int, default=8084)
     parser.add_argument("--planfix-port", type=int, default=8085)
+    parser.add_argument("--greenapi-port", type=int, default=8086)
+    parser.add_argument("--devino-port", type=int, default=8087)
     parser.add_argument("--enforce-limits", action="store_true",
                         help="answer 429 like Telegram when its limits are exceeded")
     args = parser.parse_args(argv)
@@ -38,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         wa.add_template(name.strip(), int(count or 0))
     accounts = TgAccountsSandbox(port=args.tgaccounts_port).start()
     planfix = PlanfixSandbox(port=args.planfix_port).start()
+    ga = GreenApiSandbox(port=args.greenapi_port).start()
+    dv = DevinoSandbox(port=args.devino_port).start()
+    for item in filter(None, args.whatsapp_templates.split(",")):
+        name, _, count = item.partition(":")
+        dv.add_template(name.strip(), int(count or 0))
     print("Sandbox running. Point KeepDesk at it with:\n"
           f"  BOT_TOKEN={TOKEN}\n  TELEGRAM_API_URL={tg.url}\n"
           f"  KEEPING_API_URL={crm.api_url}\n  KEEPING_WEB_URL={crm.web_url}\n"
@@ -55,12 +65,22 @@ def main(argv: list[str] | None = None) -> int:
           f"  PLANFIX_PROVIDER_ID={planfix.provider_id}\n"
           f"Telegram accounts emulator: {accounts.url} (test control under /control, see sandbox/tgaccounts.py)\n"
           f"Planfix emulator: url_planfix={planfix.url}, token_planfix={planfix.token}\n"
+          "A Green-API-compatible gateway instead (WHATSAPP_PROVIDER=greenapi):\n"
+          f"  WHATSAPP_GREENAPI_URL={ga.url} WHATSAPP_GREENAPI_ID={ga.instance}"
+          f" WHATSAPP_GREENAPI_TOKEN={ga.token}\n"
+          "  with no webhook set it keeps notifications for WHATSAPP_GREENAPI_RECEIVE=poll; for the webhook,\n"
+          f"  POST {ga.url}/_sandbox/webhook {{\"url\": \"http://127.0.0.1:<LISTENER_PORT>/whatsapp/greenapi\"}}\n"
+          "Devino instead (WHATSAPP_PROVIDER=devino; PUBLIC_URL=http://127.0.0.1:<LISTENER_PORT>):\n"
+          f"  WHATSAPP_DEVINO_URL={dv.url} WHATSAPP_DEVINO_KEY={dv.key} WHATSAPP_DEVINO_FROM={dv.sender}"
+          " WHATSAPP_DEVINO_CALLBACK_SECRET=<8+ characters>\n"
           "Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
     wa.stop()
+    ga.stop()
+    dv.stop()
     planfix.stop()
     accounts.stop()
     crm.stop()

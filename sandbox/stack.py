@@ -36,6 +36,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def _devino(settings: Settings) -> bool:
+    """Devino calls back: the integrations door's own address is its public one here."""
+    from channels.whatsapp.accounts import load_accounts
+    return settings.whatsapp_configured and any(a.provider == "devino" for a in load_accounts(settings).values())
+
+
 class LocalDesk:
     def __init__(self, settings: Settings, db: Database, tg, crm=None, *, threads: int = 2,
                  wa=None) -> None:
@@ -64,7 +70,7 @@ class LocalDesk:
         create_bot(self.settings).set_webhook(
             url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
             secret_token=self.settings.webhook_secret_token)
-        if self.settings.planfix_configured:
+        if self.settings.planfix_configured or _devino(self.settings):
             # Here the integrations door is reached where it listens: Planfix's downloads too.
             self.settings = self.settings.replace(public_url=self.listener.url)
         overrides = {}
@@ -78,8 +84,25 @@ class LocalDesk:
         if workers:
             self.start_workers()
         if self.wa is not None:
-            self.wa.subscribe(f"{self.listener.url}/whatsapp/cloud", self.settings.whatsapp_cloud_verify_token)
+            self.connect_whatsapp(self.wa)
         return self
+
+    def connect_whatsapp(self, server) -> None:
+        """Point a WhatsApp sandbox at this desk as the shop would in its console: Meta's
+        webhook subscription, a Green-API instance's webhook URL and token (none when the
+        desk polls), Devino's incoming URL."""
+        kind = type(server).__name__
+        if kind == "WhatsAppSandbox":
+            server.subscribe(f"{self.listener.url}/whatsapp/cloud", self.settings.whatsapp_cloud_verify_token)
+        elif kind == "GreenApiSandbox":
+            if self.settings.whatsapp_greenapi_receive == "poll":
+                server.use_queue()
+            else:
+                server.use_webhook(f"{self.listener.url}/whatsapp/greenapi",
+                                   self.settings.whatsapp_greenapi_webhook_token)
+        elif kind == "DevinoSandbox":
+            server.use_incoming(f"{self.listener.url}/whatsapp/devino/"
+                                f"{self.settings.whatsapp_devino_callback_secret}/incoming")
 
     def start_workers(self) -> None:
         self._workers = run_threads(self.runtime.worker, self.threads, self.stop_event)

@@ -16,6 +16,7 @@ from telebot.apihelper import ApiTelegramException
 from bot.outbox import TelegramOut
 from bot.texts import language_for, text
 from config import Settings
+from models.gateways import FileRepository
 from models.tgaccounts import MediaRepository
 from models.db import Database
 from models.jobs import JobQueue
@@ -25,6 +26,8 @@ from models.users import UserManager
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
+
+WA_FILES_KEPT_DAYS = 3
 
 TELEGRAM_DELETE_WINDOW = timedelta(hours=47, minutes=50)  # a little inside Telegram's 48 h
 DELETE_BATCH = 200
@@ -60,6 +63,8 @@ class Cleaner:
         messages = self.messages.purge_older_than(retention)
         maps = self.message_map.purge_older_than(retention)
         MediaRepository(self.messages.db).purge_older_than(retention)  # files from Telegram accounts
+        # Files kept for a WhatsApp gateway (sent within minutes; a few days is ample).
+        FileRepository(self.messages.db).purge_older_than(now - timedelta(days=WA_FILES_KEPT_DAYS))
         jobs = self.jobs.purge_finished(JOBS_KEPT_DAYS)
         # Dead letters stay until retried, or until they are as old as the history kept.
         jobs += self.jobs.purge_dead(self.settings.retention_days)

@@ -27,7 +27,8 @@ from scripts.desk_jobs import DESK_PERIODIC, desk_jobs
 from scripts.expiry import PinExpiry
 from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
-from services.notifications import SendOutbox
+from services.gateways import BatchSend, ConfirmSweep
+from services.notifications import SendOutbox, summary
 from services.tgrelay import relay_handlers
 from services.writing import DeliverToCustomer
 from utils.bell import Bell, BellListener
@@ -81,7 +82,10 @@ class WorkerRuntime:
             "expire_pins": PinExpiry(deps.claims, clock),
             "clean": Cleaner(settings, deps.db, self.bot, deps.jobs, deps.users, deps.out, clock),
             "report_errors": deps.reporter,
-            "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock)),
+            "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock, batches=BatchSend(
+                settings, deps.db, deps.reporter.report, summary, clock))),
+            "wa_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock,
+                                       confirm_seconds=settings.whatsapp_devino_confirm_seconds),
         }
         self.handlers.update(desk_jobs(deps, self.bot, self.handlers["clean"], clock))
         for channel in deps.channels.values():

@@ -88,9 +88,11 @@ class Notifications:
                request_id: str | None = None) -> Queued:
         return self._template("custom", sample, phone, params, request_id)
 
-    def message(self, phone: str, kind: str, body: dict, *, request_id: str | None = None) -> Queued:
-        """A free-form message for the API (text, file by URL, location, contact)."""
-        return self._queue("api", phone, kind, body, request_id)
+    def message(self, phone: str, kind: str, body: dict, *, request_id: str | None = None,
+                account: str | None = None) -> Queued:
+        """A free-form message for the API (text, file by URL or kept, location, contact),
+        from the default account or the one named."""
+        return self._queue("api", phone, kind, body, request_id, account=account)
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -115,7 +117,10 @@ class Notifications:
                                          sort_keys=True).encode()).hexdigest()
 
     def _queue(self, purpose: str, phone: str, kind: str, body: dict, request_id: str | None,
-               extra: dict | None = None) -> Queued:
+               extra: dict | None = None, account: str | None = None) -> Queued:
+        if account is not None and account != self.account:
+            return Notifications(self.settings, self.db, self.jobs, account, ring=self.ring,
+                                 clock=self.clock)._queue(purpose, phone, kind, body, request_id, extra)
         now = self.clock()
         window = None if request_id else timedelta(seconds=self.settings.onec_repeat_window_seconds)
         fingerprint = self._fingerprint(purpose, phone, kind, body, request_id)
@@ -175,12 +180,14 @@ def summary(kind: str, body: dict) -> str:
 class SendOutbox:
     """The `wa_send` job."""
 
-    def __init__(self, db: Database, channels, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, db: Database, channels, clock: Callable[[], datetime] = utc_now, *,
+                 batches: Callable | None = None) -> None:
         self.db = db
         self.channels = channels
         self.clock = clock
         self.outbox = OutboxRepository(db)
         self.onec = OnecRepository(db)
+        self.batches = batches    # services/gateways.py::BatchSend: providers that send in batches
 
     def __call__(self, job: Job) -> None:
         message = self.outbox.get(int(job.payload["outbox_id"]))
@@ -193,8 +200,11 @@ class SendOutbox:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "skipped", self.clock(), error="the phone unsubscribed")
             return None
+        if self.batches is not None and channel.provider_for(message.account).supports("batch"):
+            return self.batches(job, message, channel)
         try:
-            sent = channel.send_to(message.account, message.phone, message.kind, message.body)
+            sent = channel.send_to(message.account, message.phone, message.kind, message.body,
+                                   ref=f"o{message.id}")
         except Rejected as exc:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "failed", self.clock(),

@@ -292,3 +292,55 @@ def planfix_settings(sandbox_settings, mariadb, tga, planfix) -> Settings:
 def accounts_env(subprocess_env, mariadb, tga, planfix):
     """The environment of a `python -m bot accounts` started by a test."""
     return dict(subprocess_env, **planfix_environment(mariadb, tga, planfix), LOG_LEVEL="WARNING")
+
+
+# --- WhatsApp gateways (issue 12): Green-API-compatible and Devino --------------------------
+
+@pytest.fixture(scope="session")
+def _ga_server():
+    from sandbox.greenapi import GreenApiSandbox
+    server = GreenApiSandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ga(_ga_server):
+    """The Green-API-compatible gateway sandbox, emptied for this test."""
+    _ga_server.reset()
+    yield _ga_server
+    _ga_server.reset()
+
+
+@pytest.fixture(scope="session")
+def _dv_server():
+    from sandbox.devino import DevinoSandbox
+    server = DevinoSandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dv(_dv_server):
+    """The Devino sandbox, emptied for this test."""
+    _dv_server.reset()
+    yield _dv_server
+    _dv_server.reset()
+
+
+@pytest.fixture(params=["cloud", "greenapi", "devino"])
+def wa_any(request, sandbox_settings, db, tg, crm):
+    """One WhatsApp account of each provider in turn: (driver, desk). The driver speaks
+    to the provider's sandbox in the same words for every provider (tests/wa_providers.py)."""
+    from harness import Desk
+    from wa_providers import driver_for
+    server = request.getfixturevalue({"cloud": "wa", "greenapi": "ga", "devino": "dv"}[request.param])
+    driver = driver_for(request.param, server)
+    settings = driver.settings(sandbox_settings.replace(tg_limit_private_per_s=50.0),
+                               whatsapp_templates=(("order_ready", 1), ("hello", 0)),
+                               whatsapp_template_appointment="appointment",
+                               whatsapp_template_review="review", whatsapp_template_birthday="birthday")
+    running = Desk(settings, db, tg, crm, wa=server).start()
+    driver.desk = running
+    yield driver
+    running.stop()

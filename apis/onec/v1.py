@@ -4,9 +4,18 @@
 Authentication: `Authorization: Bearer <token>` (a 1C API token). Errors are
 `{"ok": false, "error": "…"}` with 400 (malformed), 401 (token), 404, 409 (refused by a
 rule: unsubscribed phone, 24-hour window closed, greeted already), 413, 422 (a template
-with the wrong number of parameters), 503 (the API is switched off). Sends are answered
-202 with the message's id once recorded; its delivery is read back with
-`GET /api/v1/messages/{id}`.
+with the wrong number of parameters; a feature the account's provider does not have:
+"not supported by this provider"), 503 (the API is switched off; a gateway's instance
+not authorized, with Retry-After). Sends are answered 202 with the message's id once
+recorded; its delivery is read back with `GET /api/v1/messages/{id}`.
+
+Whatever the provider behind the shop's account (the Cloud API, a Green-API-compatible
+gateway, Devino — issue 12), the gateway part is the same: text, file by URL or by upload
+(`POST /messages/file`, multipart), location, contact, presence (`GET /phones/{phone}`),
+the conversation's history (`GET /phones/{phone}/messages`; `?source=provider` reads the
+gateway's own chat history where it keeps one), contacts (`GET /contacts`) and delivery
+statuses. With several
+accounts, `account` (an account's id) chooses one; the first is the default.
 """
 from __future__ import annotations
 
@@ -17,7 +26,9 @@ from functools import wraps
 from flask import jsonify, request
 
 from apis.onec.compat import MAX_PARAM, BadParams, json_params, phone_state
+from channels.whatsapp.errors import Unsupported
 from models.inbound import ConversationKey
+from models.jobs import RetryLater
 from services.notifications import Outcome, TemplateMismatch
 from utils.clock import utc_now
 from utils.http import BadBody, error, read_json
@@ -69,7 +80,8 @@ def register(app, api) -> None:
                 if not header.startswith("Bearer ") or not api.tokens.valid(header[7:].strip()):
                     return error(401, "a valid API token is required: Authorization: Bearer <token>")
                 try:
-                    body = read_json(request) if request.method == "POST" else {}
+                    multipart = request.mimetype == "multipart/form-data"
+                    body = read_json(request) if request.method == "POST" and not multipart else {}
                     if not isinstance(body, dict):
                         raise BadBody("a JSON object is expected")
                     return handler(body, **kwargs)
@@ -77,8 +89,12 @@ def register(app, api) -> None:
                     return error(400, "phone: not a valid phone number")
                 except (BadParams, BadBody) as exc:
                     return error(400, str(exc))
-                except TemplateMismatch as exc:
+                except (TemplateMismatch, Unsupported) as exc:
                     return error(422, str(exc))
+                except RetryLater as exc:
+                    answer = error(503, f"try again later: {exc}")
+                    answer[0].headers["Retry-After"] = str(max(1, int(exc.delay + 0.999)))
+                    return answer
                 except Exception as exc:  # never a bare 500 page: the reason goes to #ERROR
                     log.exception("API %s failed", rule)
                     try:
@@ -93,6 +109,33 @@ def register(app, api) -> None:
 
     def phone(raw) -> str:
         return normalise(raw, api.settings.phone_default_region)
+
+    def account_of(body) -> str:
+        """The account a request names (`account`, in the body or the query), or the default."""
+        wanted = body.get("account") or request.args.get("account")
+        if wanted is None:
+            return api.account
+        wanted = str(wanted)[:64]
+        if api.channel is None or wanted not in api.channel.accounts:
+            raise BadParams("account: not one of the shop's WhatsApp accounts")
+        return wanted
+
+    def require(account: str, feature: str) -> None:
+        if api.channel is not None:
+            api.channel.provider_for(account).require(feature)
+
+    def window_closed(account: str, to: str) -> bool:
+        if api.channel is None or api.channel.provider_for(account).reply_window is None:
+            return False
+        conversation = api.conversations.find(ConversationKey("whatsapp", account, to))
+        return conversation is None or api.channel.window_closed(conversation, utc_now())
+
+    def queued(account: str, to: str, kind: str, content: dict, body: dict):
+        if window_closed(account, to):
+            return error(409, "outside WhatsApp's 24-hour window: the customer has not written in the"
+                              " last 24 hours, so only a template notification can be sent")
+        return _answer(api.notifications.message(
+            to, kind, content, request_id=_str(body, "request_id", required=False, limit=128), account=account))
 
     @endpoint("/notifications/appointment", ("POST",))
     def appointment(body):
@@ -142,12 +185,32 @@ def register(app, api) -> None:
                           for k in ("first_name", "middle_name", "last_name", "company")}}
         else:
             raise BadParams("type is text, image, document, location or contact")
-        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, to))
-        if api.channel is not None and (conversation is None or api.channel.window_closed(conversation, utc_now())):
-            return error(409, "outside WhatsApp's 24-hour window: the customer has not written in the"
-                              " last 24 hours, so only a template notification can be sent")
-        return _answer(api.notifications.message(
-            to, kind, content, request_id=_str(body, "request_id", required=False, limit=128)))
+        account = account_of(body)
+        require(account, {"image": "file_url", "document": "file_url"}.get(kind, kind))
+        return queued(account, to, kind, content, body)
+
+    @endpoint("/messages/file", ("POST",))
+    def send_file(body):
+        """A file uploaded with the request (multipart: phone, file, caption?, account?)."""
+        form = request.form
+        to = phone(form.get("phone"))
+        account = account_of(dict(form))
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            raise BadParams("file: a multipart file is required")
+        data = upload.read(api.settings.whatsapp_media_max_bytes + 1)
+        if len(data) > api.settings.whatsapp_media_max_bytes:
+            return error(413, "the file is too large")
+        require(account, "file_upload")
+        if api.channel is None:
+            return error(503, "WhatsApp is not configured")
+        mime = (upload.mimetype or "application/octet-stream")[:100]
+        name = upload.filename[:255]
+        kind = "image" if mime.startswith("image/") and mime != "image/webp" else "document"
+        file_id = api.channel.keep_file(account, name, mime, data)
+        content = {"file_id": file_id, "filename": name, "mime": mime,
+                   "caption": _str(dict(form), "caption", required=False)}
+        return queued(account, to, kind, content, dict(form))
 
     @endpoint("/messages/<int:message_id>")
     def message_status(body, message_id: int):
@@ -172,11 +235,12 @@ def register(app, api) -> None:
     @endpoint("/phones/<raw>")
     def phone_info(body, raw: str):
         digits = phone(raw)
-        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, digits))
+        account = account_of(body)
+        conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
         known = conversation is not None and conversation.last_customer_at is not None
         checked = None
         if not known and api.channel is not None:
-            checked = api.channel.provider.check_phone(api.channel.default_account, digits)
+            checked = api.channel.check_phone(account, digits)
         return jsonify({"ok": True, "phone": digits, "display": display(digits),
                         "whatsapp": True if known else checked, **phone_state(api, digits)})
 
@@ -185,12 +249,27 @@ def register(app, api) -> None:
         digits = phone(raw)
         limit = request.args.get("limit", "50")
         limit = int(limit) if limit.isdigit() and 0 < int(limit) <= 200 else 50
-        conversation = api.conversations.find(ConversationKey("whatsapp", api.account, digits))
+        account = account_of(body)
+        if request.args.get("source") == "provider":
+            require(account, "history")
+            items = api.channel.provider_history(account, digits, limit)
+            return jsonify({"ok": True, "phone": digits, "source": "provider", "messages": [
+                {"id": i.id, "from": "customer" if i.from_customer else "shop", "text": i.text,
+                 "type": i.kind, "at": _iso(i.at), "delivery": i.status} for i in items]})
+        conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
         rows = api.messages.recent(conversation.id, limit) if conversation else []
         return jsonify({"ok": True, "phone": digits, "messages": [
             {"id": m.external_id, "from": "customer" if m.from_client else "shop", "text": m.text,
              "file": m.filename if (m.is_file or m.is_img) else None, "at": _iso(m.date_written),
              "delivery": m.delivery_status} for m in rows]})
+
+    @endpoint("/contacts")
+    def contacts(body):
+        """The account's WhatsApp contacts, where its provider keeps them (Green-API)."""
+        account = account_of(body)
+        require(account, "contacts")
+        return jsonify({"ok": True, "contacts": [{"phone": phone, "name": name or None}
+                                                 for phone, name in api.channel.provider_contacts(account)]})
 
     @endpoint("/reviews")
     def reviews(body):
@@ -231,8 +310,11 @@ _SENT = {"202": {"description": "recorded; sent by KeepDesk within Meta's limits
          "400": {"description": "malformed request or invalid phone"},
          "401": {"description": "missing or wrong token"},
          "409": {"description": "refused by a rule (unsubscribed phone, 24-hour window, greeted already)"},
-         "422": {"description": "a template listed in WHATSAPP_TEMPLATES given another number of parameters"},
-         "503": {"description": "the API is switched off"}}
+         "422": {"description": "a template listed in WHATSAPP_TEMPLATES given another number of parameters,"
+                                " or a feature the account's provider does not have (not supported by this provider)"},
+         "503": {"description": "the API is switched off, or the gateway's instance is not authorized (Retry-After)"}}
+_ACCOUNT = {"type": "string", "description": "optional: which of the shop's WhatsApp accounts sends"
+                                             " (Cloud phone_number_id, Green-API idInstance, Devino sender)"}
 
 
 def _post(summary: str, **props) -> dict:
@@ -275,21 +357,38 @@ OPENAPI = {
             name=dict(_S), address=dict(_S),
             contact={"type": "object", "properties": {k: dict(_S) for k in (
                 "phone", "first_name", "middle_name", "last_name", "company")}},
-            request_id=dict(_RID)),
+            account=dict(_ACCOUNT), request_id=dict(_RID)),
+        "/messages/file": {"post": {
+            "summary": "A file uploaded with the request (sent as an image or a document)",
+            "responses": _SENT, "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": _schema(phone=dict(_PHONE, required=True),
+                                  file={"type": "string", "format": "binary", "required": True},
+                                  caption=dict(_S), account=dict(_ACCOUNT), request_id=dict(_RID))}}}}},
         "/messages/{id}": {"get": {
             "summary": "A sent message: status (queued, sent, failed, skipped) and delivery (sent, delivered, read, failed)",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "the message"}, "404": {"description": "unknown id"}}}},
         "/phones/{phone}": {"get": {
-            "summary": "Whether the phone has WhatsApp (true when it wrote to the shop; null: unknown),"
+            "summary": "Whether the phone has WhatsApp (true when it wrote to the shop; else the provider's"
+                       " check where it has one — checkWhatsapp —; null: unknown),"
                        " its appointment (null, false waiting, true confirmed) and unsubscribe state",
             "parameters": [{"name": "phone", "in": "path", "required": True, "schema": dict(_S)}],
             "responses": {"200": {"description": "the phone's state"}, "400": {"description": "invalid phone"}}}},
         "/phones/{phone}/messages": {"get": {
             "summary": "The conversation's history, newest last, with delivery statuses",
             "parameters": [{"name": "phone", "in": "path", "required": True, "schema": dict(_S)},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}}],
-            "responses": {"200": {"description": "the messages"}}}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
+                           {"name": "source", "in": "query", "schema": {"type": "string", "enum": ["provider"]},
+                            "description": "provider: the gateway's own chat history (Green-API), with what"
+                                           " was written outside KeepDesk"},
+                           {"name": "account", "in": "query", "schema": dict(_ACCOUNT)}],
+            "responses": {"200": {"description": "the messages"},
+                          "422": {"description": "the provider keeps no history"}}}},
+        "/contacts": {"get": {
+            "summary": "The WhatsApp account's contacts (where the provider keeps them: Green-API's getContacts)",
+            "parameters": [{"name": "account", "in": "query", "schema": dict(_ACCOUNT)}],
+            "responses": {"200": {"description": "the contacts"},
+                          "422": {"description": "not supported by this provider"}}}},
         "/reviews": {"get": {
             "summary": "Finished reviews (score and text) since a moment (default: 30 days)",
             "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}}],

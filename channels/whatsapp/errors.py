@@ -24,6 +24,31 @@ TEMPLATE = (132000, 132001, 132005, 132007, 132012, 132015, 132016)
 BAD_TOKEN = 190
 
 
+class Unsupported(Rejected):
+    """The account's provider cannot do this at all ("not supported by this provider")."""
+    notice = "wa_err_unsupported"
+
+    def __init__(self, feature: str, provider: str) -> None:
+        super().__init__(f"{feature} is not supported by the {provider} provider")
+        self.feature = feature
+        self.provider = provider
+
+
+class NotAuthorized(Unavailable):
+    """A gateway's instance is not linked to a WhatsApp account (logged out, blocked,
+    starting): nothing can go out until it is; sends wait."""
+
+    def __init__(self, reason: str, state: str, retry_after: float = 15.0) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(Unavailable):
+    """The request may have been taken (its answer was lost or could not be read): sending
+    it again blindly could send it twice."""
+
+
 class WindowClosed(Rejected):
     notice = "wa_err_window"
     code = WINDOW_CLOSED

@@ -34,11 +34,27 @@ class WebhookJob:
 
     def __call__(self, job) -> None:
         raw = str(job.payload.get("body") or "").encode("utf-8")
-        event = self.channel.provider.parse(raw, utc_now())
+        provider = self.channel.providers.get(job.payload.get("provider") or "cloud")
+        if provider is None:
+            log.warning("WhatsApp body of an unknown provider ignored")
+            return
+        event = provider.parse(raw, utc_now(), job.payload.get("context"))
+        for ignored in event.ignored:
+            log.warning("WhatsApp %s body not understood (%s): kept in the job, nothing changed",
+                        provider.name, ignored)
+        for account, state in event.states:
+            if account in self.channel.accounts:
+                self.channel.note_state(account, state)
+        for received in event.statuses:
+            if received.ref and received.account in self.channel.accounts:
+                self.channel.confirm_sent(received)
         batches: "OrderedDict[tuple[str, str], dict]" = OrderedDict()
         for received in event.messages:
             if received.account not in self.channel.accounts:
                 log.warning("WhatsApp message for a number that is not ours (%s) ignored", received.account)
+                continue
+            if self.channel.accounts[received.account].provider != provider.name:
+                log.warning("WhatsApp %s body about an account of another provider ignored", provider.name)
                 continue
             batch = batches.setdefault((received.account, received.phone),
                                        {"messages": [], "statuses": [], "name": None})

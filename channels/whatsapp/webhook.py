@@ -25,10 +25,11 @@ PATH = "/whatsapp/cloud"
 
 
 def register(app, channel, intake: Intake) -> None:
-    accounts = list(channel.accounts.values())
+    accounts = [a for a in channel.accounts.values() if a.provider == "cloud"]
+    provider = channel.providers["cloud"]
 
     def verify():
-        challenge = channel.provider.verify_subscription(accounts, request.args)
+        challenge = provider.verify_subscription(accounts, request.args)
         if challenge is None:
             log.warning("WhatsApp webhook verification refused (wrong verify token or mode)")
             return error(403, "forbidden")
@@ -36,7 +37,7 @@ def register(app, channel, intake: Intake) -> None:
 
     def receive():
         raw = request.get_data(cache=False)
-        if not channel.provider.authentic(accounts, raw, request.headers):
+        if not provider.authentic(accounts, raw, request.headers):
             log.warning("WhatsApp webhook with a wrong or missing signature refused")
             return error(401, "bad signature")
         try:

@@ -102,11 +102,13 @@ def cluster_factory(request, mariadb, db, sandboxes, figures, tmp_path):
     prometheus_dir = tmp_path / "prometheus"
     prometheus_dir.mkdir()
 
-    def make(*, workers: int = 2, **settings: str) -> Cluster:
+    def make(*, workers: int = 2, public_url: bool = False, **settings: str) -> Cluster:
         env = child_environment(mariadb, tg, crm, prometheus_dir, **settings)
         workdir = tmp_path / f"cluster{len(made) + 1}"
         workdir.mkdir()
         cluster = Cluster(env, workdir, db, figures, workers=workers)
+        if public_url:   # the integrations door's own address is its public one (Devino's callbacks)
+            env["PUBLIC_URL"] = cluster.listener_url
         made.append(cluster)
         return cluster.start()
 

@@ -45,6 +45,8 @@ MEDIA_KINDS = {"image": ("image/jpeg", "photo.jpg"), "document": ("application/o
 
 class CloudApi(Provider):
     name = "cloud"
+    # The Cloud API cannot tell whether a phone has WhatsApp, nor give a chat's history.
+    features = frozenset({"text", "file_url", "file_upload", "location", "contact", "template", "read"})
 
     def __init__(self, graph_url: str, version: str, *, retries: int = 0) -> None:
         self.base = f"{graph_url.rstrip('/')}/{version}"
@@ -87,7 +89,7 @@ class CloudApi(Provider):
 
     # -- outbound ----------------------------------------------------------------------
 
-    def send_text(self, account: Account, to: str, text: str) -> str:
+    def send_text(self, account: Account, to: str, text: str, *, ref: str = "") -> str:
         return self._send(account, to, "text", {"body": text, "preview_url": False})
 
     def upload_media(self, account: Account, data: bytes, mime: str, filename: str) -> str:
@@ -99,7 +101,8 @@ class CloudApi(Provider):
         return answer["id"]
 
     def send_media(self, account: Account, to: str, kind: str, media_id: str | None, *,
-                   link: str | None = None, caption: str = "", filename: str | None = None) -> str:
+                   link: str | None = None, caption: str = "", filename: str | None = None,
+                   mime: str | None = None, ref: str = "") -> str:
         content: dict = {"id": media_id} if media_id else {"link": link}
         if caption and kind in ("image", "document", "video"):
             content["caption"] = caption
@@ -108,7 +111,7 @@ class CloudApi(Provider):
         return self._send(account, to, kind, content)
 
     def send_template(self, account: Account, to: str, name: str, language: str,
-                      params: list[str]) -> str:
+                      params: list[str], *, ref: str = "") -> str:
         template: dict = {"name": name, "language": {"code": language}}
         if params:
             template["components"] = [{"type": "body", "parameters": [
@@ -116,12 +119,12 @@ class CloudApi(Provider):
         return self._send(account, to, "template", template)
 
     def send_location(self, account: Account, to: str, latitude: float, longitude: float,
-                      name: str = "", address: str = "") -> str:
+                      name: str = "", address: str = "", *, ref: str = "") -> str:
         content = {"latitude": latitude, "longitude": longitude}
         content.update({k: v for k, v in (("name", name), ("address", address)) if v})
         return self._send(account, to, "location", content)
 
-    def send_contact(self, account: Account, to: str, contact: dict) -> str:
+    def send_contact(self, account: Account, to: str, contact: dict, *, ref: str = "") -> str:
         first, last = contact.get("first_name") or "", contact.get("last_name") or ""
         formatted = " ".join(p for p in (first, contact.get("middle_name") or "", last) if p)
         card = {"name": {"formatted_name": formatted or contact["phone"], "first_name": first or contact["phone"]},
@@ -135,7 +138,7 @@ class CloudApi(Provider):
         answer = self._call(account, "POST", f"{account.phone_number_id}/messages", json=body)
         return str(answer.get("messages", [{}])[0].get("id", ""))[:MAX_ID]
 
-    def mark_read(self, account: Account, message_id: str) -> None:
+    def mark_read(self, account: Account, message_id: str, phone: str = "") -> None:
         self._call(account, "POST", f"{account.phone_number_id}/messages",
                    json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id})
 
@@ -164,7 +167,7 @@ class CloudApi(Provider):
                    for secret in {a.app_secret for a in accounts if a.app_secret}]
         return any(results)
 
-    def parse(self, raw: bytes, now: datetime) -> Event:
+    def parse(self, raw: bytes, now: datetime, context: dict | None = None) -> Event:
         event = Event()
         try:
             body = json.loads(raw.decode("utf-8"))

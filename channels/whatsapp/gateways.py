@@ -1,0 +1,157 @@
+"""What only the WhatsApp gateways need on the integrations door and in the worker
+(CHANNELS.md §4):
+
+* `POST /whatsapp/greenapi` — a Green-API-compatible gateway's webhook. The body names its
+  instance (`instanceData.idInstance`): an instance that is not ours is 404; when the
+  account has a webhook token, `Authorization` must carry it (with or without "Bearer "),
+  else 401 — in both cases nothing is stored. The body is stored as a `wa_webhook` job
+  keyed by its message id (a re-delivery is the same job) before the 200.
+* `wa_poll` — for an account with `receive = poll` (no public URL): the periodic job
+  long-polls `receiveNotification` (`receiveTimeout` seconds: the gateway holds the
+  request, no busy loop), stores each body exactly as the webhook would, and only then
+  `deleteNotification`s it. A crash between the two gives the same notification again:
+  the same job key, the same message ids — stored once.
+* `POST /whatsapp/devino/<secret>/incoming|status` — Devino signs nothing, so the secret
+  path part says which accounts the body may be about; a wrong secret is 404 and nothing
+  is stored.
+* `GET /whatsapp/files/<id>/<signature>` — a file a manager sent, offered to Devino (which
+  takes files by URL only) behind an HMAC-signed link; kept a few days.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from flask import Response, request
+
+from channels.base import Intake
+from channels.whatsapp.providers import fields as f
+from config import Settings
+from models.jobs import Done
+from utils.http import error
+
+log = logging.getLogger(__name__)
+
+GREENAPI_PATH = "/whatsapp/greenapi"
+DEVINO_PATH = "/whatsapp/devino/<secret>/<route>"
+FILES_PATH = "/whatsapp/files/<int:file_id>/<signature>"
+MAX_BODY = 1024 * 1024
+POLL_BATCH = 100          # notifications taken in one run of wa_poll before it yields
+
+
+def greenapi_key(account: str, raw: bytes) -> str:
+    """A notification's job key: by its message id (and status), so the webhook's and the
+    queue's re-deliveries are one job; other bodies by their digest."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeError, ValueError, RecursionError):
+        body = None
+    body = f.as_dict(body)
+    kind = f.text(body.get("typeWebhook"), 64)
+    message_id = f.message_id(body.get("idMessage"))
+    if message_id and kind:
+        suffix = f":{f.text(body.get('status'), 32)}" if kind == "outgoingMessageStatus" else ""
+        return f"wa:ga:{account}:{message_id}{suffix}"[:190]
+    return f"wa:ga:{account}:{hashlib.sha256(raw).hexdigest()}"
+
+
+def file_signature(settings: Settings, file_id: int) -> str:
+    key = (settings.link_key or settings.whatsapp_devino_callback_secret or settings.bot_token or "").encode()
+    return hmac.new(key, f"wa-file:{file_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def file_link(settings: Settings, file_id: int) -> str:
+    base = (settings.public_url or "").rstrip("/")
+    return f"{base}/whatsapp/files/{file_id}/{file_signature(settings, file_id)}"
+
+
+def register(app, channel, intake: Intake) -> None:
+    accounts = channel.accounts
+    providers = {a.provider for a in accounts.values()}
+
+    def greenapi():
+        raw = request.get_data(cache=False)
+        if len(raw) > MAX_BODY:
+            return error(413, "body too large")
+        provider = channel.providers["greenapi"]
+        instance = provider.instance_of(raw)
+        account = accounts.get(instance or "")
+        if account is None or account.provider != "greenapi":
+            log.warning("Green-API webhook for an instance that is not ours refused")
+            return error(404, "unknown instance")
+        if not provider.authorised(account, request.headers):
+            log.warning("Green-API webhook without the right token refused (instance %s)", account.id)
+            return error(401, "wrong or missing token")
+        intake.request("wa_webhook", greenapi_key(account.id, raw),
+                       {"body": raw.decode("utf-8", "replace"), "provider": "greenapi",
+                        "signal_at": time.time()})
+        return Response("OK", mimetype="text/plain")
+
+    def devino(secret: str, route: str):
+        mine = [a.id for a in accounts.values() if a.provider == "devino" and a.callback_secret
+                and hmac.compare_digest(a.callback_secret.encode(), secret.encode())]
+        if not mine or route not in ("incoming", "status"):
+            return error(404, "not found")
+        raw = request.get_data(cache=False)
+        if len(raw) > MAX_BODY:
+            return error(413, "body too large")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeError:
+            return error(400, "body is not UTF-8")
+        digest = hashlib.sha256(raw).hexdigest()
+        intake.request("wa_webhook", f"wa:dv:{route}:{digest}",
+                       {"body": text, "provider": "devino", "context": {"route": route, "accounts": mine},
+                        "signal_at": time.time()})
+        return Response("OK", mimetype="text/plain")
+
+    def kept_file(file_id: int, signature: str):
+        if not hmac.compare_digest(file_signature(channel.settings, file_id), signature):
+            return error(404, "not found")
+        kept = channel.files.get(file_id)
+        if kept is None:
+            return error(404, "not found")
+        return Response(kept.data, mimetype=kept.mime,
+                        headers={"Content-Disposition": f'attachment; filename="{_ascii(kept.name)}"'})
+
+    if "greenapi" in providers:
+        app.add_url_rule(GREENAPI_PATH, "whatsapp_greenapi", greenapi, methods=["POST"])
+    if "devino" in providers:
+        app.add_url_rule(DEVINO_PATH, "whatsapp_devino", devino, methods=["POST"])
+        app.add_url_rule(FILES_PATH, "whatsapp_files", kept_file, methods=["GET"])
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)[:100]
+
+
+class PollNotifications:
+    """The `wa_poll` periodic job: every polled Green-API account's notification queue."""
+
+    def __init__(self, channel, intake: Intake) -> None:
+        self.channel = channel
+        self.intake = intake
+
+    def __call__(self, job) -> Done:
+        polled = [a for a in self.channel.accounts.values() if a.provider == "greenapi" and a.receive == "poll"]
+        provider = self.channel.providers["greenapi"]
+        timeout = self.channel.settings.whatsapp_greenapi_receive_timeout
+        # With several polled accounts, each waits the least Green-API allows.
+        wait = timeout if len(polled) == 1 else 5
+        for account in polled:
+            for _ in range(POLL_BATCH):
+                self.channel.reserve(account.id, "", "notifications")
+                notification = provider.receive(account, wait)
+                if notification is None:
+                    break
+                self.intake.request("wa_webhook", greenapi_key(account.id, notification.body),
+                                    {"body": notification.body.decode("utf-8", "replace"),
+                                     "provider": "greenapi", "signal_at": time.time()})
+                # Stored (committed) above: only now may the gateway forget it.
+                self.channel.reserve(account.id, "", "notifications")
+                provider.acknowledge(account, notification.receipt)
+        # The long poll itself is the wait: the next run starts at once.
+        return Done(again_in=0.0)

@@ -1,0 +1,580 @@
+"""A local emulator of a Green-API-compatible WhatsApp gateway (Green-API, sdkwa.pro,
+basis-api), for tests, benchmarks, the demo and the playground.
+
+KeepDesk talks HTTP to it exactly as to a gateway (WHATSAPP_GREENAPI_URL). What it
+models, from the gateways' public documentation (CHANNELS.md §4):
+
+* both URL styles: `/waInstance{id}/{method}/{apiToken}` and `/whatsapp/{id}/{method}`
+  with `Authorization: Bearer {apiToken}`; a wrong token is 401, another instance 403;
+* sendMessage, sendFileByUrl, sendFileByUpload (multipart), sendLocation, sendContact →
+  `{"idMessage"}`; readChat; checkWhatsapp → `{"existsWhatsapp"}`; getChatHistory;
+  getContacts; getStateInstance → `{"stateInstance"}`;
+* the instance's state (authorized, notAuthorized, blocked, sleepMode, starting,
+  yellowCard), changed by test control with a `stateInstanceChanged` notification;
+  while it is not authorized every send answers 400 "Instance not authorized"
+  (the documentation does not fix this answer; KeepDesk also asks getStateInstance);
+* notifications — incomingMessageReceived (text, extended text, image / document with
+  `fileMessageData.downloadUrl`, location, contact), outgoingMessageReceived (typed on
+  the shop's phone), outgoingAPIMessageReceived, outgoingMessageStatus (sent →
+  delivered → read; noAccount for a phone without WhatsApp), stateInstanceChanged — go to
+  the webhook URL when one is set (with the webhook token in `Authorization`, re-sent
+  until answered 200), else wait in the queue: `receiveNotification?receiveTimeout=`
+  holds the request until one comes → `{"receiptId", "body"}` or `null`; the same
+  notification is given again until `deleteNotification/{receiptId}`;
+* limits per instance and method: sending 50/s, notifications 100/s, readChat and
+  checkWhatsapp 10/s, history and contacts 1/s; over the limit HTTP 429.
+
+Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer_reads`,
+`shop_types` (a message typed on the shop's phone), `set_state`, `not_on_whatsapp`,
+`fail_next`, `set_down`, `slow_next`, `sent(phone)`, `read_marks`, `media_bytes`, `queue_size`,
+`use_webhook` / `use_queue`, `reset`.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+from sandbox._server import ServerThread
+
+INSTANCE = "1101000001"
+TOKEN = "sandbox-greenapi-token"
+WEBHOOK_TOKEN = "sandbox-greenapi-webhook-token"
+STATES = ("authorized", "notAuthorized", "blocked", "sleepMode", "starting", "yellowCard")
+LIMITS = {"send": 50, "notifications": 100, "read": 10, "check": 10, "history": 1, "contacts": 1}
+BUCKET_OF = {"sendMessage": "send", "sendFileByUrl": "send", "sendFileByUpload": "send",
+             "sendLocation": "send", "sendContact": "send", "readChat": "read",
+             "checkWhatsapp": "check", "getChatHistory": "history", "getContacts": "contacts",
+             "receiveNotification": "notifications", "deleteNotification": "notifications"}
+MAX_TEXT = 20000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class GreenApiSandbox:
+    def __init__(self, *, instance: str = INSTANCE, token: str = TOKEN, host: str = "127.0.0.1",
+                 port: int = 0, limits: dict[str, int] | None = None, status_delay: float = 0.02,
+                 own_phone: str = "380440000001", call_latency: float = 0.0) -> None:
+        self.call_latency = call_latency      # a real API's round trip, for benchmarks
+        self.instance = instance
+        self.token = token
+        self.own_phone = own_phone
+        self._limits = dict(LIMITS, **(limits or {}))
+        self.status_delay = status_delay
+        self._server = ServerThread(self._wsgi, host, port)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._generation = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        with self._lock:
+            self.state = "authorized"
+            self.limits = dict(self._limits)
+            self.webhook_url: str | None = None
+            self.webhook_token: str | None = None
+            self.queue: "deque[dict]" = deque()        # {"receiptId", "body"} waiting for the poller
+            self.outbox: "deque[tuple[float, dict]]" = deque()   # notifications due to the webhook
+            self.outgoing: list[dict] = []
+            self.history: dict[str, list[dict]] = {}
+            self.files: dict[str, dict] = {}
+            self.calls: list[dict] = []
+            self.webhook_log: list[dict] = []
+            self.faults: "deque[tuple[int, str]]" = deque()
+            self.slow: "deque[float]" = deque()
+            self.down_status: int | None = None
+            self.unreachable: set[str] = set()
+            self.stamps: dict[str, deque] = {b: deque() for b in self.limits}
+            self.throttled: dict[str, int] = {b: 0 for b in self.limits}
+            self.deleted: list[int] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> "GreenApiSandbox":
+        self._server.start()
+        self._stopping.clear()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._deliver_loop, daemon=True, name="greenapi-webhooks")
+            self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def reset(self) -> None:
+        self._generation += 1      # what was due to the previous desk is dropped
+        self._clear()
+
+    # -- configuration (what the shop set up in the gateway's console) --------------------
+
+    def use_webhook(self, url: str, token: str | None = None) -> None:
+        """Notifications go to `url` (with `Authorization: Bearer <token>` when given)."""
+        with self._lock:
+            self.webhook_url, self.webhook_token = url, token
+
+    def use_queue(self) -> None:
+        """No webhook URL: notifications wait in the queue for receiveNotification."""
+        with self._lock:
+            self.webhook_url = None
+
+    def set_state(self, state: str) -> None:
+        """The instance's state changes (logged out on the phone, back again …)."""
+        assert state in STATES
+        with self._lock:
+            self.state = state
+        self._notify({"typeWebhook": "stateInstanceChanged", "stateInstance": state})
+
+    def not_on_whatsapp(self, phone: str) -> None:
+        self.unreachable.add(phone)
+
+    def fail_next(self, status: int = 500, message: str = "Internal Server Error", times: int = 1) -> None:
+        with self._lock:
+            for _ in range(times):
+                self.faults.append((status, message))
+
+    def slow_next(self, seconds: float, times: int = 1) -> None:
+        """The next sends are carried out, but answered only after `seconds` (a timeout)."""
+        with self._lock:
+            for _ in range(times):
+                self.slow.append(seconds)
+
+    def set_down(self, status: int | None = 502) -> None:
+        self.down_status = status
+
+    # -- the customers and the shop's phone (test control) ----------------------------------
+
+    def customer_writes(self, phone: str, text: str, *, name: str = "Customer", at: float | None = None) -> str:
+        return self._incoming(phone, name, {"typeMessage": "textMessage",
+                                            "textMessageData": {"textMessage": text}}, at)
+
+    def customer_sends_image(self, phone: str, data: bytes, *, caption: str = "", mime: str = "image/jpeg",
+                             name: str = "Customer") -> str:
+        return self._incoming(phone, name, {"typeMessage": "imageMessage",
+                                            "fileMessageData": self._file(data, mime, "photo.jpg", caption)})
+
+    def customer_sends_document(self, phone: str, data: bytes, filename: str, *, caption: str = "",
+                                mime: str = "application/pdf", name: str = "Customer") -> str:
+        return self._incoming(phone, name, {"typeMessage": "documentMessage",
+                                            "fileMessageData": self._file(data, mime, filename, caption)})
+
+    def customer_presses_button(self, phone: str, text: str, payload: str | None = None, *,
+                                name: str = "Customer", **_: object) -> str:
+        """A personal account has no template buttons: the customer types the word."""
+        return self.customer_writes(phone, text, name=name)
+
+    def shop_types(self, phone: str, text: str) -> str:
+        """Someone types on the shop's phone itself: outgoingMessageReceived."""
+        message_id = self._id()
+        body = {"typeWebhook": "outgoingMessageReceived", "idMessage": message_id,
+                "timestamp": int(time.time()), "senderData": self._sender(phone, "Shop"),
+                "messageData": {"typeMessage": "textMessage", "textMessageData": {"textMessage": text}}}
+        self._remember(phone, {"type": "outgoing", "idMessage": message_id, "timestamp": int(time.time()),
+                               "typeMessage": "textMessage", "textMessage": text, "statusMessage": "sent"})
+        self._notify(body)
+        return message_id
+
+    def customer_reads(self, phone: str) -> int:
+        with self._lock:
+            unread = [m for m in self.outgoing if m["to"] == phone and m["status"] in ("sent", "delivered")]
+        for message in unread:
+            self._status(message, "read")
+        return len(unread)
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def sent(self, phone: str | None = None) -> list[dict]:
+        with self._lock:
+            return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]
+
+    def read_marks(self) -> list[str]:
+        with self._lock:
+            return [c["body"].get("idMessage") for c in self.calls if c["method"] == "readChat"]
+
+    def media_bytes(self, file_id: str) -> bytes | None:
+        with self._lock:
+            stored = self.files.get(file_id)
+        return stored["data"] if stored else None
+
+    def queue_size(self) -> int:
+        with self._lock:
+            return len(self.queue)
+
+    def wait_until(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = condition()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("condition not met in the Green-API sandbox")
+                self._changed.wait(min(left, 0.05))
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def _id(self) -> str:
+        return secrets.token_hex(10).upper()
+
+    def _sender(self, phone: str, name: str) -> dict:
+        return {"chatId": f"{phone}@c.us", "chatName": name, "sender": f"{phone}@c.us", "senderName": name}
+
+    def _file(self, data: bytes, mime: str, filename: str, caption: str) -> dict:
+        file_id = secrets.token_hex(8)
+        with self._lock:
+            self.files[file_id] = {"data": data, "mime": mime, "filename": filename}
+        return {"downloadUrl": f"{self.url}/download/{file_id}", "caption": caption, "fileName": filename,
+                "mimeType": mime}
+
+    def _remember(self, phone: str, item: dict) -> None:
+        with self._lock:
+            self.history.setdefault(phone, []).append(item)
+
+    def _incoming(self, phone: str, name: str, data: dict, at: float | None = None) -> str:
+        message_id = self._id()
+        stamp = int(time.time() if at is None else at)
+        body = {"typeWebhook": "incomingMessageReceived", "idMessage": message_id, "timestamp": stamp,
+                "senderData": self._sender(phone, name), "messageData": data}
+        text = (data.get("textMessageData") or {}).get("textMessage") or (data.get("fileMessageData") or {}).get(
+            "caption", "")
+        self._remember(phone, {"type": "incoming", "idMessage": message_id, "timestamp": stamp,
+                               "typeMessage": data["typeMessage"], "textMessage": text})
+        self._notify(body, sync=True)
+        return message_id
+
+    def _notify(self, body: dict, *, sync: bool = False, delay: float = 0.0) -> None:
+        body = {"instanceData": {"idInstance": int(self.instance), "wid": f"{self.own_phone}@c.us",
+                                 "typeInstance": "whatsapp"}, **body}
+        with self._changed:
+            if self.webhook_url is None:
+                self.queue.append({"receiptId": next(self._ids), "body": body})
+                self._changed.notify_all()
+                return
+        if sync:
+            self._deliver(body, time.monotonic() + 60)
+        else:
+            with self._lock:
+                self.outbox.append((time.monotonic() + delay, body))
+            self._wake.set()
+
+    def post_webhook(self, body: dict | bytes, *, token: str | None = None) -> int:
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        token = self.webhook_token if token is None else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            status = requests.post(self.webhook_url, data=raw, headers=headers, timeout=10).status_code
+        except requests.RequestException:
+            status = 0
+        with self._lock:
+            self.webhook_log.append({"time": time.time(), "status": status})
+        return status
+
+    def _deliver(self, body: dict, deadline: float) -> bool:
+        generation = self._generation
+        pause = 0.1
+        while self.webhook_url:
+            if self.post_webhook(body) == 200:
+                return True
+            if time.monotonic() >= deadline or self._stopping.is_set() or generation != self._generation:
+                return False
+            time.sleep(pause)
+            pause = min(2.0, pause * 2)
+        return False
+
+    def _deliver_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    due = [d for d in self.outbox if d[0] <= time.monotonic()]
+                    for item in due:
+                        self.outbox.remove(item)
+                if not due:
+                    break
+                for _, body in due:
+                    self._deliver(body, time.monotonic() + 60)
+
+    def _status(self, message: dict, status: str, description: str | None = None) -> None:
+        with self._changed:
+            message["status"] = status
+            message["statuses"].append(status)
+            self._changed.notify_all()
+        body = {"typeWebhook": "outgoingMessageStatus", "chatId": f"{message['to']}@c.us",
+                "idMessage": message["id"], "status": status, "timestamp": int(time.time()),
+                "sendByApi": True}
+        if description:
+            body["description"] = description
+        self._notify(body, delay=self.status_delay)
+
+    # -- the HTTP API -------------------------------------------------------------------------
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        try:
+            answer = self._route(request)
+            if isinstance(answer, Response):
+                response = answer
+            else:
+                response = Response(json.dumps(answer), 200, mimetype="application/json")
+        except ApiError as exc:
+            response = Response(json.dumps({"statusCode": exc.status, "description": exc.message}),
+                                exc.status, mimetype="application/json")
+        return response(environ, start_response)
+
+    def _route(self, request: Request):
+        parts = [p for p in request.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "download":
+            return self._download(parts[1])
+        if parts and parts[0] == "_sandbox":
+            return self._control(request, parts[1:])
+        if len(parts) >= 3 and parts[0].startswith("waInstance"):
+            instance, method, token, rest = parts[0][len("waInstance"):], parts[1], parts[2], parts[3:]
+        elif len(parts) >= 3 and parts[0] == "whatsapp":
+            header = request.headers.get("Authorization", "")
+            instance, method, rest = parts[1], parts[2], parts[3:]
+            token = header[7:] if header.startswith("Bearer ") else ""
+        else:
+            raise ApiError(404, "Not Found")
+        if instance != self.instance:
+            raise ApiError(403, "Forbidden")
+        if token != self.token:
+            raise ApiError(401, "Unauthorized")
+        if self.down_status is not None:
+            raise ApiError(self.down_status, "Bad Gateway")
+        bucket = BUCKET_OF.get(method)
+        if bucket is not None:
+            self._limit(bucket)
+        handler = getattr(self, f"_m_{method}", None)
+        if self.call_latency and method.startswith("send"):
+            time.sleep(self.call_latency)
+        if handler is None:
+            raise ApiError(404, f"method {method} not found")
+        if method.startswith("send"):
+            with self._lock:
+                fault = self.faults.popleft() if self.faults else None
+            if fault is not None:
+                raise ApiError(*fault)
+            if self.state != "authorized":
+                raise ApiError(400, "Instance not authorized")
+        answer = handler(request, rest)
+        if method.startswith("send"):
+            with self._lock:
+                delay = self.slow.popleft() if self.slow else 0.0
+            if delay:
+                time.sleep(delay)
+        return answer
+
+    def _limit(self, bucket: str) -> None:
+        now = time.time()
+        with self._lock:
+            stamps = self.stamps[bucket]
+            while stamps and stamps[0] <= now - 1.0:
+                stamps.popleft()
+            if len(stamps) >= self.limits[bucket]:
+                self.throttled[bucket] += 1
+                raise ApiError(429, "Too Many Requests")
+            stamps.append(now)
+
+    def _json(self, request: Request) -> dict:
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            raise ApiError(400, "Bad Request: body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "Bad Request")
+        return body
+
+    @staticmethod
+    def _chat(body: dict) -> str:
+        chat = str(body.get("chatId") or "")
+        phone, _, domain = chat.partition("@")
+        if domain not in ("c.us", "g.us") or not phone.isdigit():
+            raise ApiError(400, "Validation failed. Details: 'chatId' must be a valid chat id")
+        return phone
+
+    def _accept(self, phone: str, kind: str, content: dict) -> dict:
+        message_id = self._id()
+        with self._changed:
+            message = {"id": message_id, "to": phone, "type": kind, "content": content, "time": time.time(),
+                       "status": "pending", "statuses": []}
+            self.outgoing.append(message)
+            self._changed.notify_all()
+        self._remember(phone, {"type": "outgoing", "idMessage": message_id, "timestamp": int(time.time()),
+                               "typeMessage": kind, "textMessage": content.get("message") or content.get("caption")
+                               or "", "statusMessage": "sent"})
+        if phone in self.unreachable:
+            self._status(message, "noAccount", "the phone has no WhatsApp account")
+        else:
+            self._status(message, "sent")
+            self._status(message, "delivered")
+        return {"idMessage": message_id}
+
+    def _m_sendMessage(self, request: Request, rest):
+        body = self._json(request)
+        phone = self._chat(body)
+        text = body.get("message")
+        if not isinstance(text, str) or not text:
+            raise ApiError(400, "Validation failed. Details: 'message' is required")
+        if len(text) > MAX_TEXT:
+            raise ApiError(400, f"Validation failed. Details: 'message' must be at most {MAX_TEXT} characters")
+        return self._accept(phone, "text", {"message": text})
+
+    def _m_sendFileByUrl(self, request: Request, rest):
+        body = self._json(request)
+        phone = self._chat(body)
+        link, name = body.get("urlFile"), body.get("fileName")
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")) or not name:
+            raise ApiError(400, "Validation failed. Details: 'urlFile' and 'fileName' are required")
+        try:
+            fetched = requests.get(link, timeout=10)
+        except requests.RequestException:
+            raise ApiError(400, "File download failed") from None
+        if fetched.status_code != 200:
+            raise ApiError(400, "File download failed")
+        file_id = secrets.token_hex(8)
+        with self._lock:
+            self.files[file_id] = {"data": fetched.content, "mime": fetched.headers.get("Content-Type"),
+                                   "filename": name}
+        return self._accept(phone, "file", {"file": file_id, "fileName": name, "caption": body.get("caption") or "",
+                                            "urlFile": link})
+
+    def _m_sendFileByUpload(self, request: Request, rest):
+        phone = self._chat(dict(request.form))
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(400, "Validation failed. Details: 'file' is required")
+        name = request.form.get("fileName") or upload.filename or "file"
+        file_id = secrets.token_hex(8)
+        with self._lock:
+            self.files[file_id] = {"data": upload.read(), "mime": upload.mimetype, "filename": name}
+        answer = self._accept(phone, "file", {"file": file_id, "fileName": name,
+                                              "caption": request.form.get("caption") or ""})
+        answer["urlFile"] = f"{self.url}/download/{file_id}"
+        return answer
+
+    def _m_sendLocation(self, request: Request, rest):
+        body = self._json(request)
+        phone = self._chat(body)
+        if not isinstance(body.get("latitude"), (int, float)) or not isinstance(body.get("longitude"), (int, float)):
+            raise ApiError(400, "Validation failed. Details: 'latitude' and 'longitude' are required")
+        return self._accept(phone, "location", {k: body.get(k) for k in ("nameLocation", "address", "latitude",
+                                                                         "longitude")})
+
+    def _m_sendContact(self, request: Request, rest):
+        body = self._json(request)
+        phone = self._chat(body)
+        contact = body.get("contact")
+        if not isinstance(contact, dict) or not isinstance(contact.get("phoneContact"), int):
+            raise ApiError(400, "Validation failed. Details: 'contact.phoneContact' is required")
+        return self._accept(phone, "contact", {"contact": contact})
+
+    def _m_readChat(self, request: Request, rest):
+        body = self._json(request)
+        self._chat(body)
+        with self._lock:
+            self.calls.append({"method": "readChat", "body": body, "time": time.time()})
+        return {"setRead": True}
+
+    def _m_checkWhatsapp(self, request: Request, rest):
+        body = self._json(request)
+        number = body.get("phoneNumber")
+        if not isinstance(number, int):
+            raise ApiError(400, "Validation failed. Details: 'phoneNumber' must be a number")
+        return {"existsWhatsapp": str(number) not in self.unreachable}
+
+    def _m_getChatHistory(self, request: Request, rest):
+        body = self._json(request)
+        phone = self._chat(body)
+        count = body.get("count") if isinstance(body.get("count"), int) else 100
+        with self._lock:
+            items = list(self.history.get(phone, []))
+        # Newest first, as the gateway answers.
+        return [dict(item, chatId=f"{phone}@c.us") for item in reversed(items)][:count]
+
+    def _m_getContacts(self, request: Request, rest):
+        with self._lock:
+            return [{"id": f"{p}@c.us", "name": "", "type": "user"} for p in self.history]
+
+    def _m_getStateInstance(self, request: Request, rest):
+        return {"stateInstance": self.state}
+
+    def _m_receiveNotification(self, request: Request, rest):
+        try:
+            timeout = min(60.0, max(1.0, float(request.args.get("receiveTimeout", "5"))))
+        except ValueError:
+            raise ApiError(400, "Validation failed. Details: 'receiveTimeout' must be a number") from None
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self.queue:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stopping.is_set():
+                    return Response("null", 200, mimetype="application/json")
+                self._changed.wait(min(left, 0.2))
+            return dict(self.queue[0])
+
+    def _m_deleteNotification(self, request: Request, rest):
+        if request.method != "DELETE" or len(rest) != 1 or not rest[0].isdigit():
+            raise ApiError(400, "Validation failed. Details: DELETE deleteNotification/{receiptId}")
+        receipt = int(rest[0])
+        with self._changed:
+            before = len(self.queue)
+            self.queue = deque(n for n in self.queue if n["receiptId"] != receipt)
+            removed = len(self.queue) != before
+            if removed:
+                self.deleted.append(receipt)
+            self._changed.notify_all()
+        return {"result": removed}
+
+    def _download(self, file_id: str):
+        with self._lock:
+            stored = self.files.get(file_id)
+        if stored is None:
+            return Response("Not found", 404)
+        return Response(stored["data"], 200, mimetype=stored["mime"] or "application/octet-stream")
+
+    def _control(self, request: Request, parts: list[str]):
+        """Test control over HTTP, for a harness in another process."""
+        body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}
+        action = "/".join(parts)
+        if action == "webhook":
+            self.use_webhook(body["url"], body.get("token")) if body.get("url") else self.use_queue()
+            return {"ok": True}
+        if action == "customer/write":
+            return {"id": self.customer_writes(str(body["phone"]), str(body["text"]),
+                                               name=str(body.get("name") or "Customer"))}
+        if action == "customer/read":
+            return {"read": self.customer_reads(str(body["phone"]))}
+        if action == "shop/type":
+            return {"id": self.shop_types(str(body["phone"]), str(body["text"]))}
+        if action == "state":
+            self.set_state(str(body["state"]))
+            return {"ok": True}
+        if action == "sent":
+            return {"messages": self.sent(request.args.get("phone"))}
+        raise ApiError(404, "unknown sandbox control")

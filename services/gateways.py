@@ -1,0 +1,184 @@
+"""Devino's batched sending (CHANNELS.md §4: "batching is the point"), as a part of the
+`wa_send` step (services/notifications.py).
+
+When 1C queues a day's appointments at once, many `wa_send` jobs wait for one Devino
+account. The first that runs (the *leader*) claims a batch in one transaction
+(models/gateways.py::BatchRepository.claim): its own message first, then up to
+WHATSAPP_DEVINO_BATCH - 1 other queued messages of the account that are the heads of their
+customers' lanes (so one customer's messages keep their order); their jobs are held. Then:
+
+1. `claimed → sending` is committed *before* the call: a worker killed during the call
+   leaves `sending`, and its re-run knows the call may have been made.
+2. One `POST /whatsapp/messages` carries them all; each message has `callbackData` =
+   "<account>|<phone>|o<outbox id>", so a status callback names the message even when
+   the answer to its batch was lost.
+3. The answer is mapped back by position and settled in one transaction with the folded
+   jobs: OK → sent (its Devino id kept, the shop message in the history); REJECTED →
+   failed with Devino's reason keys (1C reads them back), `too.many.messages` → waits
+   and goes in a later batch, `billing.error` / `forbidden` → a dead letter and #ERROR.
+
+At most once, and what happens when it is not known: a refusal of the call as a whole
+(4xx/5xx/429, no connection made) took nothing — the batch is tried again or dissolved.
+A lost answer (timeout after sending, a body that cannot be read) or an answer whose
+length does not match the request is *unknown*: nothing is marked sent and nothing is
+sent again blindly; every message waits WHATSAPP_DEVINO_CONFIRM_SECONDS for a status
+callback naming it (→ sent), and `wa_confirm` then sends a message not heard of once more
+(Devino may have dropped it) — the one duplicate this can cost is the price of not losing
+it — and a second silence is a reported failure. A mismatched answer is also #ERROR.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Callable
+
+from channels.base import ChannelError, Rejected, Unavailable
+from channels.whatsapp.errors import OutcomeUnknown, ShopMustAct, Throttled
+from channels.whatsapp.gateways import file_link
+from channels.whatsapp.providers.base import BatchItem
+from channels.whatsapp.providers.devino import callback_data, rejection
+from config import Settings
+from models.db import Database
+from models.gateways import BatchRepository, Placed
+from models.jobs import SEND, Done, Job, NewJob, Permanent, RetryLater
+from models.whatsapp import OnecRepository, OutboxMessage
+from utils.clock import utc_now
+
+log = logging.getLogger(__name__)
+
+BATCH_KINDS = ("text", "image", "document", "template")
+CONFIRM_SWEEP_SECONDS = 30.0
+
+
+def outbox_ref(outbox_id: int) -> str:
+    return f"o{outbox_id}"
+
+
+class BatchSend:
+    """`wa_send` for an account whose provider sends in batches."""
+
+    def __init__(self, settings: Settings, db: Database, report: Callable[..., object],
+                 summary: Callable[[str, dict], str], clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.db = db
+        self.report = report
+        self.summary = summary
+        self.clock = clock
+        self.batches = BatchRepository(db)
+        self.onec = OnecRepository(db)
+
+    def __call__(self, job: Job, message: OutboxMessage, channel) -> None:
+        batch = self.batches.claim(job.id, message.id, message.account, self.settings.whatsapp_devino_batch)
+        if batch.state == "sending":
+            # This job ran the call before and stopped before hearing the answer.
+            self._unknown(batch, "the worker stopped while the batch was being sent")
+            return
+        if batch.state != "claimed":
+            return  # settled (or unknown) already
+        account = channel.account(batch.account)
+        provider = channel.provider_for(account)
+        now = self.clock()
+        placed: list[Placed] = []
+        items: list[tuple[OutboxMessage, BatchItem]] = []
+        for queued in batch.messages:
+            if queued.status != "queued":
+                continue
+            if queued.kind not in BATCH_KINDS:
+                placed.append(Placed(queued.id, "failed", error=f"{queued.kind} is not supported by the"
+                                                                 f" {provider.name} provider"))
+            elif queued.purpose in ("appointment", "review", "birthday", "custom") \
+                    and self.onec.is_unsubscribed(queued.phone):
+                placed.append(Placed(queued.id, "skipped", error="the phone unsubscribed"))
+            else:
+                items.append((queued, self._item(account.id, queued)))
+        if items:
+            try:
+                channel.reserve(account.id, items[0][0].phone)
+            except RetryLater:
+                raise  # the batch stays claimed: this job re-runs it as it is
+            if not self.batches.attempting(batch.id, now):
+                return
+            try:
+                results = provider.send_batch(account, [item for _, item in items])
+            except OutcomeUnknown as exc:
+                self._unknown(batch, str(exc))
+                return
+            except Throttled as exc:
+                self.batches.not_taken(batch.id, str(exc))
+                channel.throttled(account.id, "", exc)
+                raise RetryLater(str(exc), exc.retry_after) from exc
+            except Unavailable as exc:
+                self.batches.not_taken(batch.id, str(exc))
+                raise
+            except (ChannelError, Rejected) as exc:
+                # Refused as a whole (a bad key, billing): nothing was taken; each message
+                # goes back to its own job, and this one is a dead letter with #ERROR.
+                self.batches.dissolve(batch, str(exc))
+                raise Permanent("Devino refused the batch", str(exc)) from exc
+            if len(results) != len(items):
+                reason = f"Devino answered {len(results)} results for {len(items)} messages"
+                self.report("Devino's answer does not match its batch",
+                            f"{reason} (batch {batch.id}): nothing was marked sent; each message waits for"
+                            " its status callback")
+                self._unknown(batch, reason)
+                return
+            for (queued, _), result in zip(items, results):
+                placed.append(self._placed(queued, result))
+        sent = self.batches.settle(batch, placed, self.clock())
+        for shop in sent:
+            channel.record_shop_message(shop.account, shop.phone, shop.external_id,
+                                        self.summary(shop.kind, shop.body))
+        for item in placed:
+            if item.outcome == "dead":
+                self.report("Devino refused a message: the shop must act", item.error or "")
+        mine = next((p for p in placed if p.outbox_id == message.id), None)
+        if mine is not None and mine.outcome == "later":
+            raise RetryLater(mine.error or "Devino: too many messages", mine.delay)
+
+    def _item(self, account: str, message: OutboxMessage) -> BatchItem:
+        body = dict(message.body)
+        if message.kind in ("image", "document") and body.get("file_id"):
+            body["link"] = file_link(self.settings, int(body["file_id"]))
+        return BatchItem(message.phone, message.kind, body,
+                         callback_data(account, message.phone, outbox_ref(message.id)))
+
+    @staticmethod
+    def _placed(message: OutboxMessage, result) -> Placed:
+        if result.message_id:
+            return Placed(message.id, "sent", external_id=result.message_id)
+        error = rejection(result)
+        if isinstance(error, Throttled):
+            return Placed(message.id, "later", error=str(error), delay=error.retry_after)
+        if isinstance(error, ShopMustAct):
+            return Placed(message.id, "dead", error=str(error))
+        return Placed(message.id, "failed", error=getattr(error, "reason", str(error)),
+                      error_code=getattr(error, "code", None))
+
+    def _unknown(self, batch, reason: str) -> None:
+        confirm_by = self.clock() + timedelta(seconds=self.settings.whatsapp_devino_confirm_seconds)
+        count = self.batches.unknown(batch, reason, confirm_by)
+        log.warning("Devino batch %s: %s — %s message(s) wait for their status callbacks", batch.id, reason, count)
+
+
+class ConfirmSweep:
+    """The `wa_confirm` periodic job: messages of a batch whose answer was lost and that no
+    status callback named within WHATSAPP_DEVINO_CONFIRM_SECONDS are sent once more (a
+    second silence is a reported failure)."""
+
+    def __init__(self, db: Database, report: Callable[..., object],
+                 clock: Callable[[], datetime] = utc_now, *, confirm_seconds: float = 600.0) -> None:
+        self.batches = BatchRepository(db)
+        self.report = report
+        self.clock = clock
+        self.every = min(CONFIRM_SWEEP_SECONDS, max(0.5, confirm_seconds / 2))
+
+    def __call__(self, job: Job) -> Done:
+        for message in self.batches.unconfirmed(self.clock()):
+            if self.batches.resends_of(message.id) == 0:
+                resend = NewJob(SEND, "wa_send", {"outbox_id": message.id}, dedupe_key=f"wa:out:{message.id}:r1",
+                                lane=f"wa:{message.phone}")
+                if self.batches.resend(message, resend):
+                    log.warning("WhatsApp message %s: no word from Devino, sent once more", message.id)
+            elif self.batches.give_up(message, "Devino never confirmed it (its batch's answer was lost)"):
+                self.report("Devino never confirmed a message", f"wa_outbox {message.id}: given up after a resend")
+        return Done(again_in=self.every)
