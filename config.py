@@ -124,6 +124,10 @@ class Settings:
     sla_takeback_minutes: int = 60
     working_hours: str = ""
     tz: str = "Europe/Kyiv"
+    # The admin panel (WEB.md §1): its own door
+    web_port: int = 8090
+    web_bind: str = "127.0.0.1"
+    web_secret_key: str = field(default="", repr=False)
 
     @property
     def crm_configured(self) -> bool:
@@ -154,7 +158,7 @@ class Settings:
                   self.link_key, self.webhook_secret_token, self.webhook_secret_path,
                   self.metrics_token, self.whatsapp_cloud_token, self.whatsapp_cloud_app_secret,
                   self.whatsapp_cloud_verify_token, self.planfix_admin_token,
-                  self.telegram_api_hash, self.tg_accounts_key)
+                  self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key)
         return tuple(v for v in values if v)
 
     @property
@@ -343,6 +347,13 @@ def _template_name(raw: str) -> str:
     return value
 
 
+def _web_secret(raw: str) -> str:
+    value = raw.strip()
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -431,6 +442,10 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
     "WORKING_HOURS": ("working_hours", _working_hours, False),
     "TZ": ("tz", _time_zone, False),
+    # The admin panel (WEB.md §1)
+    "WEB_PORT": ("web_port", _port, False),
+    "WEB_BIND": ("web_bind", _text, False),
+    "WEB_SECRET_KEY": ("web_secret_key", _web_secret, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)

@@ -1,0 +1,352 @@
+"""The playground (WEB.md §2): `make run` with no BOT_TOKEN.
+
+The real KeepDesk — both doors, the queue, workers, pyTelegramBotAPI, a real MariaDB —
+runs against the local emulators of the outside world (Telegram, KeepingCRM, WhatsApp), and
+one page on the panel's port shows both sides:
+
+* left, customers: a marketplace buyer writes into the emulated CRM (which signals
+  KeepDesk as the real one does), a WhatsApp customer writes through the emulated Cloud
+  API (a signed webhook), and each sees the shop's answers;
+* right, the team: a Telegram-like view of the emulated chats (the shared group, the log
+  chat, each person's private chat) with the bot's inline buttons, text, photos and files.
+  A tap or a message goes through the Telegram emulator's user side, which delivers a real
+  update to KeepDesk's webhook door.
+
+The admin panel is at /panel/ (a user `admin` whose password the terminal prints). Nothing
+here is part of KeepDesk: it is the sandbox, layer 7.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from itertools import count
+
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
+
+from config import ROOT, load_settings
+from models.db import Database, migrate
+from models.mariadb import LocalMariaDB
+from sandbox._server import ServerThread
+from sandbox.crm import CrmSandbox
+from sandbox.demo import ADMIN, LINK_KEY, LOG_CHAT, SHARED_CHAT, TOKEN, settings_for
+from sandbox.stack import LocalDesk, wait_for
+from sandbox.telegram import HtmlParseError, TelegramSandbox, parse_html
+from sandbox.whatsapp import WhatsAppSandbox
+
+log = logging.getLogger(__name__)
+
+TEAM = {ADMIN: ("shop_admin", "Admin"), 2002: ("olena_sales", "Olena"), 2003: ("taras_support", "Taras")}
+MANAGERS = (2002, 2003)
+FIRST_ORDER = 10001
+MAX_UPLOAD = 5 * 1024 * 1024
+blueprint = Blueprint("playground", __name__, template_folder="templates",
+                      static_folder="static", static_url_path="/playground-static")
+
+
+class Playground:
+    """The running emulators and desk, as the page sees them."""
+
+    def __init__(self, tg: TelegramSandbox, crm: CrmSandbox, wa: WhatsAppSandbox, desk: LocalDesk,
+                 panel_password: str) -> None:
+        self.tg, self.crm, self.wa, self.desk = tg, crm, wa, desk
+        self.panel_password = panel_password
+        self.orders = count(FIRST_ORDER)
+        self.order_lock = threading.Lock()
+        self.buyers: dict[int, str] = {}      # order number → e-mail
+        self.wa_customers: dict[str, str] = {}  # phone → name
+
+    # -- customers --------------------------------------------------------------------
+
+    def buyer_writes(self, order: int | None, email: str, text: str, image: bytes | None,
+                     filename: str | None) -> int:
+        with self.order_lock:
+            if order is None:
+                order = next(self.orders)
+                while self.crm.chat(order) is not None:
+                    order = next(self.orders)
+            self.buyers.setdefault(order, email)
+        if self.crm.chat(order) is None:
+            self.crm.add_chat(order, email=email, product="Ноутбук Lenovo IdeaPad 5")
+        kind = {}
+        if image is not None:
+            is_image = (filename or "").lower().endswith((".jpg", ".jpeg", ".png", ".gif", ".webp"))
+            kind = {"image": image} if is_image else {"file": image}
+        self.crm.customer_writes(order, text, filename=filename, **kind)
+        self.crm.signal(self.desk.listener_url, LINK_KEY, order)
+        return order
+
+    def whatsapp_writes(self, phone: str, name: str, text: str, data: bytes | None,
+                        filename: str | None) -> None:
+        self.wa_customers.setdefault(phone, name)
+        if data is None:
+            self.wa.customer_writes(phone, text, name=name)
+        elif (filename or "").lower().endswith((".jpg", ".jpeg", ".png")):
+            self.wa.customer_sends_image(phone, data, caption=text, name=name,
+                                         mime="image/png" if filename.lower().endswith(".png") else "image/jpeg")
+        else:
+            self.wa.customer_sends_document(phone, data, filename or "file.pdf", caption=text, name=name)
+
+    # -- the team's Telegram ----------------------------------------------------------
+
+    def chats(self) -> list[tuple[int, str]]:
+        chats = [(SHARED_CHAT, "Shared group"), (LOG_CHAT, "Log chat")]
+        chats += [(tg_id, f"{first} (@{username})") for tg_id, (username, first) in TEAM.items()]
+        return chats
+
+    def view(self, chat_id: int) -> list[dict]:
+        shown = []
+        for message in self.tg.messages(chat_id, include_user=True):
+            sender = message.get("from") or {}
+            raw = message.get("text") or message.get("caption") or ""
+            html = _as_html(raw) if not sender or sender.get("is_bot") else escape(raw)
+            shown.append({"id": message["message_id"], "from_bot": not sender or sender.get("is_bot", False),
+                          "sender": sender.get("first_name", "KeepDesk"), "html": html,
+                          "photo": bool(message.get("photo")),
+                          "document": (message.get("document") or {}).get("file_name"),
+                          "buttons": (message.get("reply_markup") or {}).get("inline_keyboard", []),
+                          "edited": bool(message.get("edit_date"))})
+        return shown
+
+
+def _as_html(telegram_html: str) -> Markup:
+    """The bot's Telegram HTML as the page shows it: the visible text (escaped), bold and
+    links kept simple. Never the raw HTML: a customer's words are in there."""
+    try:
+        visible, entities = parse_html(telegram_html)
+    except HtmlParseError:
+        return escape(telegram_html)
+    bold = [(e["offset"], e["length"]) for e in entities if e["type"] == "bold"]
+    if not bold:
+        return escape(visible)
+    # offsets are UTF-16 units; map them on the encoded text
+    units = visible.encode("utf-16-le")
+    out, position = [], 0
+    for offset, length in sorted(bold):
+        if offset * 2 < position:
+            continue
+        out.append(escape(units[position:offset * 2].decode("utf-16-le", "replace")))
+        out.append(Markup("<b>") + escape(units[offset * 2:(offset + length) * 2].decode("utf-16-le", "replace")) + Markup("</b>"))
+        position = (offset + length) * 2
+    out.append(escape(units[position:].decode("utf-16-le", "replace")))
+    return Markup("").join(out)
+
+
+def playground() -> Playground:
+    return current_app.extensions["keepdesk.playground"]
+
+
+def _chat_arg(name: str, default: int) -> int:
+    raw = request.values.get(name, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    return value if value in dict(playground().chats()) else default
+
+
+def _upload() -> tuple[bytes | None, str | None]:
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        return None, None
+    data = file.read(MAX_UPLOAD + 1)
+    if len(data) > MAX_UPLOAD:
+        abort(413, "The playground takes files up to 5 MB.")
+    return data, file.filename[-100:]
+
+
+@blueprint.get("/")
+def page():
+    p = playground()
+    chat = _chat_arg("chat", SHARED_CHAT)
+    acting = _chat_arg("as", MANAGERS[0])
+    return render_template("playground.html", **_state(p, chat, acting))
+
+
+@blueprint.get("/playground/fragment")
+def fragment():
+    p = playground()
+    chat = _chat_arg("chat", SHARED_CHAT)
+    acting = _chat_arg("as", MANAGERS[0])
+    return render_template("playground_fragment.html", **_state(p, chat, acting))
+
+
+def _state(p: Playground, chat: int, acting: int) -> dict:
+    if chat in TEAM:
+        acting = chat            # in a private chat you are its owner
+    buyers = [(order, email, p.crm.messages(order)) for order, email in sorted(p.buyers.items())]
+    wa = [(phone, name, _wa_thread(p, phone)) for phone, name in sorted(p.wa_customers.items())]
+    return {"chats": p.chats(), "chat": chat, "acting": acting, "team": TEAM,
+            "messages": p.view(chat), "buyers": buyers, "wa": wa,
+            "panel_password": p.panel_password, "shared": SHARED_CHAT}
+
+
+def _wa_thread(p: Playground, phone: str) -> list[dict]:
+    sent = p.wa.sent(phone)
+    texts = p.wa.message_texts(phone)
+    return [{"text": text, "status": message.get("status", "")} for text, message in zip(texts, sent)]
+
+
+@blueprint.post("/playground/buyer")
+def buyer():
+    p = playground()
+    text = (request.form.get("text") or "").strip()[:2000]
+    data, name = _upload()
+    if not text and data is None:
+        return redirect(url_for("playground.page"))
+    raw_order = request.form.get("order", "")
+    order = int(raw_order) if raw_order.isdigit() and len(raw_order) < 9 else None
+    email = (request.form.get("email") or "buyer@example.com").strip()[:100]
+    p.buyer_writes(order, email, text or "📎", data, name)
+    return redirect(url_for("playground.page", chat=request.form.get("chat", SHARED_CHAT)))
+
+
+@blueprint.post("/playground/whatsapp")
+def whatsapp():
+    p = playground()
+    text = (request.form.get("text") or "").strip()[:2000]
+    data, name = _upload()
+    digits = "".join(ch for ch in request.form.get("phone", "") if ch.isdigit())[:15]
+    if (not text and data is None) or len(digits) < 9:
+        return redirect(url_for("playground.page"))
+    p.whatsapp_writes(digits, (request.form.get("name") or "Customer").strip()[:60], text, data, name)
+    return redirect(url_for("playground.page", chat=request.form.get("chat", SHARED_CHAT)))
+
+
+@blueprint.post("/playground/press")
+def press():
+    p = playground()
+    chat = _chat_arg("chat", SHARED_CHAT)
+    user = _chat_arg("as", MANAGERS[0])
+    if user not in TEAM:
+        abort(400, "Choose who presses the button.")
+    message_id = request.form.get("message_id", "")
+    data = request.form.get("data", "")[:64]
+    if not message_id.isdigit():
+        abort(400, "No such message.")
+    username, first = TEAM[user]
+    try:
+        p.tg.user_presses_button(user, chat, int(message_id), data, username=username, first_name=first)
+    except ValueError:
+        abort(404, "That message is gone.")
+    return redirect(url_for("playground.page", chat=chat, **{"as": user}))
+
+
+@blueprint.post("/playground/send")
+def send():
+    p = playground()
+    chat = _chat_arg("chat", SHARED_CHAT)
+    user = _chat_arg("as", MANAGERS[0])
+    if user not in TEAM:
+        abort(400, "Choose who writes.")
+    username, first = TEAM[user]
+    text = (request.form.get("text") or "").strip()[:4096]
+    data, name = _upload()
+    target = None if chat == user else chat
+    profile = dict(chat_id=target, username=username, first_name=first)
+    if data is not None:
+        if (name or "").lower().endswith((".jpg", ".jpeg", ".png")):
+            p.tg.user_sends_photo(user, data, caption=text or None, **profile)
+        else:
+            p.tg.user_sends_document(user, data, name or "file.pdf", caption=text or None, **profile)
+    elif text:
+        p.tg.user_sends_text(user, text, **profile)
+    return redirect(url_for("playground.page", chat=chat, **{"as": user}))
+
+
+# -- starting it all ------------------------------------------------------------------------
+
+def build(workdir: str, web_port: int, *, host: str = "127.0.0.1") -> tuple[Playground, ServerThread, list]:
+    """Start MariaDB, the emulators, KeepDesk and the page; returns what to stop."""
+    from doors.panel import create_app
+    from services.panel_auth import PanelAuth
+
+    database = LocalMariaDB(workdir, durable=False, buffer_pool="64M")
+    stoppers: list = [database.stop]
+    database.start()
+    database.create_database("keepdesk_playground", drop=True)
+    tg, crm, wa = TelegramSandbox(TOKEN).start(), CrmSandbox().start(), WhatsAppSandbox().start()
+    stoppers[:0] = [tg.stop, crm.stop, wa.stop]
+    wa.add_template("appointment", 3)
+    settings = settings_for(tg, crm, database.environment("keepdesk_playground"), wa)
+    settings = settings.replace(web_port=web_port, web_bind=host, var_dir=ROOT / "var" / "playground",
+                                web_secret_key=secrets.token_urlsafe(48))
+    db = Database(settings)
+    migrate(db)
+    desk = LocalDesk(settings, db, tg, crm, wa=wa).start()
+    stoppers.insert(0, desk.stop)
+    _team_joins(desk, tg)
+    password = secrets.token_urlsafe(12)
+    PanelAuth(db, desk.deps.clock).set_password("admin", password, ADMIN)
+    app = create_app(desk.settings, db, deps=desk.deps, prefix="/panel")
+    game = Playground(tg, crm, wa, desk, password)
+    app.extensions["keepdesk.playground"] = game
+    app.register_blueprint(blueprint)
+    server = ServerThread(app, host=host, port=web_port).start()
+    stoppers.insert(0, server.stop)
+    return game, server, stoppers
+
+
+def _team_joins(desk: LocalDesk, tg: TelegramSandbox) -> None:
+    """The admin and two managers start the bot; the admin approves them — through
+    Telegram, as a real shop would."""
+    for tg_id, (username, first) in TEAM.items():
+        tg.user_sends_text(tg_id, "/start", username=username, first_name=first)
+    for tg_id in MANAGERS:
+        wait_for(lambda: any(f"/approve_{tg_id}" in (m.get("text") or "") for m in tg.messages(ADMIN)),
+                 timeout=30)
+        tg.user_sends_text(ADMIN, f"/approve_{tg_id}", username=TEAM[ADMIN][0], first_name=TEAM[ADMIN][1])
+    desk.idle(timeout=30)
+
+
+BANNER = """
+──────────────────────────────────────────────────────────────────────────────
+ KeepDesk PLAYGROUND — no BOT_TOKEN is set, so nothing talks to the real world.
+ The real KeepDesk runs here against local emulators of Telegram, KeepingCRM
+ and WhatsApp. Open:
+
+     {url}/
+
+ write as a customer on the left, answer as a manager on the right.
+ The admin panel: {url}/panel/   login: admin   password: {password}
+
+ To connect real Telegram: put BOT_TOKEN=<token from @BotFather> (and the
+ other settings of .env.example) in .env, then `make run` again.
+ Ctrl-C stops everything.
+──────────────────────────────────────────────────────────────────────────────
+"""
+
+
+def main() -> int:
+    from utils.signals import StopSignal
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import os
+    chosen = {k: os.environ[k] for k in ("WEB_PORT", "WEB_BIND") if os.environ.get(k)}
+    web = load_settings({"BOT_TOKEN": TOKEN, **chosen}, env_file=None, database_only=True)
+    workdir = tempfile.mkdtemp(prefix="keepdesk-playground-")
+    stoppers: list = []
+    stop = StopSignal()
+    try:
+        print("KeepDesk playground: starting MariaDB, the emulators and KeepDesk…", flush=True)
+        game, server, stoppers = build(workdir, web.web_port, host=web.web_bind)
+        print(BANNER.format(url=server.url, password=game.panel_password), flush=True)
+        while not stop.sleep(0.5):
+            pass
+        return 0
+    finally:
+        for stopper in stoppers:
+            try:
+                stopper()
+            except Exception:  # stop the rest whatever one of them did
+                log.exception("while stopping the playground")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    raise SystemExit(main())
