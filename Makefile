@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install mariadb run polling worker migrate test reliability demo bench clean
+.PHONY: install mariadb chromium run polling worker migrate test reliability demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 # MariaDB from Debian's packages when mariadbd is missing (as root; otherwise a clear message).
 mariadb: install
 	$(PY) -c "from models.mariadb import ensure_installed; ensure_installed()"
+
+# Debian's chromium and chromium-driver for the browser tests (as root; otherwise a clear message).
+chromium: install
+	$(PY) -c "from sandbox.browser import ensure_installed; ensure_installed()"
 
 run: install mariadb
 	$(PY) -m bot run
@@ -36,7 +40,7 @@ migrate: install mariadb
 	$(PY) -m bot migrate
 
 # The test session starts its own MariaDB in a temporary directory and stops it at the end.
-test: install mariadb
+test: install mariadb chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The same scenarios as the fast subset in `make test`, at full size: more processes,

@@ -261,19 +261,18 @@ def send():
 
 # -- starting it all ------------------------------------------------------------------------
 
-def build(workdir: str, web_port: int, *, host: str = "127.0.0.1") -> tuple[Playground, ServerThread, list]:
-    """Start MariaDB, the emulators, KeepDesk and the page; returns what to stop."""
+def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
+          stoppers: list | None = None) -> tuple[Playground, ServerThread]:
+    """Start the emulators, KeepDesk and the page on a database (its MYSQL_* settings);
+    what to stop is added to the front of `stoppers`, in the order to stop it."""
     from doors.panel import create_app
     from services.panel_auth import PanelAuth
 
-    database = LocalMariaDB(workdir, durable=False, buffer_pool="64M")
-    stoppers: list = [database.stop]
-    database.start()
-    database.create_database("keepdesk_playground", drop=True)
+    stoppers = [] if stoppers is None else stoppers
     tg, crm, wa = TelegramSandbox(TOKEN).start(), CrmSandbox().start(), WhatsAppSandbox().start()
     stoppers[:0] = [tg.stop, crm.stop, wa.stop]
     wa.add_template("appointment", 3)
-    settings = settings_for(tg, crm, database.environment("keepdesk_playground"), wa)
+    settings = settings_for(tg, crm, database_env, wa)
     settings = settings.replace(web_port=web_port, web_bind=host, var_dir=ROOT / "var" / "playground",
                                 web_secret_key=secrets.token_urlsafe(48))
     db = Database(settings)
@@ -289,7 +288,7 @@ def build(workdir: str, web_port: int, *, host: str = "127.0.0.1") -> tuple[Play
     app.register_blueprint(blueprint)
     server = ServerThread(app, host=host, port=web_port).start()
     stoppers.insert(0, server.stop)
-    return game, server, stoppers
+    return game, server
 
 
 def _team_joins(desk: LocalDesk, tg: TelegramSandbox) -> None:
@@ -330,10 +329,15 @@ def main() -> int:
     web = load_settings({"BOT_TOKEN": TOKEN, **chosen}, env_file=None, database_only=True)
     workdir = tempfile.mkdtemp(prefix="keepdesk-playground-")
     stoppers: list = []
-    stop = StopSignal()
+    stop = StopSignal()   # before anything starts: Ctrl-C then stops what did start
     try:
         print("KeepDesk playground: starting MariaDB, the emulators and KeepDesk…", flush=True)
-        game, server, stoppers = build(workdir, web.web_port, host=web.web_bind)
+        database = LocalMariaDB(workdir, durable=False, buffer_pool="64M")
+        stoppers.append(database.stop)
+        database.start()
+        database.create_database("keepdesk_playground", drop=True)
+        game, server = build(database.environment("keepdesk_playground"), web.web_port,
+                             host=web.web_bind, stoppers=stoppers)
         print(BANNER.format(url=server.url, password=game.panel_password), flush=True)
         while not stop.sleep(0.5):
             pass

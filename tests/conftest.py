@@ -31,7 +31,9 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "tg_accounts", "tg_account_hosts", "tg_contacts", "tg_sent", "tg_media",
           # the desk of SPEC §8 (issue 14)
           "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
-          "order_context", "desk_chores")
+          "order_context", "desk_chores",
+          # the admin panel (issue 15)
+          "panel_users", "panel_throttle")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
@@ -292,3 +294,22 @@ def planfix_settings(sandbox_settings, mariadb, tga, planfix) -> Settings:
 def accounts_env(subprocess_env, mariadb, tga, planfix):
     """The environment of a `python -m bot accounts` started by a test."""
     return dict(subprocess_env, **planfix_environment(mariadb, tga, planfix), LOG_LEVEL="WARNING")
+
+
+# -- the browser tests (issue 15): one headless Chromium for the whole session ------------------
+
+@pytest.fixture(scope="session")
+def browser():
+    from sandbox import browser as chromium
+    chromium.ensure_installed()
+    driver = chromium.start()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (var/artifacts/, git-ignored)."""
+    directory = ROOT / "var" / "artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
