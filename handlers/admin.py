@@ -25,6 +25,7 @@ from models.jobs import SYNC
 from models.locks import LockTimeout
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.claims import Outcome
+from services.panel import Team
 
 USERS_PAGE = 20
 ERRORS_PAGE = 15
@@ -85,22 +86,14 @@ def _reply(desk: Desk, message: types.Message, html: str, markup=None, key: str 
 
 
 def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_key: str) -> None:
-    if target_id == admin.tg_id:  # an admin can neither lock themselves out nor demote themselves
+    """The rules live in `services/panel.py::Team` (the panel's team page uses them too)."""
+    team = Team(desk.deps.users, desk.claims, desk.out, desk.settings.channel_log,
+                desk.settings.bot_language, desk.clock, desk.deps.db)
+    target = team.set_role(target_id, role, by_tg_id=admin.tg_id, key=desk.out.key)
+    if target is None:  # an admin can neither lock themselves out nor demote themselves
         _reply(desk, message, desk.t(admin, "cannot_change_self"))
         return
-    target = desk.deps.users.set_role(target_id, role)
     _reply(desk, message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
-    if role == BANNED:
-        for pin in desk.claims.end_all_of(target.tg_id, desk.clock()):
-            desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)),
-                                pin.conversation_id)
-        desk.state.clear(target_id)
-        return
-    if target.reachable:
-        # Queued: a person who never opened the bot or blocked it costs nothing here.
-        note = "you_are_admin" if role == ADMIN else "you_are_approved"
-        desk.out.enqueue(target_id, desk.t(target, note), main_menu_dict(desk.lang(target)),
-                         key=desk.out.key(note))
 
 
 def resolve_chat(desk: Desk, number: int):

@@ -22,9 +22,11 @@ from typing import Callable
 from bot.keyboards import main_menu_dict
 from bot.texts import language_for, text
 from bot import formatting as fmt
+from models.conversations import ConversationRepository
 from models.db import Database
 from models.jobs import JobQueue
 from models.panel import PanelFigures
+from models.state import ManagerStateRepository
 from models.responses import EVERYONE, ResponseFigures, ResponseRepository
 from models.users import ADMIN, BANNED, MANAGER, ROLES, User, UserManager
 from utils.hours import WorkingHours
@@ -140,36 +142,43 @@ class Overview:
 
 
 class Team:
-    """Roles given from the panel: the same rules as `/approve_`, `/ban_`, `/admin_` in
-    Telegram (an admin cannot change their own role; a ban ends the person's chats; the
-    person is told when they can reach the bot)."""
+    """Roles given by an admin — `/approve_`, `/ban_`, `/admin_` in Telegram and the panel's
+    team page both come here: an admin cannot change their own role; a ban ends the
+    person's chats (each told to the log chat) and their writing state; someone approved
+    or made admin is told so when they can reach the bot."""
 
     def __init__(self, users: UserManager, claims, out, log_chat_id: int | None,
-                 bot_language: str | None, clock: Callable[[], datetime]) -> None:
+                 bot_language: str | None, clock: Callable[[], datetime], db: Database) -> None:
         self.users = users
         self.claims = claims
         self.out = out
         self.log_chat_id = log_chat_id
         self.bot_language = bot_language
         self.clock = clock
+        self.conversations = ConversationRepository(db)
+        self.state = ManagerStateRepository(db)
 
-    def set_role(self, target_id: int, role: str, *, by_tg_id: int | None, key: str) -> User | None:
-        """None when the person is unknown, the role is not one, or it is the admin's own."""
+    def set_role(self, target_id: int, role: str, *, by_tg_id: int | None,
+                 key: Callable[[str], str | None]) -> User | None:
+        """The person with the new role; None when it is the admin's own role or no role.
+        `key(purpose)`: the idempotency key of each message this decision sends."""
         if role not in ROLES or role == "pending" or target_id == by_tg_id:
-            return None
-        if self.users.get(target_id) is None:
             return None
         target = self.users.set_role(target_id, role)
         language = language_for(None, self.bot_language)
         if role == BANNED:
             for pin in self.claims.end_all_of(target.tg_id, self.clock()):
+                chat = self.conversations.get(pin.conversation_id)
                 self.out.enqueue(self.log_chat_id, text(
                     "log_change_pin", language, who=fmt.escape(target.display_name),
-                    what=text("change_pin_banned", language), id_i=pin.conversation_id),
-                    key=f"{key}:pin:{pin.conversation_id}", purpose="log")
+                    what=text("change_pin_banned", language),
+                    id_i=chat.ref if chat else pin.conversation_id),
+                    key=key(f"pin:{pin.conversation_id}"), purpose="log")
+            self.state.clear(target_id)
             return target
-        if target.reachable and role in (ADMIN, MANAGER):
+        if target.reachable:
+            # Queued: a person who never opened the bot or blocked it costs nothing here.
             note = "you_are_admin" if role == ADMIN else "you_are_approved"
             lang = language_for(target.language, self.bot_language)
-            self.out.enqueue(target_id, text(note, lang), main_menu_dict(lang), key=f"{key}:{note}")
+            self.out.enqueue(target_id, text(note, lang), main_menu_dict(lang), key=key(note))
         return target

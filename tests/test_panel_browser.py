@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import SHARED_CHAT
@@ -41,14 +42,19 @@ def text(browser, css: str) -> str:
     return browser.find_element(By.CSS_SELECTOR, css).text
 
 
+def submit(browser, element_id: str) -> None:
+    """Click a form's button and wait for the answer page to replace this one."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, element_id).click()
+    WebDriverWait(browser, 15).until(staleness_of(page))
+
+
 def log_in(browser, url: str, login: str = "owner", password: str = PASSWORD) -> None:
     browser.delete_all_cookies()
     browser.get(f"{url}/login")
     browser.find_element(By.ID, "login").send_keys(login)
     browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "login-submit").click()
-    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "nav-home")
-                                     or b.find_elements(By.ID, "login-error"))
+    submit(browser, "login-submit")
 
 
 def received_today(browser, channel: str) -> int:
@@ -92,7 +98,7 @@ def test_login_throttle_csrf_home_retry_team(browser, panel, desk, db, tg, crm, 
     browser.get(f"{panel}/errors")
     assert "chat not found" in text(browser, f"#letter-{job_id} .cause")
     browser.save_screenshot(str(artifacts / "panel-errors.png"))
-    browser.find_element(By.ID, f"retry-{job_id}").click()
+    submit(browser, f"retry-{job_id}")
     assert f"Job #{job_id} will run again" in text(browser, ".flash")
     wait_for(lambda: desk.deps.jobs.status_of(job_id) == "done", timeout=20)
     assert any(m.get("text") == "Sent again from the panel" for m in tg.messages(SHARED_CHAT))
@@ -114,13 +120,13 @@ def test_login_throttle_csrf_home_retry_team(browser, panel, desk, db, tg, crm, 
     browser.get(f"{panel}/team")
     browser.execute_script("document.querySelectorAll('input[name=csrf_token]')"
                            ".forEach(function (i) { i.value = 'forged'; });")
-    browser.find_element(By.ID, "approve-5005").click()
+    submit(browser, "approve-5005")
     assert text(browser, "h1") == "The form was refused"
     assert desk.deps.users.get(5005).role == PENDING
 
     # The team page: approving makes a manager, who is told in Telegram.
     browser.get(f"{panel}/team")
-    browser.find_element(By.ID, "approve-5005").click()
+    submit(browser, "approve-5005")
     assert "is now manager" in text(browser, ".flash")
     assert text(browser, "#person-5005 .role") == "manager"
     desk.deps.users.forget(5005)

@@ -16,7 +16,7 @@ from models.mariadb import LocalMariaDB
 @pytest.mark.slow
 def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
     var_dir = tmp_path / "var"
-    webhook_port, listener_port = free_port(), free_port()
+    webhook_port, listener_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
     env.update({
         # Only the bot token and the sandbox: a bare desk is enough to start.
@@ -24,6 +24,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         "KEEPDESK_VAR_DIR": str(var_dir),
         "WEBHOOK_PORT": str(webhook_port), "LISTENER_PORT": str(listener_port),
         "BIND_HOST": "127.0.0.1", "HTTP_WORKERS": "1", "WORKER_THREADS": "2",
+        "WEB_PORT": str(web_port),
     })
     log = open(tmp_path / "run.log", "w")
     run = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
@@ -36,7 +37,10 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
             except requests.RequestException:
                 return False
 
-        wait_for(lambda: healthy(webhook_port) and healthy(listener_port), timeout=90, interval=0.2)
+        wait_for(lambda: healthy(webhook_port) and healthy(listener_port) and healthy(web_port),
+                 timeout=90, interval=0.2)
+        # The admin panel's door (WEB.md §1): its login page, nothing more without a session.
+        assert "Log in" in requests.get(f"http://127.0.0.1:{web_port}/login", timeout=5).text
         database = LocalMariaDB(var_dir / "mysql")
         assert database.is_running()
         with database.connect("keepdesk") as conn, conn.cursor() as cur:

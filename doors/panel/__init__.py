@@ -89,7 +89,8 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
 
     manager = LoginManager(app)
     manager.login_view = "panel.login"
-    manager.login_message = None
+    manager.login_message = "Please log in (a session that ended, e.g. after a new password, needs a new login)."
+    manager.login_message_category = "warning"
     manager.session_protection = "basic"
 
     @manager.user_loader

@@ -48,7 +48,7 @@ class Panel:
         self.overview = Overview(db, deps.jobs, lambda: deps.clock())
         self.reports = Reports(db, settings.hours, settings.sla_remind_minutes)
         self.team = Team(deps.users, deps.claims, deps.out, settings.channel_log,
-                         settings.bot_language, lambda: deps.clock())
+                         settings.bot_language, lambda: deps.clock(), db)
         self.tokens = ApiTokens(db)
         self.conversations = ConversationRepository(db)
         self.media = MediaFetcher(db, deps.channels)
@@ -95,6 +95,13 @@ def _actor() -> User:
 
 
 # -- login ----------------------------------------------------------------------------------
+
+@blueprint.get("/healthz")
+def healthz():
+    """For the supervisor's checks and a proxy: is the database there (nothing else told)."""
+    up = panel().db.ping()
+    return {"ok": up, "database": "up" if up else "down"}, 200 if up else 503
+
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
@@ -270,10 +277,14 @@ def team_action(tg_id: int, action: str):
     role = ROLE_ACTIONS.get(action)
     if role is None:
         abort(404, "No such action.")
-    changed = panel().team.set_role(tg_id, role, by_tg_id=current_user.user.tg_id,
-                                    key=f"panel:{current_user.user.id}:{tg_id}:{action}:{time.time_ns()}")
+    p = panel()
+    if p.deps.users.get(tg_id) is None:
+        abort(404, "Nobody with this Telegram id has written to the bot.")
+    decision = f"panel:{current_user.user.id}:{tg_id}:{action}:{time.time_ns()}"
+    changed = p.team.set_role(tg_id, role, by_tg_id=current_user.user.tg_id,
+                              key=lambda purpose: f"{decision}:{purpose}")
     if changed is None:
-        flash("Nothing changed: the person is unknown, or it is your own role.", "warning")
+        flash("Nothing changed: an admin cannot change their own role.", "warning")
     else:
         log.info("panel: %s set %s to %s", current_user.login, tg_id, role)
         flash(f"{changed.display_name} is now {role}.")
