@@ -267,6 +267,8 @@ CREATE TABLE `panel_users` (
   `tg_id` bigint(20) DEFAULT NULL,
   `disabled` tinyint(1) NOT NULL DEFAULT 0,
   `last_login_at` datetime(6) DEFAULT NULL,
+  `setup_code_hash` char(64) DEFAULT NULL,
+  `setup_expires` datetime(6) DEFAULT NULL,
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`id`),

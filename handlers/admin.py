@@ -26,12 +26,13 @@ from models.locks import LockTimeout
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.claims import Outcome
 from services.panel import Team
+from services.panel_auth import PanelAuth
 
 USERS_PAGE = 20
 ERRORS_PAGE = 15
 WITH_ARGUMENT = ("approve", "ban", "admin", "get_chat", "get_connected_users", "connect_to_chat",
                  "retry")
-WITHOUT_ARGUMENT = ("all_users", "clean", "errors")
+WITHOUT_ARGUMENT = ("all_users", "clean", "errors", "web_access")
 _MAX_ID = 2**63 - 1
 
 
@@ -147,6 +148,17 @@ def retry(desk: Desk, user: User, job_id: int) -> str:
     return desk.t(user, "retry_not_dead", id=job_id, status=status)
 
 
+def web_access(desk: Desk, message: types.Message, admin: User) -> None:
+    """The admin panel for a Telegram admin (WEB.md §1): a one-time code, in private only."""
+    if message.chat.type != "private":
+        _reply(desk, message, desk.t(admin, "web_access_private_only"))
+        return
+    login, code = PanelAuth(desk.deps.db, desk.clock).grant_setup(admin.tg_id, admin.username)
+    settings = desk.settings
+    _reply(desk, message, desk.t(admin, "web_access_code", login=fmt.escape(login), code=code,
+                                 url=fmt.escape(f"http://{settings.web_bind}:{settings.web_port}/setup")))
+
+
 def command(desk: Desk, message: types.Message, user: User) -> None:
     name, argument = parse_command(message.text)
     target = None
@@ -178,6 +190,8 @@ def command(desk: Desk, message: types.Message, user: User) -> None:
         _reply(desk, message, desk.t(user, "clean_started"))
     elif name == "errors":
         _reply(desk, message, errors_page(desk, user))
+    elif name == "web_access":
+        web_access(desk, message, user)
     elif name == "retry":
         _reply(desk, message, retry(desk, user, target))
 

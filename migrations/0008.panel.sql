@@ -1,7 +1,7 @@
 -- KeepDesk 8: the admin panel (issue 15, WEB.md §1): its users and the login throttle.
 -- depends: 0005.desk
 
--- A person who may log in to the panel. `session_version` is part of every session: a
+-- A person who may log in to the panel (password_hash '!': none set yet). `session_version` is part of every session: a
 -- password change (or a forced log-out) bumps it, and every older session stops working.
 CREATE TABLE panel_users (
     id BIGINT AUTO_INCREMENT PRIMARY KEY,
@@ -11,6 +11,9 @@ CREATE TABLE panel_users (
     tg_id BIGINT NULL,
     disabled TINYINT(1) NOT NULL DEFAULT 0,
     last_login_at DATETIME(6) NULL,
+    -- `/web_access` in Telegram: a one-time code (its SHA-256 only) that sets a password.
+    setup_code_hash CHAR(64) NULL,
+    setup_expires DATETIME(6) NULL,
     created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
     UNIQUE KEY uq_panel_users_login (login)

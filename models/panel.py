@@ -56,6 +56,23 @@ class PanelUserRepository(Repository):
                         (password_hash, tg_id, row["id"]))
             return row["id"], False
 
+    def grant_setup(self, login: str, tg_id: int, code_hash: str, expires: datetime) -> None:
+        """`/web_access`: the user (created without a password when new) may set one with
+        this code until `expires`; an older code stops working."""
+        self.db.execute(
+            "INSERT INTO panel_users (login, password_hash, tg_id, setup_code_hash, setup_expires)"
+            " VALUES (%s, '!', %s, %s, %s) ON DUPLICATE KEY UPDATE"
+            " setup_code_hash = VALUES(setup_code_hash), setup_expires = VALUES(setup_expires),"
+            " tg_id = VALUES(tg_id)", (login, tg_id, code_hash, expires))
+
+    def take_setup(self, login: str, code_hash: str, now: datetime, password_hash: str) -> bool:
+        """Set the password with a valid code, once; every older session ends."""
+        return self.db.execute(
+            "UPDATE panel_users SET password_hash = %s, setup_code_hash = NULL,"
+            " setup_expires = NULL, disabled = 0, session_version = session_version + 1"
+            " WHERE login = %s AND setup_code_hash = %s AND setup_expires > %s",
+            (password_hash, login, code_hash, now)) == 1
+
     def set_hash(self, user_id: int, password_hash: str) -> None:
         """A rehash with newer parameters: the same password, sessions stay."""
         self.db.execute("UPDATE panel_users SET password_hash = %s WHERE id = %s",

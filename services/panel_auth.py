@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -32,6 +34,8 @@ LOCK = timedelta(minutes=15)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 _LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+SETUP_VALID = timedelta(minutes=15)
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # no 0/O, 1/I: read from a phone
 
 
 class LoginOutcome(enum.Enum):
@@ -81,6 +85,36 @@ class PanelAuth:
         user_id, created = self.users.upsert(name, self.hasher.hash(password), tg_id)
         return self.users.get(user_id), created
 
+    def grant_setup(self, tg_id: int, username: str | None) -> tuple[str, str]:
+        """`/web_access` by a Telegram admin: their panel login (their username, else
+        tg<id>) and a one-time code, valid for SETUP_VALID, that sets a password on /setup.
+        Only the code's SHA-256 is kept."""
+        login = valid_login(username or "") or f"tg{tg_id}"
+        code = "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(3))
+        self.users.grant_setup(login, tg_id, _code_hash(code), self.clock() + SETUP_VALID)
+        return login, code
+
+    def finish_setup(self, login: str | None, code: str | None, password: str | None,
+                     address: str) -> LoginResult | str:
+        """Set the password with the code (throttled like a login). A string: what is wrong
+        with the new password."""
+        problem = password_problem(password)
+        if problem:
+            return problem
+        now = self.clock()
+        name = (login or "").strip()[:64]
+        keys = (f"login:{name.lower()}", f"ip:{address[:64]}")
+        locked = [until for until in (self.throttle.locked_until(k, now) for k in keys) if until]
+        if locked:
+            return LoginResult(LoginOutcome.LOCKED, retry_minutes=_minutes(max(locked) - now))
+        if valid_login(name) and code and self.users.take_setup(name, _code_hash(code), now,
+                                                       self.hasher.hash(password)):
+            self.throttle.clear(keys[0])
+            return LoginResult(LoginOutcome.OK, self.users.by_login(name))
+        self.throttle.fail(keys[0], now, WINDOW, LOGIN_LIMIT, LOCK)
+        self.throttle.fail(keys[1], now, WINDOW, IP_LIMIT, LOCK)
+        return LoginResult(LoginOutcome.WRONG)
+
     def login(self, login: str | None, password: str | None, address: str) -> LoginResult:
         now = self.clock()
         name = (login or "").strip()[:64]
@@ -117,6 +151,11 @@ class PanelAuth:
             return self.hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+def _code_hash(code: str) -> str:
+    """Dashes, spaces and case do not matter when the code is typed."""
+    return hashlib.sha256(re.sub(r"[\s-]", "", code).upper().encode()).hexdigest()
 
 
 def _minutes(delta: timedelta) -> int:

@@ -179,3 +179,38 @@ def test_run_without_bot_token_opens_the_playground_and_with_one_connects_telegr
     monkeypatch.setenv("BOT_TOKEN", "123456:real-token")
     assert cli.main(["run"]) == 0
     assert chosen == ["playground", ("telegram", "123456:real-token")]
+
+
+def test_web_access_gives_a_telegram_admin_a_one_time_code_for_the_panel(desk, db, tg):
+    from conftest import ADMIN_ID
+    from doors.panel import create_app
+    from sandbox.telegram import parse_html
+    tg.user_sends_text(ADMIN_ID, "/start", username="shop_admin")
+    tg.user_sends_text(ADMIN_ID, "/web_access", chat_id=SHARED, username="shop_admin")
+    tg.user_sends_text(ADMIN_ID, "/web_access", username="shop_admin")
+    said = lambda chat: [parse_html(m.get("text") or "")[0] for m in tg.messages(chat)]  # noqa: E731
+    from harness import wait_for
+    wait_for(lambda: any("One-time code" in t or "Одноразовий код" in t for t in said(ADMIN_ID)), timeout=20)
+    wait_for(lambda: any("/web_access" in t for t in said(SHARED)), timeout=20)
+    message = [t for t in said(ADMIN_ID) if "/setup" in t][-1]
+    login = re.search(r"(?:Login|Логін): (\S+)", message).group(1)
+    code = re.search(r"([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})", message).group(1)
+    assert login == "shop_admin"
+
+    client = create_app(desk.settings.replace(web_secret_key="w" * 40), db, deps=desk.deps).test_client()
+    form = lambda page, **fields: dict(fields, csrf_token=token_of(client.get(page).data))  # noqa: E731
+    wrong = client.post("/setup", data=form("/setup", login=login, code="AAAA-BBBB-CCCC",
+                                            password="my new password", again="my new password"))
+    assert wrong.status_code == 400 and b"Wrong login or code" in wrong.data
+    done = client.post("/setup", data=form("/setup", login=login, code=code.lower(),
+                                           password="my new password", again="my new password"))
+    assert done.status_code == 302
+    again = client.post("/setup", data=form("/setup", login=login, code=code,
+                                            password="another password", again="another password"))
+    assert again.status_code == 400                 # a code works once
+    answer = client.post("/login", data=form("/login", login=login, password="my new password"))
+    assert answer.status_code == 302 and client.get("/").status_code == 200
+    assert code not in str(db.fetchall("SELECT * FROM panel_users"))
+
+
+SHARED = -1001000000001

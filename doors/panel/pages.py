@@ -124,6 +124,30 @@ def login():
     return render_template("login.html", error=message), 429 if result.outcome is LoginOutcome.LOCKED else 401
 
 
+@blueprint.route("/setup", methods=["GET", "POST"])
+def setup():
+    """A password set with the one-time code `/web_access` gave in Telegram."""
+    if request.method == "GET":
+        return render_template("setup.html", login=request.args.get("login", "")[:64])
+    form = request.form
+    if form.get("password") != form.get("again"):
+        return render_template("setup.html", login=form.get("login", "")[:64],
+                               error="The two passwords differ."), 400
+    result = panel().auth.finish_setup(form.get("login"), form.get("code"), form.get("password"),
+                                       request.remote_addr or "?")
+    if isinstance(result, str):
+        return render_template("setup.html", login=form.get("login", "")[:64],
+                               error=f"Not set: {result}."), 400
+    if result.outcome is LoginOutcome.OK:
+        log.info("panel: %s set a password with a /web_access code", result.user.login)
+        flash("Password set. Log in with it.")
+        return redirect(url_for("panel.login"))
+    message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
+               if result.outcome is LoginOutcome.LOCKED else
+               "Wrong login or code, or the code expired (it works once, for 15 minutes).")
+    return render_template("setup.html", login=form.get("login", "")[:64], error=message), 400
+
+
 @blueprint.post("/logout")
 @login_required
 def logout():
