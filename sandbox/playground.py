@@ -34,9 +34,11 @@ from models.db import Database, migrate
 from models.mariadb import LocalMariaDB
 from sandbox._server import ServerThread
 from sandbox.crm import CrmSandbox
-from sandbox.demo import ADMIN, LINK_KEY, LOG_CHAT, SHARED_CHAT, TOKEN, settings_for
+from sandbox.demo import ADMIN, LINK_KEY, LOG_CHAT, SHARED_CHAT, TOKEN, environment_for
 from sandbox.stack import LocalDesk, wait_for
+from sandbox.planfix import PlanfixSandbox
 from sandbox.telegram import HtmlParseError, TelegramSandbox, parse_html
+from sandbox.tgaccounts import TgAccountsSandbox
 from sandbox.whatsapp import WhatsAppSandbox
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ TEAM = {ADMIN: ("shop_admin", "Admin"), 2002: ("olena_sales", "Olena"), 2003: ("
 MANAGERS = (2002, 2003)
 FIRST_ORDER = 10001
 MAX_UPLOAD = 5 * 1024 * 1024
+SHOP_ACCOUNT = "380501112233"          # the shop's own Telegram account (CHANNELS.md §5)
+PLANFIX_ADMIN_TOKEN = "playground-planfix-admin"
 blueprint = Blueprint("playground", __name__, template_folder="templates",
                       static_folder="static", static_url_path="/playground-static")
 
@@ -53,8 +57,10 @@ class Playground:
     """The running emulators and desk, as the page sees them."""
 
     def __init__(self, tg: TelegramSandbox, crm: CrmSandbox, wa: WhatsAppSandbox, desk: LocalDesk,
-                 panel_password: str) -> None:
-        self.tg, self.crm, self.wa, self.desk = tg, crm, wa, desk
+                 panel_password: str, tga: TgAccountsSandbox | None = None) -> None:
+        self.tg, self.crm, self.wa, self.desk, self.tga = tg, crm, wa, desk, tga
+        self.account_online = threading.Event()
+        self.tg_customers: dict[int, str] = {}   # the customer's Telegram id → name
         self.panel_password = panel_password
         self.orders = count(FIRST_ORDER)
         self.order_lock = threading.Lock()
@@ -91,6 +97,24 @@ class Playground:
                                          mime="image/png" if filename.lower().endswith(".png") else "image/jpeg")
         else:
             self.wa.customer_sends_document(phone, data, filename or "file.pdf", caption=text, name=name)
+
+    def telegram_customer_writes(self, name: str, text: str, data: bytes | None,
+                                 filename: str | None) -> None:
+        """A Telegram user writes to the shop's own account; KeepDesk relays it to the desk."""
+        customer = next((i for i, n in self.tg_customers.items() if n == name), None)
+        if customer is None:
+            customer = self.tga.add_user(name)["id"]
+            self.tg_customers[customer] = name
+        file = None
+        if data is not None:
+            mime = "image/png" if (filename or "").lower().endswith(".png") else (
+                "image/jpeg" if (filename or "").lower().endswith((".jpg", ".jpeg")) else "application/pdf")
+            file = {"name": filename or "file", "mime": mime, "data": data}
+        self.tga.customer_writes(SHOP_ACCOUNT, customer, text, file=file)
+
+    def telegram_thread(self, customer: int) -> list[dict]:
+        return [{"text": m.get("text") or "", "files": 1 if m.get("file") else 0}
+                for m in self.tga.sent(SHOP_ACCOUNT, to=customer)]
 
     # -- the team's Telegram ----------------------------------------------------------
 
@@ -181,7 +205,9 @@ def _state(p: Playground, chat: int, acting: int) -> dict:
         acting = chat            # in a private chat you are its owner
     buyers = [(order, email, p.crm.messages(order)) for order, email in sorted(p.buyers.items())]
     wa = [(phone, name, _wa_thread(p, phone)) for phone, name in sorted(p.wa_customers.items())]
-    return {"chats": p.chats(), "chat": chat, "acting": acting, "team": TEAM,
+    tgc = [(i, name, p.telegram_thread(i)) for i, name in sorted(p.tg_customers.items())]
+    return {"tg_customers": tgc, "account_online": p.account_online.is_set(),
+            "tga": p.tga is not None,"chats": p.chats(), "chat": chat, "acting": acting, "team": TEAM,
             "messages": p.view(chat), "buyers": buyers, "wa": wa,
             "panel_password": p.panel_password, "shared": SHARED_CHAT}
 
@@ -215,6 +241,17 @@ def whatsapp():
     if (not text and data is None) or len(digits) < 9:
         return redirect(url_for("playground.page"))
     p.whatsapp_writes(digits, (request.form.get("name") or "Customer").strip()[:60], text, data, name)
+    return redirect(url_for("playground.page", chat=request.form.get("chat", SHARED_CHAT)))
+
+
+@blueprint.post("/playground/telegram")
+def telegram_customer():
+    p = playground()
+    text = (request.form.get("text") or "").strip()[:2000]
+    data, name = _upload()
+    if p.tga is None or not p.account_online.is_set() or (not text and data is None):
+        return redirect(url_for("playground.page"))
+    p.telegram_customer_writes((request.form.get("name") or "Ivan").strip()[:60] or "Ivan", text, data, name)
     return redirect(url_for("playground.page", chat=request.form.get("chat", SHARED_CHAT)))
 
 
@@ -262,9 +299,13 @@ def send():
 # -- starting it all ------------------------------------------------------------------------
 
 def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
-          stoppers: list | None = None) -> tuple[Playground, ServerThread]:
+          stoppers: list | None = None, telegram_accounts: bool = True,
+          workdir: str | None = None) -> tuple[Playground, ServerThread]:
     """Start the emulators, KeepDesk and the page on a database (its MYSQL_* settings);
-    what to stop is added to the front of `stoppers`, in the order to stop it."""
+    what to stop is added to the front of `stoppers`, in the order to stop it.
+    `telegram_accounts`: also the shop's own Telegram account (the accounts process, a
+    process of its own as in production, with its session file under `workdir`)."""
+    import os
     from doors.panel import create_app
     from services.panel_auth import PanelAuth
 
@@ -272,7 +313,17 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
     tg, crm, wa = TelegramSandbox(TOKEN).start(), CrmSandbox().start(), WhatsAppSandbox().start()
     stoppers[:0] = [tg.stop, crm.stop, wa.stop]
     wa.add_template("appointment", 3)
-    settings = settings_for(tg, crm, database_env, wa)
+    environment = environment_for(tg, crm, database_env, wa)
+    tga = None
+    if telegram_accounts:
+        tga, planfix = TgAccountsSandbox().start(), PlanfixSandbox().start()
+        stoppers[:0] = [tga.stop, planfix.stop]
+        environment.update({
+            "PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
+            "TG_ACCOUNTS_KEY": secrets.token_urlsafe(24), "PUBLIC_URL": "http://127.0.0.1:9",
+            "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
+            "TG_ACCOUNTS_ROUTING": "desk"})
+    settings = load_settings(environment, env_file=None)
     settings = settings.replace(web_port=web_port, web_bind=host, var_dir=ROOT / "var" / "playground",
                                 web_secret_key=secrets.token_urlsafe(48))
     db = Database(settings)
@@ -283,12 +334,44 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
     password = secrets.token_urlsafe(12)
     PanelAuth(db, desk.deps.clock).set_password("admin", password, ADMIN)
     app = create_app(desk.settings, db, deps=desk.deps, prefix="/panel")
-    game = Playground(tg, crm, wa, desk, password)
+    game = Playground(tg, crm, wa, desk, password, tga)
     app.extensions["keepdesk.playground"] = game
     app.register_blueprint(blueprint)
     server = ServerThread(app, host=host, port=web_port).start()
     stoppers.insert(0, server.stop)
+    if tga is not None:
+        env = {**os.environ, **environment, "PUBLIC_URL": desk.settings.public_url,
+               "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+        env.pop("BOT_TOKEN_FILE", None)
+        threading.Thread(target=_connect_account, name="playground-account", daemon=True,
+                         args=(game, desk, env, workdir or tempfile.mkdtemp(prefix="keepdesk-pg-"),
+                               planfix)).start()
     return game, server
+
+
+def _connect_account(game: Playground, desk: LocalDesk, env: dict, workdir: str, planfix) -> None:
+    """The accounts process, and the shop's account registered through the management
+    endpoint (as an admin would), in the background: the page works meanwhile."""
+    import requests
+    from pathlib import Path
+    try:
+        desk.start_accounts(env)
+        Path(workdir, "shop.session").write_text(game.tga.add_account(SHOP_ACCOUNT))
+        body = {"name": "shop", "number": "+" + SHOP_ACCOUNT, "url_planfix": planfix.url,
+                "token_planfix": planfix.token, "name_session": "shop", "path_session": workdir}
+        answer = requests.post(f"{desk.listener_url}/planfix/clients", json=body, timeout=10,
+                               headers={"Token": PLANFIX_ADMIN_TOKEN})
+        token = answer.json()["token"]
+
+        def online():
+            state = requests.get(f"{desk.listener_url}/planfix/clients", timeout=5,
+                                 json={"name": "shop", "number": SHOP_ACCOUNT},
+                                 headers={"Token": token}).json()
+            return state.get("status") == "online"
+        wait_for(online, timeout=60, interval=0.3)
+        game.account_online.set()
+    except Exception:
+        log.exception("the playground's Telegram account did not connect")
 
 
 def _team_joins(desk: LocalDesk, tg: TelegramSandbox) -> None:
@@ -306,8 +389,8 @@ def _team_joins(desk: LocalDesk, tg: TelegramSandbox) -> None:
 BANNER = """
 ──────────────────────────────────────────────────────────────────────────────
  KeepDesk PLAYGROUND — no BOT_TOKEN is set, so nothing talks to the real world.
- The real KeepDesk runs here against local emulators of Telegram, KeepingCRM
- and WhatsApp. Open:
+ The real KeepDesk runs here against local emulators of Telegram, KeepingCRM,
+ WhatsApp and a shop's own Telegram account. Open:
 
      {url}/
 
@@ -337,7 +420,7 @@ def main() -> int:
         database.start()
         database.create_database("keepdesk_playground", drop=True)
         game, server = build(database.environment("keepdesk_playground"), web.web_port,
-                             host=web.web_bind, stoppers=stoppers)
+                             host=web.web_bind, stoppers=stoppers, workdir=workdir)
         print(BANNER.format(url=server.url, password=game.panel_password), flush=True)
         while not stop.sleep(0.5):
             pass

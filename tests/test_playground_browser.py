@@ -10,19 +10,21 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from models.singleton import ProcessSingleton
+from sandbox.demo import SHARED_CHAT
 
 QUESTION = "Is the 16 GB version in stock?"
 ANSWER = "Yes, 16 GB is in stock; we ship today."
 
 
 @pytest.fixture
-def playground(mariadb, schema):
+def playground(mariadb, schema, tmp_path):
     from sandbox.playground import build
     ProcessSingleton.reset_all()
     mariadb.create_database("keepdesk_playground", drop=True)
     stoppers: list = []
     try:
-        game, server = build(mariadb.environment("keepdesk_playground"), 0, stoppers=stoppers)
+        game, server = build(mariadb.environment("keepdesk_playground"), 0, stoppers=stoppers,
+                             workdir=str(tmp_path))
         yield game, server.url
     finally:
         for stop in stoppers:
@@ -69,3 +71,13 @@ def test_customer_writes_manager_takes_answers_customer_sees(browser, playground
     order = game.crm.messages(min(game.buyers))
     assert [m["message"] for m in order if m["seller"]] == [ANSWER]
     browser.save_screenshot(str(artifacts / "playground.png"))
+
+    # The other customers reach the same shared group: WhatsApp, and a Telegram user
+    # writing to the shop's own account (relayed by the accounts process).
+    browser.find_element(By.ID, "chat-" + str(SHARED_CHAT)).click()
+    browser.find_element(By.ID, "wa-text").send_keys("Можна записатися на завтра?")
+    browser.find_element(By.ID, "wa-send").click()
+    until(browser, lambda b: "Можна записатися на завтра?" in b.find_element(By.ID, "messages").text)
+    until(browser, lambda b: b.find_elements(By.ID, "tgc-text"), timeout=60)[0].send_keys("Коли доставка?")
+    browser.find_element(By.ID, "tgc-send").click()
+    until(browser, lambda b: "Коли доставка?" in b.find_element(By.ID, "messages").text)
