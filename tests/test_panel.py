@@ -214,3 +214,34 @@ def test_web_access_gives_a_telegram_admin_a_one_time_code_for_the_panel(desk, d
 
 
 SHARED = -1001000000001
+
+
+def test_create_admin_from_the_command_line(mariadb, db, monkeypatch, capsys):
+    import io
+    import bot.__main__ as cli
+    from conftest import TEST_DB
+    for name, value in mariadb.environment(TEST_DB).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr("sys.stdin", io.StringIO("too short\n"))
+    assert cli.main(["create-admin", "owner", "--password-stdin"]) == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("a good long password\n"))
+    assert cli.main(["create-admin", "owner", "--password-stdin"]) == 0
+    assert "created" in capsys.readouterr().out
+    result = PanelAuth(db, datetime.utcnow).login("owner", "a good long password", "127.0.0.1")
+    assert result.outcome is LoginOutcome.OK
+
+
+def test_canned_replies_added_edited_and_deleted_in_the_panel(client, db):
+    log_in(client)
+    form = lambda **fields: dict(fields, csrf_token=token_of(client.get("/settings").data))  # noqa: E731
+    client.post("/settings/replies", data=form(title="Delivery", text="Order {order} ships today"))
+    bad = client.post("/settings/replies", data=form(title="Oops", text="Hello {nme}"), follow_redirects=True)
+    assert "unknown placeholder {nme}" in bad.data.decode()
+    [reply] = db.fetchall("SELECT id, title, text FROM canned_replies WHERE deleted_at IS NULL")
+    client.post(f"/settings/replies/{reply['id']}/edit", data=form(title="Delivery", text="Order {order}: Nova Poshta"))
+    [edited] = db.fetchall("SELECT id, text FROM canned_replies WHERE deleted_at IS NULL")
+    assert edited["text"] == "Order {order}: Nova Poshta"
+    client.post(f"/settings/replies/{edited['id']}/delete", data=form())
+    assert db.fetchall("SELECT id FROM canned_replies WHERE deleted_at IS NULL") == []

@@ -134,6 +134,43 @@ def test_login_throttle_csrf_home_retry_team(browser, panel, desk, db, tg, crm, 
     browser.save_screenshot(str(artifacts / "panel-team.png"))
 
 
+def png(width: int = 4, height: int = 3) -> bytes:
+    """A small real PNG (a browser must be able to draw it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_conversations_search_and_a_history_with_an_image(browser, panel, desk, db, tg, crm, artifacts):
+    crm.add_chat(7301, email="photo.buyer@example.com", product="Camera")
+    crm.customer_writes(7301, "Here is the damaged box", image=png(), filename="box.png")
+    crm.customer_writes(7302, "Another order entirely", email="other@example.com")
+    for order in (7301, 7302):
+        crm.signal(desk.listener_url, LINK_KEY, order)
+    wait_for(lambda: len(tg.messages(SHARED_CHAT)) >= 2, timeout=20)
+    desk.idle(timeout=20)
+    log_in(browser, panel)
+    browser.get(f"{panel}/conversations")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#conversations tbody tr")) == 2
+    browser.find_element(By.ID, "search").send_keys("photo.buyer@example.com")
+    submit(browser, "filter-submit")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#conversations tbody tr")
+    assert len(rows) == 1 and "7301" in rows[0].text
+    rows[0].find_element(By.TAG_NAME, "a").click()
+    assert "Here is the damaged box" in text(browser, "#history")
+    image = browser.find_element(By.CSS_SELECTOR, "#history img.photo")
+    assert "/files/" in image.get_attribute("src") and crm.url not in browser.page_source
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth", image) == 4)
+    browser.save_screenshot(str(artifacts / "panel-conversation.png"))
+
+
 def test_a_report_read_in_the_browser_matches_the_seeded_history(browser, panel, desk, db, artifacts):
     desk.deps.users.register(OLENA, "olena_sales", "Olena", "uk")
     desk.deps.users.register(TARAS, "taras_support", "Taras", "uk")

@@ -267,7 +267,9 @@ def message_file(conversation_id: int, message_id: int):
             media = p.media(message_id)
             body, mime = media.content, media.mime or "application/octet-stream"
         else:
-            answer = requests.get(row["url"], timeout=10, stream=True)
+            if not row["url"].lower().startswith(("https://", "http://")):
+                abort(404, "This message has no file the panel can fetch.")
+            answer = requests.get(row["url"], timeout=10, stream=True, allow_redirects=False)
             answer.raise_for_status()
             body = answer.raw.read(MAX_FILE + 1, decode_content=True)
             if len(body) > MAX_FILE:
@@ -416,6 +418,26 @@ def reply_add():
         flash(f"The reply was not saved: {result.problem.value.replace('_', ' ')}"
               f"{' ' + result.detail if result.detail else ''}.", "warning")
     else:
+        flash(f"Canned reply “{result.title}” saved.")
+    return redirect(url_for("panel.settings_page"))
+
+
+@blueprint.post("/settings/replies/<int:reply_id>/edit")
+@login_required
+def reply_edit(reply_id: int):
+    """A changed reply is saved as a new one and the old one retired (managers who have
+    the old one open keep a consistent text)."""
+    replies = panel().deps.tools.replies
+    if replies.get(reply_id) is None:
+        abort(404, "There is no such canned reply.")
+    title = (request.form.get("title") or "").strip()
+    body = (request.form.get("text") or "").strip()
+    result = replies.add(_actor(), f"{title}\n{body}" if body else title)
+    if isinstance(result, Refused):
+        flash(f"Nothing changed: {result.problem.value.replace('_', ' ')}"
+              f"{' ' + result.detail if result.detail else ''}.", "warning")
+    else:
+        replies.delete(reply_id)
         flash(f"Canned reply “{result.title}” saved.")
     return redirect(url_for("panel.settings_page"))
 
