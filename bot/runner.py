@@ -84,6 +84,8 @@ class Supervisor:
             self.children.append(Child("accounts", [python, "-m", "bot", "accounts"]))
         for child in self.children:
             self._spawn(child)
+        log.info("admin panel on http://%s:%s/ (a user: python -m bot create-admin LOGIN)",
+                 self.settings.web_bind, self.settings.web_port)
         self._connect_telegram(db)
 
     def _connect_telegram(self, db: Database) -> None:

@@ -131,8 +131,9 @@ class Playground:
             html = _as_html(raw) if not sender or sender.get("is_bot") else escape(raw)
             shown.append({"id": message["message_id"], "from_bot": not sender or sender.get("is_bot", False),
                           "sender": sender.get("first_name", "KeepDesk"), "html": html,
-                          "photo": bool(message.get("photo")),
+                          "photo": (message.get("photo") or [{}])[-1].get("file_id"),
                           "document": (message.get("document") or {}).get("file_name"),
+                          "document_id": (message.get("document") or {}).get("file_id"),
                           "buttons": (message.get("reply_markup") or {}).get("inline_keyboard", []),
                           "edited": bool(message.get("edit_date"))})
         return shown
@@ -216,6 +217,31 @@ def _wa_thread(p: Playground, phone: str) -> list[dict]:
     sent = p.wa.sent(phone)
     texts = p.wa.message_texts(phone)
     return [{"text": text, "status": message.get("status", "")} for text, message in zip(texts, sent)]
+
+
+@blueprint.get("/playground/file/<file_id>")
+def telegram_file(file_id: str):
+    """A photo or file of the emulated Telegram chats, as a Telegram app would show it."""
+    from flask import Response
+    import requests
+    stored = playground().tg.file(file_id[:64])
+    if stored is None:
+        abort(404, "No such file.")
+    content = stored.get("content") or b""
+    source = stored.get("source_url") or ""
+    if not content and source.startswith("http://127.0.0.1:"):
+        # Sent by URL: Telegram fetches it itself; here the URL is an emulator's, on loopback.
+        answer = requests.get(source, timeout=5)
+        content = answer.content if answer.ok else b""
+    if not content:
+        abort(404, "The file's content is not available.")
+    mime = stored.get("mime_type") or "application/octet-stream"
+    inline = mime in ("image/jpeg", "image/png", "image/gif", "image/webp")
+    response = Response(content, mimetype=mime if inline else "application/octet-stream")
+    name = (stored.get("file_name") or file_id).replace('"', "")
+    response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{name}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @blueprint.post("/playground/buyer")

@@ -49,14 +49,21 @@ def button(text: str):
     return find
 
 
-def test_customer_writes_manager_takes_answers_customer_sees(browser, playground, artifacts):
+def test_customer_writes_manager_takes_answers_customer_sees(browser, playground, artifacts, tmp_path):
+    from test_panel_browser import png
     game, url = playground
+    photo = tmp_path / "box.png"
+    photo.write_bytes(png(8, 6))
     browser.get(url + "/")
     browser.find_element(By.ID, "buyer-text").send_keys(QUESTION)
+    browser.find_element(By.CSS_SELECTOR, "#buyer input[type=file]").send_keys(str(photo))
     browser.find_element(By.ID, "buyer-send").click()
 
     # The shared group shows the buyer's message with "✍ Відповісти" (acting as Olena).
     until(browser, lambda b: QUESTION in b.find_element(By.ID, "messages").text)
+    # ... with the buyer's photo, as Telegram shows it.
+    until(browser, lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, "#messages img.tg-photo")
+                              if b.execute_script("return arguments[0].naturalWidth", i) == 8])
     until(browser, button("✍ Відповісти")).click()
 
     # Olena's private chat: the history and the writing prompt; she answers there.
