@@ -245,3 +245,20 @@ def test_canned_replies_added_edited_and_deleted_in_the_panel(client, db):
     assert edited["text"] == "Order {order}: Nova Poshta"
     client.post(f"/settings/replies/{edited['id']}/delete", data=form())
     assert db.fetchall("SELECT id FROM canned_replies WHERE deleted_at IS NULL") == []
+
+
+def test_behind_the_proxy_one_client_locked_out_does_not_lock_out_the_others(client):
+    from services.panel_auth import IP_LIMIT
+    page = client.get("/login").data
+    for n in range(IP_LIMIT):
+        answer = client.post("/login", headers={"X-Forwarded-For": "203.0.113.9"},
+                             data={"csrf_token": token_of(page), "login": f"guess{n}", "password": "x" * 12})
+    assert answer.status_code == 429 and b"Too many failed attempts" in answer.data
+    refused = client.post("/login", headers={"X-Forwarded-For": "203.0.113.9"},
+                          data={"csrf_token": token_of(page), "login": "owner",
+                                "password": "correct horse battery"})
+    assert refused.status_code == 429
+    welcome = client.post("/login", headers={"X-Forwarded-For": "198.51.100.7"},
+                          data={"csrf_token": token_of(page), "login": "owner",
+                                "password": "correct horse battery"})
+    assert welcome.status_code == 302

@@ -88,6 +88,19 @@ def _int_arg(name: str, default: int | None = None, *, low: int = 0, high: int =
     return value if low <= value <= high else default
 
 
+def client_address() -> str:
+    """Who is logging in, for the throttle. The panel listens on loopback behind a TLS
+    proxy on the same host: from a loopback peer, the address the proxy appended to
+    X-Forwarded-For is the client's; from anyone else the header is ignored."""
+    peer = request.remote_addr or "?"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and peer in ("127.0.0.1", "::1"):
+        last = forwarded.split(",")[-1].strip()
+        if last and len(last) <= 45 and all(c in "0123456789abcdefABCDEF.:" for c in last):
+            return last
+    return peer
+
+
 def _actor() -> User:
     user = current_user.user
     return User(tg_id=user.tg_id or 0, username=None, first_name=user.login, language=None,
@@ -110,7 +123,7 @@ def login():
     if request.method == "GET":
         return render_template("login.html")
     result = panel().auth.login(request.form.get("login"), request.form.get("password"),
-                                request.remote_addr or "?")
+                                client_address())
     if result.outcome is LoginOutcome.OK:
         from doors.panel import SessionUser
         login_user(SessionUser(result.user))
@@ -120,7 +133,7 @@ def login():
         message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s).")
     else:
         message = "Wrong login or password."
-    log.warning("panel: login refused (%s) from %s", result.outcome.value, request.remote_addr)
+    log.warning("panel: login refused (%s) from %s", result.outcome.value, client_address())
     return render_template("login.html", error=message), 429 if result.outcome is LoginOutcome.LOCKED else 401
 
 
@@ -134,7 +147,7 @@ def setup():
         return render_template("setup.html", login=form.get("login", "")[:64],
                                error="The two passwords differ."), 400
     result = panel().auth.finish_setup(form.get("login"), form.get("code"), form.get("password"),
-                                       request.remote_addr or "?")
+                                       client_address())
     if isinstance(result, str):
         return render_template("setup.html", login=form.get("login", "")[:64],
                                error=f"Not set: {result}."), 400
