@@ -126,14 +126,26 @@ def cmd_create_admin(settings: Settings, args) -> int:
         if getpass.getpass("Again: ") != password:
             print("The passwords differ; nothing changed.", file=sys.stderr)
             return 2
+    local = None
+    if settings.uses_local_mariadb:  # `make run`'s own MariaDB under var/ (started if need be)
+        from models.mariadb import LOCAL_DB_NAME, LocalMariaDB, local_database
+        started_here = not LocalMariaDB(settings.var_dir / "mysql").is_running()
+        local, _ = local_database(settings)
+        settings = settings.replace(mysql_socket=local.socket, mysql_user="root", mysql_password="",
+                                    mysql_db=LOCAL_DB_NAME, mysql_host=None)
+        local = local if started_here else None
     db = Database(settings, pool_size=1)
     try:
+        from models.db import migrate
+        migrate(db)
         user, created = PanelAuth(db, utc_now).set_password(args.login, password, args.telegram_id)
     except ValueError as exc:
         print(f"Nothing changed: {exc}.", file=sys.stderr)
         return 2
     finally:
         db.close()
+        if local is not None:
+            local.stop()
     print(f"Panel user {user.login!r} {'created' if created else 'updated; their sessions ended'}."
           f" Log in at http://{settings.web_bind}:{settings.web_port}/")
     return 0

@@ -63,15 +63,33 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
 def keepdesk_processes() -> list[Process]:
-    """This process, and when its parent runs KeepDesk (`-m bot run`), the parent and every
-    process under it."""
+    """Every process of this KeepDesk: under `python -m bot run` (the panel is a gunicorn
+    worker two levels below it) the supervisor and everything it started; otherwise this
+    process alone."""
     own = read(os.getpid())
-    parent = read(os.getppid())
-    if parent is None or "bot" not in parent.name:
+    root, pid = None, os.getpid()
+    for _ in range(3):
+        pid = parent_of(pid)
+        if not pid or pid <= 1:
+            break
+        process = read(pid)
+        if process is not None and process.name.startswith("-m bot ") and (
+                "run" in process.name or "polling" in process.name):
+            root = process
+            break
+    if root is None:
         return [own] if own else []
-    seen: list[Process] = [parent]
-    stack = children(parent.pid)
+    seen: list[Process] = [root]
+    stack = children(root.pid)
     while stack and len(seen) < 64:
         pid = stack.pop()
         process = read(pid)
