@@ -51,6 +51,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         home = panel.post(f"http://127.0.0.1:{web_port}/login", timeout=10, data={
             "csrf_token": token, "login": "owner", "password": "a long password 1"}).text
+        panel.close()   # no keep-alive connection left for gunicorn's graceful stop to wait out
         processes = int(re.search(r"(\d+) process\(es\)", home).group(1))
         assert processes >= 5   # the supervisor, two doors' masters and workers, a worker…
         database = LocalMariaDB(var_dir / "mysql")
