@@ -262,3 +262,11 @@ def test_behind_the_proxy_one_client_locked_out_does_not_lock_out_the_others(cli
                           data={"csrf_token": token_of(page), "login": "owner",
                                 "password": "correct horse battery"})
     assert welcome.status_code == 302
+
+
+def test_a_session_ended_by_a_new_password_gets_a_clear_login_page(client, db):
+    log_in(client)
+    assert client.get("/team").status_code == 200
+    PanelAuth(db, datetime.utcnow).set_password("owner", "a brand new password")
+    stale = client.get("/team", follow_redirects=True)
+    assert b"Log in" in stale.data and b"session that ended" in stale.data
