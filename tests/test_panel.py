@@ -270,3 +270,11 @@ def test_a_session_ended_by_a_new_password_gets_a_clear_login_page(client, db):
     PanelAuth(db, datetime.utcnow).set_password("owner", "a brand new password")
     stale = client.get("/team", follow_redirects=True)
     assert b"Log in" in stale.data and b"session that ended" in stale.data
+
+
+def test_behind_an_https_proxy_the_session_cookie_is_secure(client):
+    page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in page.headers["Set-Cookie"] and "HttpOnly" in page.headers["Set-Cookie"]
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    plain = client.get("/login")
+    assert "Strict-Transport-Security" not in plain.headers

@@ -198,3 +198,24 @@ def test_a_report_read_in_the_browser_matches_the_seeded_history(browser, panel,
     browser.set_window_size(1400, 1700)
     browser.save_screenshot(str(artifacts / "panel-reports.png"))
     browser.set_window_size(1400, 1000)
+
+
+def test_settings_issue_and_revoke_a_1c_token_with_secrets_masked(browser, panel, desk, db, artifacts):
+    from services.api_tokens import ApiTokens
+    log_in(browser, panel)
+    browser.get(f"{panel}/settings")
+    page = browser.page_source
+    for secret in (desk.settings.bot_token, desk.settings.keeping_api_key, desk.settings.link_key):
+        assert secret not in page
+    browser.find_element(By.CSS_SELECTOR, "input[name=name]").send_keys("1c-main")
+    submit(browser, "issue-token")
+    token = text(browser, "#new-token code")
+    assert ApiTokens(db).valid(token)
+    browser.save_screenshot(str(artifacts / "panel-settings.png"))
+    browser.get(f"{panel}/settings")
+    assert token not in browser.page_source            # shown once
+    page_button = browser.find_element(By.CSS_SELECTOR, "#tokens button")
+    page = browser.find_element(By.TAG_NAME, "html")
+    page_button.click()
+    WebDriverWait(browser, 15).until(staleness_of(page))
+    assert "Token revoked." in text(browser, ".flash") and not ApiTokens(db).valid(token)

@@ -23,6 +23,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -37,6 +38,13 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+class _Sessions(SecureCookieSessionInterface):
+    """Signed cookie sessions, marked Secure whenever the panel is reached over HTTPS."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or reached_over_https()
+
+
 class SessionUser(UserMixin):
     """The logged-in panel user; `get_id` carries the session version."""
 
@@ -49,6 +57,14 @@ class SessionUser(UserMixin):
     @property
     def login(self) -> str:
         return self.user.login
+
+
+def reached_over_https() -> bool:
+    """HTTPS to us, or to the TLS proxy on this host (X-Forwarded-Proto from loopback only)."""
+    if request.is_secure:
+        return True
+    return (request.remote_addr in ("127.0.0.1", "::1")
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
 
 
 def secret_key(settings: Settings) -> str:
@@ -83,6 +99,7 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME="keepdesk_panel", REMEMBER_COOKIE_DURATION=0,
         WTF_CSRF_TIME_LIMIT=8 * 3600, WTF_CSRF_SSL_STRICT=False)
+    app.session_interface = _Sessions()
     CSRFProtect(app)
     auth = PanelAuth(db, deps.clock)
     app.extensions["keepdesk.panel"] = pages.Panel(settings, db, deps, auth)
@@ -111,6 +128,8 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
         response.headers["Referrer-Policy"] = "no-referrer"
         if response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
+        if reached_over_https():   # behind the TLS proxy: browsers stay on HTTPS
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 
     @app.errorhandler(CSRFError)
