@@ -278,3 +278,30 @@ def test_behind_an_https_proxy_the_session_cookie_is_secure(client):
     assert page.headers["Strict-Transport-Security"].startswith("max-age=")
     plain = client.get("/login")
     assert "Strict-Transport-Security" not in plain.headers
+
+
+def test_conversation_filters(client, db):
+    at = datetime.utcnow() - timedelta(hours=1)
+    seed_wait(db, "9001", "keepingcrm", at, at + timedelta(minutes=3), OLENA)
+    seed_wait(db, "9002", "whatsapp", at, None, None)                         # unanswered
+    seed_wait(db, "9003", "keepingcrm", at, at + timedelta(minutes=5), OLENA, done_at=at)
+    held = ConversationRepository(db).find(ConversationKey("keepingcrm", "", "9001")).id
+    db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+               " VALUES (%s, 'olena_sales', 'Olena', 'uk', 'manager')", (OLENA,))
+    db.execute("INSERT INTO pins (conversation_id, manager_id, kind, state) VALUES (%s, %s, 'PIN', 'ACTIVE')",
+               (held, OLENA))
+    log_in(client)
+
+    def refs(query: str) -> list[str]:
+        page = client.get("/conversations" + query).data.decode()
+        table = page[page.index('id="conversations"'):]
+        return sorted(re.findall(r'/conversations/\d+">(\d+)</a>', table))
+
+    whatsapp_id = ConversationRepository(db).find(ConversationKey("whatsapp", "", "9002")).id
+    assert refs("") == sorted(["9001", "9003", str(whatsapp_id)])
+    assert refs("?channel=whatsapp") == [str(whatsapp_id)]
+    assert refs("?unanswered=1") == [str(whatsapp_id)]
+    assert refs("?status=done") == ["9003"]
+    assert refs(f"?holder={OLENA}") == ["9001"]
+    assert refs("?q=9003") == ["9003"]
+    assert "at least 3 characters" in client.get("/conversations?q=ab").data.decode()
