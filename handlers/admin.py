@@ -14,8 +14,7 @@ from telebot import TeleBot, types
 
 from bot import formatting as fmt
 from bot import views
-from bot.keyboards import inline, main_menu_dict, to_markup
-from bot.texts import text
+from bot.keyboards import inline, to_markup
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
 from handlers.pinning import after_claim, claim

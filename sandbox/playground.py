@@ -23,10 +23,9 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from itertools import count
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
 from config import ROOT, load_settings

@@ -27,8 +27,8 @@ from models.db import Database
 from models.jobs import JobQueue
 from models.panel import PanelFigures
 from models.state import ManagerStateRepository
-from models.responses import EVERYONE, ResponseFigures, ResponseRepository
-from models.users import ADMIN, BANNED, MANAGER, ROLES, User, UserManager
+from models.responses import EVERYONE, ResponseRepository
+from models.users import ADMIN, BANNED, ROLES, User, UserManager
 from utils.hours import WorkingHours
 
 

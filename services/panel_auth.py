@@ -71,7 +71,6 @@ class PanelAuth:
         self.users = PanelUserRepository(db)
         self.throttle = ThrottleRepository(db)
         self.hasher = PasswordHasher()
-        self._dummy = self.hasher.hash("not a password of anyone")
 
     def set_password(self, login: str, password: str, tg_id: int | None = None) -> tuple[PanelUser, bool]:
         """Create a panel user or give them a new password (which ends their sessions).
@@ -125,7 +124,7 @@ class PanelAuth:
         user = self.users.by_login(name) if valid_login(name) else None
         if user is None or user.disabled or not self._verify(user.password_hash, password or ""):
             if user is None:
-                self._verify(self._dummy, password or "")   # the same cost for an unknown name
+                self._verify(_dummy_hash(self.hasher), password or "")  # the same cost, unknown name
             counts = [self.throttle.fail(keys[0], now, WINDOW, LOGIN_LIMIT, LOCK),
                       self.throttle.fail(keys[1], now, WINDOW, IP_LIMIT, LOCK)]
             if counts[0] >= LOGIN_LIMIT or counts[1] >= IP_LIMIT:
@@ -151,6 +150,17 @@ class PanelAuth:
             return self.hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash of nobody's password, made once per process (verifying it costs what a real
+    check costs)."""
+    if not _DUMMY:
+        _DUMMY.append(hasher.hash(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
 
 
 def _code_hash(code: str) -> str:

@@ -367,6 +367,8 @@ def reports():
 # -- settings -------------------------------------------------------------------------------
 
 def effective_settings(settings: Settings) -> list[tuple[str, str]]:
+    """Every setting by its name, as this process runs with it; a secret (a field kept out
+    of reprs, or a value among `settings.secrets`) only says that it is set."""
     secret_values = set(settings.secrets)
     shown = []
     for name in SETTING_NAMES:
@@ -374,10 +376,7 @@ def effective_settings(settings: Settings) -> list[tuple[str, str]]:
         value = getattr(settings, attr, None)
         if value in (None, "", ()):
             text = "—"
-        elif isinstance(value, str) and (value in secret_values or not
-                                         settings.__dataclass_fields__[attr].repr):
-            text = "•••••• (set)"
-        elif not settings.__dataclass_fields__[attr].repr:
+        elif not settings.__dataclass_fields__[attr].repr or value in secret_values:
             text = "•••••• (set)"
         else:
             text = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
