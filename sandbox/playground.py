@@ -429,12 +429,27 @@ BANNER = """
 """
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def main() -> int:
     from utils.signals import StopSignal
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import os
     chosen = {k: os.environ[k] for k in ("WEB_PORT", "WEB_BIND") if os.environ.get(k)}
     web = load_settings({"BOT_TOKEN": TOKEN, **chosen}, env_file=None, database_only=True)
+    if not _port_free(web.web_bind, web.web_port):
+        print(f"KeepDesk playground: {web.web_bind}:{web.web_port} is taken (another `make run`?). "
+              f"Stop it, or choose another port: WEB_PORT=8091 make run", flush=True)
+        return 2
     workdir = tempfile.mkdtemp(prefix="keepdesk-playground-")
     stoppers: list = []
     stop = StopSignal()   # before anything starts: Ctrl-C then stops what did start
