@@ -66,6 +66,7 @@ class Container:
         self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels)
         self.tools = self.tools or DeskTools.build(self, self.desk.source_of)
         tools = self.tools
+        self.claims.on_claim = tools.waits.rearm   # a chat taken: its wait re-armed for the taker
         self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now,
                                                    beside=tools.joins.beside)
         self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,

@@ -19,7 +19,7 @@ import random
 import sys
 import time
 
-from bench.common import database, machine, percentile, verdict
+from bench.common import database, machine, percentile, timed, verdict
 from config import load_settings
 from models.db import Database, migrate
 
@@ -71,15 +71,6 @@ def fill(db: Database, words: list[str]) -> float:
     db.execute("ALTER TABLE conversations ADD FULLTEXT KEY ft_conversations_title"
                " (title, customer_name, customer_email)")
     return time.perf_counter() - started
-
-
-def timed(action, samples: int) -> list[float]:
-    values = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        action()
-        values.append((time.perf_counter() - started) * 1000)
-    return values
 
 
 def word_frequencies(db: Database, words: list[str]) -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ import time
 
 import requests
 
+from bench import common
 from bench.common import LINK_KEY, machine, percentile, stack, verdict
 from config import ROOT
 
@@ -83,12 +84,7 @@ def fill_database(db) -> None:
 
 
 def timed(action, samples: int = SAMPLES) -> list[float]:
-    values = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        action()
-        values.append((time.perf_counter() - started) * 1000)
-    return values
+    return common.timed(action, samples)
 
 
 def database_latency(desk, db) -> dict[str, list[float]]:

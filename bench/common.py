@@ -153,3 +153,13 @@ def stack(*, enforce_limits: bool = False, threads: int = 4, durable: bool = Tru
             tg.stop()
             crm.stop()
             db.close()
+
+
+def timed(action, samples: int) -> list[float]:
+    """Milliseconds of `samples` calls of action(), one after another."""
+    values = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        action()
+        values.append((time.perf_counter() - started) * 1000)
+    return values

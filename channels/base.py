@@ -26,6 +26,7 @@ from models.outbound import Attachment, Outbound
 class Capabilities:
     max_text: int                              # longest text a customer can be sent
     attachments: tuple[str, ...] = ()          # "photo", "document"
+    files_per_message: int = 10                # an album of more goes as one message per file
     reply_window: timedelta | None = None      # free-form answers only this long after the customer wrote
     read_receipts: bool = False                # "read" can be sent to the customer
     delivery_statuses: bool = False            # sent / delivered / read come back

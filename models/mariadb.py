@@ -67,6 +67,9 @@ class LocalMariaDB:
         self.socket = str(self.directory / "mysqld.sock")
         self.pid_file = self.directory / "mysqld.pid"
         self.log_file = self.directory / "mysqld.log"
+        # Its own temporary directory: a server starting up deletes the `#sql*` files it
+        # finds there, and several throwaway servers (parallel test sessions) share /tmp.
+        self.tmpdir = self.directory / "tmp"
         self.durable = durable
         self.buffer_pool = buffer_pool
         self.process: subprocess.Popen | None = None
@@ -77,8 +80,9 @@ class LocalMariaDB:
         if (self.datadir / "mysql").is_dir():
             return
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(exist_ok=True)
         install_db = find_binary("mariadb-install-db", "mysql_install_db")
-        cmd = [install_db, "--no-defaults", f"--datadir={self.datadir}",
+        cmd = [install_db, "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.tmpdir}",
                "--auth-root-authentication-method=normal", "--skip-test-db",
                "--skip-name-resolve"]
         if os.geteuid() == 0:
@@ -92,8 +96,9 @@ class LocalMariaDB:
         self.initialise()
         if self.is_running():
             return self
+        self.tmpdir.mkdir(exist_ok=True)
         cmd = [find_binary("mariadbd", "mysqld"), "--no-defaults",
-               f"--datadir={self.datadir}", f"--socket={self.socket}",
+               f"--datadir={self.datadir}", f"--socket={self.socket}", f"--tmpdir={self.tmpdir}",
                f"--pid-file={self.pid_file}", f"--log-error={self.log_file}",
                "--skip-networking", "--skip-name-resolve", "--skip-log-bin",
                f"--innodb-buffer-pool-size={self.buffer_pool}",

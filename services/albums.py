@@ -50,18 +50,28 @@ class Albums:
         if manager is None or not manager.is_manager:
             self.parts.forget(chat_id, group)
             return
+        conversation_id = parts[0].conversation_id
         files = tuple(a for part in parts for a in attachments_from_json(part.attachment))
-        caption = next((p.caption for p in parts if p.caption), "")
-        message = ManagerMessage(chat_id, parts[0].tg_message_id, caption, attachments=files)
-        result = self.writer.perform(manager, parts[0].conversation_id, message)
+        if len(files) <= self.writer.files_per_message(conversation_id):
+            caption = next((p.caption for p in parts if p.caption), "")
+            messages = [ManagerMessage(chat_id, parts[0].tg_message_id, caption, attachments=files)]
+        else:  # a channel without albums (WhatsApp): each part its own message, in order
+            messages = [ManagerMessage(chat_id, p.tg_message_id, p.caption or "",
+                                       attachments=attachments_from_json(p.attachment))
+                        for p in parts]
+        results = [(m, self.writer.perform(manager, conversation_id, m)) for m in messages]
         self.parts.forget(chat_id, group, [p.tg_message_id for p in parts])
-        if result.outcome in (Outcome.QUEUED, Outcome.DUPLICATE):
-            return
+        for message, result in results:
+            if result.outcome not in (Outcome.QUEUED, Outcome.DUPLICATE):
+                self._refused(chat_id, group, conversation_id, message, result)
+
+    def _refused(self, chat_id: int, group: str, conversation_id: int, message: ManagerMessage,
+                 result) -> None:
         notice, values = {Outcome.TOO_LONG: ("too_long", {"length": result.length,
                                                            "limit": result.limit}),
                           Outcome.FILE_TOO_BIG: ("file_too_big", {}),
                           Outcome.TAKEN_BY: ("taken_by", {"name": result.holder.display_name
                                                           if result.holder else "?"}),
-                          }.get(result.outcome, ("unknown_chat", {"id_i": parts[0].conversation_id}))
-        self.out.enqueue(chat_id, notice=notice, values=values, reply_to=parts[0].tg_message_id,
-                         key=f"album:{chat_id}:{group}:{parts[0].tg_message_id}:refused")
+                          }.get(result.outcome, ("unknown_chat", {"id_i": conversation_id}))
+        self.out.enqueue(chat_id, notice=notice, values=values, reply_to=message.tg_message_id,
+                         key=f"album:{chat_id}:{group}:{message.tg_message_id}:refused")

@@ -55,6 +55,9 @@ class ChatClaims:
         self.messages = MessageRepository(db)
         self.lists = ConversationListRepository(db)
         self.pin_ttl_hours = pin_ttl_hours
+        # In the claim's transaction (cur, conversation_id, now): the customer's wait starts
+        # its reminders again for the new holder (services/sla.py::Waits.rearm).
+        self.on_claim = None
 
     def claim(self, conversation_id: int, manager: User, *, now: datetime, kind: str = PIN,
               answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
@@ -97,6 +100,8 @@ class ChatClaims:
             return ClaimResult(Outcome.TAKEN_BY, holder=other[1] if other else None)
         if kind != PIN:
             self.lists.start_task(cur, conversation_id)
+        if self.on_claim is not None:
+            self.on_claim(cur, conversation_id, now)
         return ClaimResult(Outcome.CLAIMED, holder=manager, previous=previous)
 
     def release(self, conversation_id: int, manager: User, *, now: datetime) -> Pin | None:

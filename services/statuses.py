@@ -56,7 +56,25 @@ class DeliveryStatuses:
                     self._tell(cur, conversation_id, status)
         return moved
 
+    def caught_up(self, conversation_id: int, external_id: str) -> None:
+        """The shop's message now knows its channel id: a failure that came before it did
+        (a status can overtake the send's own answer) is told to its manager now."""
+        row = self.repo.get(conversation_id, external_id)
+        if row is None or row["status"] != FAILED:
+            return
+        status = StatusUpdate(external_id, FAILED, row["status_at"], row["error_code"], row["error"])
+        with self.db.transaction() as cur:
+            self._tell_manager(cur, conversation_id, status)
+
     def _tell(self, cur, conversation_id: int, status: StatusUpdate) -> None:
+        reason = self._tell_manager(cur, conversation_id, status)
+        if status.error_code not in CUSTOMER_SIDE and self.report is not None:
+            self.report(f"WhatsApp could not deliver a message (code {status.error_code})",
+                        f"conversation {conversation_id}, message {status.external_id}: {reason}")
+        log.info("WhatsApp message %s failed: %s %s", status.external_id, status.error_code, reason)
+
+    def _tell_manager(self, cur, conversation_id: int, status: StatusUpdate) -> str:
+        """The manager who wrote the message hears why it failed (once: keyed by it)."""
         out = self.outbound.by_external(status.external_id)
         reason = status.error or (f"code {status.error_code}" if status.error_code else "—")
         if out is not None:
@@ -72,7 +90,4 @@ class DeliveryStatuses:
             self.jobs.enqueue_all([NewJob(SEND, "tg_send", payload,
                                           dedupe_key=f"out:{out.id}:undelivered",
                                           lane=f"send:{out.tg_chat_id}", priority=2)], cur)
-        if status.error_code not in CUSTOMER_SIDE and self.report is not None:
-            self.report(f"WhatsApp could not deliver a message (code {status.error_code})",
-                        f"conversation {conversation_id}, message {status.external_id}: {reason}")
-        log.info("WhatsApp message %s failed: %s %s", status.external_id, status.error_code, reason)
+        return reason

@@ -101,6 +101,12 @@ class WriteToCustomer:
         self.pins = PinRepository(db)
         self.outbound = OutboundRepository(db)
 
+    def files_per_message(self, conversation_id: int) -> int:
+        """How many files the conversation's channel takes in one message (WhatsApp: one)."""
+        conversation = self.conversations.get(conversation_id)
+        channel = self.channels.get(conversation.channel) if conversation else None
+        return channel.capabilities.files_per_message if channel else 1
+
     def perform(self, manager: User, conversation_id: int, message: ManagerMessage) -> WriteResult:
         conversation = self.conversations.get(conversation_id)
         channel = self.channels.get(conversation.channel) if conversation else None

@@ -152,6 +152,10 @@ def test_the_holder_is_reminded_once_then_the_chat_goes_back_to_the_shared_chat(
     person(db, PETRO)
     assert press(office, tg, PETRO, back, "✍ Відповісти")["text"] == "✅ Чат 9101 закріплено за вами."
     assert holders(db, 9101) == [PETRO]
+    clock.advance(minutes=16)                                      # the customer still waits
+    assert sweep(office)["reminded"] == 1
+    assert [t for t in texts(tg, PETRO) if t.startswith("⏰")] == [
+        "⏰ Клієнт у чаті #9101 чекає на відповідь уже 77 хв."]
 
 
 def test_time_outside_working_hours_does_not_count(office, tg, crm, db, clock):

@@ -20,6 +20,9 @@ from sandbox._server import ServerThread
 from services.panel_auth import LOGIN_LIMIT, PanelAuth
 from test_panel import OLENA, TARAS, seed_wait
 
+# One Chromium per test session: every browser test runs in the same xdist worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 LINK_KEY = "test-link-key"
 PASSWORD = "a long panel password"
 

@@ -23,6 +23,9 @@ from harness import wait_for
 from sandbox.demo import SHARED_CHAT
 from test_panel_browser import png
 
+# One Chromium per test session: every browser test runs in the same xdist worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 QUESTION = "Is the 16 GB version in stock?"
 ANSWER = "Yes, 16 GB is in stock; we ship today."
 

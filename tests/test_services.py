@@ -4,6 +4,7 @@ over), task status, ingest (once per channel message id), writing and delivering
 through a channel behind the connector contract."""
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta
 
@@ -355,3 +356,35 @@ def test_a_refusal_is_told_to_the_manager_not_retried(db, writing, people):
     assert the_outbound(db).status == "refused"
     [told] = [n for n in notices(db) if '"too_long"' in n]
     assert '"limit":50' in told
+
+
+def test_a_failure_status_that_overtakes_the_sends_answer_still_reaches_the_manager(db, people):
+    """Meta may post "failed" before KeepDesk has stored the message's wamid: the manager
+    is told once the wamid is known, and only once."""
+    from models.inbound import StatusUpdate
+    from services.statuses import DeliveryStatuses
+    jobs = JobQueue(db)
+    statuses = DeliveryStatuses(db, jobs)
+    key = ConversationKey("whatsapp", "100200300", "380671234567")
+    conversation_id = ConversationRepository(db).ensure(key)
+    outbound = OutboundRepository(db)
+    with db.transaction() as cur:
+        out_id = outbound.record(cur, key="tg:501:77", conversation_id=conversation_id, manager_id=501,
+                                 tg_chat_id=501, tg_message_id=77, text="Вітаю!", attachment=None,
+                                 after_message_id=None)
+
+    def notices():
+        payloads = [json.loads(r["payload"]) for r in db.fetchall(
+            "SELECT payload FROM jobs WHERE kind = 'tg_send' ORDER BY id")]
+        return [p for p in payloads if p.get("notice", "").startswith("wa_failed")]
+
+    statuses(key, [StatusUpdate("wamid.early", "failed", datetime(2026, 12, 2, 9, 0), 131026,
+                                "Message undeliverable")])
+    assert notices() == []                           # whose message it is, nobody knows yet
+    with db.transaction() as cur:
+        outbound.settle(cur, out_id, "sent", datetime(2026, 12, 2, 9, 0), None, "wamid.early")
+    statuses.caught_up(conversation_id, "wamid.early")
+    statuses.caught_up(conversation_id, "wamid.early")
+    [notice] = notices()
+    assert notice["chat_id"] == 501 and notice["reply_to"] == 77
+    assert notice["notice"] == "wa_failed_undeliverable"

@@ -160,3 +160,22 @@ def test_an_undeliverable_answer_tells_the_manager_why(wa_desk, wa, tg, db):
     notice = wait_for(lambda: [m for m in tg.messages(olena)
                                if visible(m).startswith("❌ WhatsApp не доставив")], timeout=20)[0]
     assert "немає WhatsApp" in visible(notice)
+
+
+def test_a_managers_album_reaches_a_whatsapp_customer_as_one_message_per_file(wa_desk, wa, tg, db):
+    """WhatsApp has no albums: every photo arrives, in order, none twice, the caption kept."""
+    olena = add_manager(db)
+    wa.customer_writes(PHONE, "Покажіть товар з усіх боків", name="Оксана")
+    assert take(tg, olena, shared_post(tg, "з усіх боків"))["text"].startswith("✅ Чат")
+    wa_desk.idle()
+    tg.user_sends_album(olena, [("photo", b"\x89PNG front", "a.jpg"), ("photo", b"\x89PNG side", "b.jpg"),
+                                ("photo", b"\x89PNG back", "c.jpg")], caption="Ось з усіх боків",
+                        username="olena")
+    wait_for(lambda: len(wa.sent(PHONE)) == 3, timeout=20)
+    wa_desk.idle()
+    sent = wa.sent(PHONE)
+    assert [wa.media_bytes(m["content"]["id"]) for m in sent] == [b"\x89PNG front", b"\x89PNG side",
+                                                                  b"\x89PNG back"]
+    assert [m["content"].get("caption") or "" for m in sent] == ["Ось з усіх боків", "", ""]
+    confirmations = [m for m in tg.messages(olena) if visible(m).startswith("✅ Надіслано клієнту")]
+    assert len(confirmations) == 3

@@ -70,7 +70,7 @@ class WhatsApp(Channel):
         self.provider = provider or CloudApi(settings.whatsapp_cloud_graph_url,
                                              settings.whatsapp_cloud_api_version)
         self.capabilities = Capabilities(max_text=MAX_TEXT, attachments=("photo", "document"),
-                                         reply_window=REPLY_WINDOW, read_receipts=True,
+                                         files_per_message=1, reply_window=REPLY_WINDOW, read_receipts=True,
                                          delivery_statuses=True, templates=True)
         self.limits = SharedLimits(db)
         self.number_limit = per_second(settings.whatsapp_limit_per_number_per_s)
@@ -174,6 +174,9 @@ class WhatsApp(Channel):
             return
         self.record_shop_message(conversation.account, conversation.external_id, external_id,
                                  history_text(outbound))
+        statuses = getattr(self.ingest, "statuses", None)
+        if statuses is not None and hasattr(statuses, "caught_up"):
+            statuses.caught_up(conversation.id, external_id)
 
     def record_shop_message(self, account: str, phone: str, external_id: str, text: str,
                             *, is_file: bool = False, filename: str | None = None) -> None:
