@@ -305,3 +305,13 @@ def test_conversation_filters(client, db):
     assert refs(f"?holder={OLENA}") == ["9001"]
     assert refs("?q=9003") == ["9003"]
     assert "at least 3 characters" in client.get("/conversations?q=ab").data.decode()
+
+
+def test_without_web_secret_key_one_private_key_is_made_and_kept(tmp_path, settings):
+    import os
+    from doors.panel import secret_key
+    local = settings.replace(var_dir=tmp_path, web_secret_key="")
+    first, again = secret_key(local), secret_key(local)
+    assert first == again and len(first) >= 32
+    assert os.stat(tmp_path / "web_secret_key").st_mode & 0o077 == 0
+    assert secret_key(local.replace(web_secret_key="x" * 40)) == "x" * 40

@@ -73,12 +73,19 @@ def secret_key(settings: Settings) -> str:
         return settings.web_secret_key
     path = Path(settings.var_dir) / "web_secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+    if not path.exists():
+        # Written whole to a private temporary file, then linked into place: two workers
+        # starting together agree on one key, and nobody ever reads a half-written one.
+        temporary = path.with_name(f".web_secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
