@@ -136,6 +136,19 @@ class PanelAuth:
         self.users.logged_in(user.id, now)
         return LoginResult(LoginOutcome.OK, user)
 
+    def change_password(self, user: PanelUser, current: str | None, new: str | None,
+                        address: str) -> LoginResult | str:
+        """A logged-in user sets a new password: the current one checked (and throttled as
+        a login), every other session of theirs ends. A string: what is wrong with `new`."""
+        problem = password_problem(new)
+        if problem:
+            return problem
+        checked = self.login(user.login, current, address)
+        if checked.outcome is not LoginOutcome.OK:
+            return checked
+        changed, _ = self.set_password(user.login, new)
+        return LoginResult(LoginOutcome.OK, changed)
+
     def session_user(self, user_id: int | None, version: int | None) -> PanelUser | None:
         """The user a session names, while that session is still theirs."""
         if not user_id:

@@ -315,3 +315,21 @@ def test_without_web_secret_key_one_private_key_is_made_and_kept(tmp_path, setti
     assert first == again and len(first) >= 32
     assert os.stat(tmp_path / "web_secret_key").st_mode & 0o077 == 0
     assert secret_key(local.replace(web_secret_key="x" * 40)) == "x" * 40
+
+
+def test_changing_my_password_keeps_this_session_and_ends_the_others(client, settings, db):
+    from doors.panel import create_app
+    other = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    log_in(client)
+    log_in(other)
+    form = lambda **fields: dict(fields, csrf_token=token_of(client.get("/account").data))  # noqa: E731
+    wrong = client.post("/account", data=form(current="not it at all", password="the next password",
+                                              again="the next password"))
+    assert wrong.status_code == 400 and b"current password is wrong" in wrong.data
+    done = client.post("/account", data=form(current="correct horse battery",
+                                             password="the next password", again="the next password"))
+    assert done.status_code == 302
+    assert client.get("/team").status_code == 200          # this browser stays logged in
+    assert other.get("/team").status_code == 302           # the other session has ended
+    result = PanelAuth(db, datetime.utcnow).login("owner", "the next password", "127.0.0.1")
+    assert result.outcome is LoginOutcome.OK

@@ -161,6 +161,30 @@ def setup():
     return render_template("setup.html", login=form.get("login", "")[:64], error=message), 400
 
 
+@blueprint.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """My password: a new one ends every other session of mine; this one goes on."""
+    if request.method == "GET":
+        return render_template("account.html")
+    form = request.form
+    if form.get("password") != form.get("again"):
+        return render_template("account.html", error="The two new passwords differ."), 400
+    result = panel().auth.change_password(current_user.user, form.get("current"),
+                                          form.get("password"), client_address())
+    if isinstance(result, str):
+        return render_template("account.html", error=f"Not changed: {result}."), 400
+    if result.outcome is not LoginOutcome.OK:
+        error = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
+                 if result.outcome is LoginOutcome.LOCKED else "The current password is wrong.")
+        return render_template("account.html", error=error), 400
+    from doors.panel import SessionUser
+    login_user(SessionUser(result.user))
+    log.info("panel: %s changed their password", result.user.login)
+    flash("Password changed. Every other session of yours has ended.")
+    return redirect(url_for("panel.home"))
+
+
 @blueprint.post("/logout")
 @login_required
 def logout():
