@@ -313,3 +313,20 @@ def artifacts() -> Path:
     directory = ROOT / "var" / "artifacts"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails leaves what the browser showed: failed-<test>.png/.html."""
+    report = yield
+    driver = item.funcargs.get("browser") if report.when == "call" and report.failed else None
+    if driver is not None:
+        directory = ROOT / "var" / "artifacts"
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            driver.save_screenshot(str(directory / f"failed-{item.name}.png"))
+            (directory / f"failed-{item.name}.html").write_text(
+                f"<!-- {driver.current_url} -->\n{driver.page_source}", encoding="utf-8")
+        except Exception as exc:  # the report matters more than the picture
+            print(f"could not save the browser's state: {exc}")
+    return report

@@ -160,7 +160,7 @@ def test_conversations_search_and_a_history_with_an_image(browser, panel, desk, 
     desk.idle(timeout=20)
     log_in(browser, panel)
     browser.get(f"{panel}/conversations")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#conversations tbody tr")) == 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#conversations tbody tr")) == 2, browser.page_source
     browser.find_element(By.ID, "search").send_keys("photo.buyer@example.com")
     submit(browser, "filter-submit")
     rows = browser.find_elements(By.CSS_SELECTOR, "#conversations tbody tr")
