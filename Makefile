@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # with its own MariaDB and sandboxes (pytest-xdist), take about half the time of one.
 TEST_WORKERS ?= 3
 
-.PHONY: install mariadb run polling worker migrate test reliability demo bench clean
+.PHONY: install mariadb chromium run polling worker migrate test reliability demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(STAMP)
 # MariaDB from Debian's packages when mariadbd is missing (as root; otherwise a clear message).
 mariadb: install
 	$(PY) -c "from models.mariadb import ensure_installed; ensure_installed()"
+
+# Debian's chromium and chromium-driver for the browser tests (as root; otherwise a clear message).
+chromium: install
+	$(PY) -c "from sandbox.browser import ensure_installed; ensure_installed()"
 
 run: install mariadb
 	$(PY) -m bot run
@@ -39,8 +43,8 @@ migrate: install mariadb
 	$(PY) -m bot migrate
 
 # The test session starts its own MariaDB in a temporary directory and stops it at the end.
-test: install mariadb
-	$(PY) -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
+test: install mariadb chromium
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The same scenarios as the fast subset in `make test`, at full size: more processes,
 # trials, kills and faults. Prints the figures the README's "Guarantees" quotes.

@@ -143,6 +143,10 @@ class Settings:
     sla_takeback_minutes: int = 60
     working_hours: str = ""
     tz: str = "Europe/Kyiv"
+    # The admin panel (WEB.md §1): its own door
+    web_port: int = 8090
+    web_bind: str = "127.0.0.1"
+    web_secret_key: str = field(default="", repr=False)
 
     @property
     def crm_configured(self) -> bool:
@@ -193,7 +197,7 @@ class Settings:
                   self.whatsapp_cloud_verify_token, self.planfix_admin_token,
                   self.whatsapp_greenapi_token, self.whatsapp_greenapi_webhook_token,
                   self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
-                  self.telegram_api_hash, self.tg_accounts_key)
+                  self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key)
         return tuple(v for v in values if v)
 
     @property
@@ -413,6 +417,14 @@ def _devino_batch(raw: str) -> int:
     return value
 
 
+def _web_secret(raw: str) -> str:
+    value = raw.strip()
+    if len(value) < 32:
+        raise ValueError("must be at least 32 characters"
+                         " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -520,6 +532,10 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
     "WORKING_HOURS": ("working_hours", _working_hours, False),
     "TZ": ("tz", _time_zone, False),
+    # The admin panel (WEB.md §1)
+    "WEB_PORT": ("web_port", _port, False),
+    "WEB_BIND": ("web_bind", _text, False),
+    "WEB_SECRET_KEY": ("web_secret_key", _web_secret, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)

@@ -251,6 +251,30 @@ CREATE TABLE `outbound` (
   KEY `ix_outbound_external` (`external_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `panel_throttle` (
+  `throttle_key` varchar(191) NOT NULL,
+  `failures` int(11) NOT NULL DEFAULT 0,
+  `window_start` datetime(6) NOT NULL,
+  `locked_until` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`throttle_key`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `panel_users` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `login` varchar(64) NOT NULL,
+  `password_hash` varchar(255) NOT NULL,
+  `session_version` int(11) NOT NULL DEFAULT 1,
+  `tg_id` bigint(20) DEFAULT NULL,
+  `disabled` tinyint(1) NOT NULL DEFAULT 0,
+  `last_login_at` datetime(6) DEFAULT NULL,
+  `setup_code_hash` char(64) DEFAULT NULL,
+  `setup_expires` datetime(6) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_panel_users_login` (`login`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `pins` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `conversation_id` bigint(20) NOT NULL,

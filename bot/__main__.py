@@ -1,4 +1,7 @@
-"""`python -m bot run|polling|worker|accounts|tg-login|set-webhook|delete-webhook|migrate|schema|demo|api-token`."""
+"""`python -m bot run|polling|worker|accounts|tg-login|set-webhook|delete-webhook|migrate|schema|demo|api-token|create-admin`.
+
+`run` with no BOT_TOKEN (neither in the environment nor in .env) starts the playground
+(WEB.md §2): the real KeepDesk against the local emulators, on the panel's port."""
 from __future__ import annotations
 
 import argparse
@@ -109,6 +112,52 @@ def cmd_api_token(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_create_admin(settings: Settings, args) -> int:
+    """A panel user (WEB.md §1): the password is asked twice (or read from stdin with
+    --password-stdin); an existing user gets the new password and loses every session."""
+    import getpass
+    from models.db import Database
+    from services.panel_auth import PanelAuth
+    from utils.clock import utc_now
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {args.login}: ")
+        if getpass.getpass("Again: ") != password:
+            print("The passwords differ; nothing changed.", file=sys.stderr)
+            return 2
+    local = None
+    if settings.uses_local_mariadb:  # `make run`'s own MariaDB under var/ (started if need be)
+        from models.mariadb import LOCAL_DB_NAME, LocalMariaDB, local_database
+        started_here = not LocalMariaDB(settings.var_dir / "mysql").is_running()
+        local, _ = local_database(settings)
+        settings = settings.replace(mysql_socket=local.socket, mysql_user="root", mysql_password="",
+                                    mysql_db=LOCAL_DB_NAME, mysql_host=None)
+        local = local if started_here else None
+    db = Database(settings, pool_size=1)
+    try:
+        from models.db import migrate
+        migrate(db)
+        user, created = PanelAuth(db, utc_now).set_password(args.login, password, args.telegram_id)
+    except ValueError as exc:
+        print(f"Nothing changed: {exc}.", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+        if local is not None:
+            local.stop()
+    print(f"Panel user {user.login!r} {'created' if created else 'updated; their sessions ended'}."
+          f" Log in at http://{settings.web_bind}:{settings.web_port}/")
+    return 0
+
+
+def playground_wanted(environ=None, env_file=None) -> bool:
+    """No BOT_TOKEN anywhere: `run` shows the playground instead of stopping."""
+    from config import ROOT, read_environment
+    raw = read_environment(environ, ROOT / ".env" if env_file is None else env_file)
+    return not raw.get("BOT_TOKEN", "").strip()
+
+
 def cmd_demo(settings: Settings | None, args) -> int:
     from sandbox.demo import main
     return main()
@@ -126,6 +175,7 @@ COMMANDS = {
     "schema": (cmd_schema, "print the schema the migrations made (schema.sql)"),
     "demo": (cmd_demo, "the whole flow against the sandbox, no credentials"),
     "api-token": (cmd_api_token, "1C API tokens: create NAME | list | revoke NAME|ID"),
+    "create-admin": (cmd_create_admin, "create a panel user (or set their password)"),
 }
 
 
@@ -139,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "api-token":
             command.add_argument("action", choices=("create", "list", "revoke"))
             command.add_argument("name", nargs="?")
+        if name == "create-admin":
+            command.add_argument("login")
+            command.add_argument("--telegram-id", type=int, default=None)
+            command.add_argument("--password-stdin", action="store_true")
         if name == "tg-login":
             command.add_argument("number", help="the account's phone number")
             command.add_argument("--file", default=None, help="session file path (default sessions/NUMBER)")
@@ -148,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         configure_logging("WARNING")
         return cmd_demo(None, args)
+    if args.command == "run" and playground_wanted():
+        from sandbox.playground import main as playground
+        return playground()
     try:
-        settings = load_settings(database_only=args.command in ("migrate", "schema", "api-token"))
+        settings = load_settings(database_only=args.command in ("migrate", "schema", "api-token",
+                                                                "create-admin"))
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

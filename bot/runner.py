@@ -74,12 +74,18 @@ class Supervisor:
                 python, "-m", "gunicorn", "--workers", str(self.settings.http_workers),
                 "--worker-class", "gthread", "--threads", "8", "--bind", f"{bind}:{port}",
                 "--graceful-timeout", "5", "--log-level", "warning", module]))
+        self.children.append(Child("panel", [  # the admin panel (WEB.md §1), its own door
+            python, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+            "--threads", "4", "--bind", f"{self.settings.web_bind}:{self.settings.web_port}",
+            "--graceful-timeout", "5", "--log-level", "warning", "doors.panel:app"]))
         for index in range(self.settings.workers):
             self.children.append(Child(f"worker-{index}", [python, "-m", "bot", "worker"]))
         if self.settings.planfix_configured:  # the Telegram accounts' sessions (CHANNELS.md §5)
             self.children.append(Child("accounts", [python, "-m", "bot", "accounts"]))
         for child in self.children:
             self._spawn(child)
+        log.info("admin panel on http://%s:%s/ (a user: python -m bot create-admin LOGIN)",
+                 self.settings.web_bind, self.settings.web_port)
         self._connect_telegram(db)
 
     def _connect_telegram(self, db: Database) -> None:

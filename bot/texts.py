@@ -289,6 +289,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_clean": "Очищення зараз",
         # WhatsApp gateways (issue 12)
         "wa_err_unsupported": "❌ Не надіслано (чат #{id_i}): цей провайдер WhatsApp цього не вміє ({reason}).",
+        # the admin panel (issue 15)
+        "web_access_code": "🔐 Вхід до панелі адміністратора\nЛогін: <code>{login}</code>\n"
+                           "Одноразовий код: <code>{code}</code> (діє 15 хвилин)\n"
+                           "Задайте пароль на сторінці {url} (через SSH-тунель або ваш HTTPS-проксі).",
+        "web_access_private_only": "🔐 Надішліть /web_access боту в особистому чаті.",
     },
     "en": {
         "messages": "🔥 My conversations",
@@ -545,6 +550,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_clean": "Clean now",
         # WhatsApp gateways (issue 12)
         "wa_err_unsupported": "❌ Not sent (chat #{id_i}): {reason}.",
+        # the admin panel (issue 15)
+        "web_access_code": "🔐 The admin panel\nLogin: <code>{login}</code>\n"
+                           "One-time code: <code>{code}</code> (valid 15 minutes)\n"
+                           "Set your password at {url} (through an SSH tunnel or your HTTPS proxy).",
+        "web_access_private_only": "🔐 Send /web_access to the bot in a private chat.",
     },
 }
 

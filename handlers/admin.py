@@ -14,8 +14,7 @@ from telebot import TeleBot, types
 
 from bot import formatting as fmt
 from bot import views
-from bot.keyboards import inline, main_menu_dict, to_markup
-from bot.texts import text
+from bot.keyboards import inline, to_markup
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
 from handlers.pinning import after_claim, claim
@@ -25,12 +24,14 @@ from models.jobs import SYNC
 from models.locks import LockTimeout
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.claims import Outcome
+from services.panel import Team
+from services.panel_auth import PanelAuth
 
 USERS_PAGE = 20
 ERRORS_PAGE = 15
 WITH_ARGUMENT = ("approve", "ban", "admin", "get_chat", "get_connected_users", "connect_to_chat",
                  "retry")
-WITHOUT_ARGUMENT = ("all_users", "clean", "errors")
+WITHOUT_ARGUMENT = ("all_users", "clean", "errors", "web_access")
 _MAX_ID = 2**63 - 1
 
 
@@ -85,22 +86,14 @@ def _reply(desk: Desk, message: types.Message, html: str, markup=None, key: str 
 
 
 def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_key: str) -> None:
-    if target_id == admin.tg_id:  # an admin can neither lock themselves out nor demote themselves
+    """The rules live in `services/panel.py::Team` (the panel's team page uses them too)."""
+    team = Team(desk.deps.users, desk.claims, desk.out, desk.settings.channel_log,
+                desk.settings.bot_language, desk.clock, desk.deps.db)
+    target = team.set_role(target_id, role, by_tg_id=admin.tg_id, key=desk.out.key)
+    if target is None:  # an admin can neither lock themselves out nor demote themselves
         _reply(desk, message, desk.t(admin, "cannot_change_self"))
         return
-    target = desk.deps.users.set_role(target_id, role)
     _reply(desk, message, desk.t(admin, done_key, name=fmt.escape(target.display_name)))
-    if role == BANNED:
-        for pin in desk.claims.end_all_of(target.tg_id, desk.clock()):
-            desk.log_change_pin(target, text("change_pin_banned", desk.lang(None)),
-                                pin.conversation_id)
-        desk.state.clear(target_id)
-        return
-    if target.reachable:
-        # Queued: a person who never opened the bot or blocked it costs nothing here.
-        note = "you_are_admin" if role == ADMIN else "you_are_approved"
-        desk.out.enqueue(target_id, desk.t(target, note), main_menu_dict(desk.lang(target)),
-                         key=desk.out.key(note))
 
 
 def resolve_chat(desk: Desk, number: int):
@@ -154,6 +147,17 @@ def retry(desk: Desk, user: User, job_id: int) -> str:
     return desk.t(user, "retry_not_dead", id=job_id, status=status)
 
 
+def web_access(desk: Desk, message: types.Message, admin: User) -> None:
+    """The admin panel for a Telegram admin (WEB.md §1): a one-time code, in private only."""
+    if message.chat.type != "private":
+        _reply(desk, message, desk.t(admin, "web_access_private_only"))
+        return
+    login, code = PanelAuth(desk.deps.db, desk.clock).grant_setup(admin.tg_id, admin.username)
+    settings = desk.settings
+    _reply(desk, message, desk.t(admin, "web_access_code", login=fmt.escape(login), code=code,
+                                 url=fmt.escape(f"http://{settings.web_bind}:{settings.web_port}/setup")))
+
+
 def command(desk: Desk, message: types.Message, user: User) -> None:
     name, argument = parse_command(message.text)
     target = None
@@ -185,6 +189,8 @@ def command(desk: Desk, message: types.Message, user: User) -> None:
         _reply(desk, message, desk.t(user, "clean_started"))
     elif name == "errors":
         _reply(desk, message, errors_page(desk, user))
+    elif name == "web_access":
+        web_access(desk, message, user)
     elif name == "retry":
         _reply(desk, message, retry(desk, user, target))
 

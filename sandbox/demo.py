@@ -55,21 +55,27 @@ def telegram_view(message: dict) -> str:
     return "\n".join(lines)
 
 
-def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict,
-                 wa: WhatsAppSandbox | None = None):
+def environment_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict,
+                    wa: WhatsAppSandbox | None = None) -> dict[str, str]:
+    """The settings (as environment variables) of a KeepDesk wired to the sandboxes."""
     whatsapp = {} if wa is None else {
         "WHATSAPP_CLOUD_GRAPH_URL": wa.url, "WHATSAPP_CLOUD_TOKEN": wa.token,
         "WHATSAPP_CLOUD_PHONE_NUMBER_ID": wa.phone_number_id,
         "WHATSAPP_CLOUD_APP_SECRET": wa.app_secret, "WHATSAPP_CLOUD_VERIFY_TOKEN": wa.verify_token,
         "WHATSAPP_TEMPLATE_APPOINTMENT": "appointment", "WHATSAPP_TEMPLATES": "appointment:3,hello:0"}
-    return load_settings({**whatsapp,
+    return {**whatsapp,
         "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": tg.url,
         "CHAT_NEW_MESSAGE": str(SHARED_CHAT), "CHANNEL_LOG": str(LOG_CHAT), "ADMIN_IDS": str(ADMIN),
         "WEBHOOK_SECRET_PATH": "demo-webhook-path", "WEBHOOK_SECRET_TOKEN": "demo-secret",
         "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
         "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
         "RECONCILE_EVERY": "3600", **database_env,
-    }, env_file=None)
+    }
+
+
+def settings_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict,
+                 wa: WhatsAppSandbox | None = None):
+    return load_settings(environment_for(tg, crm, database_env, wa), env_file=None)
 
 
 WA_CUSTOMER = "380671234567"

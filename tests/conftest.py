@@ -28,10 +28,14 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "outbound", "error_causes", "worker_bells",
           "delivery_statuses", "wa_outbox", "onec_requests", "appointments", "unsubscribed_phones",
           "reviews", "api_tokens",
+          # WhatsApp gateways (issue 12)
+          "wa_batches", "wa_instances", "wa_files",
           "tg_accounts", "tg_account_hosts", "tg_contacts", "tg_sent", "tg_media",
           # the desk of SPEC §8 (issue 14)
           "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
-          "order_context", "desk_chores")
+          "order_context", "desk_chores",
+          # the admin panel (issue 15)
+          "panel_users", "panel_throttle")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
@@ -344,3 +348,39 @@ def wa_any(request, sandbox_settings, db, tg, crm):
     driver.desk = running
     yield driver
     running.stop()
+
+
+# -- the browser tests (issue 15): one headless Chromium for the whole session ------------------
+
+@pytest.fixture(scope="session")
+def browser():
+    from sandbox import browser as chromium
+    chromium.ensure_installed()
+    driver = chromium.start()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go (var/artifacts/, git-ignored)."""
+    directory = ROOT / "var" / "artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that fails leaves what the browser showed: failed-<test>.png/.html."""
+    report = yield
+    driver = item.funcargs.get("browser") if report.when == "call" and report.failed else None
+    if driver is not None:
+        directory = ROOT / "var" / "artifacts"
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            driver.save_screenshot(str(directory / f"failed-{item.name}.png"))
+            (directory / f"failed-{item.name}.html").write_text(
+                f"<!-- {driver.current_url} -->\n{driver.page_source}", encoding="utf-8")
+        except Exception as exc:  # the report matters more than the picture
+            print(f"could not save the browser's state: {exc}")
+    return report

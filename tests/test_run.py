@@ -1,6 +1,7 @@
 """`python -m bot run` (what `make run` calls): local MariaDB under var/, schema, both
 doors, workers, long polling — and Ctrl-C stops everything it started."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from models.mariadb import LocalMariaDB
 @pytest.mark.slow
 def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
     var_dir = tmp_path / "var"
-    webhook_port, listener_port = free_port(), free_port()
+    webhook_port, listener_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
     env.update({
         # Only the bot token and the sandbox: a bare desk is enough to start.
@@ -24,6 +25,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         "KEEPDESK_VAR_DIR": str(var_dir),
         "WEBHOOK_PORT": str(webhook_port), "LISTENER_PORT": str(listener_port),
         "BIND_HOST": "127.0.0.1", "HTTP_WORKERS": "1", "WORKER_THREADS": "2",
+        "WEB_PORT": str(web_port),
     })
     log = open(tmp_path / "run.log", "w")
     run = subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
@@ -36,7 +38,22 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
             except requests.RequestException:
                 return False
 
-        wait_for(lambda: healthy(webhook_port) and healthy(listener_port), timeout=90, interval=0.2)
+        wait_for(lambda: healthy(webhook_port) and healthy(listener_port) and healthy(web_port),
+                 timeout=90, interval=0.2)
+        # The admin panel's door (WEB.md §1): a user made with create-admin (on the same
+        # local MariaDB) logs in and sees every process of this KeepDesk on the home page.
+        made = subprocess.run([sys.executable, "-m", "bot", "create-admin", "owner", "--password-stdin"],
+                              cwd=ROOT, env=env, input="a long password 1\n", text=True,
+                              capture_output=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        panel = requests.Session()
+        page = panel.get(f"http://127.0.0.1:{web_port}/login", timeout=5).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        home = panel.post(f"http://127.0.0.1:{web_port}/login", timeout=10, data={
+            "csrf_token": token, "login": "owner", "password": "a long password 1"}).text
+        panel.close()   # no keep-alive connection left for gunicorn's graceful stop to wait out
+        processes = int(re.search(r"(\d+) process\(es\)", home).group(1))
+        assert processes >= 5   # the supervisor, two doors' masters and workers, a worker…
         database = LocalMariaDB(var_dir / "mysql")
         assert database.is_running()
         with database.connect("keepdesk") as conn, conn.cursor() as cur:

@@ -1,0 +1,177 @@
+"""The admin panel's door (WEB.md §1): a Flask app with server-rendered pages on its own
+port (WEB_PORT, bound to WEB_BIND — 127.0.0.1 unless told otherwise).
+
+Security, all in one place:
+* every page but /login needs a session (Flask-Login); the session names the user *and*
+  their `session_version`, so a new password ends every older session;
+* sessions and CSRF tokens are signed with WEB_SECRET_KEY (or a key KeepDesk makes once
+  and keeps in var/web_secret_key, readable by its user only);
+* every form carries a CSRF token (Flask-WTF); a forged or missing one gets a clear page
+  and changes nothing;
+* headers: a Content-Security-Policy with no inline script or style, X-Frame-Options DENY,
+  nosniff, no referrer, no caching of pages;
+* no secret in a page: the settings page masks them (`utils/redact.py` registers them for
+  the logs too).
+
+Routes are thin (pages.py): they read the form, call a service, render a template.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, UserMixin
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from models.db import Database, is_unavailable
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class _Sessions(SecureCookieSessionInterface):
+    """Signed cookie sessions, marked Secure whenever the panel is reached over HTTPS."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or reached_over_https()
+
+
+class SessionUser(UserMixin):
+    """The logged-in panel user; `get_id` carries the session version."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+
+    def get_id(self) -> str:
+        return f"{self.user.id}:{self.user.session_version}"
+
+    @property
+    def login(self) -> str:
+        return self.user.login
+
+
+def reached_over_https() -> bool:
+    """HTTPS to us, or to the TLS proxy on this host (X-Forwarded-Proto from loopback only)."""
+    if request.is_secure:
+        return True
+    return (request.remote_addr in ("127.0.0.1", "::1")
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
+
+
+def secret_key(settings: Settings) -> str:
+    """WEB_SECRET_KEY, else a key made once under var/ (shared by every worker)."""
+    if settings.web_secret_key:
+        return settings.web_secret_key
+    path = Path(settings.var_dir) / "web_secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Written whole to a private temporary file, then linked into place: two workers
+        # starting together agree on one key, and nobody ever reads a half-written one.
+        temporary = path.with_name(f".web_secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def create_app(settings: Settings, db: Database | None = None, *, deps=None,
+               prefix: str = "") -> Flask:
+    """The panel. `deps`: a ready Container (the playground shares its own); `prefix`: where
+    the panel's pages live (the playground keeps "/" for itself)."""
+    from container import Container
+    from doors.panel import pages
+    from services.panel_auth import PanelAuth
+
+    db = db or Database(settings)
+    deps = deps or Container.build(settings, db)
+    app = Flask(__name__, template_folder=str(HERE / "templates"),
+                static_folder=str(HERE / "static"), static_url_path=f"{prefix}/static")
+    app.config.update(
+        SECRET_KEY=secret_key(settings), MAX_CONTENT_LENGTH=1_048_576,
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="keepdesk_panel", REMEMBER_COOKIE_DURATION=0,
+        WTF_CSRF_TIME_LIMIT=8 * 3600, WTF_CSRF_SSL_STRICT=False)
+    app.session_interface = _Sessions()
+    CSRFProtect(app)
+    auth = PanelAuth(db, deps.clock)
+    app.extensions["keepdesk.panel"] = pages.Panel(settings, db, deps, auth)
+
+    manager = LoginManager(app)
+    manager.login_view = "panel.login"
+    manager.login_message = "Please log in (a session that ended, e.g. after a new password, needs a new login)."
+    manager.login_message_category = "warning"
+    manager.session_protection = "basic"
+
+    @manager.user_loader
+    def load_user(session_id: str):
+        user_id, _, version = session_id.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
+            return None
+        user = auth.session_user(int(user_id), int(version))
+        return SessionUser(user) if user else None
+
+    app.register_blueprint(pages.blueprint, url_prefix=prefix or None)
+
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if response.mimetype == "text/html":
+            response.headers["Cache-Control"] = "no-store"
+        if reached_over_https():   # behind the TLS proxy: browsers stay on HTTPS
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_template("message.html", title="The form was refused",
+                               message="This form's security token is missing, expired or not "
+                                       "from this panel. Nothing was changed: go back, reload the "
+                                       "page and try again."), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        titles = {404: "No such page", 405: "Not allowed here", 413: "Too large"}
+        return render_template("message.html", title=titles.get(exc.code, exc.name),
+                               message=f"{exc.code}: {exc.description}"), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        if is_unavailable(exc):
+            log.warning("database unavailable: %s", exc)
+            return render_template("message.html", title="Temporarily unavailable",
+                                   message="The database does not answer; try again shortly."), 503
+        log.exception("unexpected error in the panel at %s", request.path)
+        return render_template("message.html", title="Something went wrong",
+                               message="The error was logged. Nothing secret is shown here."), 500
+
+    return app
+
+
+def __getattr__(name: str):
+    """`gunicorn doors.panel:app` (the settings from the environment)."""
+    if name != "app":
+        raise AttributeError(name)
+    from config import load_settings
+    from utils.logs import configure_logging
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.secrets)
+    globals()["app"] = create_app(settings)
+    return globals()["app"]

@@ -1,0 +1,515 @@
+"""The panel's pages (WEB.md §1). Each route: read and bound the input, call a service or a
+repository, render. Every POST is CSRF-checked (the app's CSRFProtect) and answers with a
+redirect and a flash message (post/redirect/get)."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+import requests
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, url_for)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from channels.base import Rejected
+from channels.media import MediaFetcher
+from config import SETTING_NAMES, Settings, _SPEC
+from doors.panel import charts
+from models.conversations import ConversationRepository
+from models.panel import PanelFigures
+from models.responses import EVERYONE
+from models.users import ADMIN, BANNED, MANAGER, User
+from services.api_tokens import ApiTokens
+from services.desk_tools import Refused
+from services.panel import Overview, Reports, Team
+from services.panel_auth import LoginOutcome
+from utils import procstats
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("panel", __name__)
+
+PAGE = 30
+HISTORY = 200
+STATUSES = ("new", "in_work", "done", "archive")
+ROLE_ACTIONS = {"approve": MANAGER, "admin": ADMIN, "ban": BANNED}
+MAX_FILE = 20 * 1024 * 1024
+
+
+class Panel:
+    """What the pages share, built once per app."""
+
+    def __init__(self, settings: Settings, db, deps, auth) -> None:
+        self.settings = settings
+        self.db = db
+        self.deps = deps
+        self.auth = auth
+        self.figures = PanelFigures(db)
+        self.overview = Overview(db, deps.jobs, lambda: deps.clock())
+        self.reports = Reports(db, settings.hours, settings.sla_remind_minutes)
+        self.team = Team(deps.users, deps.claims, deps.out, settings.channel_log,
+                         settings.bot_language, lambda: deps.clock(), db)
+        self.tokens = ApiTokens(db)
+        self.conversations = ConversationRepository(db)
+        self.media = MediaFetcher(db, deps.channels)
+        self.started = time.time()
+        self._webhook: tuple[float, str] | None = None
+
+    def webhook_status(self) -> str:
+        """Telegram's view of the webhook (getWebhookInfo), asked at most every 30 s."""
+        now = time.monotonic()
+        if self._webhook and now - self._webhook[0] < 30:
+            return self._webhook[1]
+        try:
+            from bot.factory import create_bot
+            info = create_bot(self.settings).get_webhook_info(timeout=3)
+            if not info.url:
+                status = "not set (long polling)"
+            elif info.last_error_message:
+                status = (f"set; {info.pending_update_count} pending; last error: "
+                          f"{info.last_error_message[:120]}")
+            else:
+                status = f"set; {info.pending_update_count} pending"
+        except Exception as exc:  # a page must show even when Telegram does not answer
+            status = f"unknown ({type(exc).__name__})"
+        self._webhook = (now, status)
+        return status
+
+
+def panel() -> Panel:
+    return current_app.extensions["keepdesk.panel"]
+
+
+def _int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = 2**62) -> int | None:
+    raw = request.values.get(name, "")
+    if not raw.isdigit() or not raw.isascii():
+        return default
+    value = int(raw)
+    return value if low <= value <= high else default
+
+
+def client_address() -> str:
+    """Who is logging in, for the throttle. The panel listens on loopback behind a TLS
+    proxy on the same host: from a loopback peer, the address the proxy appended to
+    X-Forwarded-For is the client's; from anyone else the header is ignored."""
+    peer = request.remote_addr or "?"
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and peer in ("127.0.0.1", "::1"):
+        last = forwarded.split(",")[-1].strip()
+        if last and len(last) <= 45 and all(c in "0123456789abcdefABCDEF.:" for c in last):
+            return last
+    return peer
+
+
+def _actor() -> User:
+    user = current_user.user
+    return User(tg_id=user.tg_id or 0, username=None, first_name=user.login, language=None,
+                role=ADMIN, reachable=False)
+
+
+# -- login ----------------------------------------------------------------------------------
+
+@blueprint.get("/healthz")
+def healthz():
+    """For the supervisor's checks and a proxy: is the database there (nothing else told)."""
+    up = panel().db.ping()
+    return {"ok": up, "database": "up" if up else "down"}, 200 if up else 503
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("panel.home"))
+    if request.method == "GET":
+        return render_template("login.html")
+    result = panel().auth.login(request.form.get("login"), request.form.get("password"),
+                                client_address())
+    if result.outcome is LoginOutcome.OK:
+        from doors.panel import SessionUser
+        login_user(SessionUser(result.user))
+        log.info("panel: %s logged in", result.user.login)
+        return redirect(url_for("panel.home"))
+    if result.outcome is LoginOutcome.LOCKED:
+        message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s).")
+    else:
+        message = "Wrong login or password."
+    log.warning("panel: login refused (%s) from %s", result.outcome.value, client_address())
+    return render_template("login.html", error=message), 429 if result.outcome is LoginOutcome.LOCKED else 401
+
+
+@blueprint.route("/setup", methods=["GET", "POST"])
+def setup():
+    """A password set with the one-time code `/web_access` gave in Telegram."""
+    if request.method == "GET":
+        return render_template("setup.html", login=request.args.get("login", "")[:64])
+    form = request.form
+    if form.get("password") != form.get("again"):
+        return render_template("setup.html", login=form.get("login", "")[:64],
+                               error="The two passwords differ."), 400
+    result = panel().auth.finish_setup(form.get("login"), form.get("code"), form.get("password"),
+                                       client_address())
+    if isinstance(result, str):
+        return render_template("setup.html", login=form.get("login", "")[:64],
+                               error=f"Not set: {result}."), 400
+    if result.outcome is LoginOutcome.OK:
+        log.info("panel: %s set a password with a /web_access code", result.user.login)
+        flash("Password set. Log in with it.")
+        return redirect(url_for("panel.login"))
+    message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
+               if result.outcome is LoginOutcome.LOCKED else
+               "Wrong login or code, or the code expired (it works once, for 15 minutes).")
+    return render_template("setup.html", login=form.get("login", "")[:64], error=message), 400
+
+
+@blueprint.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """My password: a new one ends every other session of mine; this one goes on."""
+    if request.method == "GET":
+        return render_template("account.html")
+    form = request.form
+    if form.get("password") != form.get("again"):
+        return render_template("account.html", error="The two new passwords differ."), 400
+    result = panel().auth.change_password(current_user.user, form.get("current"),
+                                          form.get("password"), client_address())
+    if isinstance(result, str):
+        return render_template("account.html", error=f"Not changed: {result}."), 400
+    if result.outcome is not LoginOutcome.OK:
+        error = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
+                 if result.outcome is LoginOutcome.LOCKED else "The current password is wrong.")
+        return render_template("account.html", error=error), 400
+    from doors.panel import SessionUser
+    login_user(SessionUser(result.user))
+    log.info("panel: %s changed their password", result.user.login)
+    flash("Password changed. Every other session of yours has ended.")
+    return redirect(url_for("panel.home"))
+
+
+@blueprint.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("You are logged out.")
+    return redirect(url_for("panel.login"))
+
+
+# -- home -----------------------------------------------------------------------------------
+
+@blueprint.get("/")
+@login_required
+def home():
+    p = panel()
+    processes = procstats.keepdesk_processes()
+    health = []
+    for name, channel in sorted(p.deps.channels.items()):
+        try:
+            state = channel.health()
+        except Exception as exc:  # one channel's trouble never hides the page
+            state = type("H", (), {"ok": False, "detail": type(exc).__name__})()
+        health.append({"name": getattr(channel, "label", name), "ok": state.ok, "detail": state.detail})
+    letters, dead_total = p.deps.jobs.dead_letters(5)
+    return render_template(
+        "home.html", processes=processes,
+        uptime=max((pr.uptime_seconds for pr in processes), default=time.time() - p.started),
+        memory=sum(pr.rss_bytes for pr in processes),
+        counts=p.overview.message_counts(p.settings.hours.zone), queues=p.overview.queues(),
+        depth=p.deps.jobs.depth(), webhook=p.webhook_status(), health=health,
+        letters=letters, dead_total=dead_total)
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+@blueprint.get("/errors")
+@login_required
+def errors():
+    page = _int_arg("page", 0, high=10_000)
+    letters, total = panel().deps.jobs.dead_letters(PAGE, page * PAGE)
+    return render_template("errors.html", letters=letters, total=total, page=page, size=PAGE)
+
+
+@blueprint.post("/errors/<int:job_id>/retry")
+@login_required
+def retry(job_id: int):
+    jobs = panel().deps.jobs
+    if jobs.revive(job_id):
+        log.info("panel: %s retried job %s", current_user.login, job_id)
+        flash(f"Job #{job_id} will run again from its first step not done.")
+    else:
+        status = jobs.status_of(job_id)
+        what = {"done": "it is already done", "pending": "it is already waiting to run",
+                "running": "it is running now", None: "there is no such job"}.get(status, status)
+        flash(f"Job #{job_id} was not retried: {what}. Nothing changed.", "warning")
+    return redirect(url_for("panel.errors"))
+
+
+# -- conversations --------------------------------------------------------------------------
+
+@blueprint.get("/conversations")
+@login_required
+def conversations():
+    p = panel()
+    query = (request.args.get("q") or "").strip()[:200]
+    channel = request.args.get("channel") or None
+    channels = sorted(set(p.figures.channel_names()) | set(p.deps.channels))
+    channel = channel if channel in channels else None
+    status = request.args.get("status")
+    status = status if status in STATUSES else None
+    holder = _int_arg("holder")
+    unanswered = request.args.get("unanswered") == "1"
+    page = _int_arg("page", 0, high=10_000)
+    refused = None
+    if query:
+        found = p.deps.tools.search.find(query, limit=PAGE)
+        if isinstance(found, Refused):
+            refused, rows, total = f"A search needs at least {found.limit} characters.", [], 0
+        else:
+            holders = p.figures.holders([c.id for c in found])
+            rows, total = [(c, holders.get(c.id)) for c in found], len(found)
+    else:
+        rows, total = p.figures.conversations(channel=channel, status=status, holder=holder,
+                                              unanswered=unanswered, offset=page * PAGE, limit=PAGE)
+    people = {u["tg_id"]: u for u in p.figures.team()}
+    return render_template("conversations.html", rows=rows, total=total, page=page, size=PAGE,
+                           query=query, channel=channel, channels=channels, status=status,
+                           statuses=STATUSES, holder=holder, unanswered=unanswered,
+                           people=people, refused=refused)
+
+
+@blueprint.get("/conversations/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    p = panel()
+    chat = p.conversations.get(conversation_id)
+    if chat is None:
+        abort(404, "There is no such conversation.")
+    holder = p.figures.holders([chat.id]).get(chat.id)
+    people = {u["tg_id"]: u for u in p.figures.team()}
+    return render_template("conversation.html", chat=chat, holder=holder, people=people,
+                           messages=p.figures.history(chat.id, HISTORY),
+                           notes=p.deps.tools.notes.latest(chat.id, 20))
+
+
+@blueprint.get("/conversations/<int:conversation_id>/files/<int:message_id>")
+@login_required
+def message_file(conversation_id: int, message_id: int):
+    """A customer's file or image, fetched by the panel: the browser never sees the
+    channel's URL or token."""
+    p = panel()
+    row = p.figures.message_file(conversation_id, message_id)
+    if row is None or not (row["media_ref"] or row["url"]):
+        abort(404, "This message has no file.")
+    name = (row["filename"] or f"file-{message_id}").replace('"', "")
+    try:
+        if row["media_ref"]:
+            media = p.media(message_id)
+            body, mime = media.content, media.mime or "application/octet-stream"
+        else:
+            if not row["url"].lower().startswith(("https://", "http://")):
+                abort(404, "This message has no file the panel can fetch.")
+            answer = requests.get(row["url"], timeout=10, stream=True, allow_redirects=False)
+            answer.raise_for_status()
+            body = answer.raw.read(MAX_FILE + 1, decode_content=True)
+            if len(body) > MAX_FILE:
+                abort(413, "The file is larger than the panel shows.")
+            mime = answer.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+    except (Rejected, requests.RequestException) as exc:
+        log.warning("panel: file of message %s unavailable: %s", message_id, type(exc).__name__)
+        abort(404, "The file could not be fetched from its channel.")
+    inline = mime.startswith("image/") and mime != "image/svg+xml"
+    response = Response(body, mimetype=mime if inline else "application/octet-stream")
+    response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{name}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+# -- team -----------------------------------------------------------------------------------
+
+@blueprint.get("/team")
+@login_required
+def team():
+    p = panel()
+    people = p.figures.team()
+    open_chats = {u["tg_id"]: p.figures.open_chats_of(u["tg_id"]) for u in people if u["open_chats"]}
+    return render_template("team.html", people=people, open_chats=open_chats,
+                           me=current_user.user.tg_id)
+
+
+@blueprint.post("/team/<int:tg_id>/<action>")
+@login_required
+def team_action(tg_id: int, action: str):
+    role = ROLE_ACTIONS.get(action)
+    if role is None:
+        abort(404, "No such action.")
+    p = panel()
+    if p.deps.users.get(tg_id) is None:
+        abort(404, "Nobody with this Telegram id has written to the bot.")
+    decision = f"panel:{current_user.user.id}:{tg_id}:{action}:{time.time_ns()}"
+    changed = p.team.set_role(tg_id, role, by_tg_id=current_user.user.tg_id,
+                              key=lambda purpose: f"{decision}:{purpose}")
+    if changed is None:
+        flash("Nothing changed: an admin cannot change their own role.", "warning")
+    else:
+        log.info("panel: %s set %s to %s", current_user.login, tg_id, role)
+        flash(f"{changed.display_name} is now {role}.")
+    return redirect(url_for("panel.team"))
+
+
+# -- reports --------------------------------------------------------------------------------
+
+@blueprint.get("/reports")
+@login_required
+def reports():
+    p = panel()
+    days = _int_arg("days", 7, low=1, high=366)
+    now = p.deps.clock()
+    until = now
+    since = now - timedelta(days=days)
+    report = p.reports.build(since, until)
+    names = {u["tg_id"]: (f"@{u['username']}" if u["username"] else u["first_name"] or str(u["tg_id"]))
+             for u in p.figures.team()}
+
+    def who(manager_id):
+        if manager_id == EVERYONE:
+            return "Everyone"
+        if manager_id is None:
+            return "Outside the desk"
+        return names.get(manager_id, str(manager_id))
+
+    per_manager = [f for f in report.first_response if f.channel is None and f.manager_id != EVERYONE]
+    hour_chart = charts.bars([float(v) for v in report.by_hour], [f"{h:02d}" for h in range(24)],
+                             title="Customer messages by hour of day", label_every=2)
+    day_chart = charts.bars([float(v) for _, v in report.by_day], [d[5:] for d, _ in report.by_day],
+                            title="Customer messages by day", colour=charts.BAR_ALT,
+                            label_every=max(1, len(report.by_day) // 14))
+    speed_chart = charts.hbars([(who(f.manager_id), f.median_minutes, f.p90_minutes)
+                                for f in per_manager], title="First response per manager")
+    return render_template("reports.html", report=report, days=days, who=who,
+                           hour_chart=hour_chart, day_chart=day_chart, speed_chart=speed_chart,
+                           hours_text=p.settings.hours.text, tz=p.settings.tz)
+
+
+# -- settings -------------------------------------------------------------------------------
+
+def effective_settings(settings: Settings) -> list[tuple[str, str]]:
+    """Every setting by its name, as this process runs with it; a secret (a field kept out
+    of reprs, or a value among `settings.secrets`) only says that it is set."""
+    secret_values = set(settings.secrets)
+    shown = []
+    for name in SETTING_NAMES:
+        attr = _SPEC[name][0]
+        value = getattr(settings, attr, None)
+        if value in (None, "", ()):
+            text = "—"
+        elif not settings.__dataclass_fields__[attr].repr or value in secret_values:
+            text = "•••••• (set)"
+        else:
+            text = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        shown.append((name, text))
+    return shown
+
+
+@blueprint.get("/settings")
+@login_required
+def settings_page():
+    p = panel()
+    replies, total = p.deps.tools.replies.page(0, 200)
+    return render_template("settings.html", settings=effective_settings(p.settings),
+                           tokens=p.tokens.all(), templates=p.settings.whatsapp_templates,
+                           replies=replies, replies_total=total, new_token=None)
+
+
+@blueprint.post("/settings/tokens")
+@login_required
+def token_issue():
+    p = panel()
+    name = (request.form.get("name") or "").strip()[:64]
+    if not name:
+        flash("A token needs a name (e.g. 1c-main).", "warning")
+        return redirect(url_for("panel.settings_page"))
+    token = p.tokens.create(name)
+    log.info("panel: %s issued 1C token %r", current_user.login, name)
+    replies, total = p.deps.tools.replies.page(0, 200)
+    # Shown once, on this answer only (never stored in a flash cookie or a log).
+    return render_template("settings.html", settings=effective_settings(p.settings),
+                           tokens=p.tokens.all(), templates=p.settings.whatsapp_templates,
+                           replies=replies, replies_total=total, new_token=(name, token))
+
+
+@blueprint.post("/settings/tokens/<int:token_id>/revoke")
+@login_required
+def token_revoke(token_id: int):
+    count = panel().tokens.revoke(str(token_id))
+    flash("Token revoked." if count else "Nothing changed: no such active token.",
+          None if count else "warning")
+    return redirect(url_for("panel.settings_page"))
+
+
+@blueprint.post("/settings/replies")
+@login_required
+def reply_add():
+    title = (request.form.get("title") or "").strip()
+    body = (request.form.get("text") or "").strip()
+    result = panel().deps.tools.replies.add(_actor(), f"{title}\n{body}" if body else title)
+    if isinstance(result, Refused):
+        flash(f"The reply was not saved: {result.problem.value.replace('_', ' ')}"
+              f"{' ' + result.detail if result.detail else ''}.", "warning")
+    else:
+        flash(f"Canned reply “{result.title}” saved.")
+    return redirect(url_for("panel.settings_page"))
+
+
+@blueprint.post("/settings/replies/<int:reply_id>/edit")
+@login_required
+def reply_edit(reply_id: int):
+    """A changed reply is saved as a new one and the old one retired (managers who have
+    the old one open keep a consistent text)."""
+    replies = panel().deps.tools.replies
+    if replies.get(reply_id) is None:
+        abort(404, "There is no such canned reply.")
+    title = (request.form.get("title") or "").strip()
+    body = (request.form.get("text") or "").strip()
+    result = replies.add(_actor(), f"{title}\n{body}" if body else title)
+    if isinstance(result, Refused):
+        flash(f"Nothing changed: {result.problem.value.replace('_', ' ')}"
+              f"{' ' + result.detail if result.detail else ''}.", "warning")
+    else:
+        replies.delete(reply_id)
+        flash(f"Canned reply “{result.title}” saved.")
+    return redirect(url_for("panel.settings_page"))
+
+
+@blueprint.post("/settings/replies/<int:reply_id>/delete")
+@login_required
+def reply_delete(reply_id: int):
+    done = panel().deps.tools.replies.delete(reply_id)
+    flash("Canned reply deleted." if done else "Nothing changed: no such reply.",
+          None if done else "warning")
+    return redirect(url_for("panel.settings_page"))
+
+
+@blueprint.app_template_filter("duration")
+def duration(seconds: float) -> str:
+    seconds = int(seconds or 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"
+
+
+@blueprint.app_template_filter("megabytes")
+def megabytes(value: int) -> str:
+    return f"{value / 1048576:.0f} MB"
+
+
+@blueprint.app_template_filter("when")
+def when(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "—"
+
+
+@blueprint.app_template_filter("minutes")
+def minutes(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
