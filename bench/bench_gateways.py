@@ -16,12 +16,9 @@ b) Devino: batched sending against one request per message, side by side in this
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
-import requests
-
-from bench.common import free_port, machine, process_stack, verdict
+from bench.common import free_port, machine, post_appointments, process_stack, verdict
 from sandbox.devino import DevinoSandbox
 from sandbox.greenapi import GreenApiSandbox
 from sandbox.whatsapp import WhatsAppSandbox
@@ -39,19 +36,7 @@ def burst(url: str, db, sent, count: int, doctor: str = "Коваль") -> tuple
     phones = [f"38050{k:07d}" for k in range(count)]
     before = len(sent())
     started = time.monotonic()
-
-    def post(share: list[str]) -> None:
-        session = requests.Session()
-        for phone in share:
-            answer = session.post(f"{url}/appointment", timeout=30, data={
-                "token": token, "phone": phone, "doctor": doctor, "date": "05.12", "time": "10:30"})
-            assert answer.text == "OK", answer.text
-
-    threads = [threading.Thread(target=post, args=(phones[k::8],)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    post_appointments(url, token, phones, doctor)
     deadline = time.monotonic() + 180
     while len(sent()) < before + count:
         if time.monotonic() > deadline:

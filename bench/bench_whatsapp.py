@@ -13,12 +13,11 @@ b) 1C burst: 500 appointment notices POSTed to `/appointment` at once; the time 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import requests
 
-from bench.common import LINK_KEY, machine, percentile, process_stack, summary, verdict
+from bench.common import LINK_KEY, machine, percentile, post_appointments, process_stack, summary, verdict
 from sandbox.whatsapp import WhatsAppSandbox
 
 MESSAGES = 200
@@ -70,19 +69,7 @@ def measure_burst(wa: WhatsAppSandbox) -> tuple[float, int, int]:
         token = ApiTokens(db).create("bench")
         phones = [f"38050{k:07d}" for k in range(NOTICES)]
         started = time.monotonic()
-
-        def post(share: list[str]) -> None:
-            session = requests.Session()
-            for phone in share:
-                answer = session.post(f"{url}/appointment", timeout=30, data={
-                    "token": token, "phone": phone, "doctor": "Коваль", "date": "05.12", "time": "10:30"})
-                assert answer.text == "OK", answer.text
-
-        threads = [threading.Thread(target=post, args=(phones[k::8],)) for k in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        post_appointments(url, token, phones, "Коваль")
         accepted = time.monotonic() - started
         wa.wait_until(lambda: len(wa.sent()) >= NOTICES, timeout=120)
         elapsed = time.monotonic() - started

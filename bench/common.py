@@ -163,3 +163,21 @@ def timed(action, samples: int) -> list[float]:
         action()
         values.append((time.perf_counter() - started) * 1000)
     return values
+
+
+def post_appointments(url: str, token: str, phones: list[str], doctor: str, senders: int = 8) -> None:
+    """1C's burst: one `/appointment` request per phone from `senders` threads at once."""
+    import threading
+
+    def post(share: list[str]) -> None:
+        session = requests.Session()
+        for phone in share:
+            answer = session.post(f"{url}/appointment", timeout=30, data={
+                "token": token, "phone": phone, "doctor": doctor, "date": "05.12", "time": "10:30"})
+            assert answer.text == "OK", answer.text
+
+    threads = [threading.Thread(target=post, args=(phones[k::senders],)) for k in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

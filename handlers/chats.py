@@ -13,11 +13,11 @@ from bot import desk_views, views
 from bot.keyboards import main_menu, send_mode_keyboard, to_markup
 from bot.texts import key_of_label, text
 from handlers import templates
-from handlers.common import Desk, callback_args, private_chat_of
+from handlers.common import Desk, callback_args, known_chat, private_chat_of
 from models.conversations import Conversation as Chat
 from models.pins import PIN
 from models.users import User
-from services.chat_actions import ReadRequested, Refusal, Refused
+from services.chat_actions import Refusal, Refused
 from services.tasks import StatusChanged
 
 RECENT = 5
@@ -124,16 +124,8 @@ def mark_read(desk: Desk, user: User, conversation_id: int) -> str:
 
 # -- handlers ----------------------------------------------------------------------------
 
-def _known_chat(desk: Desk, call: types.CallbackQuery, user: User) -> Chat | None:
-    conversation_id = callback_args(desk, call)[0]
-    chat = desk.chats.get(conversation_id)
-    if chat is None:
-        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
-    return chat
-
-
 def open_chat(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    chat = _known_chat(desk, call, user)
+    chat = known_chat(desk, call, user)
     if chat is not None:
         show_chat(desk, user, private_chat_of(call, user), chat)
         desk.answer(call)
@@ -155,7 +147,7 @@ def history_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
 
 
 def write(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    chat = _known_chat(desk, call, user)
+    chat = known_chat(desk, call, user)
     if chat is None:
         return
     refusal = enter_send_mode(desk, user, user.tg_id, chat.id)
@@ -163,13 +155,13 @@ def write(desk: Desk, call: types.CallbackQuery, user: User) -> None:
 
 
 def read(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    chat = _known_chat(desk, call, user)
+    chat = known_chat(desk, call, user)
     if chat is not None:
         desk.answer(call, mark_read(desk, user, chat.id))
 
 
 def toggle_status(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    chat = _known_chat(desk, call, user)
+    chat = known_chat(desk, call, user)
     if chat is None:
         return
     changed = desk.deps.tools.tasks.toggle(user, chat.id)
@@ -187,7 +179,7 @@ def toggle_status(desk: Desk, call: types.CallbackQuery, user: User) -> None:
 
 
 def unpin(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    chat = _known_chat(desk, call, user)
+    chat = known_chat(desk, call, user)
     if chat is None:
         return
     holder = desk.pins.active(chat.id)

@@ -118,6 +118,16 @@ def callback_args(desk: Desk, call) -> tuple[int, ...]:
     return desk.codec.decode(call.data).args
 
 
+def known_chat(desk: Desk, call: types.CallbackQuery, user: User):
+    """The chat a tap names (its first argument), or None after telling the person it is
+    unknown."""
+    conversation_id = callback_args(desk, call)[0]
+    chat = desk.chats.get(conversation_id)
+    if chat is None:
+        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
+    return chat
+
+
 def private_chat_of(call: types.CallbackQuery, user: User) -> int:
     """Where to answer a tap: its private chat, or the person's private chat for a tap in
     a group."""

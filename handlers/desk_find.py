@@ -13,7 +13,7 @@ from bot.keyboards import to_markup
 from bot.texts import key_of_label
 from handlers.admin import resolve_chat
 from handlers.chats import enter_send_mode, show_chat
-from handlers.common import Desk, callback_args
+from handlers.common import Desk, known_chat
 from models.users import User
 from services.desk_tools import Problem, Refused
 
@@ -72,10 +72,8 @@ def answer_search(desk: Desk, chat_id: int, user: User, query: str) -> None:
 
 def open_writing(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     """From a notification: the card, and writing mode at once (one tap, not two)."""
-    (conversation_id,) = callback_args(desk, call)
-    chat = desk.chats.get(conversation_id)
+    chat = known_chat(desk, call, user)
     if chat is None:
-        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
         return
     show_chat(desk, user, user.tg_id, chat)
     refusal = enter_send_mode(desk, user, user.tg_id, chat.id)

@@ -7,7 +7,7 @@ from functools import partial
 
 from telebot import TeleBot, types
 
-from handlers.common import Desk, callback_args, private_chat_of
+from handlers.common import Desk, known_chat, private_chat_of
 from models.users import User
 from services.desk_tools import Problem, Refused
 
@@ -15,10 +15,8 @@ NOTE_MODE = "note"
 
 
 def note_tap(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    (conversation_id,) = callback_args(desk, call)
-    chat = desk.chats.get(conversation_id)
+    chat = known_chat(desk, call, user)
     if chat is None:
-        desk.answer(call, desk.t(user, "unknown_chat", id_i=conversation_id))
         return
     desk.state.set(user.tg_id, chat.id, NOTE_MODE)
     desk.say(private_chat_of(call, user), desk.t(user, "note_prompt", id_i=chat.ref), key="note_prompt")

@@ -7,6 +7,7 @@ port 0 lets the OS pick one, and `.port` / `.url` say which it picked.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -74,3 +75,44 @@ class ServerThread:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class CallingBackEmulator:
+    """An emulator served on a local port that also calls the desk back (webhooks, status
+    callbacks) from a thread of its own, as the WhatsApp providers do. A subclass calls
+    `_serve(app, host, port)` in its constructor and implements `_push_loop`, which runs
+    until `_stopping` is set and sleeps on `_wake`."""
+
+    thread_name = "emulator-callbacks"
+
+    def _serve(self, app, host: str, port: int) -> None:
+        self._server = ServerThread(app, host, port)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._generation = 0          # bumped by a reset: what was due before is dropped
+
+    def _push_loop(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self._server.start()
+        self._stopping.clear()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._push_loop, daemon=True, name=self.thread_name)
+            self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.url

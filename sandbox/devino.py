@@ -30,10 +30,8 @@ than messages), `set_down`, `sent(phone)`, `calls` (every call's size), `media_b
 """
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
-import threading
 import time
 import uuid
 from collections import deque
@@ -42,7 +40,7 @@ from typing import Any, Callable
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox._server import ServerThread
+from sandbox._server import CallingBackEmulator
 
 KEY = "c2FuZGJveDpkZXZpbm8="          # base64("sandbox:devino")
 SENDER = "380441234567"
@@ -54,7 +52,9 @@ class Dropped(Exception):
     """The request was taken, its answer is never sent."""
 
 
-class DevinoSandbox:
+class DevinoSandbox(CallingBackEmulator):
+    thread_name = "devino-callbacks"
+
     def __init__(self, *, key: str = KEY, sender: str = SENDER, host: str = "127.0.0.1", port: int = 0,
                  per_second: int = 500, status_delay: float = 0.02, call_latency: float = 0.0) -> None:
         self.key = key
@@ -62,14 +62,7 @@ class DevinoSandbox:
         self.sender = sender
         self.per_second = per_second
         self.status_delay = status_delay
-        self._server = ServerThread(self._wsgi, host, port)
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._ids = itertools.count(1)
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._generation = 0
+        self._serve(self._wsgi, host, port)
         self._clear()
 
     def _clear(self) -> None:
@@ -92,23 +85,6 @@ class DevinoSandbox:
             self.stamps: "deque[float]" = deque()
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> "DevinoSandbox":
-        self._server.start()
-        self._stopping.clear()
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._callback_loop, daemon=True, name="devino-callbacks")
-            self._worker.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def reset(self) -> None:
         self._generation += 1      # what was due to the previous desk is dropped
@@ -245,7 +221,7 @@ class DevinoSandbox:
             self.callbacks.append((time.monotonic() + self.status_delay, message["callbackUrl"], [item]))
         self._wake.set()
 
-    def _callback_loop(self) -> None:
+    def _push_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(0.05)
             self._wake.clear()

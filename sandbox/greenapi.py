@@ -31,10 +31,8 @@ Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer
 """
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
-import threading
 import time
 from collections import deque
 from typing import Any, Callable
@@ -42,7 +40,7 @@ from typing import Any, Callable
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox._server import ServerThread
+from sandbox._server import CallingBackEmulator
 
 INSTANCE = "1101000001"
 TOKEN = "sandbox-greenapi-token"
@@ -62,7 +60,9 @@ class ApiError(Exception):
         self.status, self.message = status, message
 
 
-class GreenApiSandbox:
+class GreenApiSandbox(CallingBackEmulator):
+    thread_name = "greenapi-webhooks"
+
     def __init__(self, *, instance: str = INSTANCE, token: str = TOKEN, host: str = "127.0.0.1",
                  port: int = 0, limits: dict[str, int] | None = None, status_delay: float = 0.02,
                  own_phone: str = "380440000001", call_latency: float = 0.0) -> None:
@@ -72,14 +72,7 @@ class GreenApiSandbox:
         self.own_phone = own_phone
         self._limits = dict(LIMITS, **(limits or {}))
         self.status_delay = status_delay
-        self._server = ServerThread(self._wsgi, host, port)
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._ids = itertools.count(1)
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._generation = 0
+        self._serve(self._wsgi, host, port)
         self._clear()
 
     def _clear(self) -> None:
@@ -104,25 +97,6 @@ class GreenApiSandbox:
             self.deleted: list[int] = []
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> "GreenApiSandbox":
-        self._server.start()
-        self._stopping.clear()
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._deliver_loop, daemon=True, name="greenapi-webhooks")
-            self._worker.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        with self._changed:
-            self._changed.notify_all()
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def reset(self) -> None:
         self._generation += 1      # what was due to the previous desk is dropped
@@ -306,7 +280,7 @@ class GreenApiSandbox:
             pause = min(2.0, pause * 2)
         return False
 
-    def _deliver_loop(self) -> None:
+    def _push_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(0.05)
             self._wake.clear()

@@ -34,10 +34,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import itertools
 import json
 import secrets
-import threading
 import time
 from collections import deque
 from typing import Any, Callable
@@ -45,7 +43,7 @@ from typing import Any, Callable
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox._server import ServerThread
+from sandbox._server import CallingBackEmulator
 
 TOKEN = "sandbox-wa-token"
 APP_SECRET = "sandbox-app-secret"
@@ -74,7 +72,9 @@ def sign(app_secret: str, raw: bytes) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
-class WhatsAppSandbox:
+class WhatsAppSandbox(CallingBackEmulator):
+    thread_name = "wa-webhooks"
+
     def __init__(self, *, token: str = TOKEN, app_secret: str = APP_SECRET,
                  verify_token: str = VERIFY_TOKEN, phone_number_id: str = PHONE_NUMBER_ID,
                  host: str = "127.0.0.1", port: int = 0, per_number_per_s: int = 80,
@@ -86,14 +86,8 @@ class WhatsAppSandbox:
         self.per_number_per_s = per_number_per_s
         self.pair_seconds = pair_seconds
         self.status_delay = status_delay
-        self._server = ServerThread(self._wsgi, host, port)
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._ids = itertools.count(1)
+        self._serve(self._wsgi, host, port)
         self._deliveries: "deque[tuple[float, dict]]" = deque()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._worker: threading.Thread | None = None
         self.webhook_url: str | None = None
         self.templates: dict[tuple[str, str], dict] = {}
         self._clear()
@@ -114,23 +108,6 @@ class WhatsAppSandbox:
             self._deliveries.clear()
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> "WhatsAppSandbox":
-        self._server.start()
-        self._stopping.clear()
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._deliver_loop, daemon=True, name="wa-webhooks")
-            self._worker.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def reset(self) -> None:
         self._clear()
@@ -289,7 +266,7 @@ class WhatsAppSandbox:
             time.sleep(pause)
             pause = min(2.0, pause * 2)
 
-    def _deliver_loop(self) -> None:
+    def _push_loop(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(0.05)
             self._wake.clear()

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
 from datetime import datetime, timezone
 
 import requests
@@ -26,11 +24,10 @@ from channels.base import Health, Media, Rejected, Unavailable
 from channels.whatsapp.accounts import Account
 from channels.whatsapp.errors import from_graph
 from channels.whatsapp.providers.base import Event, Provider, ReceivedMessage, ReceivedStatus
+from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, SessionPerThread, download
 from models.inbound import InboundMessage, StatusUpdate
 
-CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
-MEDIA_DEADLINE = 60.0
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 MAX_TEXT = 20000          # a customer's text (WhatsApp allows 4096): bounded at the border
@@ -43,21 +40,13 @@ MEDIA_KINDS = {"image": ("image/jpeg", "photo.jpg"), "document": ("application/o
                "sticker": ("image/webp", "sticker.webp")}
 
 
-class CloudApi(Provider):
+class CloudApi(SessionPerThread, Provider):
     name = "cloud"
     # The Cloud API cannot tell whether a phone has WhatsApp, nor give a chat's history.
     features = frozenset({"text", "file_url", "file_upload", "location", "contact", "template", "read"})
 
     def __init__(self, graph_url: str, version: str, *, retries: int = 0) -> None:
         self.base = f"{graph_url.rstrip('/')}/{version}"
-        self._local = threading.local()
-
-    @property
-    def _http(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     # -- the wire ----------------------------------------------------------------------
 
@@ -192,25 +181,10 @@ class CloudApi(Provider):
             raise Rejected("WhatsApp gave no download address for the file")
         if isinstance(size, int) and size > max_bytes:
             raise Rejected(f"the file is {size} bytes, over {max_bytes}")
-        started = time.monotonic()
-        try:
-            with self._http.get(url, headers={"Authorization": f"Bearer {account.token}"},
-                                stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as answer:
-                if answer.status_code >= 500:
-                    raise Unavailable(f"WhatsApp media download: HTTP {answer.status_code}")
-                if answer.status_code != 200:
-                    raise Rejected(f"WhatsApp media download: HTTP {answer.status_code}")
-                chunks, total = [], 0
-                for chunk in answer.iter_content(64 * 1024):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise Rejected(f"the file is over {max_bytes} bytes")
-                    if time.monotonic() - started > MEDIA_DEADLINE:
-                        raise Unavailable("WhatsApp media download over its deadline")
-                    chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise Unavailable(f"WhatsApp media download failed: {type(exc).__name__}") from None
-        return Media(b"".join(chunks), mime, "")
+        data, _ = download(self._http, url, what="WhatsApp media download", max_bytes=max_bytes,
+                           read_timeout=READ_TIMEOUT,
+                           headers={"Authorization": f"Bearer {account.token}"})
+        return Media(data, mime, "")
 
     def health(self, account: Account) -> Health:
         try:

@@ -28,8 +28,6 @@ be reached) reads to the manager as Meta's 131026 does; other failures keep Devi
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import datetime
 
 import requests
@@ -40,9 +38,9 @@ from channels.whatsapp.errors import BadToken, OutcomeUnknown, Refused, ShopMust
 from channels.whatsapp.providers import fields as f
 from channels.whatsapp.providers.base import (BatchItem, BatchResult, Event, Provider,
                                               ReceivedMessage, ReceivedStatus)
+from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, SessionPerThread, download
 from models.inbound import InboundMessage, StatusUpdate
 
-CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 MAX_TEXT = 1000           # Devino's `text`: up to 1000 UTF-8 characters
 MAX_CONTENT_NAME = 100
@@ -70,7 +68,7 @@ def read_callback_data(value) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-class Devino(Provider):
+class Devino(SessionPerThread, Provider):
     name = "devino"
     features = frozenset({"text", "file_url", "file_upload", "template", "batch"})
     max_text = MAX_TEXT
@@ -78,14 +76,6 @@ class Devino(Provider):
     def __init__(self, public_url: str | None, *, read_timeout: float = READ_TIMEOUT) -> None:
         self.public_url = (public_url or "").rstrip("/")
         self.read_timeout = read_timeout
-        self._local = threading.local()
-
-    @property
-    def _http(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     def callback_url(self, account: Account) -> str:
         return f"{self.public_url}/whatsapp/devino/{account.callback_secret}/status"
@@ -207,26 +197,9 @@ class Devino(Provider):
             raise Rejected("the file's address is not a URL")
         # Devino's own storage wants the key; a link elsewhere gets no credentials.
         headers = {"Authorization": f"Key {account.token}"} if media_ref.startswith(account.url) else {}
-        started = time.monotonic()
-        try:
-            with self._http.get(media_ref, headers=headers, stream=True,
-                                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as answer:
-                if answer.status_code >= 500:
-                    raise Unavailable(f"Devino file download: HTTP {answer.status_code}")
-                if answer.status_code != 200:
-                    raise Rejected(f"Devino file download: HTTP {answer.status_code}")
-                chunks, total = [], 0
-                for chunk in answer.iter_content(64 * 1024):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise Rejected(f"the file is over {max_bytes} bytes")
-                    if time.monotonic() - started > 60:
-                        raise Unavailable("Devino file download over its deadline")
-                    chunks.append(chunk)
-                mime = (answer.headers.get("Content-Type") or "application/octet-stream").split(";")[0][:100]
-        except requests.RequestException as exc:
-            raise Unavailable(f"Devino file download failed: {type(exc).__name__}") from None
-        return Media(b"".join(chunks), mime, "")
+        data, mime = download(self._http, media_ref, what="Devino file download", max_bytes=max_bytes,
+                              read_timeout=READ_TIMEOUT, headers=headers)
+        return Media(data, mime, "")
 
     def health(self, account: Account) -> Health:
         # Devino offers no state call: the account is as healthy as its last answers, which

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
-import time
 from datetime import datetime
 
 import requests
@@ -36,12 +34,11 @@ from channels.whatsapp.errors import (BadToken, NotAuthorized, OutcomeUnknown, R
 from channels.whatsapp.providers import fields as f
 from channels.whatsapp.providers.base import (Event, HistoryItem, Notification, Provider,
                                               ReceivedMessage, ReceivedStatus)
+from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, MEDIA_DEADLINE, SessionPerThread, download
 from models.inbound import InboundMessage, StatusUpdate
 from utils.clock import utc_now
 
-CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
-MEDIA_DEADLINE = 60.0
 MAX_TEXT = 20000          # sendMessage's `message` (Green-API's documented maximum)
 
 # Per-instance limits of the documentation, per second (CHANNELS.md §4), by bucket.
@@ -70,7 +67,7 @@ def chat_id(phone: str) -> str:
     return f"{phone}@c.us"
 
 
-class GreenApi(Provider):
+class GreenApi(SessionPerThread, Provider):
     name = "greenapi"
     features = frozenset({"text", "file_url", "file_upload", "location", "contact", "template",
                           "read", "check", "history", "contacts"})
@@ -81,14 +78,6 @@ class GreenApi(Provider):
         # The shop's texts for templates (channels/whatsapp/templates.py): this provider has none.
         self.templates = templates
         self.read_timeout = read_timeout
-        self._local = threading.local()
-
-    @property
-    def _http(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     # -- the wire ----------------------------------------------------------------------
 
@@ -239,25 +228,9 @@ class GreenApi(Provider):
         """A customer's file: its downloadUrl (the gateway's storage; no credentials)."""
         if not media_ref.startswith(("http://", "https://")):
             raise Rejected("the file's address is not a URL")
-        started = time.monotonic()
-        try:
-            with self._http.get(media_ref, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as answer:
-                if answer.status_code >= 500:
-                    raise Unavailable(f"Green-API file download: HTTP {answer.status_code}")
-                if answer.status_code != 200:
-                    raise Rejected(f"Green-API file download: HTTP {answer.status_code} (expired?)")
-                chunks, total = [], 0
-                for chunk in answer.iter_content(64 * 1024):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise Rejected(f"the file is over {max_bytes} bytes")
-                    if time.monotonic() - started > MEDIA_DEADLINE:
-                        raise Unavailable("Green-API file download over its deadline")
-                    chunks.append(chunk)
-                mime = (answer.headers.get("Content-Type") or "application/octet-stream").split(";")[0][:100]
-        except requests.RequestException as exc:
-            raise Unavailable(f"Green-API file download failed: {type(exc).__name__}") from None
-        return Media(b"".join(chunks), mime, "")
+        data, mime = download(self._http, media_ref, what="Green-API file download", max_bytes=max_bytes,
+                              read_timeout=READ_TIMEOUT, refused_hint=" (expired?)")
+        return Media(data, mime, "")
 
     def receive(self, account: Account, timeout: int) -> Notification | None:
         answer = self._call(account, "GET", "receiveNotification", params={"receiveTimeout": timeout},
