@@ -532,3 +532,22 @@ def test_a_canned_reply_with_a_photo_sends_the_photo_with_its_text(office, tg, c
     wait_for(lambda: len(shop_messages(crm, 9403)) == 2)
     assert [u["data"] for u in crm.uploads()] == [b"\x89PNG the catalogue"]
     assert shop_messages(crm, 9403)[0]["message"] == "Каталог до замовлення 9403"
+
+
+def test_command_menus_follow_only_changes_and_a_later_ban_removes_a_menu(office, tg, crm, db):
+    """The keeper walks only the people changed since its last run: a shop's many banned
+    people cost nothing; a manager banned later loses the menu they had."""
+    person(db, OLENA)
+    db.execute("INSERT INTO users (tg_id, role) SELECT 30000000 + seq, 'banned' FROM seq_1_to_500")
+    keeper = office.runtime.handlers["command_menus"]
+    keeper.run()
+    office.idle()
+    calls = lambda: [c for c in tg.calls() if c["method"] in ("setMyCommands", "deleteMyCommands")]  # noqa: E731
+    first = len(calls())
+    assert first < 10                                  # the defaults and Olena's two scopes
+    assert keeper.run() == 0                           # nothing changed: nothing stored
+    db.execute("UPDATE users SET role = 'banned' WHERE tg_id = %s", (OLENA,))
+    keeper.run()
+    office.idle()
+    assert [c["method"] for c in calls()[first:]] == ["deleteMyCommands"]
+    assert [c["command"] for c in tg.commands_for(OLENA)] == ["start"]
