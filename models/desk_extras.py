@@ -245,22 +245,15 @@ class MenuPerson:
 
 class MenuPeopleRepository(Repository):
     def people(self, changed_since: datetime | None = None) -> list[MenuPerson]:
-        """Managers, admins and banned people, with when their row last changed (a role
-        change shows there); only those changed since a moment when one is given."""
-        rows = self.db.fetchall("SELECT tg_id, role, language, updated_at FROM users"
-                                " WHERE role IN ('manager', 'admin', 'banned')"
-                                " AND (%s IS NULL OR updated_at >= %s) ORDER BY tg_id",
-                                (changed_since, changed_since))
+        """Managers and admins, and the banned people a menu of their own was set for (a
+        `tg_commands` step kept in the queue, `cmds:chat:<id>:…`: a prefix the dedupe
+        key's index walks), with when their row last changed (a role change shows
+        there); only those changed since a moment when one is given."""
+        rows = self.db.fetchall(
+            "SELECT tg_id, role, language, updated_at FROM users u"
+            " WHERE (%s IS NULL OR updated_at >= %s)"
+            " AND (role IN ('manager', 'admin') OR role = 'banned' AND EXISTS ("
+            "  SELECT 1 FROM jobs j WHERE j.dedupe_key LIKE CONCAT('cmds:chat:', u.tg_id, ':%%')"
+            "  AND j.kind = 'tg_commands'))"
+            " ORDER BY tg_id", (changed_since, changed_since))
         return [MenuPerson(r["tg_id"], r["role"], r["language"], r["updated_at"]) for r in rows]
-
-    def with_menus(self) -> set[int]:
-        """The people a menu of their own was set for (the `tg_commands` steps kept in the
-        queue: `cmds:chat:<id>:…`, a prefix the dedupe key's index walks)."""
-        rows = self.db.fetchall("SELECT dedupe_key FROM jobs WHERE dedupe_key LIKE %s"
-                                " AND kind = 'tg_commands'", ("cmds:chat:%",))
-        ids = set()
-        for row in rows:
-            part = row["dedupe_key"].split(":")[2]
-            if part.lstrip("-").isdigit():
-                ids.add(int(part))
-        return ids

@@ -120,15 +120,13 @@ class CommandMenusKeeper:
                    for code in TEXTS if code != "uk"]
         previous = self.chores.last_run(MENUS_CHORE)
         people = self.people.people(changed_since=previous)
-        had_menu = self.people.with_menus() if any(p.role == BANNED for p in people) else set()
         for person in people:
             # A role changed since: the menu is set again (its key names the change).
             version = f"{person.changed_at:%Y%m%d%H%M%S%f}"
             scope = {"type": "chat", "chat_id": person.tg_id}
             language = language_for(person.language, self.settings.bot_language)
-            if person.role == BANNED:
-                if person.tg_id in had_menu:
-                    wanted.append(menu_job(scope, None, version=version))
+            if person.role == BANNED:   # one whose menu was set: it goes
+                wanted.append(menu_job(scope, None, version=version))
                 continue
             names = ADMIN_COMMANDS if person.role == ADMIN else MANAGER_COMMANDS
             wanted.append(menu_job(scope, menu(("start",) + names, language), version=version))
