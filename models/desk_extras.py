@@ -250,10 +250,13 @@ class MenuPeopleRepository(Repository):
         key's index walks), with when their row last changed (a role change shows
         there); only those changed since a moment when one is given."""
         rows = self.db.fetchall(
-            "SELECT tg_id, role, language, updated_at FROM users u"
-            " WHERE (%s IS NULL OR updated_at >= %s)"
-            " AND (role IN ('manager', 'admin') OR role = 'banned' AND EXISTS ("
-            "  SELECT 1 FROM jobs j WHERE j.dedupe_key LIKE CONCAT('cmds:chat:', u.tg_id, ':%%')"
-            "  AND j.kind = 'tg_commands'))"
-            " ORDER BY tg_id", (changed_since, changed_since))
+            "SELECT tg_id, role, language, updated_at FROM users"
+            " WHERE role IN ('manager', 'admin') AND (%s IS NULL OR updated_at >= %s)"
+            " UNION ALL"
+            " SELECT u.tg_id, u.role, u.language, u.updated_at FROM users u JOIN ("
+            "  SELECT DISTINCT CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(dedupe_key, ':', 3), ':', -1)"
+            "   AS SIGNED) AS tg_id FROM jobs WHERE dedupe_key LIKE %s AND kind = 'tg_commands'"
+            " ) AS menus ON menus.tg_id = u.tg_id"
+            " WHERE u.role = 'banned' AND (%s IS NULL OR u.updated_at >= %s)"
+            " ORDER BY tg_id", (changed_since, changed_since, "cmds:chat:%", changed_since, changed_since))
         return [MenuPerson(r["tg_id"], r["role"], r["language"], r["updated_at"]) for r in rows]
