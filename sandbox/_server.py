@@ -116,3 +116,20 @@ class CallingBackEmulator:
     @property
     def url(self) -> str:
         return self._server.url
+
+    # -- what the customer's phone saw (each emulator keeps `outgoing` and `_status`) --------
+
+    unread_states = ("sent", "delivered")
+    read_state = "read"
+
+    def customer_reads(self, phone: str) -> int:
+        """The customer opens the chat: `read` for everything delivered to them."""
+        with self._lock:
+            unread = [m for m in self.outgoing if m["to"] == phone and m["status"] in self.unread_states]
+        for message in unread:
+            self._status(message, self.read_state)
+        return len(unread)
+
+    def sent(self, phone: str | None = None) -> list[dict]:
+        with self._lock:
+            return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]

@@ -54,6 +54,8 @@ class Dropped(Exception):
 
 class DevinoSandbox(CallingBackEmulator):
     thread_name = "devino-callbacks"
+    unread_states = ("SENT", "DELIVERED")     # Devino's status names
+    read_state = "READ"
 
     def __init__(self, *, key: str = KEY, sender: str = SENDER, host: str = "127.0.0.1", port: int = 0,
                  per_second: int = 500, status_delay: float = 0.02, call_latency: float = 0.0) -> None:
@@ -144,18 +146,7 @@ class DevinoSandbox(CallingBackEmulator):
         """A quick-reply button comes as its text."""
         return self.customer_writes(phone, text, name=name)
 
-    def customer_reads(self, phone: str) -> int:
-        with self._lock:
-            unread = [m for m in self.outgoing if m["to"] == phone and m["status"] in ("SENT", "DELIVERED")]
-        for message in unread:
-            self._status(message, "READ")
-        return len(unread)
-
     # -- snapshots --------------------------------------------------------------------------
-
-    def sent(self, phone: str | None = None) -> list[dict]:
-        with self._lock:
-            return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]
 
     def media_bytes(self, file_id: str) -> bytes | None:
         with self._lock:

@@ -170,18 +170,7 @@ class GreenApiSandbox(CallingBackEmulator):
         self._notify(body)
         return message_id
 
-    def customer_reads(self, phone: str) -> int:
-        with self._lock:
-            unread = [m for m in self.outgoing if m["to"] == phone and m["status"] in ("sent", "delivered")]
-        for message in unread:
-            self._status(message, "read")
-        return len(unread)
-
     # -- snapshots --------------------------------------------------------------------------
-
-    def sent(self, phone: str | None = None) -> list[dict]:
-        with self._lock:
-            return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]
 
     def read_marks(self) -> list[str]:
         with self._lock:

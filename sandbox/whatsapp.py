@@ -176,18 +176,6 @@ class WhatsAppSandbox(CallingBackEmulator):
             message["context"] = {"from": self.phone_number_id, "id": context_id}
         return self._inbound(phone, name, message)
 
-    def customer_reads(self, phone: str) -> int:
-        """The customer opens the chat: `read` for everything delivered to them."""
-        with self._lock:
-            unread = [m for m in self.outgoing if m["to"] == phone and m["status"] in ("sent", "delivered")]
-        for message in unread:
-            self._status(message, "read")
-        return len(unread)
-
-    def sent(self, phone: str | None = None) -> list[dict]:
-        with self._lock:
-            return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]
-
     def read_marks(self) -> list[str]:
         with self._lock:
             return [c["body"].get("message_id") for c in self.calls if c["kind"] == "read"]
