@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -84,6 +85,7 @@ class CallingBackEmulator:
     until `_stopping` is set and sleeps on `_wake`."""
 
     thread_name = "emulator-callbacks"
+    label = "the sandbox"             # in a wait's timeout message
 
     def _serve(self, app, host: str, port: int) -> None:
         self._server = ServerThread(app, host, port)
@@ -133,3 +135,16 @@ class CallingBackEmulator:
     def sent(self, phone: str | None = None) -> list[dict]:
         with self._lock:
             return [dict(m) for m in self.outgoing if phone is None or m["to"] == phone]
+
+    def wait_until(self, condition, timeout: float = 10.0):
+        """condition()'s first true value, re-checked whenever the emulator changes."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = condition()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"condition not met in {self.label}")
+                self._changed.wait(min(left, 0.05))

@@ -35,7 +35,6 @@ import secrets
 import time
 import uuid
 from collections import deque
-from typing import Any, Callable
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -54,6 +53,7 @@ class Dropped(Exception):
 
 class DevinoSandbox(CallingBackEmulator):
     thread_name = "devino-callbacks"
+    label = "the Devino sandbox"
     unread_states = ("SENT", "DELIVERED")     # Devino's status names
     read_state = "READ"
 
@@ -152,18 +152,6 @@ class DevinoSandbox(CallingBackEmulator):
         with self._lock:
             stored = self.files.get(file_id)
         return stored["data"] if stored else None
-
-    def wait_until(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                value = condition()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("condition not met in the Devino sandbox")
-                self._changed.wait(min(left, 0.05))
 
     # -- inbound and callbacks --------------------------------------------------------------
 

@@ -35,7 +35,6 @@ import json
 import secrets
 import time
 from collections import deque
-from typing import Any, Callable
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -62,6 +61,7 @@ class ApiError(Exception):
 
 class GreenApiSandbox(CallingBackEmulator):
     thread_name = "greenapi-webhooks"
+    label = "the Green-API sandbox"
 
     def __init__(self, *, instance: str = INSTANCE, token: str = TOKEN, host: str = "127.0.0.1",
                  port: int = 0, limits: dict[str, int] | None = None, status_delay: float = 0.02,
@@ -184,18 +184,6 @@ class GreenApiSandbox(CallingBackEmulator):
     def queue_size(self) -> int:
         with self._lock:
             return len(self.queue)
-
-    def wait_until(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                value = condition()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("condition not met in the Green-API sandbox")
-                self._changed.wait(min(left, 0.05))
 
     # -- notifications ----------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ import json
 import secrets
 import time
 from collections import deque
-from typing import Any, Callable
 
 import requests
 from werkzeug.wrappers import Request, Response
@@ -74,6 +73,7 @@ def sign(app_secret: str, raw: bytes) -> str:
 
 class WhatsAppSandbox(CallingBackEmulator):
     thread_name = "wa-webhooks"
+    label = "the WhatsApp sandbox"
 
     def __init__(self, *, token: str = TOKEN, app_secret: str = APP_SECRET,
                  verify_token: str = VERIFY_TOKEN, phone_number_id: str = PHONE_NUMBER_ID,
@@ -179,18 +179,6 @@ class WhatsAppSandbox(CallingBackEmulator):
     def read_marks(self) -> list[str]:
         with self._lock:
             return [c["body"].get("message_id") for c in self.calls if c["kind"] == "read"]
-
-    def wait_until(self, condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                value = condition()
-                if value:
-                    return value
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("condition not met in the WhatsApp sandbox")
-                self._changed.wait(min(left, 0.05))
 
     def post_webhook(self, body: dict | bytes, *, signature: str | None = None) -> int:
         """One webhook POST now (no retry): its HTTP status (0: no answer)."""
