@@ -81,8 +81,8 @@ class ServerThread:
 class CallingBackEmulator:
     """An emulator served on a local port that also calls the desk back (webhooks, status
     callbacks) from a thread of its own, as the WhatsApp providers do. A subclass calls
-    `_serve(app, host, port)` in its constructor and implements `_push_loop`, which runs
-    until `_stopping` is set and sleeps on `_wake`."""
+    `_serve(app, host, port)` in its constructor and implements `_pending` (the queue of
+    calls, each `(due at, …)`) and `_push` (make those due); setting `_wake` hurries them."""
 
     thread_name = "emulator-callbacks"
     label = "the sandbox"             # in a wait's timeout message
@@ -97,8 +97,27 @@ class CallingBackEmulator:
         self._worker: threading.Thread | None = None
         self._generation = 0          # bumped by a reset: what was due before is dropped
 
-    def _push_loop(self) -> None:
+    def _pending(self):
+        """The deque of (due at, …) calls waiting to be made."""
         raise NotImplementedError
+
+    def _push(self, due: list) -> None:
+        """Make the calls that are due (in the order they were queued)."""
+        raise NotImplementedError
+
+    def _push_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    pending = self._pending()
+                    due = [item for item in pending if item[0] <= time.monotonic()]
+                    for item in due:
+                        pending.remove(item)
+                if not due:
+                    break
+                self._push(due)
 
     def start(self):
         self._server.start()

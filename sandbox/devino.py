@@ -200,23 +200,16 @@ class DevinoSandbox(CallingBackEmulator):
             self.callbacks.append((time.monotonic() + self.status_delay, message["callbackUrl"], [item]))
         self._wake.set()
 
-    def _push_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            while True:
-                with self._lock:
-                    due = [c for c in self.callbacks if c[0] <= time.monotonic()]
-                    for item in due:
-                        self.callbacks.remove(item)
-                if not due:
-                    break
-                # One callback per URL carrying every status due (Devino sends arrays).
-                grouped: dict[str, list] = {}
-                for _, url, items in due:
-                    grouped.setdefault(url, []).extend(items)
-                for url, items in grouped.items():
-                    self._post(url, items, deadline=time.monotonic() + 60)
+    def _pending(self):
+        return self.callbacks
+
+    def _push(self, due: list) -> None:
+        # One callback per URL carrying every status due (Devino sends arrays).
+        grouped: dict[str, list] = {}
+        for _, url, items in due:
+            grouped.setdefault(url, []).extend(items)
+        for url, items in grouped.items():
+            self._post(url, items, deadline=time.monotonic() + 60)
 
     # -- the HTTP API -------------------------------------------------------------------------
 

@@ -257,19 +257,12 @@ class GreenApiSandbox(CallingBackEmulator):
             pause = min(2.0, pause * 2)
         return False
 
-    def _push_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            while True:
-                with self._lock:
-                    due = [d for d in self.outbox if d[0] <= time.monotonic()]
-                    for item in due:
-                        self.outbox.remove(item)
-                if not due:
-                    break
-                for _, body in due:
-                    self._deliver(body, time.monotonic() + 60)
+    def _pending(self):
+        return self.outbox
+
+    def _push(self, due: list) -> None:
+        for _, body in due:
+            self._deliver(body, time.monotonic() + 60)
 
     def _status(self, message: dict, status: str, description: str | None = None) -> None:
         with self._changed:

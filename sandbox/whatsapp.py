@@ -242,19 +242,12 @@ class WhatsAppSandbox(CallingBackEmulator):
             time.sleep(pause)
             pause = min(2.0, pause * 2)
 
-    def _push_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            while True:
-                with self._lock:
-                    due = [d for d in self._deliveries if d[0] <= time.monotonic()]
-                    for item in due:
-                        self._deliveries.remove(item)
-                if not due:
-                    break
-                for _, body in due:
-                    self._deliver(body, deadline=time.monotonic() + 60)
+    def _pending(self):
+        return self._deliveries
+
+    def _push(self, due: list) -> None:
+        for _, body in due:
+            self._deliver(body, deadline=time.monotonic() + 60)
 
     def _status(self, message: dict, status: str, errors: list | None = None) -> None:
         with self._changed:
