@@ -60,6 +60,7 @@ class OutboxMessage:
     error: str | None
     created_at: datetime
     sent_at: datetime | None
+    attempted_at: datetime | None = None   # an attempt to send it began (its outcome may be unknown)
 
     @classmethod
     def from_row(cls, row: dict) -> "OutboxMessage":
@@ -67,7 +68,7 @@ class OutboxMessage:
                    kind=row["kind"], body=json.loads(row["body"]), status=row["status"],
                    external_id=row["external_id"], conversation_id=row["conversation_id"],
                    error_code=row["error_code"], error=row["error"], created_at=row["created_at"],
-                   sent_at=row["sent_at"])
+                   sent_at=row["sent_at"], attempted_at=row.get("attempted_at"))
 
 
 class OutboxRepository(Repository):
@@ -84,6 +85,11 @@ class OutboxRepository(Repository):
     def get(self, outbox_id: int) -> OutboxMessage | None:
         row = self.db.fetchone("SELECT * FROM wa_outbox WHERE id = %s", (outbox_id,))
         return OutboxMessage.from_row(row) if row else None
+
+    def mark_attempt(self, outbox_id: int, at: datetime) -> None:
+        """An attempt to send it begins (kept, so a retry knows one may have gone out)."""
+        self.db.execute("UPDATE wa_outbox SET attempted_at = COALESCE(attempted_at, %s) WHERE id = %s",
+                        (at, outbox_id))
 
     def settle(self, cur, outbox_id: int, status: str, now: datetime, *, external_id: str | None = None,
                conversation_id: int | None = None, error_code: int | None = None,

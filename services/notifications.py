@@ -203,8 +203,11 @@ class SendOutbox:
         if self.batches is not None and channel.provider_for(message.account).supports("batch"):
             return self.batches(job, message, channel)
         try:
+            unsure_since = message.attempted_at
+            if unsure_since is None:
+                self.outbox.mark_attempt(message.id, self.clock())
             sent = channel.send_to(message.account, message.phone, message.kind, message.body,
-                                   ref=f"o{message.id}")
+                                   ref=f"o{message.id}", unsure_since=unsure_since)
         except Rejected as exc:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "failed", self.clock(),

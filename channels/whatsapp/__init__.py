@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from channels.base import (Capabilities, Channel, Health, Incoming, Ingest, Intake, Media,
                            Rejected, Sent, Unavailable)
@@ -261,15 +261,22 @@ class WhatsApp(Channel):
     def send_template(self, conversation: Conversation, template: dict) -> Sent:
         return self.send_to(conversation.account, conversation.external_id, "template", template)
 
-    def send_to(self, account_id: str, phone: str, kind: str, body: dict, *, ref: str = "") -> Sent:
+    def send_to(self, account_id: str, phone: str, kind: str, body: dict, *, ref: str = "",
+                unsure_since: datetime | None = None) -> Sent:
         """One message to a phone on one of the shop's accounts, within its provider's
         limits: text {text}, image/document {media_id | file_id | link, caption, filename},
         template {name, language, params}, location {latitude, longitude, name, address},
-        contact {…}. `ref`: what the provider says back in status callbacks (Devino)."""
+        contact {…}. `ref`: what the provider says back in status callbacks (Devino).
+        `unsure_since`: an earlier attempt began then and its outcome is unknown — on a
+        gateway whose history tells, that history is asked first (never a blind resend)."""
         account = self.account(account_id)
         provider = self.provider_for(account)
         provider.require(FEATURE_OF.get(kind, "text"))
         self._gate(account)
+        if unsure_since is not None and account.provider == "greenapi":
+            found = self._in_history(account, provider, phone, kind, body, unsure_since)
+            if found is not None:
+                return Sent(found)
         self._check_new_phone(account, provider, phone)
         self.reserve(account.id, phone)
         started = utc_now()
@@ -307,11 +314,18 @@ class WhatsApp(Channel):
     def _sent_after_all(self, account: Account, provider: Provider, phone: str, kind: str, body: dict,
                         started) -> str:
         """A Green-API send whose answer was lost may have gone out: the chat's history
-        (getChatHistory) says. An outgoing message with this text (a file: any) that the
-        gateway shows since this attempt began is taken as this one; else nothing went out
-        and the send is tried again. Only when the history cannot be read either (the
-        gateway away right after taking the send) is the send tried again without knowing:
-        at most one duplicate, never a loss."""
+        (getChatHistory) says. Not there (or the history unreadable): the step is retried,
+        and a retry that knows an attempt began (`unsure_since`) asks the history again
+        before sending."""
+        found = self._in_history(account, provider, phone, kind, body, started)
+        if found is None:
+            raise Unavailable("the answer to a send was lost and the chat's history does not show it: sent again")
+        return found
+
+    def _in_history(self, account: Account, provider: Provider, phone: str, kind: str, body: dict,
+                    started) -> str | None:
+        """The id of an outgoing message with this text (a file: any) that the gateway
+        shows since `started`, or None."""
         if kind == "text":
             text = body.get("text")
         elif kind == "template":
@@ -334,7 +348,7 @@ class WhatsApp(Channel):
             if text is None or item.text == text:
                 log.warning("WhatsApp %s: a send whose answer was lost went out after all (%s)", account.id, item.id)
                 return item.id
-        raise Unavailable("the answer to a send was lost and the chat's history does not show it: sent again")
+        return None
 
     def _check_new_phone(self, account: Account, provider: Provider, phone: str) -> None:
         """Before the first message to a phone the shop never talked to, a gateway that can
