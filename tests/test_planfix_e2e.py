@@ -40,7 +40,7 @@ def clients(desk, method: str, body: dict, token: str | None):
 
 def account_body(planfix, tmp_path, *, name="shop", number="+" + NUMBER, session_name="main") -> dict:
     return {"name": name, "number": number, "url_planfix": planfix.url, "token_planfix": planfix.token,
-            "name_session": session_name, "path_session": str(tmp_path)}
+            "name_session": session_name, "path_session": "."}   # the sessions folder: tmp_path
 
 
 def start_account(desk, tga, planfix, tmp_path, number=NUMBER, name="shop") -> str:
@@ -156,8 +156,8 @@ def test_first_message_with_only_a_phone_and_recipients_that_cannot_be_found(rel
 def test_delete_stops_one_number_and_put_restarts_it_with_new_data(relay, tga, planfix, tmp_path, db):
     token = start_account(relay, tga, planfix, tmp_path)
     second = "380509998877"
-    (tmp_path / "main.session").write_text(tga.add_account(second))
-    body = account_body(planfix, tmp_path, number=second)
+    (tmp_path / "second.session").write_text(tga.add_account(second))
+    body = account_body(planfix, tmp_path, number=second, session_name="second")
     assert clients(relay, "POST", body, PLANFIX_ADMIN_TOKEN).status_code == 200
     wait_for(lambda: status(relay, token, second) == "online", timeout=20)   # one client, two numbers
 
@@ -168,7 +168,9 @@ def test_delete_stops_one_number_and_put_restarts_it_with_new_data(relay, tga, p
     # The owner logged out everywhere: the old session is revoked; PUT with a new one.
     tga.revoke(NUMBER)
     (tmp_path / "fresh.session").write_text(tga.new_session(NUMBER))
-    put = clients(relay, "PUT", account_body(planfix, tmp_path, session_name="fresh"), token)
+    fresh = account_body(planfix, tmp_path, session_name="fresh")
+    assert clients(relay, "PUT", fresh, token).status_code == 403   # the session file is the admin's to name
+    put = clients(relay, "PUT", fresh, PLANFIX_ADMIN_TOKEN)
     assert put.status_code == 200, put.text
     wait_for(lambda: status(relay, token, NUMBER) == "online", timeout=20)
     customer = tga.add_user("Anna")
