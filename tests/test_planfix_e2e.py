@@ -4,6 +4,7 @@ and workers of KeepDesk, the account emulator and the Planfix emulator over loop
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 import requests
@@ -282,3 +283,101 @@ def test_a_flood_wait_is_waited_out_and_planfix_refusals_are_dead_letters(relay,
                       timeout=20)
     assert "Invalid token" in report[0]["text"]
     assert not received(planfix, message="Ви тут?")
+
+
+# --- a session is its number's (only the admin says where a session file is) ----------------
+
+VICTIM = "380671110000"
+MALLORY = "380932220000"
+
+
+def account_row(db, number):
+    return db.fetchone("SELECT name_session, path_session, session_enc, status, last_error"
+                       " FROM tg_accounts WHERE number = %s", (number,))
+
+
+def refused_reports(tg, number):
+    return [m for m in tg.messages(LOG_CHAT) if "refused" in (m.get("text") or "") and number in m["text"]]
+
+
+def test_a_client_token_cannot_point_its_number_at_another_clients_session(relay, tga, planfix, tmp_path, db, tg):
+    start_account(relay, tga, planfix, tmp_path, number=VICTIM, name="victim")   # main.session
+    victim_session = (tmp_path / "main.session").read_text()
+    (tmp_path / "mallory.session").write_text(tga.add_account(MALLORY))
+    answer = clients(relay, "POST", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                                 session_name="mallory"), PLANFIX_ADMIN_TOKEN)
+    mallory = answer.json()["token"]
+    wait_for(lambda: status(relay, mallory, MALLORY, "mallory") == "online", timeout=20)
+
+    body = account_body(planfix, tmp_path, name="mallory", number=MALLORY)
+    for attempt in (dict(body, name_session="main"),                        # the victim's file
+                    dict(body, path_session=str(tmp_path), name_session="main"),
+                    dict(body, path_session="../" + tmp_path.name, name_session="main"),
+                    dict(body, path_session=str(tmp_path / "main.session"))):
+        refused = clients(relay, "PUT", attempt, mallory)
+        assert refused.status_code == 403, (attempt, refused.text)
+    assert account_row(db, MALLORY)["name_session"] == "mallory"
+
+    # A session string of the victim's, handed in with mallory's own token: it is the
+    # victim's account, not MALLORY's — never run, reported.
+    put = clients(relay, "PUT", dict(body, name_session="mallory", session=victim_session), mallory)
+    assert put.status_code == 200
+    wait_for(lambda: "another account" in (account_row(db, MALLORY)["last_error"] or ""), timeout=20)
+    assert status(relay, mallory, MALLORY, "mallory") == "offline"
+    wait_for(lambda: refused_reports(tg, MALLORY), timeout=20)
+    customer = tga.add_user("Private")
+    tga.customer_writes(VICTIM, customer["id"], "only for the victim")
+    wait_for(lambda: received(planfix, message="only for the victim"), timeout=20)
+    relay.idle()
+    assert len(received(planfix, message="only for the victim")) == 1     # the victim's own relay, once
+    assert len(tga.calls("connect")) == 3            # victim, mallory, the refused one once: not retried
+
+
+def test_a_session_file_of_another_number_is_refused_and_reported(relay, tga, planfix, tmp_path, db, tg):
+    (tmp_path / "victim.session").write_text(tga.add_account(VICTIM))   # nobody runs it here
+    # The admin (or a mix-up) names another account's file for MALLORY.
+    answer = clients(relay, "POST", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                                 session_name="victim"), PLANFIX_ADMIN_TOKEN)
+    assert answer.status_code == 200
+    token = answer.json()["token"]
+    wait_for(lambda: "another account" in (account_row(db, MALLORY)["last_error"] or ""), timeout=20)
+    assert account_row(db, MALLORY)["status"] == "offline" and status(relay, token, MALLORY, "mallory") == "offline"
+    reports = wait_for(lambda: refused_reports(tg, MALLORY), timeout=20)
+    assert len(reports) == 1 and VICTIM not in reports[0]["text"]
+    customer = tga.add_user("Private")
+    tga.customer_writes(VICTIM, customer["id"], "not for mallory")
+    relay.idle()
+    time.sleep(1.5)
+    assert received(planfix) == [] and tga.pending_updates(VICTIM) >= 1   # nothing read, nothing relayed
+    # The admin corrects it: MALLORY's own session runs.
+    (tmp_path / "mallory.session").write_text(tga.add_account(MALLORY))
+    fixed = clients(relay, "PUT", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                               session_name="mallory"), PLANFIX_ADMIN_TOKEN)
+    assert fixed.status_code == 200
+    wait_for(lambda: status(relay, token, MALLORY, "mallory") == "online", timeout=20)
+
+
+def test_the_admin_sets_a_path_inside_the_sessions_folder_and_escapes_are_refused(
+        relay, tga, planfix, tmp_path, tmp_path_factory, db, tg):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "main.session").write_text(tga.add_account(NUMBER))
+    body = account_body(planfix, tmp_path)
+    for path in ("../" + outside.name, str(outside), "shop/../../" + outside.name, "~/sessions"):
+        refused = clients(relay, "POST", dict(body, path_session=path), PLANFIX_ADMIN_TOKEN)
+        assert refused.status_code == 400 and "path_session" in refused.json()["error"], path
+    assert db.scalar("SELECT COUNT(*) FROM tg_accounts") == 0
+
+    # A symlink inside the folder that leads out: refused by the accounts process, reported.
+    (tmp_path / "link").symlink_to(outside, target_is_directory=True)
+    token = clients(relay, "POST", dict(body, path_session="link"), PLANFIX_ADMIN_TOKEN).json()["token"]
+    wait_for(lambda: "outside the sessions folder" in (account_row(db, NUMBER)["last_error"] or ""), timeout=20)
+    wait_for(lambda: refused_reports(tg, NUMBER), timeout=20)
+    assert status(relay, token) == "offline" and tga.calls("connect") == []
+
+    # Inside the folder (a sub-folder of it): the admin's PUT runs it.
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "main.session").write_text((outside / "main.session").read_text())
+    put = clients(relay, "PUT", dict(body, path_session="shop/"), PLANFIX_ADMIN_TOKEN)
+    assert put.status_code == 200, put.text
+    wait_for(lambda: status(relay, token) == "online", timeout=20)
+    assert account_row(db, NUMBER)["path_session"] == "shop/"
