@@ -381,3 +381,38 @@ def test_the_admin_sets_a_path_inside_the_sessions_folder_and_escapes_are_refuse
     assert put.status_code == 200, put.text
     wait_for(lambda: status(relay, token) == "online", timeout=20)
     assert account_row(db, NUMBER)["path_session"] == "shop/"
+
+
+def legacy_seal(key: str, plain: str) -> str:
+    """A value as KeepDesk sealed it before its key was stretched: Fernet keyed with a bare
+    SHA-256 of TG_ACCOUNTS_KEY."""
+    import hashlib
+    from cryptography.fernet import Fernet
+    digest = hashlib.sha256(b"keepdesk-secretbox:" + key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest)).encrypt(plain.encode()).decode()
+
+
+def test_secrets_sealed_before_the_upgrade_still_open_and_are_sealed_again(
+        planfix_settings, db, tg, crm, tga, planfix, accounts_env):
+    from conftest import TG_ACCOUNTS_KEY
+    from models.tgaccounts import AccountRepository
+    from utils.secretbox import SecretBox, new_token, token_hash
+    session = tga.add_account(NUMBER)
+    old_token, old_session = legacy_seal(TG_ACCOUNTS_KEY, planfix.token), legacy_seal(TG_ACCOUNTS_KEY, session)
+    token = new_token()
+    AccountRepository(db).create(client_name="shop", number=NUMBER, url_planfix=planfix.url,
+                                 token_planfix_enc=old_token, name_session="main", path_session=None,
+                                 session_enc=old_session, token_hash=token_hash(token))
+    desk = Desk(planfix_settings, db, tg, crm).start()
+    try:
+        desk.accounts = desk.start_accounts(accounts_env)      # the upgraded accounts process
+        wait_for(lambda: status(desk, token) == "online", timeout=20)
+        row = db.fetchone("SELECT token_planfix_enc, session_enc FROM tg_accounts WHERE number = %s", (NUMBER,))
+        assert row["token_planfix_enc"].startswith("v2:") and row["session_enc"].startswith("v2:")
+        box = SecretBox(TG_ACCOUNTS_KEY)
+        assert (box.open(row["token_planfix_enc"]), box.open(row["session_enc"])) == (planfix.token, session)
+        customer = tga.add_user("Upgraded")
+        tga.customer_writes(NUMBER, customer["id"], "after the upgrade")
+        wait_for(lambda: received(planfix, message="after the upgrade"), timeout=20)
+    finally:
+        desk.stop()
