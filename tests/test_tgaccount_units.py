@@ -297,3 +297,37 @@ def test_tg_login_writes_its_session_file_0600_in_a_0700_folder(planfix_settings
     monkeypatch.setattr(_FakeTelegram, "phone", "380671112233")
     assert main(settings, target) == 1
     assert "not the account of +380501112233" in capsys.readouterr().out
+
+
+def test_a_telethon_session_of_another_account_is_refused_before_any_event_handler():
+    import asyncio
+    from channels.tgaccount.sessions import SessionRefused
+    from channels.tgaccount.telethon_client import TelethonAccount
+    from telethon.crypto import AuthKey
+    from telethon.sessions import StringSession
+
+    class Connected:   # Telethon's client after connect, as far as start() asks it
+        handlers: list = []
+
+        async def connect(self):
+            return None
+
+        async def is_user_authorized(self):
+            return True
+
+        async def get_me(self):
+            return user(phone="380671112233")
+
+        def add_event_handler(self, *args):
+            self.handlers.append(args)
+
+    async def run():
+        stored = StringSession()
+        stored.set_dc(2, "149.154.167.51", 443)
+        stored.auth_key = AuthKey(bytes(256))
+        account = TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session=stored.save())
+        account.client = Connected()
+        with pytest.raises(SessionRefused, match="another account"):
+            await account.start()
+        assert Connected.handlers == []
+    asyncio.run(run())
