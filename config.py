@@ -133,6 +133,7 @@ class Settings:
     tg_accounts_backend: str = "telethon"
     tg_accounts_sandbox_url: str | None = None
     tg_accounts_key: str | None = field(default=None, repr=False)
+    tg_sessions_dir: Path = ROOT / "sessions"
     tg_accounts_routing: str = "planfix"
     tg_accounts_rpc_port: int = 0
     planfix_resolve_timeout: float = 8.0
@@ -425,6 +426,15 @@ def _web_secret(raw: str) -> str:
     return value
 
 
+def _accounts_key(raw: str) -> str:
+    from utils.secretbox import key_problem
+    value = raw.strip()
+    problem = key_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -522,7 +532,8 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PUBLIC_URL": ("public_url", _http_url, False),
     "TG_ACCOUNTS_BACKEND": ("tg_accounts_backend", _backend, False),
     "TG_ACCOUNTS_SANDBOX_URL": ("tg_accounts_sandbox_url", _http_url, False),
-    "TG_ACCOUNTS_KEY": ("tg_accounts_key", _text, False),
+    "TG_ACCOUNTS_KEY": ("tg_accounts_key", _accounts_key, False),
+    "TG_SESSIONS_DIR": ("tg_sessions_dir", _path, False),
     "TG_ACCOUNTS_ROUTING": ("tg_accounts_routing", _routing, False),
     "TG_ACCOUNTS_RPC_PORT": ("tg_accounts_rpc_port", _port, False),
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),

@@ -40,7 +40,7 @@ def cmd_accounts(settings: Settings, args) -> int:
 def cmd_tg_login(settings: Settings, args) -> int:
     from scripts.tglogin import destination, main
     try:
-        target = destination(args.number, file=args.file, store=args.store)
+        target = destination(args.number, file=args.file, store=args.store, folder=settings.tg_sessions_dir)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
