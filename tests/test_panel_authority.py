@@ -89,6 +89,7 @@ def test_an_admin_banned_in_telegram_loses_the_panel_at_once_and_cannot_log_in(p
     stolen = copy_of(browser)
     assert opens(stolen, panel.url)
     token = csrf(browser, f"{panel.url}/team")
+    _, code = PanelAuth(db, desk.deps.clock).grant_setup(OLENA, "olena_admin")   # a /web_access code
 
     # The owner bans her in Telegram (through the bot's update door).
     tg.user_sends_text(ADMIN_ID, "/start", username="owner_tg")
@@ -108,6 +109,14 @@ def test_an_admin_banned_in_telegram_loses_the_panel_at_once_and_cannot_log_in(p
     # A fresh login with the right password is refused too.
     _, again = log_in(panel.url, "olena")
     assert again.status_code == 403 and "not an admin" in again.text
+    # Nor does the /web_access code she got while an admin set a password any more.
+    setup = requests.Session()
+    refused = setup.post(f"{panel.url}/setup", allow_redirects=False, data={
+        "csrf_token": csrf(setup, f"{panel.url}/setup"), "login": "olena", "code": code,
+        "password": "a password of hers", "again": "a password of hers"})
+    assert refused.status_code == 400
+    _, old_password = log_in(panel.url, "olena", address="198.51.100.20")
+    assert old_password.status_code == 403
     assert db.scalar("SELECT COUNT(*) FROM panel_sessions") == 0
 
 
