@@ -148,6 +148,8 @@ class Settings:
     web_port: int = 8090
     web_bind: str = "127.0.0.1"
     web_secret_key: str = field(default="", repr=False)
+    web_session_idle_minutes: int = 480
+    web_session_max_hours: int = 72
 
     @property
     def crm_configured(self) -> bool:
@@ -435,6 +437,20 @@ def _accounts_key(raw: str) -> str:
     return value
 
 
+def _session_idle(raw: str) -> int:
+    value = _int(raw)
+    if not 5 <= value <= 7 * 24 * 60:
+        raise ValueError("must be minutes between 5 and 10080 (a week)")
+    return value
+
+
+def _session_hours(raw: str) -> int:
+    value = _int(raw)
+    if not 1 <= value <= 31 * 24:
+        raise ValueError("must be hours between 1 and 744 (31 days)")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -547,6 +563,8 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WEB_PORT": ("web_port", _port, False),
     "WEB_BIND": ("web_bind", _text, False),
     "WEB_SECRET_KEY": ("web_secret_key", _web_secret, False),
+    "WEB_SESSION_IDLE_MINUTES": ("web_session_idle_minutes", _session_idle, False),
+    "WEB_SESSION_MAX_HOURS": ("web_session_max_hours", _session_hours, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)
