@@ -24,8 +24,10 @@ def same_secret(given: str | None, expected: str | None) -> bool:
 
 
 def metrics_allowed(request, token: str | None) -> bool:
-    """/metrics tells how busy the shop is: with METRICS_TOKEN set, only to a caller who
-    brings it (Authorization: Bearer …); without one, only to this machine (loopback)."""
+    """/metrics (and /healthz's details) tell how busy the shop is and what is wrong: with
+    METRICS_TOKEN set, only to a caller who brings it (Authorization: Bearer …); without
+    one, only to this machine (loopback — the real client's address behind a trusted
+    proxy, see `TrustedProxies`; METRICS_TOKEN is required with a public address)."""
     if token:
         given = request.headers.get("Authorization", "")
         return given.startswith("Bearer ") and same_secret(given[len("Bearer "):], token)
@@ -126,3 +128,51 @@ def safe_filename(name: str | None) -> str:
 def _basename(name: str | None) -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(c for c in base if c.isprintable())[:200]
+
+
+class TrustedProxies:
+    """WSGI middleware: behind a reverse proxy the peer is the proxy, so the client's
+    address and scheme come from X-Forwarded-For / X-Forwarded-Proto — believed only when
+    the peer is one of TRUSTED_PROXIES. The client is the right-most forwarded address that
+    is not itself a trusted proxy (a client may write anything at the left), and becomes
+    `request.remote_addr` for everything after (CRM_ALLOWED_IPS, /metrics, the panel's
+    throttle). From any other peer the headers change nothing."""
+
+    def __init__(self, app, networks) -> None:
+        self.app = app
+        self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    def trusted(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address((address or "").strip())
+        except ValueError:
+            return False
+        ip = getattr(ip, "ipv4_mapped", None) or ip
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+    def __call__(self, environ, start_response):
+        peer = environ.get("REMOTE_ADDR")
+        if self.networks and self.trusted(peer):
+            client = peer
+            chain = [p.strip() for p in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+            for address in reversed(chain):
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    break            # garbage: the last good hop is the best we know
+                client = address
+                if not self.trusted(address):
+                    break
+            environ["keepdesk.proxy_peer"] = peer
+            environ["REMOTE_ADDR"] = client
+            proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                environ["wsgi.url_scheme"] = proto
+        return self.app(environ, start_response)
+
+
+def trust_proxies(app, settings) -> None:
+    """Apply TRUSTED_PROXIES to a Flask app (every door calls it once)."""
+    networks = getattr(settings, "trusted_proxies", ())
+    if networks:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, networks)
