@@ -7,7 +7,9 @@ A missing or malformed required setting stops start-up with a message naming it
 Required: BOT_TOKEN always. The CRM settings (CHAT_NEW_MESSAGE, KEEPING_*, LINK_KEY) come
 as a group: with none of them KeepDesk runs as a bare desk (access requests, admin
 commands) and says so at start-up; with any of them, all are required. The webhook
-secrets are required when WEBHOOK_URL is set.
+secrets are required when WEBHOOK_URL is set. With a public address (PUBLIC_URL or
+WEBHOOK_URL) a strong SECRET_KEY and METRICS_TOKEN are required, and a Green-API account
+receiving by webhook always needs its webhook token (`_check_public`).
 """
 from __future__ import annotations
 
