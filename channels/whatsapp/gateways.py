@@ -109,11 +109,9 @@ def register(app, channel, intake: Intake) -> None:
                         "signal_at": time.time()})
         return Response("OK", mimetype="text/plain")
 
-    file_key = keys.derive(channel.settings, keys.FILE_LINKS)
-
     def kept_file(file_id: int):
         if not signed.verify(f"/whatsapp/files/{file_id}", request.args.get("e"),
-                             request.args.get("s"), file_key):
+                             request.args.get("s"), keys.derive(channel.settings, keys.FILE_LINKS)):
             return error(403, "forbidden")
         kept = channel.files.get(file_id)
         if kept is None:
