@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
           "  (WHATSAPP_GREENAPI_WEBHOOK_TOKEN=<the same token> is then required),\n"
           f"  POST {ga.url}/_sandbox/webhook {{\"url\": \"http://127.0.0.1:<LISTENER_PORT>/whatsapp/greenapi\","
           " \"token\": \"<token>\"}\n"
-          "Devino instead (WHATSAPP_PROVIDER=devino; PUBLIC_URL=http://127.0.0.1:<LISTENER_PORT>):\n"
+          "Devino instead (WHATSAPP_PROVIDER=devino; PUBLIC_URL=http://127.0.0.1:<LISTENER_PORT>;\n"
+          "  a PUBLIC_URL also needs SECRET_KEY=<32+ random characters> and METRICS_TOKEN):\n"
           f"  WHATSAPP_DEVINO_URL={dv.url} WHATSAPP_DEVINO_KEY={dv.key} WHATSAPP_DEVINO_FROM={dv.sender}"
           " WHATSAPP_DEVINO_CALLBACK_SECRET=<8+ characters>\n"
           "Ctrl-C stops it.", flush=True)
