@@ -7,7 +7,9 @@ A missing or malformed required setting stops start-up with a message naming it
 Required: BOT_TOKEN always. The CRM settings (CHAT_NEW_MESSAGE, KEEPING_*, LINK_KEY) come
 as a group: with none of them KeepDesk runs as a bare desk (access requests, admin
 commands) and says so at start-up; with any of them, all are required. The webhook
-secrets are required when WEBHOOK_URL is set.
+secrets are required when WEBHOOK_URL is set. With a public address (PUBLIC_URL or
+WEBHOOK_URL) a strong SECRET_KEY and METRICS_TOKEN are required, and a Green-API account
+receiving by webhook always needs its webhook token (`_check_public`).
 """
 from __future__ import annotations
 
@@ -150,6 +152,9 @@ class Settings:
     web_secret_key: str = field(default="", repr=False)
     web_session_idle_minutes: int = 480
     web_session_max_hours: int = 72
+    # Keys and the public face (utils/keys.py; docs/security.md)
+    secret_key: str = field(default="", repr=False)
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def crm_configured(self) -> bool:
@@ -187,6 +192,12 @@ class Settings:
         return bool(self.planfix_admin_token and self.tg_accounts_key)
 
     @property
+    def public_deployment(self) -> bool:
+        """KeepDesk has a public address (PUBLIC_URL or WEBHOOK_URL): production. Then a
+        strong SECRET_KEY and METRICS_TOKEN are required."""
+        return bool(self.public_url or self.webhook_url)
+
+    @property
     def uses_local_mariadb(self) -> bool:
         """No host and no socket configured: KeepDesk runs its own MariaDB under var/."""
         return not self.mysql_host and not self.mysql_socket
@@ -200,7 +211,8 @@ class Settings:
                   self.whatsapp_cloud_verify_token, self.planfix_admin_token,
                   self.whatsapp_greenapi_token, self.whatsapp_greenapi_webhook_token,
                   self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
-                  self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key)
+                  self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key,
+                  self.secret_key)
         return tuple(v for v in values if v)
 
     @property
@@ -451,6 +463,15 @@ def _session_hours(raw: str) -> int:
     return value
 
 
+def _master_secret(raw: str) -> str:
+    from utils.keys import weakness
+    value = raw.strip()
+    problem = weakness(value)
+    if problem:
+        raise ValueError(problem + " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -565,6 +586,9 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WEB_SECRET_KEY": ("web_secret_key", _web_secret, False),
     "WEB_SESSION_IDLE_MINUTES": ("web_session_idle_minutes", _session_idle, False),
     "WEB_SESSION_MAX_HOURS": ("web_session_max_hours", _session_hours, False),
+    # Keys and the public face (utils/keys.py)
+    "SECRET_KEY": ("secret_key", _master_secret, False),
+    "TRUSTED_PROXIES": ("trusted_proxies", _networks, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)
@@ -614,6 +638,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
     if values.get("tg_accounts_backend") == "sandbox" and not database_only:
         _require_together(values, problems, "with TG_ACCOUNTS_BACKEND=sandbox",
                           {"TG_ACCOUNTS_SANDBOX_URL": "tg_accounts_sandbox_url"})
+    if not database_only:
+        _check_public(values, problems)
     if problems:
         raise SettingsError("KeepDesk cannot start: " + "; ".join(problems)
                             + ". See .env.example for every setting.")
@@ -665,6 +691,26 @@ def _check_gateways(values: dict, problems: list[str]) -> None:
     if not chosen and sum(started.values()) > 1:
         problems.append("WHATSAPP_PROVIDER is required when the settings of several WhatsApp providers"
                         " are set (" + ", ".join(n for n, s in started.items() if s) + ")")
+
+
+def _check_public(values: dict, problems: list[str]) -> None:
+    """With a public address the secure defaults are not optional: a strong master secret
+    (its own generated one would differ between hosts and go unnoticed in a restore),
+    /metrics and /healthz details behind a token (behind a same-host proxy every caller
+    looks local), and every Green-API webhook authenticated."""
+    public = [name for name, attr in (("PUBLIC_URL", "public_url"), ("WEBHOOK_URL", "webhook_url"))
+              if values.get(attr)]
+    why = f"when {' and '.join(public)} {'is' if len(public) == 1 else 'are'} set"
+    if public:
+        _require_together(values, problems, why, {"SECRET_KEY": "secret_key", "METRICS_TOKEN": "metrics_token"})
+    greenapi = values.get("whatsapp_greenapi_id") and (
+        values.get("whatsapp_provider") in (None, "greenapi"))
+    if (greenapi and values.get("whatsapp_greenapi_receive", "webhook") == "webhook"
+            and not values.get("whatsapp_greenapi_webhook_token")):
+        if not any(p.startswith("WHATSAPP_GREENAPI_WEBHOOK_TOKEN") for p in problems):
+            problems.append("WHATSAPP_GREENAPI_WEBHOOK_TOKEN is required with WHATSAPP_GREENAPI_RECEIVE=webhook"
+                            " (anyone who knows the instance id could post to the webhook otherwise;"
+                            " or receive by polling: WHATSAPP_GREENAPI_RECEIVE=poll)")
 
 
 def _require_together(values: dict, problems: list[str], why: str, group: dict[str, str]) -> None:

@@ -24,8 +24,8 @@ from models.db import Database
 from models.inbox import Inbox
 from models.jobs import SYNC, JobQueue
 from models.tgaccounts import MediaRepository
+from utils import keys
 from utils.bell import BellRinger
-from utils.secretbox import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, db: Database | None = None, bell=None) -> 
     onec.register(app, settings, db, bell.ring, channel=channels.get("whatsapp"))
     if settings.planfix_configured:  # Telegram accounts ↔ Planfix (CHANNELS.md §5)
         register_planfix(app, settings, db, bell)
-        register_media(app, SecretBox(settings.tg_accounts_key).derive("signed-media"), MediaRepository(db))
+        register_media(app, keys.derive(settings, keys.MEDIA_LINKS), MediaRepository(db))
     return app
 
 

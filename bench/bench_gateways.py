@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench.common import free_port, machine, post_appointments, process_stack, verdict
+from bench.common import METRICS_TOKEN, free_port, machine, post_appointments, process_stack, verdict
 from sandbox.devino import DevinoSandbox
 from sandbox.greenapi import GreenApiSandbox
 from sandbox.whatsapp import WhatsAppSandbox
@@ -27,6 +27,7 @@ NOTICES = 300
 CALL_LATENCY = 0.05          # a provider's round trip over the internet (s)
 DEVINO_CALLS_PER_S = 20
 SECRET = "bench-devino-secret-0001"
+WEBHOOK_TOKEN = "bench-greenapi-webhook-token"
 
 
 def burst(url: str, db, sent, count: int, doctor: str = "Коваль") -> tuple[float, int, int]:
@@ -66,8 +67,9 @@ def run_greenapi() -> tuple[tuple, tuple, int, int]:
     try:
         with process_stack(workers=2, WORKER_THREADS="8", WHATSAPP_PROVIDER="greenapi", WHATSAPP_GREENAPI_URL=ga.url,
                            WHATSAPP_GREENAPI_ID=ga.instance, WHATSAPP_GREENAPI_TOKEN=ga.token,
+                           WHATSAPP_GREENAPI_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
                            WHATSAPP_TEMPLATE_APPOINTMENT="appointment") as (url, tg, crm, db):
-            ga.use_webhook(f"{url}/whatsapp/greenapi")
+            ga.use_webhook(f"{url}/whatsapp/greenapi", WEBHOOK_TOKEN)
             sent = lambda: [m["to"] for m in ga.sent()]  # noqa: E731
             new = burst(url, db, sent, NOTICES)                    # each phone checked first (10/s)
             known = burst(url, db, sent, NOTICES, doctor="Шевчук")  # the same phones again: sending 50/s
@@ -84,6 +86,7 @@ def run_devino(batch: int) -> tuple[float, int, int, int]:
         with process_stack(workers=2, port=port, WORKER_THREADS="8", WHATSAPP_PROVIDER="devino",
                            WHATSAPP_DEVINO_URL=dv.url, WHATSAPP_DEVINO_KEY=dv.key, WHATSAPP_DEVINO_FROM=dv.sender,
                            WHATSAPP_DEVINO_CALLBACK_SECRET=SECRET, PUBLIC_URL=f"http://127.0.0.1:{port}",
+                           METRICS_TOKEN=METRICS_TOKEN,
                            WHATSAPP_DEVINO_BATCH=str(batch), WHATSAPP_DEVINO_LIMIT_PER_S=str(DEVINO_CALLS_PER_S),
                            WHATSAPP_TEMPLATE_APPOINTMENT="appointment") as (url, tg, crm, db):
             elapsed, distinct, doubled = burst(url, db, lambda: [m["to"] for m in dv.sent()], NOTICES)

@@ -27,6 +27,8 @@ from models.mariadb import LocalMariaDB
 TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
 LINK_KEY = "bench-link-key"
+SECRET_KEY = "bench-master-secret-0123456789-abcdefXYZ"   # utils/keys.py
+METRICS_TOKEN = "bench-metrics-token-0123"   # required with PUBLIC_URL
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -70,7 +72,7 @@ def environment_for(server: LocalMariaDB, tg: TelegramSandbox, crm: CrmSandbox,
         "WEBHOOK_SECRET_PATH": "bench-webhook-path", "WEBHOOK_SECRET_TOKEN": "bench-secret",
         "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
         "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
-        "RECONCILE_EVERY": "3600", "LOG_LEVEL": "WARNING",
+        "SECRET_KEY": SECRET_KEY, "RECONCILE_EVERY": "3600", "LOG_LEVEL": "WARNING",
         **server.environment("keepdesk_bench"), **extra,
     }
 

@@ -1,18 +1,22 @@
 """Stored files behind short-lived signed links, on the integrations door:
 `GET /media/<id>?e=<expiry>&s=<signature>` (`utils/signed.py`). A general facility:
-whoever holds a link made by `utils.signed.signed_url` for `/media/<id>` gets that file
-until the link expires (Planfix downloading a customer's photo, a desk post showing it);
-an altered, expired or missing signature is 403, an unknown file 404, and nothing about
-the file is told before the signature is checked.
+whoever holds a link made by `utils.signed.signed_url` for `/media/<id>` with the media
+links' key (`utils.keys.MEDIA_LINKS`) gets that file until the link expires (Planfix
+downloading a customer's photo, a desk post showing it); an altered, expired or missing
+signature is 403, an unknown file 404, and nothing about the file is told before the
+signature is checked.
+
+The file, its name and its type are the customer's: it is served by
+`utils.http.file_response` — an attachment unless it is a raster image, under
+`Content-Security-Policy: sandbox` and `nosniff` — so an HTML or SVG file never runs
+script on this origin.
 """
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from flask import Response, request
+from flask import request
 
 from models.tgaccounts import MediaRepository
-from utils.http import error
+from utils.http import error, file_response
 from utils.signed import verify
 
 
@@ -23,8 +27,7 @@ def register(app, key: bytes, files: MediaRepository) -> None:
         stored = files.get(media_id)
         if stored is None:
             return error(404, "not found")
-        return Response(stored.data, mimetype=stored.mime, headers={
-            "Content-Disposition": f"inline; filename*=UTF-8''{quote(stored.name)}",
-            "Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"})
+        return file_response(stored.data, stored.name, stored.mime,
+                             headers={"Cache-Control": "private, max-age=300"})
 
     app.add_url_rule("/media/<int:media_id>", "signed_media", media, methods=["GET"])

@@ -9,6 +9,7 @@ the customer confirms with its button.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections import Counter
 import shutil
@@ -28,6 +29,7 @@ SHARED_CHAT = -1001000000001
 LOG_CHAT = -1001000000002
 ADMIN = 1001
 LINK_KEY = "demo-link-key"
+SECRET_KEY = secrets.token_urlsafe(32)     # this run's master secret (utils/keys.py)
 
 
 class Transcript:
@@ -69,7 +71,7 @@ def environment_for(tg: TelegramSandbox, crm: CrmSandbox, database_env: dict,
         "WEBHOOK_SECRET_PATH": "demo-webhook-path", "WEBHOOK_SECRET_TOKEN": "demo-secret",
         "KEEPING_API_URL": crm.api_url, "KEEPING_SELLER_ID": str(crm.seller_id),
         "KEEPING_API_KEY": crm.api_key, "KEEPING_WEB_URL": crm.web_url, "LINK_KEY": LINK_KEY,
-        "RECONCILE_EVERY": "3600", **database_env,
+        "SECRET_KEY": SECRET_KEY, "RECONCILE_EVERY": "3600", **database_env,
     }
 
 

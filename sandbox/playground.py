@@ -351,6 +351,7 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
             "PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
             "TG_ACCOUNTS_KEY": secrets.token_urlsafe(32), "PUBLIC_URL": "http://127.0.0.1:9",
             "TG_SESSIONS_DIR": sessions,
+            "METRICS_TOKEN": secrets.token_urlsafe(24),
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
             "TG_ACCOUNTS_ROUTING": "desk"})
     settings = load_settings(environment, env_file=None)

@@ -68,6 +68,12 @@ def mariadb():
     shutil.rmtree(directory, ignore_errors=True)
 
 
+# The master secret every process of a test derives its keys from (utils/keys.py).
+SECRET_KEY = "test-master-secret-0123456789-abcdefXYZ"
+# Required with a public address (PUBLIC_URL, WEBHOOK_URL).
+METRICS_TOKEN = "test-metrics-token-0123"
+
+
 def base_environment(mariadb: LocalMariaDB, **overrides: str) -> dict[str, str]:
     """A complete, valid KeepDesk environment pointing at the test database."""
     env = {
@@ -83,6 +89,7 @@ def base_environment(mariadb: LocalMariaDB, **overrides: str) -> dict[str, str]:
         "KEEPING_API_KEY": "sandbox-api-key",
         "KEEPING_WEB_URL": "http://127.0.0.1:9/web",
         "LINK_KEY": "test-link-key",
+        "SECRET_KEY": SECRET_KEY,
         "JOB_LEASE_SECONDS": "5",
         **mariadb.environment(TEST_DB),
     }
@@ -279,6 +286,7 @@ def planfix(_planfix_server):
 def planfix_environment(mariadb, tga, planfix, sessions, routing: str = "planfix") -> dict[str, str]:
     return {"PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
             "TG_ACCOUNTS_KEY": TG_ACCOUNTS_KEY, "PUBLIC_URL": "http://127.0.0.1:9",
+            "METRICS_TOKEN": METRICS_TOKEN,
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
             "TG_ACCOUNTS_ROUTING": routing, "TG_SESSIONS_DIR": str(sessions)}
 

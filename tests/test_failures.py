@@ -603,6 +603,7 @@ SECRETS = {
     "WEBHOOK_SECRET_PATH": "webhook-path-VALUE-0123",
     "WEBHOOK_SECRET_TOKEN": "webhook-token-VALUE-0123",
     "METRICS_TOKEN": "metrics-token-VALUE-0123",
+    "SECRET_KEY": "master-secret-VALUE-0123456789-abcdefgh",
 }
 
 

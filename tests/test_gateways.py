@@ -11,7 +11,7 @@ import requests
 from conftest import LOG_CHAT, SHARED_CHAT
 from harness import Desk, wait_for
 from sandbox.telegram import parse_html
-from wa_providers import gateway_settings
+from wa_providers import GREENAPI_WEBHOOK_TOKEN, gateway_settings
 
 PHONE = "380671234567"
 
@@ -282,13 +282,14 @@ def test_three_accounts_of_three_providers_each_answer_on_the_account_the_custom
     from wa_providers import DEVINO_SECRET
     numbers = tmp_path / "numbers.json"
     numbers.write_text(json.dumps([
-        {"provider": "greenapi", "id": ga.instance, "token": ga.token, "url": ga.url, "label": "Київ"},
+        {"provider": "greenapi", "id": ga.instance, "token": ga.token, "url": ga.url, "label": "Київ",
+         "webhook_token": GREENAPI_WEBHOOK_TOKEN},
         {"provider": "devino", "from": dv.sender, "key": dv.key, "url": dv.url, "callback_secret": DEVINO_SECRET,
          "label": "Львів"}]), encoding="utf-8")
     settings = whatsapp_settings(sandbox_settings, wa, whatsapp_numbers_file=numbers)
     desk = start(settings, db, tg, crm, wa)
     try:
-        ga.use_webhook(f"{desk.listener_url}/whatsapp/greenapi")
+        ga.use_webhook(f"{desk.listener_url}/whatsapp/greenapi", GREENAPI_WEBHOOK_TOKEN)
         dv.use_incoming(f"{desk.listener_url}/whatsapp/devino/{DEVINO_SECRET}/incoming")
         olena = add_manager(db)
         # One customer writes to all three of the shop's numbers: three conversations.
@@ -391,9 +392,10 @@ def test_the_provider_is_the_one_whose_settings_are_set_and_must_be_named_when_s
     from config import SettingsError as ConfigError, load_settings
     base = {"BOT_TOKEN": "1:x", "DB_NAME": "k", "DB_USER": "k"}
     green = {"WHATSAPP_GREENAPI_URL": "https://api.example", "WHATSAPP_GREENAPI_ID": "1101000001",
-             "WHATSAPP_GREENAPI_TOKEN": "t0ken"}
+             "WHATSAPP_GREENAPI_TOKEN": "t0ken", "WHATSAPP_GREENAPI_WEBHOOK_TOKEN": "webhook-t0ken"}
     devino = {"WHATSAPP_DEVINO_KEY": "a2V5", "WHATSAPP_DEVINO_FROM": "380441234567",
-              "WHATSAPP_DEVINO_CALLBACK_SECRET": "secret-path-1", "PUBLIC_URL": "https://desk.example"}
+              "WHATSAPP_DEVINO_CALLBACK_SECRET": "secret-path-1", "PUBLIC_URL": "https://desk.example",
+              "SECRET_KEY": "a-strong-master-secret-0123456789ABCDEF", "METRICS_TOKEN": "metrics-t0ken"}
     settings = load_settings({**base, **green}, env_file=None)
     assert [a.provider for a in load_accounts(settings).values()] == ["greenapi"]
     assert load_accounts(load_settings({**base, **devino}, env_file=None))["380441234567"].provider == "devino"

@@ -38,6 +38,8 @@ API_KEY = "kd-secret-crm-api-key-Vq93LmXa"
 DB_PASSWORD = "kd-Secret-DB-pass-7Hx2Qe"
 LINK_KEY = "kd-secret-link-key-Rt5Yw"
 WEBHOOK_PATH = "kd-secret-webhook-path-Lp0"
+MASTER_SECRET = "kd-Secret-master-key-Hq4Zn8Wc2Rt6Yv0Bx"
+METRICS_TOKEN = "kd-secret-metrics-token-Gf7"
 WEBHOOK_TOKEN = "kd-secret-header-token-Mn4"
 DB_NAME, DB_USER = "keepdesk_secrets", "kd_secrets"
 ADMIN, SHARED, LOG_CHAT, STRANGER = 9101, -1009100000001, -1009100000002, 9102
@@ -184,7 +186,8 @@ def test_a_full_run_at_debug_level_logs_no_secret(tmp_path, own_sandboxes, passw
 
 def test_printed_webhook_urls_hide_the_secret_path(tmp_path, own_sandboxes, password_db):
     tg, crm = own_sandboxes
-    env = _environment(tmp_path, tg, crm, password_db, WEBHOOK_URL="https://desk.example.com")
+    env = _environment(tmp_path, tg, crm, password_db, WEBHOOK_URL="https://desk.example.com",
+                       SECRET_KEY=MASTER_SECRET, METRICS_TOKEN=METRICS_TOKEN)
     for command in ("set-webhook", "delete-webhook"):
         done = subprocess.run([sys.executable, "-m", "bot", command], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
@@ -192,7 +195,8 @@ def test_printed_webhook_urls_hide_the_secret_path(tmp_path, own_sandboxes, pass
         output = done.stdout + done.stderr
         assert _leaks(output, {"BOT_TOKEN": BOT_TOKEN, "WEBHOOK_SECRET_PATH": WEBHOOK_PATH,
                                "WEBHOOK_SECRET_TOKEN": WEBHOOK_TOKEN, "KEEPING_API_KEY": API_KEY,
-                               "MYSQL_PASSWORD": DB_PASSWORD}) == []
+                               "MYSQL_PASSWORD": DB_PASSWORD, "SECRET_KEY": MASTER_SECRET,
+                               "METRICS_TOKEN": METRICS_TOKEN}) == []
         if command == "set-webhook":
             assert "webhook set to https://desk.example.com/telegram/***" in output
             # Telegram itself does get the real URL and header secret.

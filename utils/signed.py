@@ -1,9 +1,12 @@
 """Short-lived signed links (a general facility of the integrations door).
 
 A link `…/media/<ref>?e=<expiry>&s=<signature>` opens one stored file until its expiry,
-for whoever holds it — Planfix downloading a customer's photo, a desk post showing it —
-and nothing else: the signature covers the path and the expiry (HMAC-SHA256, keyed by a
-setting), is compared in constant time, and an expired or altered link gets 403.
+for whoever holds it — Planfix downloading a customer's photo, a desk post showing it,
+Devino fetching a file a manager sent — and nothing else: the signature covers the path
+and the expiry (HMAC-SHA256), is compared in constant time, and an expired or altered
+link gets 403. Every link carries its expiry. The key is the link's purpose's own
+(`utils.keys.derive(settings, keys.MEDIA_LINKS)`, `keys.FILE_LINKS`), never a secret a
+partner knows or one that shows in URLs (LINK_KEY).
 
     link = signed_url(base, "/media/42", key, ttl=3600)
     verify("/media/42", expires, signature, key)  # True / False

@@ -11,7 +11,8 @@ object per account, its `provider` defaulting to WHATSAPP_PROVIDER:
 * cloud: `phone_number_id`, `token`, `app_secret`, `verify_token`, `label` — secrets left
   out use the WHATSAPP_CLOUD_* settings' (one Meta app serving several numbers);
 * greenapi: `id` (idInstance), `token` (apiTokenInstance), `url` (apiUrl), `media_url`,
-  `style` (path | bearer), `webhook_token`, `receive` (webhook | poll), `label`;
+  `style` (path | bearer), `webhook_token` (required with `receive` webhook, the
+  default), `receive` (webhook | poll), `label`;
 * devino: `from` (the sender Devino gave the shop), `key` (the value after `Key `), `url`,
   `callback_secret` (its callbacks' secret path part), `label`.
 
@@ -144,11 +145,16 @@ def _account(entry: dict, settings: Settings) -> Account:
         if not token:
             raise AccountsError(f"WHATSAPP_NUMBERS_FILE: {who} has no token")
         url = _url(entry, "url", settings.whatsapp_greenapi_url, who)
+        receive = _choice(entry, "receive", ("webhook", "poll"), "webhook", who)
+        webhook_token = _secret(entry, "webhook_token", None)
+        if receive == "webhook" and not webhook_token:
+            # Anyone who knows the instance id could post customer messages otherwise.
+            raise AccountsError(f"WHATSAPP_NUMBERS_FILE: {who} receives by webhook and needs a"
+                                " `webhook_token` (or `webhook_token_env`), or `receive`: `poll`")
         return Account(instance, token, label=label, provider="greenapi", url=url,
                        media_url=_url(entry, "media_url", url, who),
                        style=_choice(entry, "style", ("path", "bearer"), "path", who),
-                       webhook_token=_secret(entry, "webhook_token", None),
-                       receive=_choice(entry, "receive", ("webhook", "poll"), "webhook", who))
+                       webhook_token=webhook_token, receive=receive)
     if provider == "devino":
         sender = str(entry.get("from") or "").lstrip("+")
         if not _SENDER.match(sender):

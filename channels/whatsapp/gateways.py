@@ -2,9 +2,10 @@
 (CHANNELS.md §4):
 
 * `POST /whatsapp/greenapi` — a Green-API-compatible gateway's webhook. The body names its
-  instance (`instanceData.idInstance`): an instance that is not ours is 404; when the
-  account has a webhook token, `Authorization` must carry it (with or without "Bearer "),
-  else 401 — in both cases nothing is stored. The body is stored as a `wa_webhook` job
+  instance (`instanceData.idInstance`): an instance that is not ours is 404; `Authorization`
+  must carry the account's webhook token (with or without "Bearer "; an account receiving
+  by webhook always has one, a polled one takes no webhook), else 401 — in both cases
+  nothing is stored. The body is stored as a `wa_webhook` job
   keyed by its message id (a re-delivery is the same job) before the 200.
 * `wa_poll` — for an account with `receive = poll` (no public URL): the periodic job
   long-polls `receiveNotification` (`receiveTimeout` seconds: the gateway holds the
@@ -14,8 +15,10 @@
 * `POST /whatsapp/devino/<secret>/incoming|status` — Devino signs nothing, so the secret
   path part says which accounts the body may be about; a wrong secret is 404 and nothing
   is stored.
-* `GET /whatsapp/files/<id>/<signature>` — a file a manager sent, offered to Devino (which
-  takes files by URL only) behind an HMAC-signed link; kept a few days.
+* `GET /whatsapp/files/<id>?e=<expiry>&s=<signature>` — a file a manager sent, offered to
+  Devino (which takes files by URL only) behind a link signed with the file links' own key
+  (`utils/keys.py`, never LINK_KEY) that expires FILE_LINK_TTL after it was made (each
+  send attempt makes a fresh one); served as an attachment, never rendered.
 """
 from __future__ import annotations
 
@@ -31,13 +34,15 @@ from channels.base import Intake
 from channels.whatsapp.providers import fields as f
 from config import Settings
 from models.jobs import Done
-from utils.http import error
+from utils import keys, signed
+from utils.http import error, file_response
 
 log = logging.getLogger(__name__)
 
 GREENAPI_PATH = "/whatsapp/greenapi"
 DEVINO_PATH = "/whatsapp/devino/<secret>/<route>"
-FILES_PATH = "/whatsapp/files/<int:file_id>/<signature>"
+FILES_PATH = "/whatsapp/files/<int:file_id>"
+FILE_LINK_TTL = 24 * 3600   # Devino fetches a file when it sends; a queued batch may wait
 MAX_BODY = 1024 * 1024
 POLL_BATCH = 100          # notifications taken in one run of wa_poll before it yields
 
@@ -58,14 +63,10 @@ def greenapi_key(account: str, raw: bytes) -> str:
     return f"wa:ga:{account}:{hashlib.sha256(raw).hexdigest()}"
 
 
-def file_signature(settings: Settings, file_id: int) -> str:
-    key = (settings.link_key or settings.whatsapp_devino_callback_secret or settings.bot_token or "").encode()
-    return hmac.new(key, f"wa-file:{file_id}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def file_link(settings: Settings, file_id: int) -> str:
-    base = (settings.public_url or "").rstrip("/")
-    return f"{base}/whatsapp/files/{file_id}/{file_signature(settings, file_id)}"
+def file_link(settings: Settings, file_id: int, *, now: float | None = None) -> str:
+    """The link Devino downloads the kept file from, until FILE_LINK_TTL from `now`."""
+    return signed.signed_url(settings.public_url or "", f"/whatsapp/files/{file_id}",
+                             keys.derive(settings, keys.FILE_LINKS), ttl=FILE_LINK_TTL, now=now)
 
 
 def register(app, channel, intake: Intake) -> None:
@@ -108,24 +109,20 @@ def register(app, channel, intake: Intake) -> None:
                         "signal_at": time.time()})
         return Response("OK", mimetype="text/plain")
 
-    def kept_file(file_id: int, signature: str):
-        if not hmac.compare_digest(file_signature(channel.settings, file_id), signature):
-            return error(404, "not found")
+    def kept_file(file_id: int):
+        if not signed.verify(f"/whatsapp/files/{file_id}", request.args.get("e"),
+                             request.args.get("s"), keys.derive(channel.settings, keys.FILE_LINKS)):
+            return error(403, "forbidden")
         kept = channel.files.get(file_id)
         if kept is None:
             return error(404, "not found")
-        return Response(kept.data, mimetype=kept.mime,
-                        headers={"Content-Disposition": f'attachment; filename="{_ascii(kept.name)}"'})
+        return file_response(kept.data, kept.name, kept.mime)
 
     if "greenapi" in providers:
         app.add_url_rule(GREENAPI_PATH, "whatsapp_greenapi", greenapi, methods=["POST"])
     if "devino" in providers:
         app.add_url_rule(DEVINO_PATH, "whatsapp_devino", devino, methods=["POST"])
         app.add_url_rule(FILES_PATH, "whatsapp_files", kept_file, methods=["GET"])
-
-
-def _ascii(name: str) -> str:
-    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)[:100]
 
 
 class PollNotifications:

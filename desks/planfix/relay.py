@@ -30,6 +30,7 @@ from desks.planfix import wire
 from models.db import Database
 from models.jobs import SEND, Done, Job, NewJob, Permanent
 from models.tgaccounts import PLANFIX, AccountRepository, ContactRepository
+from utils import keys
 from utils.secretbox import SecretBox
 from utils.signed import signed_url
 
@@ -80,7 +81,8 @@ class PlanfixRelay:
 
     def media_url(self, media_id: int, ttl: float | None = None) -> str:
         return signed_url(self.settings.public_url, MEDIA_PATH.format(id=media_id),
-                          self.box.derive("signed-media"), ttl=ttl or self.settings.signed_url_ttl)
+                          keys.derive(self.settings, keys.MEDIA_LINKS),
+                          ttl=ttl or self.settings.signed_url_ttl)
 
     def new_message(self, job: Job) -> None:
         data = job.payload

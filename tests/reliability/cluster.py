@@ -216,7 +216,9 @@ class Cluster:
             return False
 
     def metrics(self) -> str:
-        answer = requests.get(f"{self.webhook_url}/metrics", timeout=10)
+        token = self.env.get("METRICS_TOKEN")
+        answer = requests.get(f"{self.webhook_url}/metrics", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"} if token else {})
         answer.raise_for_status()
         return answer.text
 

@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from conftest import METRICS_TOKEN
 from reliability.cluster import ALL_CHILDREN, Cluster, child_environment, delete_webhook, stop_children
 from reliability.report import REPORT, SIZE_NAME
 
@@ -109,6 +110,7 @@ def cluster_factory(request, mariadb, db, sandboxes, figures, tmp_path):
         cluster = Cluster(env, workdir, db, figures, workers=workers)
         if public_url:   # the integrations door's own address is its public one (Devino's callbacks)
             env["PUBLIC_URL"] = cluster.listener_url
+            env.setdefault("METRICS_TOKEN", METRICS_TOKEN)   # required with a public address
         made.append(cluster)
         return cluster.start()
 

@@ -186,9 +186,10 @@ class GreenApi(SessionPerThread, Provider):
     @staticmethod
     def authorised(account: Account, headers) -> bool:
         """The webhook's Authorization header carries the account's webhook token, with or
-        without "Bearer " (the documentation shows both); no token configured: any."""
-        if not account.webhook_token:
-            return True
+        without "Bearer " (the documentation shows both). An account without a token
+        (a polled one) takes no webhook at all."""
+        if not account.webhook_token or account.receive != "webhook":
+            return False
         given = (headers.get("Authorization") or "").strip()
         if given.lower().startswith("bearer "):
             given = given[7:].strip()
