@@ -125,8 +125,8 @@ def test_a_new_password_ends_every_older_session(db):
 @pytest.fixture
 def client(settings, db):
     from doors.panel import create_app
-    app = create_app(settings.replace(web_secret_key="k" * 40, whatsapp_cloud_token="EAAG-secret-token-1"),
-                     db)
+    app = create_app(settings.replace(web_secret_key="k" * 40, whatsapp_cloud_token="EAAG-secret-token-1",
+                                      trusted_proxies=("127.0.0.1",)), db)
     PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
     return app.test_client()
 
@@ -271,6 +271,21 @@ def test_behind_the_proxy_one_client_locked_out_does_not_lock_out_the_others(cli
                           data={"csrf_token": token_of(page), "login": "owner",
                                 "password": "correct horse battery"})
     assert welcome.status_code == 302
+
+
+def test_forwarded_headers_from_a_peer_not_named_a_proxy_change_nothing(settings, db):
+    from doors.panel import create_app
+    from services.panel_auth import IP_LIMIT
+    client = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
+    page = client.get("/login").data
+    for n in range(IP_LIMIT):      # a guesser rotating made-up addresses is still one peer
+        answer = client.post("/login", headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                             data={"csrf_token": token_of(page), "login": f"guess{n}", "password": "x" * 12})
+    assert answer.status_code == 429
+    fresh = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    page = fresh.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" not in page.headers["Set-Cookie"] and "Strict-Transport-Security" not in page.headers
 
 
 def test_a_session_ended_by_a_new_password_gets_a_clear_login_page(client, db):

@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from models.db import Database, is_unavailable
+from utils.http import trust_proxies
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,10 @@ class SessionUser(UserMixin):
 
 
 def reached_over_https() -> bool:
-    """HTTPS to us, or to the TLS proxy on this host (X-Forwarded-Proto from loopback only)."""
-    if request.is_secure:
-        return True
-    return (request.remote_addr in ("127.0.0.1", "::1")
-            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
+    """HTTPS to us, or to a proxy named in TRUSTED_PROXIES that says it was reached over
+    HTTPS (utils/http.py::TrustedProxies sets the scheme; from anyone else the header is
+    ignored)."""
+    return request.is_secure
 
 
 def secret_key(settings: Settings) -> str:
@@ -110,6 +110,7 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
         SESSION_COOKIE_NAME="keepdesk_panel", REMEMBER_COOKIE_DURATION=0,
         WTF_CSRF_TIME_LIMIT=8 * 3600, WTF_CSRF_SSL_STRICT=False)
     app.session_interface = _Sessions()
+    trust_proxies(app, settings)
     CSRFProtect(app)
     auth = PanelAuth.for_settings(db, deps.clock, settings)
     app.extensions["keepdesk.panel"] = pages.Panel(settings, db, deps, auth)

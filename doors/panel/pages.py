@@ -89,16 +89,10 @@ def _int_arg(name: str, default: int | None = None, *, low: int = 0, high: int =
 
 
 def client_address() -> str:
-    """Who is logging in, for the throttle. The panel listens on loopback behind a TLS
-    proxy on the same host: from a loopback peer, the address the proxy appended to
-    X-Forwarded-For is the client's; from anyone else the header is ignored."""
-    peer = request.remote_addr or "?"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and peer in ("127.0.0.1", "::1"):
-        last = forwarded.split(",")[-1].strip()
-        if last and len(last) <= 45 and all(c in "0123456789abcdefABCDEF.:" for c in last):
-            return last
-    return peer
+    """Who is logging in, for the throttle: the peer, or behind a proxy named in
+    TRUSTED_PROXIES the client it forwarded (utils/http.py::TrustedProxies, the one place
+    forwarded headers are believed)."""
+    return request.remote_addr or "?"
 
 
 def _actor() -> User:
