@@ -280,7 +280,7 @@ def planfix_environment(mariadb, tga, planfix, routing: str = "planfix") -> dict
     return {"PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
             "TG_ACCOUNTS_KEY": TG_ACCOUNTS_KEY, "PUBLIC_URL": "http://127.0.0.1:9",
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
-            "TG_ACCOUNTS_ROUTING": routing}
+            "TG_ACCOUNTS_ROUTING": routing, "FETCH_TRUSTED_ORIGINS": planfix.url}
 
 
 @pytest.fixture
@@ -289,7 +289,7 @@ def planfix_settings(sandbox_settings, mariadb, tga, planfix) -> Settings:
     loaded = load_settings(env, env_file=None)
     return sandbox_settings.replace(**{k: getattr(loaded, k) for k in (
         "planfix_admin_token", "planfix_provider_id", "tg_accounts_key", "public_url",
-        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing")})
+        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing", "fetch_trusted_origins")})
 
 
 @pytest.fixture

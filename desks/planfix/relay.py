@@ -8,7 +8,8 @@ a retry resumes at the first step not done.
   manager's answer). Key: account + Telegram message id.
 * `pf_status` — `messageStatus` (sent / read / error) of a message Planfix asked us to
   deliver. Key: Planfix message id + status.
-* `pf_deliver` — a message from Planfix → fetch its attachments (bounded) → send it once
+* `pf_deliver` — a message from Planfix → fetch its attachments (bounded, through the
+  guarded fetcher: public addresses or exactly a configured origin) → send it once
   through the account (the accounts process records it under the reference
   `pf:<account>:<messageId>`, so a repeated step never sends twice) → `messageStatus
   sent`; a recipient Telegram refuses (privacy, blocked, unknown) or an attachment that
@@ -30,6 +31,7 @@ from desks.planfix import wire
 from models.db import Database
 from models.jobs import SEND, Done, Job, NewJob, Permanent
 from models.tgaccounts import PLANFIX, AccountRepository, ContactRepository
+from utils import fetch
 from utils.secretbox import SecretBox
 from utils.signed import signed_url
 
@@ -58,6 +60,7 @@ class PlanfixRelay:
         self.contacts = ContactRepository(db)
         self.control = control
         self.http = requests.Session()
+        self.fetcher = fetch.for_settings(settings, read_timeout=30.0)
 
     def handlers(self) -> dict:
         return {"pf_message": self.new_message, "pf_status": self.message_status,
@@ -146,25 +149,19 @@ class PlanfixRelay:
         return Done(then=(status_job(number, message_id, chat_id, "sent"),))
 
     def _fetch(self, item: dict) -> OutFile:
-        limit = self.settings.media_max_bytes
+        limit, name = self.settings.media_max_bytes, item.get("name") or ""
         try:
-            with self.http.get(item["url"], timeout=(5, 30), stream=True) as response:
-                if response.status_code >= 500:
-                    raise wire.PlanfixUnavailable(f"attachment: HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise _Unfetchable(f"attachment {item.get('name') or ''} could not be fetched"
-                                       f" (HTTP {response.status_code})")
-                data = bytearray()
-                for chunk in response.iter_content(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        raise _Unfetchable(f"attachment {item.get('name') or ''} is over {limit} bytes")
-                mime = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0]
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise wire.PlanfixUnavailable(f"attachment: {type(exc).__name__}") from exc
-        except requests.RequestException as exc:
-            raise _Unfetchable(f"attachment URL is not usable: {type(exc).__name__}") from exc
-        return OutFile(item.get("name") or "file", mime, bytes(data))
+            got = self.fetcher.get(str(item.get("url") or ""), max_bytes=limit)
+        except fetch.Unreachable as exc:
+            raise wire.PlanfixUnavailable(f"attachment: {exc}") from None
+        except fetch.Refused as exc:
+            log.warning("Planfix attachment %r refused: %s", name[:100], exc)
+            raise _Unfetchable(f"attachment {name} could not be fetched: {exc}") from None
+        if got.status >= 500:
+            raise wire.PlanfixUnavailable(f"attachment: HTTP {got.status}")
+        if got.status != 200:
+            raise _Unfetchable(f"attachment {name} could not be fetched (HTTP {got.status})")
+        return OutFile(name or "file", got.mime, got.data)
 
 
 class _Unfetchable(Exception):
