@@ -56,6 +56,10 @@ class Refused(FetchError):
     too many redirects, a file over the cap."""
 
 
+class TooLarge(Refused):
+    """The file is over the cap: the download stopped there."""
+
+
 class Unreachable(FetchError):
     """A network failure or a timeout: asking again later may work."""
 
@@ -238,12 +242,12 @@ class Fetcher:
                         return Fetched(answer.status_code, b"", mime, dict(answer.headers))
                     declared = answer.headers.get("Content-Length", "")
                     if declared.isdigit() and int(declared) > max_bytes:
-                        raise Refused(f"the file is over {max_bytes} bytes")
+                        raise TooLarge(f"the file is over {max_bytes} bytes")
                     chunks, total = [], 0
                     for chunk in answer.iter_content(CHUNK):
                         total += len(chunk)
                         if total > max_bytes:
-                            raise Refused(f"the file is over {max_bytes} bytes")
+                            raise TooLarge(f"the file is over {max_bytes} bytes")
                         if time.monotonic() - started > self.deadline:
                             raise Unreachable(f"the download took over {self.deadline:g} s")
                         chunks.append(chunk)
