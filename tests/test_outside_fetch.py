@@ -280,3 +280,31 @@ def test_the_panel_does_not_fetch_a_crm_link_that_points_inside(settings, db, re
     for name in ("metrics", "metadata", "redirect"):
         assert client.get(f"/conversations/{conversation}/files/{ids[name]}").status_code == 404, name
     assert [s["path"] for s in recorder.seen] == ["/file", "/to"]
+
+
+def test_a_trickling_download_meets_its_deadline():
+    import threading
+    import time as clock
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+        try:
+            for _ in range(40):
+                conn.sendall(b"x")
+                clock.sleep(0.1)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = clock.monotonic()
+    with pytest.raises(fetch.Unreachable, match="took over"):
+        fetch.Fetcher([f"http://127.0.0.1:{port}"], deadline=1.0).get(f"http://127.0.0.1:{port}/", max_bytes=10_000)
+    assert clock.monotonic() - started < 2.5
+    listener.close()

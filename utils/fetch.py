@@ -33,6 +33,7 @@ from typing import Iterable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -244,7 +245,15 @@ class Fetcher:
                     if declared.isdigit() and int(declared) > max_bytes:
                         raise TooLarge(f"the file is over {max_bytes} bytes")
                     chunks, total = [], 0
-                    for chunk in answer.iter_content(CHUNK):
+                    while True:
+                        # read1: whatever has arrived, so a byte-a-minute trickle still meets
+                        # the deadline between two reads instead of filling a whole chunk.
+                        try:
+                            chunk = answer.raw.read1(CHUNK, decode_content=True)
+                        except (urllib3.exceptions.HTTPError, OSError) as exc:
+                            raise Unreachable(f"the download was cut off: {type(exc).__name__}") from None
+                        if not chunk:
+                            break
                         total += len(chunk)
                         if total > max_bytes:
                             raise TooLarge(f"the file is over {max_bytes} bytes")
