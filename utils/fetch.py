@@ -223,10 +223,14 @@ class Fetcher:
             read_timeout: float | None = None) -> Fetched:
         """GET `url`: its status, and its body (at most `max_bytes`) when 200.
 
-        `headers` go only to addresses of exactly `credentials_for`'s origin (None: to
-        none at all unless `credentials_for` is left out and no header is given).
-        Refused / Unreachable as the module says; another HTTP status is returned."""
-        session = session or self.session()
+        `headers` (credentials) go only to an address of exactly `credentials_for`'s
+        origin — on the first request and on any redirect alike; without
+        `credentials_for` they go nowhere. Refused / Unreachable as the module says;
+        another HTTP status is returned."""
+        if session is None:
+            with self.session() as own:
+                return self.get(url, max_bytes=max_bytes, headers=headers, credentials_for=credentials_for,
+                                session=own, read_timeout=read_timeout)
         started = time.monotonic()
         current = url
         for _ in range(self.max_redirects + 1):
