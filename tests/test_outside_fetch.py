@@ -308,3 +308,34 @@ def test_a_trickling_download_meets_its_deadline():
         fetch.Fetcher([f"http://127.0.0.1:{port}"], deadline=1.0).get(f"http://127.0.0.1:{port}/", max_bytes=10_000)
     assert clock.monotonic() - started < 2.5
     listener.close()
+
+
+@pytest.fixture
+def green_desk(sandbox_settings, db, tg, crm, ga):
+    from wa_providers import driver_for
+    driver = driver_for("greenapi", ga)
+    running = Desk(driver.settings(sandbox_settings), db, tg, crm, wa=ga).start()
+    driver.desk = running
+    yield driver
+    running.stop()
+
+
+def test_a_green_api_webhook_naming_an_inside_download_url_brings_none_of_it_to_telegram(green_desk, ga, tg):
+    from conftest import SHARED_CHAT
+    listener = green_desk.desk.listener_url
+    for caption, url in (("Дивіться метрики", f"{listener}/metrics"),
+                         ("Дивіться метадані", "http://169.254.169.254/latest/meta-data/")):
+        ga._incoming("380671234567", "Іра", {"typeMessage": "documentMessage", "fileMessageData": {
+            "downloadUrl": url, "caption": caption, "fileName": "stats.txt", "mimeType": "text/plain"}})
+    ga.customer_sends_document("380671234567", b"%PDF receipt", "chek.pdf")   # the gateway's own storage
+    wait_for(lambda: [m for m in tg.messages(SHARED_CHAT) if m.get("document")], timeout=20)
+    green_desk.desk.idle(timeout=20)
+    posts = tg.messages(SHARED_CHAT)
+    documents = [m for m in posts if m.get("document")]
+    assert [d["document"]["file_name"] for d in documents] == ["chek.pdf"]
+    assert tg.file(documents[0]["document"]["file_id"])["content"] == b"%PDF receipt"
+    # The managers see each refused file named, with why; none of /metrics is anywhere.
+    for caption, host in (("Дивіться метрики", "127.0.0.1"), ("Дивіться метадані", "169.254.169.254")):
+        [post] = [m for m in posts if caption in (m.get("visible_text") or "")]
+        assert f"the host '{host}' is not a public address" in post["visible_text"]
+    assert not any("keepdesk_" in (m.get("visible_text") or "") for m in posts)
