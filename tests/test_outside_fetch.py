@@ -51,9 +51,11 @@ class Recorder:
         self.seen: list[dict] = []
         app = Flask(__name__)
 
-        @app.get("/<path:path>")
+        @app.route("/<path:path>", methods=["GET", "POST"])
         def any_path(path):
             self.seen.append({"path": "/" + path, "headers": dict(request.headers)})
+            if request.method == "POST":
+                return {}
             if path == "to":
                 return redirect(request.args["url"], 302)
             if path == "big":
@@ -339,3 +341,29 @@ def test_a_green_api_webhook_naming_an_inside_download_url_brings_none_of_it_to_
         [post] = [m for m in posts if caption in (m.get("visible_text") or "")]
         assert f"the host '{host}' is not a public address" in post["visible_text"]
     assert not any("keepdesk_" in (m.get("visible_text") or "") for m in posts)
+
+
+def test_a_planfix_address_inside_is_never_called(guarded_relay, tga, planfix, tmp_path, tg, db):
+    """url_planfix comes through the clients API: a server on this machine that is not a
+    configured origin gets no newMessage (nor its token); the refusal is a dead letter
+    reported with #ERROR."""
+    from conftest import LOG_CHAT, PLANFIX_ADMIN_TOKEN
+    from test_planfix_e2e import account_body, clients, status
+    inside = Recorder()
+    try:
+        (tmp_path / "main.session").write_text(tga.add_account(NUMBER))
+        body = dict(account_body(planfix, tmp_path), url_planfix=inside.url)
+        answer = clients(guarded_relay, "POST", body, PLANFIX_ADMIN_TOKEN)
+        assert answer.status_code == 200, answer.text
+        token = answer.json()["token"]
+        wait_for(lambda: status(guarded_relay, token) == "online", timeout=20)
+        customer = tga.add_user("Ivan")
+        tga.customer_writes(NUMBER, customer["id"], "Привіт")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'pf_message' AND status = 'failed'"),
+                 timeout=20)
+        report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT) if "not a public address" in (m.get("text") or "")],
+                          timeout=20)
+        assert "Planfix" in report[0]["text"]
+        assert inside.seen == []
+    finally:
+        inside.stop()

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
 from channels.tgaccount.account import AccountError, OutFile
 from channels.tgaccount.control import AccountsControl
 from config import Settings
@@ -59,8 +57,10 @@ class PlanfixRelay:
         self.accounts = AccountRepository(db)
         self.contacts = ContactRepository(db)
         self.control = control
-        self.http = requests.Session()
         self.fetcher = fetch.for_settings(settings, read_timeout=30.0)
+        # url_planfix is set through the clients API: its calls are guarded like a download
+        # (a public address, or exactly a configured origin such as FETCH_TRUSTED_ORIGINS).
+        self.http = self.fetcher.session()
 
     def handlers(self) -> dict:
         return {"pf_message": self.new_message, "pf_status": self.message_status,
@@ -78,6 +78,10 @@ class PlanfixRelay:
         except wire.PlanfixRejected as exc:
             # 400 / 401: the data or the token is wrong; a retry cannot fix it.
             raise Permanent(f"Planfix refused {what}", str(exc)) from exc
+        except fetch.Refused as exc:
+            raise Permanent(f"Planfix's address is not called for {what}", str(exc)) from None
+        except fetch.Unreachable as exc:
+            raise wire.PlanfixUnavailable(f"Planfix unreachable: {exc}") from None
 
     # -- Telegram → Planfix -------------------------------------------------------------
 
