@@ -244,7 +244,18 @@ def test_a_green_api_download_url_inside_is_refused(recorder):
 
 # -- 1C: a file by URL ---------------------------------------------------------------------
 
-def test_a_1c_file_url_inside_is_refused_at_the_door(api):
+def test_a_1c_file_url_inside_is_refused_at_the_door(api, wa, tg, monkeypatch):
+    from conftest import SHARED_CHAT
+    wa.customer_writes("380671234567", "Надішліть, будь ласка, рахунок")   # the 24-hour window is open
+    wait_for(lambda: [m for m in tg.messages(SHARED_CHAT) if "рахунок" in (m.get("visible_text") or "")],
+             timeout=20)
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: (   # a public name; never connected to
+        [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))] if host == "files.shop.example"
+        else real(host, *a, **k)))
+    public = api.v1("POST", "/messages", phone="0671234567", type="document",
+                    url="https://files.shop.example/a.pdf", filename="a.pdf")
+    assert public.status_code == 202, public.text
     for url in ("https://127.0.0.1:9/metrics", "https://169.254.169.254/latest/", "https://10.0.0.1/a.pdf",
                 "https://[::1]/a.pdf", "https://localhost/a.pdf"):
         answer = api.v1("POST", "/messages", phone="0671234567", type="document", url=url, filename="a.pdf")
