@@ -133,6 +133,7 @@ class Settings:
     tg_accounts_backend: str = "telethon"
     tg_accounts_sandbox_url: str | None = None
     tg_accounts_key: str | None = field(default=None, repr=False)
+    tg_sessions_dir: Path = ROOT / "sessions"
     tg_accounts_routing: str = "planfix"
     tg_accounts_rpc_port: int = 0
     planfix_resolve_timeout: float = 8.0
@@ -150,6 +151,8 @@ class Settings:
     web_port: int = 8090
     web_bind: str = "127.0.0.1"
     web_secret_key: str = field(default="", repr=False)
+    web_session_idle_minutes: int = 480
+    web_session_max_hours: int = 72
 
     @property
     def crm_configured(self) -> bool:
@@ -442,6 +445,29 @@ def _web_secret(raw: str) -> str:
     return value
 
 
+def _accounts_key(raw: str) -> str:
+    from utils.secretbox import key_problem
+    value = raw.strip()
+    problem = key_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _session_idle(raw: str) -> int:
+    value = _int(raw)
+    if not 5 <= value <= 7 * 24 * 60:
+        raise ValueError("must be minutes between 5 and 10080 (a week)")
+    return value
+
+
+def _session_hours(raw: str) -> int:
+    value = _int(raw)
+    if not 1 <= value <= 31 * 24:
+        raise ValueError("must be hours between 1 and 744 (31 days)")
+    return value
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -539,7 +565,8 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PUBLIC_URL": ("public_url", _http_url, False),
     "TG_ACCOUNTS_BACKEND": ("tg_accounts_backend", _backend, False),
     "TG_ACCOUNTS_SANDBOX_URL": ("tg_accounts_sandbox_url", _http_url, False),
-    "TG_ACCOUNTS_KEY": ("tg_accounts_key", _text, False),
+    "TG_ACCOUNTS_KEY": ("tg_accounts_key", _accounts_key, False),
+    "TG_SESSIONS_DIR": ("tg_sessions_dir", _path, False),
     "TG_ACCOUNTS_ROUTING": ("tg_accounts_routing", _routing, False),
     "TG_ACCOUNTS_RPC_PORT": ("tg_accounts_rpc_port", _port, False),
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
@@ -554,6 +581,8 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WEB_PORT": ("web_port", _port, False),
     "WEB_BIND": ("web_bind", _text, False),
     "WEB_SECRET_KEY": ("web_secret_key", _web_secret, False),
+    "WEB_SESSION_IDLE_MINUTES": ("web_session_idle_minutes", _session_idle, False),
+    "WEB_SESSION_MAX_HOURS": ("web_session_max_hours", _session_hours, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)

@@ -251,11 +251,22 @@ CREATE TABLE `outbound` (
   KEY `ix_outbound_external` (`external_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `panel_sessions` (
+  `id_hash` char(64) NOT NULL,
+  `user_id` bigint(20) NOT NULL,
+  `created_at` datetime(6) NOT NULL,
+  `seen_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`id_hash`),
+  KEY `ix_panel_sessions_user` (`user_id`),
+  KEY `ix_panel_sessions_seen` (`seen_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `panel_throttle` (
   `throttle_key` varchar(191) NOT NULL,
-  `failures` int(11) NOT NULL DEFAULT 0,
+  `attempts` int(11) NOT NULL DEFAULT 0,
   `window_start` datetime(6) NOT NULL,
   `locked_until` datetime(6) DEFAULT NULL,
+  `strikes` int(11) NOT NULL DEFAULT 0,
   PRIMARY KEY (`throttle_key`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
@@ -272,7 +283,8 @@ CREATE TABLE `panel_users` (
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
   PRIMARY KEY (`id`),
-  UNIQUE KEY `uq_panel_users_login` (`login`)
+  UNIQUE KEY `uq_panel_users_login` (`login`),
+  KEY `ix_panel_users_tg` (`tg_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `pins` (

@@ -40,7 +40,7 @@ def cmd_accounts(settings: Settings, args) -> int:
 def cmd_tg_login(settings: Settings, args) -> int:
     from scripts.tglogin import destination, main
     try:
-        target = destination(args.number, file=args.file, store=args.store)
+        target = destination(args.number, file=args.file, store=args.store, folder=settings.tg_sessions_dir)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -191,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("name", nargs="?")
         if name == "create-admin":
             command.add_argument("login")
-            command.add_argument("--telegram-id", type=int, default=None)
+            command.add_argument(
+                "--telegram-id", type=int, default=None,
+                help="bind the login to this Telegram id for good: it works only while that "
+                     "person is an admin (without: the server's own login)")
             command.add_argument("--password-stdin", action="store_true")
         if name == "tg-login":
             command.add_argument("number", help="the account's phone number")

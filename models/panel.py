@@ -1,5 +1,5 @@
-"""The admin panel's SQL (WEB.md §1): its users, the login throttle, and the figures its
-pages read (messages per channel, volume by hour and day, resolution times, the
+"""The admin panel's SQL (WEB.md §1): its users, their server-side sessions, the login
+throttle, and the figures its pages read (messages per channel, volume by hour and day, resolution times, the
 conversations list with filters). The first-response figures come from
 `models/responses.py::ResponseRepository.report`, the same the desk's reports use."""
 from __future__ import annotations
@@ -31,6 +31,17 @@ class PanelUser:
         return f"PanelUser(id={self.id}, login={self.login!r})"
 
 
+class BoundElsewhere(ValueError):
+    """The login is bound to another Telegram id (a binding is for good)."""
+
+
+# A panel user may act while their Telegram person is an admin in `users` (read on every
+# request, never cached); a login created on the command line without a Telegram id is
+# the server's own account and answers to nobody in Telegram.
+_STILL_ADMIN = ("(pu.tg_id IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.tg_id = pu.tg_id"
+                " AND u.role = 'admin'))")
+
+
 class PanelUserRepository(Repository):
     def get(self, user_id: int) -> PanelUser | None:
         row = self.db.fetchone("SELECT * FROM panel_users WHERE id = %s", (user_id,))
@@ -40,38 +51,68 @@ class PanelUserRepository(Repository):
         row = self.db.fetchone("SELECT * FROM panel_users WHERE login = %s", (login,))
         return PanelUser.from_row(row) if row else None
 
+    def authorised(self, user_id: int) -> bool:
+        """Not disabled, and their Telegram person (if bound) is an admin right now."""
+        return bool(self.db.scalar(
+            f"SELECT COUNT(*) FROM panel_users pu WHERE pu.id = %s AND pu.disabled = 0 AND {_STILL_ADMIN}",
+            (user_id,)))
+
     def upsert(self, login: str, password_hash: str, tg_id: int | None = None) -> tuple[int, bool]:
         """Create the user, or set a new password (and end every session of theirs).
-        Returns (id, created)."""
+        A login keeps the Telegram id it was first bound to: another one raises
+        BoundElsewhere. Returns (id, created)."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT id FROM panel_users WHERE login = %s FOR UPDATE", (login,))
+            cur.execute("SELECT id, tg_id FROM panel_users WHERE login = %s FOR UPDATE", (login,))
             row = cur.fetchone()
             if row is None:
                 cur.execute("INSERT INTO panel_users (login, password_hash, tg_id) VALUES (%s, %s, %s)",
                             (login, password_hash, tg_id))
                 return cur.lastrowid, True
+            if tg_id is not None and row["tg_id"] is not None and row["tg_id"] != tg_id:
+                raise BoundElsewhere(f"the login {login!r} is bound to another Telegram id for good")
             cur.execute("UPDATE panel_users SET password_hash = %s, disabled = 0,"
                         " session_version = session_version + 1,"
-                        " tg_id = COALESCE(%s, tg_id) WHERE id = %s",
+                        " tg_id = COALESCE(tg_id, %s) WHERE id = %s",
                         (password_hash, tg_id, row["id"]))
+            cur.execute("DELETE FROM panel_sessions WHERE user_id = %s", (row["id"],))
             return row["id"], False
 
-    def grant_setup(self, login: str, tg_id: int, code_hash: str, expires: datetime) -> None:
-        """`/web_access`: the user (created without a password when new) may set one with
-        this code until `expires`; an older code stops working."""
-        self.db.execute(
-            "INSERT INTO panel_users (login, password_hash, tg_id, setup_code_hash, setup_expires)"
-            " VALUES (%s, '!', %s, %s, %s) ON DUPLICATE KEY UPDATE"
-            " setup_code_hash = VALUES(setup_code_hash), setup_expires = VALUES(setup_expires),"
-            " tg_id = VALUES(tg_id)", (login, tg_id, code_hash, expires))
+    def grant_setup(self, tg_id: int, logins: list[str], code_hash: str, expires: datetime) -> str:
+        """`/web_access`: the panel user bound to this Telegram id (created, bound for good,
+        under the first free name of `logins` when there is none yet) may set a password
+        with this code until `expires`; an older code stops working. Matched by the id
+        only: a login of the same name bound to someone else (or to nobody) is never
+        taken over. Returns the login."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT id, login FROM panel_users WHERE tg_id = %s ORDER BY id LIMIT 1"
+                        " FOR UPDATE", (tg_id,))
+            row = cur.fetchone()
+            if row is not None:
+                cur.execute("UPDATE panel_users SET setup_code_hash = %s, setup_expires = %s"
+                            " WHERE id = %s", (code_hash, expires, row["id"]))
+                return row["login"]
+            for login in logins:
+                cur.execute("INSERT IGNORE INTO panel_users (login, password_hash, tg_id,"
+                            " setup_code_hash, setup_expires) VALUES (%s, '!', %s, %s, %s)",
+                            (login, tg_id, code_hash, expires))
+                if cur.rowcount == 1:
+                    return login
+        raise BoundElsewhere("no free panel login for this Telegram id")
 
     def take_setup(self, login: str, code_hash: str, now: datetime, password_hash: str) -> bool:
-        """Set the password with a valid code, once; every older session ends."""
-        return self.db.execute(
-            "UPDATE panel_users SET password_hash = %s, setup_code_hash = NULL,"
-            " setup_expires = NULL, disabled = 0, session_version = session_version + 1"
-            " WHERE login = %s AND setup_code_hash = %s AND setup_expires > %s",
-            (password_hash, login, code_hash, now)) == 1
+        """Set the password with a valid code, once, while the person is still an admin;
+        every older session ends."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE panel_users pu SET pu.password_hash = %s, pu.setup_code_hash = NULL,"
+                " pu.setup_expires = NULL, pu.disabled = 0, pu.session_version = pu.session_version + 1"
+                f" WHERE pu.login = %s AND pu.setup_code_hash = %s AND pu.setup_expires > %s AND {_STILL_ADMIN}",
+                (password_hash, login, code_hash, now))
+            if cur.rowcount != 1:
+                return False
+            cur.execute("DELETE s FROM panel_sessions s JOIN panel_users pu ON pu.id = s.user_id"
+                        " WHERE pu.login = %s", (login,))
+            return True
 
     def set_hash(self, user_id: int, password_hash: str) -> None:
         """A rehash with newer parameters: the same password, sessions stay."""
@@ -85,29 +126,77 @@ class PanelUserRepository(Repository):
         return [PanelUser.from_row(r) for r in self.db.fetchall("SELECT * FROM panel_users ORDER BY login")]
 
 
+class PanelSessionRepository(Repository):
+    """Logged-in browsers, by the SHA-256 of their random session id."""
+
+    def open(self, user_id: int, id_hash: str, now: datetime, idle: timedelta, longest: timedelta) -> None:
+        self.db.execute("DELETE FROM panel_sessions WHERE seen_at < %s OR created_at < %s",
+                        (now - idle, now - longest))
+        self.db.execute("INSERT INTO panel_sessions (id_hash, user_id, created_at, seen_at)"
+                        " VALUES (%s, %s, %s, %s)", (id_hash, user_id, now, now))
+
+    def user_of(self, id_hash: str, now: datetime, idle: timedelta, longest: timedelta) -> PanelUser | None:
+        """The panel user of a live session — not idle past `idle`, younger than
+        `longest`, the user not disabled and (if bound) still a Telegram admin — and the
+        session marked as seen now."""
+        row = self.db.fetchone(
+            "SELECT pu.* FROM panel_sessions s JOIN panel_users pu ON pu.id = s.user_id"
+            " WHERE s.id_hash = %s AND s.seen_at >= %s AND s.created_at >= %s AND pu.disabled = 0"
+            f" AND {_STILL_ADMIN}", (id_hash, now - idle, now - longest))
+        if row is None:
+            return None
+        self.db.execute("UPDATE panel_sessions SET seen_at = %s WHERE id_hash = %s AND seen_at < %s",
+                        (now, id_hash, now - timedelta(seconds=30)))
+        return PanelUser.from_row(row)
+
+    def close(self, id_hash: str) -> None:
+        self.db.execute("DELETE FROM panel_sessions WHERE id_hash = %s", (id_hash,))
+
+    def close_all_of(self, user_id: int) -> None:
+        self.db.execute("DELETE FROM panel_sessions WHERE user_id = %s", (user_id,))
+
+    def count_of(self, user_id: int) -> int:
+        return int(self.db.scalar("SELECT COUNT(*) FROM panel_sessions WHERE user_id = %s", (user_id,)) or 0)
+
+
+def end_sessions_of_person(cur, tg_id: int) -> None:
+    """In the caller's transaction: every panel session of the logins bound to `tg_id`."""
+    cur.execute("DELETE s FROM panel_sessions s JOIN panel_users pu ON pu.id = s.user_id"
+                " WHERE pu.tg_id = %s", (tg_id,))
+
+
 class ThrottleRepository(Repository):
-    """Failed logins per key within a window; a key past its limit is locked for a while."""
+    """Login attempts per key, counted before the password is checked. A key that reaches
+    its limit within a window is locked; each further lock of the key lasts twice as long
+    (up to a cap) until a good login clears it."""
+
+    def attempt(self, key: str, now: datetime, window: timedelta, limit: int,
+                lock: timedelta, longest: timedelta) -> bool:
+        """Count one attempt, atomically: False (nothing counted) while the key is locked.
+        The attempt that reaches `limit` still counts (and may still succeed) and locks
+        the key. One conditional UPDATE: parallel attempts queue on the row, so no more
+        than `limit` get through however many arrive together. Every SET expression reads
+        only columns assigned after it, so the result is the same whether MariaDB assigns
+        left to right or simultaneously."""
+        self.db.execute("INSERT IGNORE INTO panel_throttle (throttle_key, attempts, window_start)"
+                        " VALUES (%s, 0, %s)", (key, now))
+        since = now - window
+        fresh = "IF(window_start < %(since)s, 1, attempts + 1)"
+        reach = f"({fresh} >= %(limit)s)"
+        return self.db.execute(
+            "UPDATE panel_throttle SET"
+            f" locked_until = IF({reach}, DATE_ADD(%(now)s, INTERVAL"
+            "   LEAST(%(lock)s * POW(2, LEAST(strikes, 20)), %(longest)s) SECOND), locked_until),"
+            f" strikes = IF({reach}, strikes + 1, strikes),"
+            f" attempts = IF({reach}, 0, {fresh}),"
+            " window_start = IF(window_start < %(since)s, %(now)s, window_start)"
+            " WHERE throttle_key = %(key)s AND (locked_until IS NULL OR locked_until <= %(now)s)",
+            {"key": key, "now": now, "since": since, "limit": limit,
+             "lock": int(lock.total_seconds()), "longest": int(longest.total_seconds())}) == 1
 
     def locked_until(self, key: str, now: datetime) -> datetime | None:
-        value = self.db.scalar("SELECT locked_until FROM panel_throttle WHERE throttle_key = %s"
-                               " AND locked_until > %s", (key, now))
-        return value
-
-    def fail(self, key: str, now: datetime, window: timedelta, limit: int, lock: timedelta) -> int:
-        """Count a failure (a new window when the old one is over); lock the key at `limit`.
-        Returns the failures counted in this window."""
-        with self.db.transaction() as cur:
-            cur.execute("INSERT INTO panel_throttle (throttle_key, failures, window_start)"
-                        " VALUES (%s, 1, %s) ON DUPLICATE KEY UPDATE"
-                        " failures = IF(window_start < %s, 1, failures + 1),"
-                        " window_start = IF(window_start < %s, VALUES(window_start), window_start)",
-                        (key, now, now - window, now - window))
-            cur.execute("SELECT failures FROM panel_throttle WHERE throttle_key = %s", (key,))
-            failures = cur.fetchone()["failures"]
-            if failures >= limit:
-                cur.execute("UPDATE panel_throttle SET locked_until = %s, failures = 0,"
-                            " window_start = %s WHERE throttle_key = %s", (now + lock, now, key))
-            return failures
+        return self.db.scalar("SELECT locked_until FROM panel_throttle WHERE throttle_key = %s"
+                              " AND locked_until > %s", (key, now))
 
     def clear(self, key: str) -> None:
         self.db.execute("DELETE FROM panel_throttle WHERE throttle_key = %s", (key,))

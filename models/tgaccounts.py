@@ -122,6 +122,15 @@ class AccountRepository(Repository):
         self.db.execute("UPDATE tg_accounts SET session_enc = %s WHERE number = %s",
                         (session_enc, number))
 
+    def reseal(self, number: str, *, token_planfix_enc: tuple[str, str],
+               session_enc: tuple[str | None, str | None]) -> bool:
+        """The same secrets sealed again (old → new), unless the row changed meanwhile;
+        not a new generation (the running session stays)."""
+        return self.db.execute(
+            "UPDATE tg_accounts SET token_planfix_enc = %s, session_enc = %s"
+            " WHERE number = %s AND token_planfix_enc = %s AND session_enc <=> %s",
+            (token_planfix_enc[1], session_enc[1], number, token_planfix_enc[0], session_enc[0])) >= 1
+
     def report(self, number: str, generation: int, status: str, error: str | None) -> None:
         """What the accounts process says of a number (for the generation it runs)."""
         self.db.execute(

@@ -71,13 +71,19 @@ class UserRepository:
         return self.get(tg_id), created
 
     def set_role(self, tg_id: int, role: str) -> bool:
-        """An admin's decision: it stands, whatever ADMIN_IDS says later."""
+        """An admin's decision: it stands, whatever ADMIN_IDS says later. Someone who is no
+        admin any more loses every panel session of theirs in the same transaction."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        return self.db.execute(
-            "INSERT INTO users (tg_id, role, role_source) VALUES (%s, %s, 'admin')"
-            " ON DUPLICATE KEY UPDATE role = VALUES(role), role_source = 'admin'",
-            (tg_id, role)) > 0
+        from models.panel import end_sessions_of_person
+        with self.db.transaction() as cur:
+            changed = cur.execute(
+                "INSERT INTO users (tg_id, role, role_source) VALUES (%s, %s, 'admin')"
+                " ON DUPLICATE KEY UPDATE role = VALUES(role), role_source = 'admin'",
+                (tg_id, role)) > 0
+            if role != ADMIN:   # a ban or a demotion ends their panel sessions at once
+                end_sessions_of_person(cur, tg_id)
+            return changed
 
     def ensure_admins(self, tg_ids) -> None:
         """ADMIN_IDS: admins from the first minute, before their own /start; a person who

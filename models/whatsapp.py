@@ -241,6 +241,11 @@ class ApiTokenRepository(Repository):
                 for r in self.db.fetchall("SELECT id, name, created_at, last_used_at, revoked_at"
                                           " FROM api_tokens ORDER BY id")]
 
+    def revoke_id(self, token_id: int) -> int:
+        """Revoke the live token with this id (never one that is merely named like it)."""
+        return self.db.execute("UPDATE api_tokens SET revoked_at = NOW(6) WHERE revoked_at IS NULL"
+                               " AND id = %s", (token_id,))
+
     def revoke(self, name_or_id: str) -> int:
         """Revoke the live tokens with this name (or this id); how many."""
         token_id = int(name_or_id) if name_or_id.isdigit() else -1

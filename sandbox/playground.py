@@ -340,12 +340,17 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
     wa.add_template("appointment", 3)
     environment = environment_for(tg, crm, database_env, wa)
     tga = None
+    sessions = None
+    if telegram_accounts:   # the accounts' sessions folder, private (TG_SESSIONS_DIR)
+        sessions = os.path.join(workdir or tempfile.mkdtemp(prefix="keepdesk-pg-"), "sessions")
+        os.makedirs(sessions, mode=0o700, exist_ok=True)
     if telegram_accounts:
         tga, planfix = TgAccountsSandbox().start(), PlanfixSandbox().start()
         stoppers[:0] = [tga.stop, planfix.stop]
         environment.update({
             "PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
-            "TG_ACCOUNTS_KEY": secrets.token_urlsafe(24), "PUBLIC_URL": "http://127.0.0.1:9",
+            "TG_ACCOUNTS_KEY": secrets.token_urlsafe(32), "PUBLIC_URL": "http://127.0.0.1:9",
+            "TG_SESSIONS_DIR": sessions,
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
             "TG_ACCOUNTS_ROUTING": "desk", "FETCH_TRUSTED_ORIGINS": planfix.url})
     settings = load_settings(environment, env_file=None)
@@ -369,8 +374,7 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
                "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
         env.pop("BOT_TOKEN_FILE", None)
         threading.Thread(target=_connect_account, name="playground-account", daemon=True,
-                         args=(game, desk, env, workdir or tempfile.mkdtemp(prefix="keepdesk-pg-"),
-                               planfix)).start()
+                         args=(game, desk, env, sessions, planfix)).start()
     return game, server
 
 
@@ -383,7 +387,7 @@ def _connect_account(game: Playground, desk: LocalDesk, env: dict, workdir: str,
         desk.start_accounts(env)
         Path(workdir, "shop.session").write_text(game.tga.add_account(SHOP_ACCOUNT))
         body = {"name": "shop", "number": "+" + SHOP_ACCOUNT, "url_planfix": planfix.url,
-                "token_planfix": planfix.token, "name_session": "shop", "path_session": workdir}
+                "token_planfix": planfix.token, "name_session": "shop", "path_session": "."}
         answer = requests.post(f"{desk.listener_url}/planfix/clients", json=body, timeout=10,
                                headers={"Token": PLANFIX_ADMIN_TOKEN})
         token = answer.json()["token"]

@@ -6,7 +6,9 @@ HTTP through `channels/tgaccount/emulated.py`.
 
 It behaves like Telegram does for a user account, as far as the relay can tell:
 
-* an account exists with a session string; a session revoked (logged out on another
+* an account exists with a session string, and the session alone says which account a
+  client is (as Telegram's auth key does: the number a client names changes nothing;
+  `connect` answers the session's own user, phone included); a session revoked (logged out on another
   device) is refused with 401 `AUTH_KEY_UNREGISTERED` at connect and at every call;
 * updates come like MTProto's: every new message of every chat of the account —
   incoming, and outgoing (typed by the owner on the phone, *and* sent through the API:
@@ -258,9 +260,12 @@ class TgAccountsSandbox:
         return last
 
     def _session_ok(self, number: str) -> _Account | tuple[Response, int]:
+        """The account the request's session is — as with Telegram, the session alone
+        says whose account it is; the number in the path is only the client's label."""
+        session = request.headers.get("X-Session")
         with self._lock:
-            account = self._accounts.get(_digits(number))
-        if account is None or request.headers.get("X-Session") != account.session:
+            account = next((a for a in self._accounts.values() if session and a.session == session), None)
+        if account is None:
             return jsonify({"error": "AUTH_KEY_UNREGISTERED"}), 401
         if account.revoked:
             return jsonify({"error": "SESSION_REVOKED"}), 401

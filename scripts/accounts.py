@@ -38,6 +38,7 @@ from werkzeug.wrappers import Request, Response
 from channels.tgaccount.account import (AccountClient, AccountError, FloodWait, MessageEvent, NotFound,
                                         OutFile, ReadEvent, Refused, SessionRevoked)
 from channels.tgaccount.control import HEADER, HEARTBEAT, control_token
+from channels.tgaccount.sessions import SessionRefused, check_owner, secure_folder, session_file
 from config import Settings
 from models.bells import BellRegistry
 from models.db import Database
@@ -62,21 +63,19 @@ def message_lane(account: str, peer_id: int) -> str:
     return f"tga:{account}:{peer_id}"
 
 
-def session_of(row: AccountRow, box: SecretBox) -> tuple[str | None, str | None]:
-    """(session string kept in MariaDB, session file path): the stored one wins."""
+def session_of(row: AccountRow, box: SecretBox, folder) -> tuple[str | None, str | None]:
+    """(session string kept in MariaDB, session file path inside `folder`): the stored
+    one wins. SessionRefused for a file outside the sessions folder."""
     if row.session_enc:
         return box.open(row.session_enc), None
     if row.path_session:
-        path = row.path_session
-        if not path.endswith(".session"):
-            path = os.path.join(path, row.name_session)
-        return None, path.removesuffix(".session")
+        return None, session_file(folder, row.path_session, row.name_session)
     return None, None
 
 
 def build_client(settings: Settings, row: AccountRow, box: SecretBox) -> AccountClient:
     """The account's client for the configured backend."""
-    session, path = session_of(row, box)
+    session, path = session_of(row, box, settings.tg_sessions_dir)
     if settings.tg_accounts_backend == "sandbox":
         from channels.tgaccount.emulated import EmulatedAccount
         if session is None and path is not None:
@@ -119,7 +118,8 @@ class Runner:
         while True:
             try:
                 self.client = build_client(self.host.settings, self.row, self.host.box)
-                await self.client.start()
+                me = await self.client.start()
+                check_owner(self.number, me.phone if me is not None else None)  # before any event
                 await self.report(ONLINE, None)
                 await asyncio.to_thread(self.host.accounts.clear_error_report, self.number)
                 delay = 1.0
@@ -129,6 +129,14 @@ class Runner:
                 raise ConnectionError("disconnected")
             except asyncio.CancelledError:
                 raise
+            except SessionRefused as exc:
+                await self.report(OFFLINE, f"session refused: {exc}")
+                await asyncio.to_thread(self.host.report_once, self.number,
+                                        f"Telegram account {self.number}: the session is refused ({exc});"
+                                        " nothing of it is relayed — give this number its own session",
+                                        "refused")
+                await self.close()
+                return  # until the account is updated
             except SessionRevoked as exc:
                 await self.report(OFFLINE, f"session revoked: {exc}")
                 await asyncio.to_thread(self.host.report_once, self.number,
@@ -251,9 +259,26 @@ class AccountsHost:
         if job_id is not None:
             self.bell.ring(job_id)
 
-    def report_once(self, number: str, cause: str) -> None:
+    def report_once(self, number: str, cause: str, what: str = "revoked") -> None:
         if self.accounts.claim_error_report(number, cause[:200]):
-            self.reporter.report(f"tgaccount: session of {number} revoked", cause)
+            self.reporter.report(f"tgaccount: session of {number} {what}", cause)
+
+    def reseal(self) -> int:
+        """Secrets sealed with the former key derivation, sealed again with the current
+        one (they still open either way); how many rows."""
+        done = 0
+        for row in self.accounts.all():
+            if not (self.box.needs_reseal(row.token_planfix_enc) or self.box.needs_reseal(row.session_enc)):
+                continue
+            try:
+                token = self.box.seal(self.box.open(row.token_planfix_enc))
+                session = self.box.seal(self.box.open(row.session_enc)) if row.session_enc else None
+            except ValueError:
+                log.warning("account %s: its secrets do not open with TG_ACCOUNTS_KEY", row.number)
+                continue
+            done += self.accounts.reseal(row.number, token_planfix_enc=(row.token_planfix_enc, token),
+                                         session_enc=(row.session_enc, session))
+        return done
 
     # -- matching the desired state -------------------------------------------------------
 
@@ -424,8 +449,20 @@ def serve(settings: Settings, stop) -> None:
                     " the accounts process has nothing to do")
         stop.wait()
         return
+    os.umask(0o077)   # session files (and their journals) Telethon writes: the owner's only
+    try:
+        secure_folder(settings.tg_sessions_dir)
+    except OSError as exc:
+        log.warning("accounts: cannot make %s private (0700, files 0600): %s", settings.tg_sessions_dir,
+                    exc.strerror)
     db = Database(settings, pool_size=4)
     host = AccountsHost(settings, db)
+    try:
+        resealed = host.reseal()
+        if resealed:
+            log.info("accounts: %d account(s) sealed again with the current key derivation", resealed)
+    except Exception as exc:  # the database away: the old values still open; next start
+        log.warning("accounts: resealing skipped: %s", redact(repr(exc)))
     log.info("accounts process started (backend %s)", settings.tg_accounts_backend)
     loop_thread = threading.Thread(target=lambda: asyncio.run(host.main(stop.event)),
                                    name="accounts-loop", daemon=True)

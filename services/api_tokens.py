@@ -51,3 +51,7 @@ class ApiTokens:
 
     def revoke(self, name_or_id: str) -> int:
         return self.repo.revoke(name_or_id.strip())
+
+    def revoke_id(self, token_id: int) -> int:
+        """The panel's Revoke button: exactly the token with this id."""
+        return self.repo.revoke_id(token_id)

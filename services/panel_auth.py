@@ -1,15 +1,24 @@
-"""Who may use the admin panel (WEB.md §1 "Login").
+"""Who may use the admin panel (WEB.md §1 "Login"), and for how long.
 
 * Passwords are kept as argon2id hashes (argon2-cffi's defaults); a hash made with older
   parameters is rehashed at the next good login.
-* Failed logins are counted per login name and per client address in MariaDB, so every
-  gunicorn worker sees the same counts: `LOGIN_LIMIT` failures for a name (`IP_LIMIT` for
-  an address) within `WINDOW` lock it for `LOCK`. A locked name is refused without even
-  checking the password — a right guess during the lock teaches nothing.
+* Authority follows the person: a panel login bound to a Telegram id (at creation, or
+  by the first `/web_access`, for good) works only while that person is an admin in the
+  `users` table — read on every request, so a ban or a demotion takes effect at the next
+  click, and also ends their sessions at once. `/web_access` finds the login by the
+  Telegram id only, never by a name. A login made on the command line without a
+  Telegram id is the server's own account.
+* Sessions live on the server (`panel_sessions`): the cookie carries a random session
+  id, MariaDB keeps only its SHA-256. A session ends at logout, at a new password, at a
+  ban or demotion, after WEB_SESSION_IDLE_MINUTES without a request and after
+  WEB_SESSION_MAX_HOURS in any case.
+* Throttling counts an attempt atomically *before* the password is checked, per
+  (login, client address) — `LOGIN_LIMIT` attempts within `WINDOW`, then a lock of
+  `LOCK` that doubles with every further lock (up to `LONGEST_LOCK`) until a good login —
+  and per client address across names (`IP_LIMIT`). Parallel guesses cannot get past the
+  limit, and a stranger's guesses from elsewhere never lock the owner out.
 * An unknown name costs the same as a wrong password (a dummy hash is verified), and gets
   the same answer: nobody learns which names exist.
-* A session carries the user's `session_version`; setting a password bumps it, so every
-  older session of that user ends (`session_valid`).
 """
 from __future__ import annotations
 
@@ -25,12 +34,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from models.db import Database
-from models.panel import PanelUser, PanelUserRepository, ThrottleRepository
+from models.panel import PanelSessionRepository, PanelUser, PanelUserRepository, ThrottleRepository
 
 LOGIN_LIMIT = 5
 IP_LIMIT = 20
 WINDOW = timedelta(minutes=15)
 LOCK = timedelta(minutes=15)
+LONGEST_LOCK = timedelta(hours=24)
+SESSION_IDLE = timedelta(hours=8)
+SESSION_LONGEST = timedelta(hours=72)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 256
 _LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
@@ -41,7 +53,8 @@ _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"   # no 0/O, 1/I: read from a
 class LoginOutcome(enum.Enum):
     OK = "ok"
     WRONG = "wrong"          # unknown name or wrong password: one answer for both
-    LOCKED = "locked"        # too many failures: try again later
+    LOCKED = "locked"        # too many attempts: try again later
+    NOT_ADMIN = "not_admin"  # the login's Telegram person is no admin (any more)
 
 
 @dataclass(frozen=True)
@@ -65,16 +78,30 @@ def password_problem(password: str | None) -> str | None:
     return None
 
 
+def session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
+
+
 class PanelAuth:
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], *,
+                 idle: timedelta = SESSION_IDLE, longest: timedelta = SESSION_LONGEST) -> None:
         self.clock = clock
+        self.idle = idle
+        self.longest = longest
         self.users = PanelUserRepository(db)
+        self.sessions = PanelSessionRepository(db)
         self.throttle = ThrottleRepository(db)
         self.hasher = PasswordHasher()
 
+    @classmethod
+    def for_settings(cls, db: Database, clock: Callable[[], datetime], settings) -> "PanelAuth":
+        return cls(db, clock, idle=timedelta(minutes=settings.web_session_idle_minutes),
+                   longest=timedelta(hours=settings.web_session_max_hours))
+
     def set_password(self, login: str, password: str, tg_id: int | None = None) -> tuple[PanelUser, bool]:
         """Create a panel user or give them a new password (which ends their sessions).
-        Raises ValueError naming what is wrong with the login or the password."""
+        Raises ValueError naming what is wrong with the login, the password, or a
+        Telegram id other than the one the login is bound to."""
         name = valid_login(login)
         if name is None:
             raise ValueError("a login is 3-64 letters, digits or . _ @ -")
@@ -85,13 +112,39 @@ class PanelAuth:
         return self.users.get(user_id), created
 
     def grant_setup(self, tg_id: int, username: str | None) -> tuple[str, str]:
-        """`/web_access` by a Telegram admin: their panel login (their username, else
-        tg<id>) and a one-time code, valid for SETUP_VALID, that sets a password on /setup.
-        Only the code's SHA-256 is kept."""
-        login = valid_login(username or "") or f"tg{tg_id}"
+        """`/web_access` by a Telegram admin: the panel login bound to their Telegram id
+        (a new one, named after their username when that name is free, else tg<id>) and a
+        one-time code, valid for SETUP_VALID, that sets its password on /setup. Only the
+        code's SHA-256 is kept."""
+        names = [n for n in (valid_login(username or ""), f"tg{tg_id}") if n]
+        names.append(f"tg{tg_id}.{secrets.token_hex(3)}")
         code = "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(3))
-        self.users.grant_setup(login, tg_id, _code_hash(code), self.clock() + SETUP_VALID)
+        login = self.users.grant_setup(tg_id, names, _code_hash(code), self.clock() + SETUP_VALID)
         return login, code
+
+    def _admit(self, name: str, address: str, now: datetime) -> LoginResult | None:
+        """Count this attempt before anything is verified; a LOCKED result when refused."""
+        for key, limit in ((f"ip:{address[:64]}", IP_LIMIT),
+                           (f"pair:{name.lower()}|{address[:64]}", LOGIN_LIMIT)):
+            if not self.throttle.attempt(key, now, WINDOW, limit, LOCK, LONGEST_LOCK):
+                return self._locked(now, address, name)
+        return None
+
+    def _locked(self, now: datetime, address: str, name: str) -> LoginResult:
+        keys = (f"ip:{address[:64]}", f"pair:{name.lower()}|{address[:64]}")
+        until = [u for u in (self.throttle.locked_until(k, now) for k in keys) if u]
+        return LoginResult(LoginOutcome.LOCKED,
+                           retry_minutes=_minutes(max(until) - now) if until else _minutes(WINDOW))
+
+    def _failed(self, name: str, address: str, now: datetime) -> LoginResult:
+        """A wrong answer — LOCKED when this very attempt used up the last one."""
+        keys = (f"ip:{address[:64]}", f"pair:{name.lower()}|{address[:64]}")
+        if any(self.throttle.locked_until(k, now) for k in keys):
+            return self._locked(now, address, name)
+        return LoginResult(LoginOutcome.WRONG)
+
+    def _succeeded(self, name: str, address: str) -> None:
+        self.throttle.clear(f"pair:{name.lower()}|{address[:64]}")
 
     def finish_setup(self, login: str | None, code: str | None, password: str | None,
                      address: str) -> LoginResult | str:
@@ -102,35 +155,29 @@ class PanelAuth:
             return problem
         now = self.clock()
         name = (login or "").strip()[:64]
-        keys = (f"login:{name.lower()}", f"ip:{address[:64]}")
-        locked = [until for until in (self.throttle.locked_until(k, now) for k in keys) if until]
-        if locked:
-            return LoginResult(LoginOutcome.LOCKED, retry_minutes=_minutes(max(locked) - now))
+        refused = self._admit(name, address, now)
+        if refused:
+            return refused
         if valid_login(name) and code and self.users.take_setup(name, _code_hash(code), now,
-                                                       self.hasher.hash(password)):
-            self.throttle.clear(keys[0])
+                                                                self.hasher.hash(password)):
+            self._succeeded(name, address)
             return LoginResult(LoginOutcome.OK, self.users.by_login(name))
-        self.throttle.fail(keys[0], now, WINDOW, LOGIN_LIMIT, LOCK)
-        self.throttle.fail(keys[1], now, WINDOW, IP_LIMIT, LOCK)
-        return LoginResult(LoginOutcome.WRONG)
+        return self._failed(name, address, now)
 
     def login(self, login: str | None, password: str | None, address: str) -> LoginResult:
         now = self.clock()
         name = (login or "").strip()[:64]
-        keys = (f"login:{name.lower()}", f"ip:{address[:64]}")
-        locked = [until for until in (self.throttle.locked_until(k, now) for k in keys) if until]
-        if locked:
-            return LoginResult(LoginOutcome.LOCKED, retry_minutes=_minutes(max(locked) - now))
+        refused = self._admit(name, address, now)
+        if refused:
+            return refused
         user = self.users.by_login(name) if valid_login(name) else None
         if user is None or user.disabled or not self._verify(user.password_hash, password or ""):
             if user is None:
                 self._verify(_dummy_hash(self.hasher), password or "")  # the same cost, unknown name
-            counts = [self.throttle.fail(keys[0], now, WINDOW, LOGIN_LIMIT, LOCK),
-                      self.throttle.fail(keys[1], now, WINDOW, IP_LIMIT, LOCK)]
-            if counts[0] >= LOGIN_LIMIT or counts[1] >= IP_LIMIT:
-                return LoginResult(LoginOutcome.LOCKED, retry_minutes=_minutes(LOCK))
-            return LoginResult(LoginOutcome.WRONG)
-        self.throttle.clear(keys[0])
+            return self._failed(name, address, now)
+        if not self.users.authorised(user.id):
+            return LoginResult(LoginOutcome.NOT_ADMIN)
+        self._succeeded(name, address)
         if self.hasher.check_needs_rehash(user.password_hash):
             self.users.set_hash(user.id, self.hasher.hash(password))
         self.users.logged_in(user.id, now)
@@ -139,7 +186,8 @@ class PanelAuth:
     def change_password(self, user: PanelUser, current: str | None, new: str | None,
                         address: str) -> LoginResult | str:
         """A logged-in user sets a new password: the current one checked (and throttled as
-        a login), every other session of theirs ends. A string: what is wrong with `new`."""
+        a login), every session of theirs ends (the page opens a new one for this
+        browser). A string: what is wrong with `new`."""
         problem = password_problem(new)
         if problem:
             return problem
@@ -149,14 +197,23 @@ class PanelAuth:
         changed, _ = self.set_password(user.login, new)
         return LoginResult(LoginOutcome.OK, changed)
 
-    def session_user(self, user_id: int | None, version: int | None) -> PanelUser | None:
-        """The user a session names, while that session is still theirs."""
-        if not user_id:
+    # -- sessions --------------------------------------------------------------------------
+
+    def open_session(self, user: PanelUser) -> str:
+        """A new session for this user: its random id (for the cookie; only its hash kept)."""
+        session_id = secrets.token_urlsafe(32)
+        self.sessions.open(user.id, session_hash(session_id), self.clock(), self.idle, self.longest)
+        return session_id
+
+    def session_user(self, session_id: str | None) -> PanelUser | None:
+        """The user of a live session whose Telegram person (if bound) is an admin now."""
+        if not session_id or len(session_id) > 128:
             return None
-        user = self.users.get(user_id)
-        if user is None or user.disabled or user.session_version != version:
-            return None
-        return user
+        return self.sessions.user_of(session_hash(session_id), self.clock(), self.idle, self.longest)
+
+    def end_session(self, session_id: str | None) -> None:
+        if session_id:
+            self.sessions.close(session_hash(session_id))
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:

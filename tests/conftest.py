@@ -35,7 +35,7 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
           "order_context", "desk_chores",
           # the admin panel (issue 15)
-          "panel_users", "panel_throttle")
+          "panel_users", "panel_throttle", "panel_sessions")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
@@ -241,7 +241,7 @@ def wa_desk(wa_settings, db, tg, crm, wa):
 # --- Telegram accounts ↔ Planfix (CHANNELS.md §5) -------------------------------------------
 
 PLANFIX_ADMIN_TOKEN = "planfix-admin-token"
-TG_ACCOUNTS_KEY = "test-accounts-key-0123456789"
+TG_ACCOUNTS_KEY = "test-accounts-key-0123456789-abcdefghijklmnop"
 
 
 @pytest.fixture(scope="session")
@@ -276,26 +276,35 @@ def planfix(_planfix_server):
     _planfix_server.reset()
 
 
-def planfix_environment(mariadb, tga, planfix, routing: str = "planfix") -> dict[str, str]:
+def planfix_environment(mariadb, tga, planfix, sessions, routing: str = "planfix") -> dict[str, str]:
     return {"PLANFIX_ADMIN_TOKEN": PLANFIX_ADMIN_TOKEN, "PLANFIX_PROVIDER_ID": planfix.provider_id,
             "TG_ACCOUNTS_KEY": TG_ACCOUNTS_KEY, "PUBLIC_URL": "http://127.0.0.1:9",
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
-            "TG_ACCOUNTS_ROUTING": routing, "FETCH_TRUSTED_ORIGINS": planfix.url}
+            "TG_ACCOUNTS_ROUTING": routing, "TG_SESSIONS_DIR": str(sessions),
+            "FETCH_TRUSTED_ORIGINS": planfix.url}
 
 
 @pytest.fixture
-def planfix_settings(sandbox_settings, mariadb, tga, planfix) -> Settings:
-    env = base_environment(mariadb, **planfix_environment(mariadb, tga, planfix))
+def sessions_dir(tmp_path):
+    """The sessions folder (TG_SESSIONS_DIR) of this test: its own tmp_path."""
+    return tmp_path
+
+
+@pytest.fixture
+def planfix_settings(sandbox_settings, mariadb, tga, planfix, sessions_dir) -> Settings:
+    env = base_environment(mariadb, **planfix_environment(mariadb, tga, planfix, sessions_dir))
     loaded = load_settings(env, env_file=None)
     return sandbox_settings.replace(**{k: getattr(loaded, k) for k in (
         "planfix_admin_token", "planfix_provider_id", "tg_accounts_key", "public_url",
-        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing", "fetch_trusted_origins")})
+        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing", "tg_sessions_dir",
+        "fetch_trusted_origins")})
 
 
 @pytest.fixture
-def accounts_env(subprocess_env, mariadb, tga, planfix):
+def accounts_env(subprocess_env, mariadb, tga, planfix, sessions_dir):
     """The environment of a `python -m bot accounts` started by a test."""
-    return dict(subprocess_env, **planfix_environment(mariadb, tga, planfix), LOG_LEVEL="WARNING")
+    return dict(subprocess_env, **planfix_environment(mariadb, tga, planfix, sessions_dir),
+                LOG_LEVEL="WARNING")
 
 
 # --- WhatsApp gateways (issue 12): Green-API-compatible and Devino --------------------------

@@ -83,19 +83,26 @@ def test_report_figures_match_a_history_with_known_answer_times(db):
     assert dict(report.by_day)["2026-11-27"] == 6 and len(report.by_day) == 7
 
 
-def test_wrong_passwords_lock_the_account_for_every_worker(db):
+def test_wrong_passwords_lock_one_login_from_one_address_for_every_worker(db):
     clock = [datetime(2026, 12, 1, 12, 0)]
     auth = PanelAuth(db, lambda: clock[0])
     auth.set_password("owner", "correct horse battery")
     for _ in range(LOGIN_LIMIT - 1):
         assert auth.login("owner", "wrong password!", "10.0.0.1").outcome is LoginOutcome.WRONG
-    assert auth.login("owner", "wrong password!", "10.0.0.2").outcome is LoginOutcome.LOCKED
+    assert auth.login("owner", "wrong password!", "10.0.0.1").outcome is LoginOutcome.LOCKED
     # Another gunicorn worker (another PanelAuth) sees the lock; the right password waits too.
     other = PanelAuth(db, lambda: clock[0])
-    locked = other.login("owner", "correct horse battery", "10.0.0.3")
+    locked = other.login("owner", "correct horse battery", "10.0.0.1")
     assert locked.outcome is LoginOutcome.LOCKED and locked.retry_minutes == 15
-    clock[0] += timedelta(minutes=16)
+    # The owner from another address is not locked out by guesses from 10.0.0.1.
     assert other.login("owner", "correct horse battery", "10.0.0.3").outcome is LoginOutcome.OK
+    # Each further lock of the same pair lasts twice as long.
+    clock[0] += timedelta(minutes=16)
+    for _ in range(LOGIN_LIMIT):
+        outcome = other.login("owner", "wrong password!", "10.0.0.1")
+    assert outcome.outcome is LoginOutcome.LOCKED and outcome.retry_minutes == 30
+    clock[0] += timedelta(minutes=31)
+    assert other.login("owner", "correct horse battery", "10.0.0.1").outcome is LoginOutcome.OK
     # An unknown name gets the very answer a wrong password gets.
     assert other.login("nobody", "whatever12345", "10.0.0.4").outcome is LoginOutcome.WRONG
 
@@ -103,14 +110,16 @@ def test_wrong_passwords_lock_the_account_for_every_worker(db):
 def test_a_new_password_ends_every_older_session(db):
     auth = PanelAuth(db, datetime.utcnow)
     user, created = auth.set_password("owner", "first password 1")
-    assert created and auth.session_user(user.id, user.session_version) == user
+    session = auth.open_session(user)
+    assert created and auth.session_user(session) == user
     again, created = auth.set_password("owner", "second password 2")
     assert not created
-    assert auth.session_user(user.id, user.session_version) is None
-    assert auth.session_user(again.id, again.session_version) is not None
+    assert auth.session_user(session) is None
+    assert auth.session_user(auth.open_session(again)) is not None
     with pytest.raises(ValueError):
         auth.set_password("owner", "short")
     assert "argon2id" in again.password_hash and "second" not in repr(again)
+    assert session not in str(db.fetchall("SELECT * FROM panel_sessions"))
 
 
 @pytest.fixture

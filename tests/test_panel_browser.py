@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
@@ -49,7 +50,17 @@ def submit(browser, element_id: str) -> None:
     """Click a form's button and wait for the answer page to replace this one."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, element_id).click()
-    WebDriverWait(browser, 15).until(staleness_of(page))
+
+    def replaced(_) -> bool:
+        # Chromium sometimes answers for a node of the page just left with "Node with given
+        # id does not belong to the document" instead of a stale-element error: gone too.
+        try:
+            return staleness_of(page)(browser)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+    WebDriverWait(browser, 15).until(replaced)
 
 
 def log_in(browser, url: str, login: str = "owner", password: str = PASSWORD) -> None:

@@ -4,6 +4,7 @@ and workers of KeepDesk, the account emulator and the Planfix emulator over loop
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 import requests
@@ -40,7 +41,7 @@ def clients(desk, method: str, body: dict, token: str | None):
 
 def account_body(planfix, tmp_path, *, name="shop", number="+" + NUMBER, session_name="main") -> dict:
     return {"name": name, "number": number, "url_planfix": planfix.url, "token_planfix": planfix.token,
-            "name_session": session_name, "path_session": str(tmp_path)}
+            "name_session": session_name, "path_session": "."}   # the sessions folder: tmp_path
 
 
 def start_account(desk, tga, planfix, tmp_path, number=NUMBER, name="shop") -> str:
@@ -156,8 +157,8 @@ def test_first_message_with_only_a_phone_and_recipients_that_cannot_be_found(rel
 def test_delete_stops_one_number_and_put_restarts_it_with_new_data(relay, tga, planfix, tmp_path, db):
     token = start_account(relay, tga, planfix, tmp_path)
     second = "380509998877"
-    (tmp_path / "main.session").write_text(tga.add_account(second))
-    body = account_body(planfix, tmp_path, number=second)
+    (tmp_path / "second.session").write_text(tga.add_account(second))
+    body = account_body(planfix, tmp_path, number=second, session_name="second")
     assert clients(relay, "POST", body, PLANFIX_ADMIN_TOKEN).status_code == 200
     wait_for(lambda: status(relay, token, second) == "online", timeout=20)   # one client, two numbers
 
@@ -168,7 +169,9 @@ def test_delete_stops_one_number_and_put_restarts_it_with_new_data(relay, tga, p
     # The owner logged out everywhere: the old session is revoked; PUT with a new one.
     tga.revoke(NUMBER)
     (tmp_path / "fresh.session").write_text(tga.new_session(NUMBER))
-    put = clients(relay, "PUT", account_body(planfix, tmp_path, session_name="fresh"), token)
+    fresh = account_body(planfix, tmp_path, session_name="fresh")
+    assert clients(relay, "PUT", fresh, token).status_code == 403   # the session file is the admin's to name
+    put = clients(relay, "PUT", fresh, PLANFIX_ADMIN_TOKEN)
     assert put.status_code == 200, put.text
     wait_for(lambda: status(relay, token, NUMBER) == "online", timeout=20)
     customer = tga.add_user("Anna")
@@ -280,3 +283,136 @@ def test_a_flood_wait_is_waited_out_and_planfix_refusals_are_dead_letters(relay,
                       timeout=20)
     assert "Invalid token" in report[0]["text"]
     assert not received(planfix, message="Ви тут?")
+
+
+# --- a session is its number's (only the admin says where a session file is) ----------------
+
+VICTIM = "380671110000"
+MALLORY = "380932220000"
+
+
+def account_row(db, number):
+    return db.fetchone("SELECT name_session, path_session, session_enc, status, last_error"
+                       " FROM tg_accounts WHERE number = %s", (number,))
+
+
+def refused_reports(tg, number):
+    return [m for m in tg.messages(LOG_CHAT) if "refused" in (m.get("text") or "") and number in m["text"]]
+
+
+def test_a_client_token_cannot_point_its_number_at_another_clients_session(relay, tga, planfix, tmp_path, db, tg):
+    start_account(relay, tga, planfix, tmp_path, number=VICTIM, name="victim")   # main.session
+    victim_session = (tmp_path / "main.session").read_text()
+    (tmp_path / "mallory.session").write_text(tga.add_account(MALLORY))
+    answer = clients(relay, "POST", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                                 session_name="mallory"), PLANFIX_ADMIN_TOKEN)
+    mallory = answer.json()["token"]
+    wait_for(lambda: status(relay, mallory, MALLORY, "mallory") == "online", timeout=20)
+
+    body = account_body(planfix, tmp_path, name="mallory", number=MALLORY)
+    for attempt in (dict(body, name_session="main"),                        # the victim's file
+                    dict(body, path_session=str(tmp_path), name_session="main"),
+                    dict(body, path_session="../" + tmp_path.name, name_session="main"),
+                    dict(body, path_session=str(tmp_path / "main.session"))):
+        refused = clients(relay, "PUT", attempt, mallory)
+        assert refused.status_code == 403, (attempt, refused.text)
+    assert account_row(db, MALLORY)["name_session"] == "mallory"
+
+    # A session string of the victim's, handed in with mallory's own token: it is the
+    # victim's account, not MALLORY's — never run, reported.
+    put = clients(relay, "PUT", dict(body, name_session="mallory", session=victim_session), mallory)
+    assert put.status_code == 200
+    wait_for(lambda: "another account" in (account_row(db, MALLORY)["last_error"] or ""), timeout=20)
+    assert status(relay, mallory, MALLORY, "mallory") == "offline"
+    wait_for(lambda: refused_reports(tg, MALLORY), timeout=20)
+    customer = tga.add_user("Private")
+    tga.customer_writes(VICTIM, customer["id"], "only for the victim")
+    wait_for(lambda: received(planfix, message="only for the victim"), timeout=20)
+    relay.idle()
+    assert len(received(planfix, message="only for the victim")) == 1     # the victim's own relay, once
+    assert len(tga.calls("connect")) == 3            # victim, mallory, the refused one once: not retried
+
+
+def test_a_session_file_of_another_number_is_refused_and_reported(relay, tga, planfix, tmp_path, db, tg):
+    (tmp_path / "victim.session").write_text(tga.add_account(VICTIM))   # nobody runs it here
+    # The admin (or a mix-up) names another account's file for MALLORY.
+    answer = clients(relay, "POST", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                                 session_name="victim"), PLANFIX_ADMIN_TOKEN)
+    assert answer.status_code == 200
+    token = answer.json()["token"]
+    wait_for(lambda: "another account" in (account_row(db, MALLORY)["last_error"] or ""), timeout=20)
+    assert account_row(db, MALLORY)["status"] == "offline" and status(relay, token, MALLORY, "mallory") == "offline"
+    reports = wait_for(lambda: refused_reports(tg, MALLORY), timeout=20)
+    assert len(reports) == 1 and VICTIM not in reports[0]["text"]
+    customer = tga.add_user("Private")
+    tga.customer_writes(VICTIM, customer["id"], "not for mallory")
+    relay.idle()
+    time.sleep(1.5)
+    assert received(planfix) == [] and tga.pending_updates(VICTIM) >= 1   # nothing read, nothing relayed
+    # The admin corrects it: MALLORY's own session runs.
+    (tmp_path / "mallory.session").write_text(tga.add_account(MALLORY))
+    fixed = clients(relay, "PUT", account_body(planfix, tmp_path, name="mallory", number=MALLORY,
+                                               session_name="mallory"), PLANFIX_ADMIN_TOKEN)
+    assert fixed.status_code == 200
+    wait_for(lambda: status(relay, token, MALLORY, "mallory") == "online", timeout=20)
+
+
+def test_the_admin_sets_a_path_inside_the_sessions_folder_and_escapes_are_refused(
+        relay, tga, planfix, tmp_path, tmp_path_factory, db, tg):
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "main.session").write_text(tga.add_account(NUMBER))
+    body = account_body(planfix, tmp_path)
+    for path in ("../" + outside.name, str(outside), "shop/../../" + outside.name, "~/sessions"):
+        refused = clients(relay, "POST", dict(body, path_session=path), PLANFIX_ADMIN_TOKEN)
+        assert refused.status_code == 400 and "path_session" in refused.json()["error"], path
+    assert db.scalar("SELECT COUNT(*) FROM tg_accounts") == 0
+
+    # A symlink inside the folder that leads out: refused by the accounts process, reported.
+    (tmp_path / "link").symlink_to(outside, target_is_directory=True)
+    token = clients(relay, "POST", dict(body, path_session="link"), PLANFIX_ADMIN_TOKEN).json()["token"]
+    wait_for(lambda: "outside the sessions folder" in (account_row(db, NUMBER)["last_error"] or ""), timeout=20)
+    wait_for(lambda: refused_reports(tg, NUMBER), timeout=20)
+    assert status(relay, token) == "offline" and tga.calls("connect") == []
+
+    # Inside the folder (a sub-folder of it): the admin's PUT runs it.
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "main.session").write_text((outside / "main.session").read_text())
+    put = clients(relay, "PUT", dict(body, path_session="shop/"), PLANFIX_ADMIN_TOKEN)
+    assert put.status_code == 200, put.text
+    wait_for(lambda: status(relay, token) == "online", timeout=20)
+    assert account_row(db, NUMBER)["path_session"] == "shop/"
+
+
+def legacy_seal(key: str, plain: str) -> str:
+    """A value as KeepDesk sealed it before its key was stretched: Fernet keyed with a bare
+    SHA-256 of TG_ACCOUNTS_KEY."""
+    import hashlib
+    from cryptography.fernet import Fernet
+    digest = hashlib.sha256(b"keepdesk-secretbox:" + key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest)).encrypt(plain.encode()).decode()
+
+
+def test_secrets_sealed_before_the_upgrade_still_open_and_are_sealed_again(
+        planfix_settings, db, tg, crm, tga, planfix, accounts_env):
+    from conftest import TG_ACCOUNTS_KEY
+    from models.tgaccounts import AccountRepository
+    from utils.secretbox import SecretBox, new_token, token_hash
+    session = tga.add_account(NUMBER)
+    old_token, old_session = legacy_seal(TG_ACCOUNTS_KEY, planfix.token), legacy_seal(TG_ACCOUNTS_KEY, session)
+    token = new_token()
+    AccountRepository(db).create(client_name="shop", number=NUMBER, url_planfix=planfix.url,
+                                 token_planfix_enc=old_token, name_session="main", path_session=None,
+                                 session_enc=old_session, token_hash=token_hash(token))
+    desk = Desk(planfix_settings, db, tg, crm).start()
+    try:
+        desk.accounts = desk.start_accounts(accounts_env)      # the upgraded accounts process
+        wait_for(lambda: status(desk, token) == "online", timeout=20)
+        row = db.fetchone("SELECT token_planfix_enc, session_enc FROM tg_accounts WHERE number = %s", (NUMBER,))
+        assert row["token_planfix_enc"].startswith("v2:") and row["session_enc"].startswith("v2:")
+        box = SecretBox(TG_ACCOUNTS_KEY)
+        assert (box.open(row["token_planfix_enc"]), box.open(row["session_enc"])) == (planfix.token, session)
+        customer = tga.add_user("Upgraded")
+        tga.customer_writes(NUMBER, customer["id"], "after the upgrade")
+        wait_for(lambda: received(planfix, message="after the upgrade"), timeout=20)
+    finally:
+        desk.stop()

@@ -193,3 +193,141 @@ def test_a_telethon_account_without_its_session_file_is_refused_before_any_netwo
         account = TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session=stored.save())
         assert not account.is_online()
     asyncio.run(build())
+
+
+def test_a_value_sealed_with_the_former_key_derivation_opens_and_asks_to_be_sealed_again():
+    import base64
+    import hashlib
+    from cryptography.fernet import Fernet
+    key = "k" * 16 + "0123456789abcdef"
+    former = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"keepdesk-secretbox:" + key.encode()).digest()))
+    old = former.encrypt(b"old session").decode()
+    box = SecretBox(key)
+    assert box.open(old) == "old session" and box.needs_reseal(old)
+    new = box.seal("old session")
+    assert new.startswith("v2:") and not box.needs_reseal(new) and box.open(new) == "old session"
+    with pytest.raises(Exception):
+        former.decrypt(new[3:].encode())             # the new key is not the bare hash any more
+    with pytest.raises(ValueError):
+        SecretBox("z" * 40).open(old)
+
+
+def test_a_weak_or_missing_accounts_key_stops_start_up_naming_it():
+    from config import SettingsError, load_settings
+    from conftest import TG_ACCOUNTS_KEY
+    base = {"BOT_TOKEN": "123456:" + "A" * 35, "PLANFIX_ADMIN_TOKEN": "admin", "PLANFIX_PROVIDER_ID": "p",
+            "PUBLIC_URL": "https://door.example"}
+    for weak in ("short-passphrase", "a" * 64, "abababababababababababababababab12"):
+        with pytest.raises(SettingsError, match="TG_ACCOUNTS_KEY"):
+            load_settings(dict(base, TG_ACCOUNTS_KEY=weak), env_file=None)
+    with pytest.raises(SettingsError, match="TG_ACCOUNTS_KEY is required"):
+        load_settings(base, env_file=None)
+    assert load_settings(dict(base, TG_ACCOUNTS_KEY=TG_ACCOUNTS_KEY), env_file=None).planfix_configured
+
+
+def test_a_session_path_stays_inside_the_sessions_folder(tmp_path):
+    from channels.tgaccount.sessions import SessionRefused, door_path, session_file
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    assert door_path("shop/") == "shop/" and door_path(" . ") == "."
+    for bad in ("../x", "/srv/sessions", "a/../../x", "~root", "a\\..\\b", "a\x00b"):
+        with pytest.raises(ValueError):
+            door_path(bad)
+    assert session_file(folder, ".", "main") == str(folder.resolve() / "main")
+    assert session_file(folder, "shop/main.session", "ignored") == str(folder.resolve() / "shop" / "main")
+    assert session_file(folder, str(folder), "main") == str(folder.resolve() / "main")   # a row from before
+    (folder / "out").symlink_to(tmp_path, target_is_directory=True)
+    (folder / "evil.session").symlink_to(tmp_path / "victim.session")
+    for path, name in (("out", "main"), (".", "evil"), ("..", "main"), (str(tmp_path), "main")):
+        with pytest.raises(SessionRefused):
+            session_file(folder, path, name)
+
+
+def test_a_session_whose_own_phone_is_another_number_is_refused():
+    from channels.tgaccount.sessions import SessionRefused, check_owner
+    from channels.tgaccount.telethon_client import person_of
+    check_owner("380501112233", person_of(user(phone="380501112233")).phone)     # Telethon's get_me
+    check_owner("+380 50 111 22 33", "+380501112233")
+    for phone in ("380671112233", None, ""):
+        with pytest.raises(SessionRefused):
+            check_owner("380501112233", phone)
+
+
+class _FakeTelegram:
+    """Telethon's sign-in, as far as tg-login's files go: the session file appears when
+    the client starts (SQLite creates it under the process's umask), get_me answers."""
+    phone = "380501112233"
+
+    def __init__(self, session, api_id, api_hash):
+        self.file = session + ".session"
+
+    def start(self, **callbacks):
+        with open(self.file, "w") as handle:
+            handle.write("sqlite session")
+
+    def get_me(self):
+        return types.User(id=1, first_name="Shop", phone=_FakeTelegram.phone)
+
+    def disconnect(self):
+        with open(self.file, "a") as handle:   # Telethon saves the session on disconnect
+            handle.write("!")
+
+
+def test_tg_login_writes_its_session_file_0600_in_a_0700_folder(planfix_settings, tmp_path, monkeypatch, capsys):
+    import os
+    import stat
+    import telethon.sync
+    from scripts.tglogin import main
+    monkeypatch.setattr(telethon.sync, "TelegramClient", _FakeTelegram)
+    settings = planfix_settings.replace(telegram_api_id=1, telegram_api_hash="0" * 32, tg_sessions_dir=tmp_path / "s")
+    os.umask(0o022)
+    target = destination("380501112233", file=None, store=False, folder=settings.tg_sessions_dir)
+    assert main(settings, target) == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "s").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "s" / "380501112233.session").st_mode) == 0o600
+    assert "path_session=., name_session=380501112233" in capsys.readouterr().out
+    # A folder and file left 0755 / 0644 by an older tg-login are made private.
+    os.chmod(tmp_path / "s", 0o755)
+    os.chmod(tmp_path / "s" / "380501112233.session", 0o644)
+    assert main(settings, target) == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "s").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "s" / "380501112233.session").st_mode) == 0o600
+    assert os.umask(0o022) == 0o022                             # the umask is given back
+    # Signed in as another account than NUMBER: said so, not offered as the number's.
+    monkeypatch.setattr(_FakeTelegram, "phone", "380671112233")
+    assert main(settings, target) == 1
+    assert "not the account of +380501112233" in capsys.readouterr().out
+
+
+def test_a_telethon_session_of_another_account_is_refused_before_any_event_handler():
+    import asyncio
+    from channels.tgaccount.sessions import SessionRefused
+    from channels.tgaccount.telethon_client import TelethonAccount
+    from telethon.crypto import AuthKey
+    from telethon.sessions import StringSession
+
+    class Connected:   # Telethon's client after connect, as far as start() asks it
+        handlers: list = []
+
+        async def connect(self):
+            return None
+
+        async def is_user_authorized(self):
+            return True
+
+        async def get_me(self):
+            return user(phone="380671112233")
+
+        def add_event_handler(self, *args):
+            self.handlers.append(args)
+
+    async def run():
+        stored = StringSession()
+        stored.set_dc(2, "149.154.167.51", 443)
+        stored.auth_key = AuthKey(bytes(256))
+        account = TelethonAccount("380501112233", api_id=1, api_hash="0" * 32, session=stored.save())
+        account.client = Connected()
+        with pytest.raises(SessionRefused, match="another account"):
+            await account.start()
+        assert Connected.handlers == []
+    asyncio.run(run())

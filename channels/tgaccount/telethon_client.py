@@ -18,6 +18,7 @@ from typing import AsyncIterator
 from channels.tgaccount.account import (AccountClient, AccountError, AccountEvent, AccountOffline,
                                         FloodWait, MediaInfo, MessageEvent, NotFound, OutFile,
                                         Person, ReadEvent, Refused, SessionRevoked)
+from channels.tgaccount.sessions import check_owner
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class TelethonAccount(AccountClient):
         except Exception as exc:
             raise _mapped(exc) from exc
         self._me = person_of(me)
+        check_owner(self.account, self._me.phone if self._me else None)   # before any handler
         self.client.add_event_handler(self._on_message, events.NewMessage())
         self.client.add_event_handler(self._on_read, events.MessageRead(inbox=False))
         self.client.disconnected.add_done_callback(lambda _: self._queue.put_nowait(None))

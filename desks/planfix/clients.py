@@ -11,12 +11,20 @@ process; sessions never run inside a web request.
 
 Tokens ride in the `Token` header (`Authorization: Bearer …` accepted too): the POST
 needs PLANFIX_ADMIN_TOKEN; the other calls the client token the POST returned (stored
-hashed; any number's token of a client works for all of that client's numbers). No or
-wrong token: 401; unknown client or number: 404; a malformed body: 400; a number that
-already runs (POST): 409 — all JSON `{"ok": false, "error": …}`.
+hashed; any number's token of a client works for all of that client's numbers) or the
+admin token. No or wrong token: 401; unknown client or number: 404; a malformed body:
+400; a number that already runs (POST): 409; a client token changing where the session
+file is: 403 — all JSON `{"ok": false, "error": …}`.
+
+A session file is where only the admin says: `path_session` is relative to the one
+sessions folder (TG_SESSIONS_DIR; no absolute path, no `..`), and only the admin token
+may set or change it (with `name_session`) — a client token's PUT repeats the one it
+has. Whatever session an account gets, the accounts process uses it only when the
+session's own account is the number (channels/tgaccount/sessions.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -24,6 +32,7 @@ from urllib.parse import urlparse
 from flask import jsonify, request
 
 from channels.tgaccount.control import STALE_AFTER, AccountsControl
+from channels.tgaccount.sessions import door_path
 from config import Settings
 from models.tgaccounts import ONLINE, RUNNING, AccountHostRepository, AccountRepository, AccountRow
 from utils.http import BadBody, error, read_json, same_secret
@@ -104,6 +113,19 @@ def parse_body(body: object, *, full: bool) -> ClientBody:
                       path, session)
 
 
+def confined(client: ClientBody) -> ClientBody:
+    """The body with its path_session as the admin may set it (inside the sessions folder)."""
+    if client.path_session is None:
+        return client
+    try:
+        path = door_path(client.path_session)
+    except ValueError as exc:
+        raise BadBody(str(exc)) from exc
+    if ".." in client.name_session.split("/") or client.name_session in (".", ".."):
+        raise BadBody("name_session must name a file")
+    return dataclasses.replace(client, path_session=path)
+
+
 def _body() -> object:
     if request.method == "GET" and not request.get_data(cache=True):
         return request.args.to_dict()
@@ -126,15 +148,19 @@ class Clients:
             return "online"
         return "offline"
 
+    def is_admin(self) -> bool:
+        return same_secret(token_of(request), self.settings.planfix_admin_token)
+
     def authorise(self, client: ClientBody) -> tuple[AccountRow | None, tuple | None]:
-        """The client's row for this number, or the error answer."""
+        """The client's row for this number, or the error answer (the admin token opens
+        every client's)."""
         token = token_of(request)
         if not token:
             return None, error(401, "a token is required (header Token or Authorization: Bearer)")
         rows = self.accounts.of_client(client.name)
         if not rows:
             return None, error(404, "unknown client")
-        if not any(same_hash(token, r.token_hash) for r in rows):
+        if not self.is_admin() and not any(same_hash(token, r.token_hash) for r in rows):
             return None, error(401, "invalid token")
         row = next((r for r in rows if r.number == client.number), None)
         if row is None:
@@ -142,10 +168,10 @@ class Clients:
         return row, None
 
     def post(self):
-        if not same_secret(token_of(request), self.settings.planfix_admin_token):
+        if not self.is_admin():
             return error(401, "the admin token is required (header Token or Authorization: Bearer)")
         try:
-            client = parse_body(read_json(request), full=True)
+            client = confined(parse_body(read_json(request), full=True))
         except BadBody as exc:
             return error(400, str(exc))
         token = new_token()
@@ -190,6 +216,14 @@ class Clients:
         row, refusal = self.authorise(client)
         if refusal:
             return refusal
+        if self.is_admin():
+            try:
+                client = confined(client)
+            except BadBody as exc:
+                return error(400, str(exc))
+        elif client.path_session is not None and (client.path_session, client.name_session) != (
+                row.path_session, row.name_session):
+            return error(403, "only the admin token may set path_session / name_session")
         self.accounts.update(row.number, url_planfix=client.url_planfix,
                              token_planfix_enc=self.box.seal(client.token_planfix),
                              name_session=client.name_session, path_session=client.path_session,

@@ -2,9 +2,11 @@
 port (WEB_PORT, bound to WEB_BIND — 127.0.0.1 unless told otherwise).
 
 Security, all in one place:
-* every page but /login needs a session (Flask-Login); the session names the user *and*
-  their `session_version`, so a new password ends every older session;
-* sessions and CSRF tokens are signed with WEB_SECRET_KEY (or a key KeepDesk makes once
+* every page but /login needs a session (Flask-Login), and sessions live on the server
+  (`services/panel_auth.py`): the cookie carries a random session id whose hash MariaDB
+  keeps; every request looks the session up, with the user's Telegram person still an
+  admin — logout, a new password, a ban or a demotion end it at once;
+* cookies and CSRF tokens are signed with WEB_SECRET_KEY (or a key KeepDesk makes once
   and keeps in var/web_secret_key, readable by its user only);
 * every form carries a CSRF token (Flask-WTF); a forged or missing one gets a clear page
   and changes nothing;
@@ -46,13 +48,14 @@ class _Sessions(SecureCookieSessionInterface):
 
 
 class SessionUser(UserMixin):
-    """The logged-in panel user; `get_id` carries the session version."""
+    """The logged-in panel user; `get_id` is the server-side session's random id."""
 
-    def __init__(self, user) -> None:
+    def __init__(self, user, session_id: str) -> None:
         self.user = user
+        self.session_id = session_id
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.session_version}"
+        return self.session_id
 
     @property
     def login(self) -> str:
@@ -108,22 +111,20 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
         WTF_CSRF_TIME_LIMIT=8 * 3600, WTF_CSRF_SSL_STRICT=False)
     app.session_interface = _Sessions()
     CSRFProtect(app)
-    auth = PanelAuth(db, deps.clock)
+    auth = PanelAuth.for_settings(db, deps.clock, settings)
     app.extensions["keepdesk.panel"] = pages.Panel(settings, db, deps, auth)
 
     manager = LoginManager(app)
     manager.login_view = "panel.login"
-    manager.login_message = "Please log in (a session that ended, e.g. after a new password, needs a new login)."
+    manager.login_message = ("Please log in (a session that ended, e.g. after a new password,"
+                             " a logout or a change of your Telegram role, needs a new login).")
     manager.login_message_category = "warning"
     manager.session_protection = "basic"
 
     @manager.user_loader
     def load_user(session_id: str):
-        user_id, _, version = session_id.partition(":")
-        if not (user_id.isdigit() and version.isdigit()):
-            return None
-        user = auth.session_user(int(user_id), int(version))
-        return SessionUser(user) if user else None
+        user = auth.session_user(session_id)
+        return SessionUser(user, session_id) if user else None
 
     app.register_blueprint(pages.blueprint, url_prefix=prefix or None)
 

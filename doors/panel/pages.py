@@ -125,16 +125,26 @@ def login():
     result = panel().auth.login(request.form.get("login"), request.form.get("password"),
                                 client_address())
     if result.outcome is LoginOutcome.OK:
-        from doors.panel import SessionUser
-        login_user(SessionUser(result.user))
+        _open_session(result.user)
         log.info("panel: %s logged in", result.user.login)
         return redirect(url_for("panel.home"))
     if result.outcome is LoginOutcome.LOCKED:
         message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s).")
+    elif result.outcome is LoginOutcome.NOT_ADMIN:
+        message = "This login's Telegram account is not an admin: the panel is closed to it."
     else:
         message = "Wrong login or password."
     log.warning("panel: login refused (%s) from %s", result.outcome.value, client_address())
-    return render_template("login.html", error=message), 429 if result.outcome is LoginOutcome.LOCKED else 401
+    status = {LoginOutcome.LOCKED: 429, LoginOutcome.NOT_ADMIN: 403}.get(result.outcome, 401)
+    return render_template("login.html", error=message), status
+
+
+def _open_session(user) -> None:
+    """A new server-side session for this browser (and a fresh signed cookie)."""
+    from doors.panel import SessionUser
+    from flask import session
+    session.clear()
+    login_user(SessionUser(user, panel().auth.open_session(user)))
 
 
 @blueprint.route("/setup", methods=["GET", "POST"])
@@ -164,7 +174,7 @@ def setup():
 @blueprint.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
-    """My password: a new one ends every other session of mine; this one goes on."""
+    """My password: a new one ends every session of mine; this browser gets a new one."""
     if request.method == "GET":
         return render_template("account.html")
     form = request.form
@@ -178,8 +188,7 @@ def account():
         error = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
                  if result.outcome is LoginOutcome.LOCKED else "The current password is wrong.")
         return render_template("account.html", error=error), 400
-    from doors.panel import SessionUser
-    login_user(SessionUser(result.user))
+    _open_session(result.user)
     log.info("panel: %s changed their password", result.user.login)
     flash("Password changed. Every other session of yours has ended.")
     return redirect(url_for("panel.home"))
@@ -188,6 +197,8 @@ def account():
 @blueprint.post("/logout")
 @login_required
 def logout():
+    """Ends this session on the server too: a copy of the cookie opens nothing after."""
+    panel().auth.end_session(current_user.session_id)
     logout_user()
     flash("You are logged out.")
     return redirect(url_for("panel.login"))
@@ -443,7 +454,7 @@ def token_issue():
 @blueprint.post("/settings/tokens/<int:token_id>/revoke")
 @login_required
 def token_revoke(token_id: int):
-    count = panel().tokens.revoke(str(token_id))
+    count = panel().tokens.revoke_id(token_id)
     flash("Token revoked." if count else "Nothing changed: no such active token.",
           None if count else "warning")
     return redirect(url_for("panel.settings_page"))
