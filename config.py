@@ -141,6 +141,9 @@ class Settings:
     planfix_resolve_timeout: float = 8.0
     signed_url_ttl: float = 3600.0
     media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
+    # Outside addresses KeepDesk downloads (utils/fetch.py): origins besides the configured
+    # CRM / gateway URLs that may be on a private address (e.g. a LAN Planfix, an emulator)
+    fetch_trusted_origins: tuple[str, ...] = ()
     # The desk that never strands a customer (SPEC §8)
     sla_remind_minutes: int = 15
     sla_takeback_minutes: int = 60
@@ -269,6 +272,20 @@ def _http_url(raw: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("must be an http(s) URL")
     return url
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated http(s) origins: scheme://host[:port], nothing after."""
+    found = []
+    for part in (p.strip().rstrip("/") for p in raw.split(",")):
+        if not part:
+            continue
+        parsed = urlparse(_http_url(part))
+        if parsed.path or parsed.query or parsed.fragment or "@" in parsed.netloc:
+            raise ValueError(f"{part!r} must be an origin only: scheme://host[:port]")
+        parsed.port  # ValueError names a bad port
+        found.append(part)
+    return tuple(found)
 
 
 def _https_url(raw: str) -> str:
@@ -576,6 +593,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
     "SIGNED_URL_TTL": ("signed_url_ttl", _positive_float, False),
     "MEDIA_MAX_BYTES": ("media_max_bytes", _positive_int, False),
+    "FETCH_TRUSTED_ORIGINS": ("fetch_trusted_origins", _origins, False),
     "SLA_REMIND_MINUTES": ("sla_remind_minutes", _minutes, False),
     "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
     "WORKING_HOURS": ("working_hours", _working_hours, False),

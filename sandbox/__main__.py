@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
           "  WhatsAppSandbox.subscribe('http://127.0.0.1:<LISTENER_PORT>/whatsapp/cloud')\n"
           "(README, \"The WhatsApp sandbox\").\n"
           f"  TG_ACCOUNTS_BACKEND=sandbox\n  TG_ACCOUNTS_SANDBOX_URL={accounts.url}\n"
-          f"  PLANFIX_PROVIDER_ID={planfix.provider_id}\n"
+          f"  PLANFIX_PROVIDER_ID={planfix.provider_id}\n  FETCH_TRUSTED_ORIGINS={planfix.url}\n"
           f"Telegram accounts emulator: {accounts.url} (test control under /control, see sandbox/tgaccounts.py)\n"
           f"Planfix emulator: url_planfix={planfix.url}, token_planfix={planfix.token}\n"
           "A Green-API-compatible gateway instead (WHATSAPP_PROVIDER=greenapi):\n"

@@ -353,7 +353,7 @@ def build(database_env: dict, web_port: int, *, host: str = "127.0.0.1",
             "TG_SESSIONS_DIR": sessions,
             "METRICS_TOKEN": secrets.token_urlsafe(24),
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
-            "TG_ACCOUNTS_ROUTING": "desk"})
+            "TG_ACCOUNTS_ROUTING": "desk", "FETCH_TRUSTED_ORIGINS": planfix.url})
     settings = load_settings(environment, env_file=None)
     settings = settings.replace(web_port=web_port, web_bind=host, var_dir=ROOT / "var" / "playground",
                                 web_secret_key=secrets.token_urlsafe(48))

@@ -288,7 +288,8 @@ def planfix_environment(mariadb, tga, planfix, sessions, routing: str = "planfix
             "TG_ACCOUNTS_KEY": TG_ACCOUNTS_KEY, "PUBLIC_URL": "http://127.0.0.1:9",
             "METRICS_TOKEN": METRICS_TOKEN,
             "TG_ACCOUNTS_BACKEND": "sandbox", "TG_ACCOUNTS_SANDBOX_URL": tga.url,
-            "TG_ACCOUNTS_ROUTING": routing, "TG_SESSIONS_DIR": str(sessions)}
+            "TG_ACCOUNTS_ROUTING": routing, "TG_SESSIONS_DIR": str(sessions),
+            "FETCH_TRUSTED_ORIGINS": planfix.url}
 
 
 @pytest.fixture
@@ -303,7 +304,8 @@ def planfix_settings(sandbox_settings, mariadb, tga, planfix, sessions_dir) -> S
     loaded = load_settings(env, env_file=None)
     return sandbox_settings.replace(**{k: getattr(loaded, k) for k in (
         "planfix_admin_token", "planfix_provider_id", "tg_accounts_key", "public_url",
-        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing", "tg_sessions_dir")})
+        "tg_accounts_backend", "tg_accounts_sandbox_url", "tg_accounts_routing", "tg_sessions_dir",
+        "fetch_trusted_origins")})
 
 
 @pytest.fixture

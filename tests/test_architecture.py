@@ -95,6 +95,40 @@ def test_sql_lives_in_models_only():
     assert outside == []
 
 
+# Downloads: an address that came from outside is fetched only by utils/fetch.py (public
+# addresses or exactly a configured origin, every redirect checked, bounded). Elsewhere no
+# streamed GET, no requests.get / urllib opener — except where the host is the operator's own:
+OWN_HOST_DOWNLOADS = {"bot/files.py": "Telegram's file host, TELEGRAM_API_URL (getFile gives only a path)"}
+
+
+def _downloads_in(path: Path) -> list[int]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            dotted = (f"{func.value.id}.{func.attr}" if isinstance(func, ast.Attribute)
+                      and isinstance(func.value, ast.Name) else "")
+            streamed = any(k.arg == "stream" and isinstance(k.value, ast.Constant) and k.value.value is True
+                           for k in node.keywords)
+            if streamed or dotted in ("requests.get", "urllib.request", "request.urlopen", "urllib3.request"):
+                found.append(node.lineno)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            if any(n.startswith("urllib.request") or n == "urlopen" for n in names):
+                found.append(node.lineno)
+    return found
+
+
+def test_outside_addresses_are_downloaded_only_by_the_guarded_fetcher():
+    elsewhere = []
+    for path in product_modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative == "utils/fetch.py" or relative in OWN_HOST_DOWNLOADS or relative.startswith("sandbox/"):
+            continue
+        elsewhere += [f"{relative}:{line}" for line in _downloads_in(path)]
+    assert elsewhere == []
+
+
 MAX_HANDLER_LINES = 45
 
 

@@ -51,6 +51,8 @@ def test_a_bot_token_alone_is_a_bare_desk():
     ("WEBHOOK_URL", "http://insecure.example"), ("ADMIN_IDS", "1,two"),
     ("BOT_LANGUAGE", "de"), ("CRM_ALLOWED_IPS", "10.0.0.0/8,not-an-ip"),
     ("PIN_TTL_HOURS", "-1"), ("WEBHOOK_SECRET_TOKEN", "has spaces in it"),
+    ("FETCH_TRUSTED_ORIGINS", "http://10.0.0.5/files"), ("FETCH_TRUSTED_ORIGINS", "ftp://10.0.0.5"),
+    ("FETCH_TRUSTED_ORIGINS", "http://user@10.0.0.5"), ("FETCH_TRUSTED_ORIGINS", "http://10.0.0.5:99999"),
 ])
 def test_malformed_setting_is_named(name, value):
     with pytest.raises(SettingsError) as err:
@@ -71,6 +73,12 @@ def test_webhook_mode_requires_its_secrets():
         load_settings({**VALID, "WEBHOOK_URL": "https://bot.example"}, env_file=None)
     assert "WEBHOOK_SECRET_PATH is required when WEBHOOK_URL is set" in str(err.value)
     assert "WEBHOOK_SECRET_TOKEN is required when WEBHOOK_URL is set" in str(err.value)
+
+
+def test_trusted_fetch_origins_are_a_list_of_origins():
+    s = load_settings({**VALID, "FETCH_TRUSTED_ORIGINS": " http://10.0.0.5:8080/, https://pf.lan "}, env_file=None)
+    assert s.fetch_trusted_origins == ("http://10.0.0.5:8080", "https://pf.lan")
+    assert load_settings(VALID, env_file=None).fetch_trusted_origins == ()
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path):

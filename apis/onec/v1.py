@@ -30,6 +30,7 @@ from channels.whatsapp.errors import Unsupported
 from models.inbound import ConversationKey
 from models.jobs import RetryLater
 from services.notifications import Outcome, TemplateMismatch
+from utils import fetch
 from utils.clock import utc_now
 from utils.http import BadBody, error, read_json
 from utils.phones import InvalidPhone, display, normalise
@@ -171,6 +172,12 @@ def register(app, api) -> None:
             link = _str(body, "url", limit=2048)
             if not link.startswith("https://"):
                 raise BadParams("url must be an https address WhatsApp can download")
+            try:   # the gateway downloads it: never an address on this machine or the LAN
+                fetch.for_settings(api.settings).policy.check(link)
+            except fetch.Refused as exc:
+                raise BadParams(f"url: {exc}") from None
+            except fetch.Unreachable:
+                raise BadParams("url: its host does not resolve") from None
             content = {"link": link, "caption": _str(body, "caption", required=False),
                        "filename": _str(body, "filename", required=False, limit=255)}
         elif kind == "location":

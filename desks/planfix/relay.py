@@ -8,7 +8,8 @@ a retry resumes at the first step not done.
   manager's answer). Key: account + Telegram message id.
 * `pf_status` — `messageStatus` (sent / read / error) of a message Planfix asked us to
   deliver. Key: Planfix message id + status.
-* `pf_deliver` — a message from Planfix → fetch its attachments (bounded) → send it once
+* `pf_deliver` — a message from Planfix → fetch its attachments (bounded, through the
+  guarded fetcher: public addresses or exactly a configured origin) → send it once
   through the account (the accounts process records it under the reference
   `pf:<account>:<messageId>`, so a repeated step never sends twice) → `messageStatus
   sent`; a recipient Telegram refuses (privacy, blocked, unknown) or an attachment that
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
 from channels.tgaccount.account import AccountError, OutFile
 from channels.tgaccount.control import AccountsControl
 from config import Settings
@@ -30,7 +29,7 @@ from desks.planfix import wire
 from models.db import Database
 from models.jobs import SEND, Done, Job, NewJob, Permanent
 from models.tgaccounts import PLANFIX, AccountRepository, ContactRepository
-from utils import keys
+from utils import fetch, keys
 from utils.secretbox import SecretBox
 from utils.signed import signed_url
 
@@ -58,7 +57,10 @@ class PlanfixRelay:
         self.accounts = AccountRepository(db)
         self.contacts = ContactRepository(db)
         self.control = control
-        self.http = requests.Session()
+        self.fetcher = fetch.for_settings(settings, read_timeout=30.0)
+        # url_planfix is set through the clients API: its calls are guarded like a download
+        # (a public address, or exactly a configured origin such as FETCH_TRUSTED_ORIGINS).
+        self.http = self.fetcher.session()
 
     def handlers(self) -> dict:
         return {"pf_message": self.new_message, "pf_status": self.message_status,
@@ -76,6 +78,10 @@ class PlanfixRelay:
         except wire.PlanfixRejected as exc:
             # 400 / 401: the data or the token is wrong; a retry cannot fix it.
             raise Permanent(f"Planfix refused {what}", str(exc)) from exc
+        except fetch.Refused as exc:
+            raise Permanent(f"Planfix's address is not called for {what}", str(exc)) from None
+        except fetch.Unreachable as exc:
+            raise wire.PlanfixUnavailable(f"Planfix unreachable: {exc}") from None
 
     # -- Telegram → Planfix -------------------------------------------------------------
 
@@ -148,25 +154,19 @@ class PlanfixRelay:
         return Done(then=(status_job(number, message_id, chat_id, "sent"),))
 
     def _fetch(self, item: dict) -> OutFile:
-        limit = self.settings.media_max_bytes
+        limit, name = self.settings.media_max_bytes, item.get("name") or ""
         try:
-            with self.http.get(item["url"], timeout=(5, 30), stream=True) as response:
-                if response.status_code >= 500:
-                    raise wire.PlanfixUnavailable(f"attachment: HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise _Unfetchable(f"attachment {item.get('name') or ''} could not be fetched"
-                                       f" (HTTP {response.status_code})")
-                data = bytearray()
-                for chunk in response.iter_content(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        raise _Unfetchable(f"attachment {item.get('name') or ''} is over {limit} bytes")
-                mime = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0]
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise wire.PlanfixUnavailable(f"attachment: {type(exc).__name__}") from exc
-        except requests.RequestException as exc:
-            raise _Unfetchable(f"attachment URL is not usable: {type(exc).__name__}") from exc
-        return OutFile(item.get("name") or "file", mime, bytes(data))
+            got = self.fetcher.get(str(item.get("url") or ""), max_bytes=limit)
+        except fetch.Unreachable as exc:
+            raise wire.PlanfixUnavailable(f"attachment: {exc}") from None
+        except fetch.Refused as exc:
+            log.warning("Planfix attachment %r refused: %s", name[:100], exc)
+            raise _Unfetchable(f"attachment {name} could not be fetched: {exc}") from None
+        if got.status >= 500:
+            raise wire.PlanfixUnavailable(f"attachment: HTTP {got.status}")
+        if got.status != 200:
+            raise _Unfetchable(f"attachment {name} could not be fetched (HTTP {got.status})")
+        return OutFile(name or "file", got.mime, got.data)
 
 
 class _Unfetchable(Exception):

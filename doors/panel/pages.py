@@ -311,12 +311,17 @@ def message_file(conversation_id: int, message_id: int):
         else:
             if not row["url"].lower().startswith(("https://", "http://")):
                 abort(404, "This message has no file the panel can fetch.")
-            answer = requests.get(row["url"], timeout=10, stream=True, allow_redirects=False)
-            answer.raise_for_status()
-            body = answer.raw.read(MAX_FILE + 1, decode_content=True)
-            if len(body) > MAX_FILE:
+            from utils import fetch   # the CRM's link: only a public address or a configured origin
+            try:
+                got = fetch.for_settings(p.settings, read_timeout=10, deadline=30).get(row["url"],
+                                                                                      max_bytes=MAX_FILE)
+            except fetch.TooLarge:
                 abort(413, "The file is larger than the panel shows.")
-            mime = answer.headers.get("Content-Type", "application/octet-stream").split(";")[0]
+            except fetch.FetchError as exc:
+                raise Rejected(str(exc)) from None
+            if got.status != 200:
+                raise Rejected(f"HTTP {got.status}")
+            body, mime = got.data, got.mime
     except (Rejected, requests.RequestException) as exc:
         log.warning("panel: file of message %s unavailable: %s", message_id, type(exc).__name__)
         abort(404, "The file could not be fetched from its channel.")

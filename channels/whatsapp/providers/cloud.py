@@ -181,9 +181,11 @@ class CloudApi(SessionPerThread, Provider):
             raise Rejected("WhatsApp gave no download address for the file")
         if isinstance(size, int) and size > max_bytes:
             raise Rejected(f"the file is {size} bytes, over {max_bytes}")
-        data, _ = download(self._http, url, what="WhatsApp media download", max_bytes=max_bytes,
-                           read_timeout=READ_TIMEOUT,
-                           headers={"Authorization": f"Bearer {account.token}"})
+        # The address comes from the Graph API's own (authenticated) answer and wants the
+        # token; it is still only fetched from a public address or the configured Graph URL.
+        data, _ = download(url, what="WhatsApp media download", max_bytes=max_bytes,
+                           read_timeout=READ_TIMEOUT, trusted=(self.base,),
+                           headers={"Authorization": f"Bearer {account.token}"}, credentials_for=url)
         return Media(data, mime, "")
 
     def health(self, account: Account) -> Health:

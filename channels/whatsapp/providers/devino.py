@@ -195,10 +195,11 @@ class Devino(SessionPerThread, Provider):
     def fetch_media(self, account: Account, media_ref: str, max_bytes: int) -> Media:
         if not media_ref.startswith(("http://", "https://")):
             raise Rejected("the file's address is not a URL")
-        # Devino's own storage wants the key; a link elsewhere gets no credentials.
-        headers = {"Authorization": f"Key {account.token}"} if media_ref.startswith(account.url) else {}
-        data, mime = download(self._http, media_ref, what="Devino file download", max_bytes=max_bytes,
-                              read_timeout=READ_TIMEOUT, headers=headers)
+        # Devino's own storage wants the key; a link elsewhere — another host, port or scheme,
+        # however much its text looks like Devino's — gets no credentials.
+        data, mime = download(media_ref, what="Devino file download", max_bytes=max_bytes,
+                              read_timeout=READ_TIMEOUT, trusted=(account.url,),
+                              headers={"Authorization": f"Key {account.token}"}, credentials_for=account.url)
         return Media(data, mime, "")
 
     def health(self, account: Account) -> Health:

@@ -229,8 +229,9 @@ class GreenApi(SessionPerThread, Provider):
         """A customer's file: its downloadUrl (the gateway's storage; no credentials)."""
         if not media_ref.startswith(("http://", "https://")):
             raise Rejected("the file's address is not a URL")
-        data, mime = download(self._http, media_ref, what="Green-API file download", max_bytes=max_bytes,
-                              read_timeout=READ_TIMEOUT, refused_hint=" (expired?)")
+        data, mime = download(media_ref, what="Green-API file download", max_bytes=max_bytes,
+                              read_timeout=READ_TIMEOUT, trusted=(account.url, account.media_url),
+                              refused_hint=" (expired?)")
         return Media(data, mime, "")
 
     def receive(self, account: Account, timeout: int) -> Notification | None:

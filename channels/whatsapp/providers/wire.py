@@ -1,19 +1,18 @@
 """What the WhatsApp providers share on the wire: a requests session per thread (a
 session is not safe to share between threads), and the bounded download of a customer's
-file — its size and its time capped, a 5xx or a broken connection transient (the step is
-retried), any other answer a refusal."""
+file through the guarded fetcher — its address checked, its size and its time capped, a 5xx
+or a broken connection transient (the step is retried), any other answer a refusal."""
 from __future__ import annotations
 
 import threading
-import time
 
 import requests
 
 from channels.base import Rejected, Unavailable
+from utils.fetch import Fetcher, Refused as FetchRefused, Unreachable
 
 CONNECT_TIMEOUT = 5.0
 MEDIA_DEADLINE = 60.0
-CHUNK = 64 * 1024
 
 
 class SessionPerThread:
@@ -30,27 +29,24 @@ class SessionPerThread:
         return session
 
 
-def download(session: requests.Session, url: str, *, what: str, max_bytes: int,
-             read_timeout: float, headers: dict | None = None,
+def download(url: str, *, what: str, max_bytes: int, read_timeout: float, trusted: tuple = (),
+             headers: dict | None = None, credentials_for: str | None = None,
              refused_hint: str = "") -> tuple[bytes, str]:
-    """(the file's bytes, the Content-Type the server gave); `what` names it in errors."""
-    started = time.monotonic()
+    """(the file's bytes, the Content-Type the server gave); `what` names it in errors.
+
+    Through the guarded fetcher (utils/fetch.py): a public address, or exactly one of the
+    `trusted` origins (the account's configured gateway URLs); `headers` only to exactly
+    `credentials_for`'s origin."""
+    fetcher = Fetcher(trusted, connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout,
+                      deadline=MEDIA_DEADLINE)
     try:
-        with session.get(url, headers=headers or {}, stream=True,
-                         timeout=(CONNECT_TIMEOUT, read_timeout)) as answer:
-            if answer.status_code >= 500:
-                raise Unavailable(f"{what}: HTTP {answer.status_code}")
-            if answer.status_code != 200:
-                raise Rejected(f"{what}: HTTP {answer.status_code}{refused_hint}")
-            chunks, total = [], 0
-            for chunk in answer.iter_content(CHUNK):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise Rejected(f"the file is over {max_bytes} bytes")
-                if time.monotonic() - started > MEDIA_DEADLINE:
-                    raise Unavailable(f"{what} over its deadline")
-                chunks.append(chunk)
-            mime = (answer.headers.get("Content-Type") or "application/octet-stream").split(";")[0][:100]
-    except requests.RequestException as exc:
-        raise Unavailable(f"{what} failed: {type(exc).__name__}") from None
-    return b"".join(chunks), mime
+        got = fetcher.get(url, max_bytes=max_bytes, headers=headers, credentials_for=credentials_for)
+    except FetchRefused as exc:
+        raise Rejected(f"{what}: {exc}") from None
+    except Unreachable as exc:
+        raise Unavailable(f"{what} failed: {exc}") from None
+    if got.status >= 500:
+        raise Unavailable(f"{what}: HTTP {got.status}")
+    if got.status != 200:
+        raise Rejected(f"{what}: HTTP {got.status}{refused_hint}")
+    return got.data, got.mime
