@@ -403,9 +403,12 @@ def _chown_tree(top: Path, account: pwd.struct_passwd, *, keep=()) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
+    try:   # a server another object of ours started has exited but is not reaped yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 LOCAL_DB_NAME = "keepdesk"
