@@ -23,7 +23,7 @@ import pytest
 
 from conftest import ROOT
 from config import load_settings
-from models.mariadb import (APP_USER, SERVER_OS_USER, LocalMariaDB, find_binary, local_database,
+from models.mariadb import (APP_USER, SERVER_OS_USER, find_binary, local_database,
                             local_server)
 
 CLIENT = find_binary("mariadb", "mysql")
