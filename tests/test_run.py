@@ -74,6 +74,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
             assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
         for secret in (var_dir / "web_secret_key", database.password_file):
             assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+            assert stat.S_IMODE(secret.parent.stat().st_mode) in (0o700, 0o710), secret.parent
 
         # No WEBHOOK_URL: updates come by long polling and are answered by the workers.
         wait_for(lambda: tg.calls("deleteWebhook"), timeout=30)
