@@ -128,11 +128,10 @@ def cmd_create_admin(settings: Settings, args) -> int:
             return 2
     local = None
     if settings.uses_local_mariadb:  # `make run`'s own MariaDB under var/ (started if need be)
-        from models.mariadb import LOCAL_DB_NAME, LocalMariaDB, local_database
-        started_here = not LocalMariaDB(settings.var_dir / "mysql").is_running()
-        local, _ = local_database(settings)
-        settings = settings.replace(mysql_socket=local.socket, mysql_user="root", mysql_password="",
-                                    mysql_db=LOCAL_DB_NAME, mysql_host=None)
+        from models.mariadb import local_server, local_settings
+        started_here = not local_server(settings).is_running()
+        local, settings = local_settings(settings)
+        configure_logging(settings.log_level, settings.secrets)
         local = local if started_here else None
     db = Database(settings, pool_size=1)
     try:

@@ -24,7 +24,9 @@ from models.db import Database, migrate
 from bot.updates import take_update
 from models.inbox import Inbox
 from models.jobs import JobQueue
-from models.mariadb import LOCAL_DB_NAME, LocalMariaDB, local_database
+from models.mariadb import LocalMariaDB, local_settings
+from utils.logs import configure_logging
+from utils.private_files import private_folder
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,12 @@ class Supervisor:
             log.warning("CRM not configured (CHAT_NEW_MESSAGE, KEEPING_*, LINK_KEY unset): "
                         "running as a bare desk; customer messages will not be brought in")
         if self.settings.uses_local_mariadb:
-            self.database, self.env_overrides = local_database(self.settings)
+            self.database, self.settings = local_settings(self.settings)
+            self.env_overrides = self.database.environment(self.settings.mysql_db)
+            configure_logging(self.settings.log_level, self.settings.secrets)  # its password too
             log.info("local MariaDB running on %s", self.database.socket)
-            self.settings = self.settings.replace(
-                mysql_socket=self.database.socket, mysql_user="root", mysql_password="",
-                mysql_db=LOCAL_DB_NAME, mysql_host=None)
+        else:
+            private_folder(self.settings.var_dir)   # keys made under var/ stay ours
         db = Database(self.settings, pool_size=2)
         applied = migrate(db)
         log.info("database up to date (%s)", ", ".join(applied) if applied else "no migration to apply")

@@ -13,10 +13,10 @@ log = logging.getLogger(__name__)
 def main(settings: Settings) -> int:
     server = None
     if settings.uses_local_mariadb:
-        from models.mariadb import LOCAL_DB_NAME, local_database
-        server, _ = local_database(settings)
-        settings = settings.replace(mysql_socket=server.socket, mysql_user="root",
-                                    mysql_password="", mysql_db=LOCAL_DB_NAME)
+        from models.mariadb import local_server, local_settings
+        started_here = not local_server(settings).is_running()
+        server, settings = local_settings(settings)
+        server = server if started_here else None   # a running `make run` keeps its database
     db = Database(settings, pool_size=1)
     try:
         applied = migrate(db)

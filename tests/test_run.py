@@ -2,9 +2,13 @@
 doors, workers, long polling — and Ctrl-C stops everything it started."""
 import os
 import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +20,9 @@ from models.mariadb import LocalMariaDB
 
 @pytest.mark.slow
 def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
-    var_dir = tmp_path / "var"
+    # Not under tmp_path: pytest keeps that 0700 to root, and started by root the local
+    # MariaDB runs as its own system user, which must pass through the folders above var/.
+    var_dir = Path(tempfile.mkdtemp(prefix="keepdesk-run-var-"))
     webhook_port, listener_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MYSQL_")}
     env.update({
@@ -56,9 +62,19 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         assert processes >= 5   # the supervisor, two doors' masters and workers, a worker…
         database = LocalMariaDB(var_dir / "mysql")
         assert database.is_running()
-        with database.connect("keepdesk") as conn, conn.cursor() as cur:
+        with database.connect_app("keepdesk") as conn, conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")   # KeepDesk's own database user, not root
+            assert cur.fetchone()[0] == "keepdesk@localhost"
             cur.execute("SHOW TABLES")
             assert {"jobs", "pins", "users"} <= {row[0] for row in cur.fetchall()}
+        # Its secrets and its database are private: 0600 files in 0700 folders (var/ lets
+        # the database server's own group pass through to var/mysql, nothing more).
+        assert stat.S_IMODE(var_dir.stat().st_mode) in (0o700, 0o710)
+        for private in (var_dir / "mysql", var_dir / "mysql" / "data"):
+            assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
+        for secret in (var_dir / "web_secret_key", database.password_file):
+            assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+            assert stat.S_IMODE(secret.parent.stat().st_mode) in (0o700, 0o710), secret.parent
 
         # No WEBHOOK_URL: updates come by long polling and are answered by the workers.
         wait_for(lambda: tg.calls("deleteWebhook"), timeout=30)
@@ -73,5 +89,6 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         if process_group_alive(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
         LocalMariaDB(var_dir / "mysql").stop()
+        shutil.rmtree(var_dir, ignore_errors=True)
         log.close()
         print((tmp_path / "run.log").read_text()[-3000:])
