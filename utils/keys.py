@@ -17,13 +17,14 @@ settings.
 """
 from __future__ import annotations
 
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from utils.private_files import private_folder, read_secret
 
 # The purposes. A new purpose is a new string: its key is unrelated to every other.
 FILE_LINKS = "whatsapp-file-links"      # /whatsapp/files/<id>: files offered to Devino
@@ -84,25 +85,9 @@ def derive_from(master: bytes, purpose: str) -> bytes:
 
 
 def _kept(path: Path) -> str:
-    """The secret kept at `path`, made (0600, folder 0700) if there is none yet. Written
-    whole to a private temporary file and linked into place: processes starting together
-    agree on one secret, and nobody reads a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
-    if not path.exists():
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink(missing_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
-    value = path.read_text().strip()
+    """The secret kept at `path`, made (0600, folder 0700) if there is none yet."""
+    private_folder(path.parent)
+    value = read_secret(path, generate)
     problem = weakness(value)
     if problem:
         raise MasterSecretError(f"the kept master secret {path} is unusable ({problem}): delete it or set SECRET_KEY")

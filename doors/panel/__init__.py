@@ -20,7 +20,6 @@ Routes are thin (pages.py): they read the form, call a service, render a templat
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 from config import Settings
 from models.db import Database, is_unavailable
 from utils.http import trust_proxies
+from utils.private_files import private_folder, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +75,9 @@ def secret_key(settings: Settings) -> str:
     if settings.web_secret_key:
         return settings.web_secret_key
     path = Path(settings.var_dir) / "web_secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        # Written whole to a private temporary file, then linked into place: two workers
-        # starting together agree on one key, and nobody ever reads a half-written one.
-        temporary = path.with_name(f".web_secret_key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink(missing_ok=True)
-    return path.read_text().strip()
+    if not path.parent.exists():
+        private_folder(path.parent)
+    return read_secret(path, lambda: secrets.token_urlsafe(48))
 
 
 def create_app(settings: Settings, db: Database | None = None, *, deps=None,
