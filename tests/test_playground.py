@@ -53,6 +53,15 @@ def playground(tmp_path):
         yield run, url, log
     finally:
         if process_group_alive(run.pid):
+            # Ctrl-C first: the supervisor stops what it started in sessions of their own
+            # (the local MariaDB, the accounts process), which a SIGKILL of the group
+            # would leave running.
+            os.killpg(run.pid, signal.SIGINT)
+            try:
+                run.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        if process_group_alive(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
         out.close()
         print(log.read_text()[-3000:])
@@ -65,6 +74,22 @@ def until(browser, condition, timeout: float = 30):
         except StaleElementReferenceException:   # the page refreshed itself meanwhile
             return False
     return WebDriverWait(browser, timeout, poll_frequency=0.2).until(safe)
+
+
+def act(browser, find, do=lambda element: element.click(), timeout: float = 30):
+    """Find and act as one step, again if the page re-rendered in between (an element
+    found a moment ago may belong to the page before)."""
+    def attempt(b):
+        element = find(b)
+        if not element:
+            return False
+        do(element)
+        return True
+    return until(browser, attempt, timeout)
+
+
+def by_id(element_id: str):
+    return lambda b: (b.find_elements(By.ID, element_id) or [False])[0]
 
 
 def button(text: str):
@@ -98,10 +123,10 @@ def test_make_run_without_a_token_is_the_playground_customer_to_manager_and_back
     until(browser, lambda b: QUESTION in chat_text(b))
     until(browser, lambda b: [i for i in b.find_elements(By.CSS_SELECTOR, "#messages img.tg-photo")
                               if b.execute_script("return arguments[0].naturalWidth", i) == 8])
-    until(browser, button("✍ Відповісти")).click()
+    act(browser, button("✍ Відповісти"))
 
     # Olena's private chat: the history and the writing prompt; she answers there.
-    until(browser, lambda b: b.find_elements(By.ID, "chat-2002"))[0].click()
+    act(browser, by_id("chat-2002"))
     until(browser, lambda b: "Ви відповідаєте" in chat_text(b))
     browser.find_element(By.ID, "tg-text").send_keys(ANSWER)
     browser.find_element(By.ID, "tg-send").click()
@@ -113,11 +138,11 @@ def test_make_run_without_a_token_is_the_playground_customer_to_manager_and_back
 
     # The other customers reach the same shared group: WhatsApp, and a Telegram user
     # writing to the shop's own account (relayed by the accounts process).
-    browser.find_element(By.ID, f"chat-{SHARED_CHAT}").click()
+    act(browser, by_id(f"chat-{SHARED_CHAT}"))
     browser.find_element(By.ID, "wa-text").send_keys("Можна записатися на завтра?")
     browser.find_element(By.ID, "wa-send").click()
     until(browser, lambda b: "Можна записатися на завтра?" in chat_text(b))
-    until(browser, lambda b: b.find_elements(By.ID, "tgc-text"), timeout=60)[0].send_keys("Коли доставка?")
+    act(browser, by_id("tgc-text"), lambda field: field.send_keys("Коли доставка?"), timeout=60)
     browser.find_element(By.ID, "tgc-send").click()
     until(browser, lambda b: "Коли доставка?" in chat_text(b))
 

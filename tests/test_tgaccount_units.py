@@ -4,6 +4,7 @@ form, and `tg-login`'s choices."""
 from __future__ import annotations
 
 import datetime
+import secrets
 
 import pytest
 from telethon.tl import types
@@ -216,7 +217,8 @@ def test_a_weak_or_missing_accounts_key_stops_start_up_naming_it():
     from config import SettingsError, load_settings
     from conftest import TG_ACCOUNTS_KEY
     base = {"BOT_TOKEN": "123456:" + "A" * 35, "PLANFIX_ADMIN_TOKEN": "admin", "PLANFIX_PROVIDER_ID": "p",
-            "PUBLIC_URL": "https://door.example"}
+            "PUBLIC_URL": "https://door.example", "SECRET_KEY": "k3Y-" + secrets.token_urlsafe(32),
+            "METRICS_TOKEN": secrets.token_urlsafe(24)}
     for weak in ("short-passphrase", "a" * 64, "abababababababababababababababab12"):
         with pytest.raises(SettingsError, match="TG_ACCOUNTS_KEY"):
             load_settings(dict(base, TG_ACCOUNTS_KEY=weak), env_file=None)
