@@ -82,7 +82,7 @@ def cmd_schema(settings: Settings, args) -> int:
 
 
 def cmd_api_token(settings: Settings, args) -> int:
-    """1C API tokens: create NAME (the token alone on the last line), list, revoke NAME|ID."""
+    """1C API tokens: create NAME (the token alone on the last line), list, revoke NAME|#ID."""
     from models.db import Database
     from services.api_tokens import ApiTokens
     db = Database(settings, pool_size=1)
@@ -102,7 +102,7 @@ def cmd_api_token(settings: Settings, args) -> int:
                 print(f"{t.id}\t{t.name}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{used}\t{state}")
         else:
             if not args.name:
-                print("usage: python -m bot api-token revoke NAME|ID", file=sys.stderr)
+                print("usage: python -m bot api-token revoke NAME|#ID", file=sys.stderr)
                 return 2
             count = tokens.revoke(args.name)
             print(f"{count} token(s) revoked")
@@ -173,7 +173,7 @@ COMMANDS = {
     "migrate": (cmd_migrate, "apply the versioned migrations the database lacks"),
     "schema": (cmd_schema, "print the schema the migrations made (schema.sql)"),
     "demo": (cmd_demo, "the whole flow against the sandbox, no credentials"),
-    "api-token": (cmd_api_token, "1C API tokens: create NAME | list | revoke NAME|ID"),
+    "api-token": (cmd_api_token, "1C API tokens: create NAME | list | revoke NAME|#ID"),
     "create-admin": (cmd_create_admin, "create a panel user (or set their password)"),
 }
 

@@ -246,11 +246,10 @@ class ApiTokenRepository(Repository):
         return self.db.execute("UPDATE api_tokens SET revoked_at = NOW(6) WHERE revoked_at IS NULL"
                                " AND id = %s", (token_id,))
 
-    def revoke(self, name_or_id: str) -> int:
-        """Revoke the live tokens with this name (or this id); how many."""
-        token_id = int(name_or_id) if name_or_id.isdigit() else -1
+    def revoke_name(self, name: str) -> int:
+        """Revoke the live tokens with exactly this name (never one whose id reads like it)."""
         return self.db.execute("UPDATE api_tokens SET revoked_at = NOW(6) WHERE revoked_at IS NULL"
-                               " AND (name = %s OR id = %s)", (name_or_id, token_id))
+                               " AND name = %s", (name,))
 
 
 def is_duplicate(exc: BaseException) -> bool:

@@ -49,8 +49,13 @@ class ApiTokens:
     def all(self) -> list[ApiToken]:
         return self.repo.all()
 
-    def revoke(self, name_or_id: str) -> int:
-        return self.repo.revoke(name_or_id.strip())
+    def revoke(self, which: str) -> int:
+        """`#N`: the token with id N; anything else: the tokens with exactly that name. The
+        two never mix, so a token named "7" is not the token #7."""
+        which = which.strip()
+        if which.startswith("#") and which[1:].isdigit():
+            return self.repo.revoke_id(int(which[1:]))
+        return self.repo.revoke_name(which)
 
     def revoke_id(self, token_id: int) -> int:
         """The panel's Revoke button: exactly the token with this id."""

@@ -70,6 +70,20 @@ def test_the_api_token_cli_prints_the_token_alone_on_its_last_line_and_revokes_i
     assert api.call("get_all_data", token=token, type="confirm") == "ERROR TOKEN"
 
 
+def test_the_api_token_cli_revokes_by_name_or_by_hash_id_never_one_for_the_other(subprocess_env, db, api):
+    run = lambda *args: subprocess.run([sys.executable, "-m", "bot", "api-token", *args], cwd=ROOT,  # noqa: E731
+                                       env=subprocess_env, capture_output=True, text=True, timeout=60)
+    first = run("create", "clinic").stdout.strip().splitlines()[-1]
+    first_id = db.scalar("SELECT id FROM api_tokens WHERE name = 'clinic'")
+    named_like_it = run("create", str(first_id)).stdout.strip().splitlines()[-1]
+    assert run("revoke", str(first_id)).returncode == 0          # the token *named* so
+    assert api.call("get_all_data", token=first, type="confirm") == {"phones": None}
+    assert api.call("get_all_data", token=named_like_it, type="confirm") == "ERROR TOKEN"
+    assert run("revoke", f"#{first_id}").returncode == 0         # the token with that id
+    assert api.call("get_all_data", token=first, type="confirm") == "ERROR TOKEN"
+    assert run("revoke", "#999999").returncode == 1
+
+
 def test_an_appointment_is_sent_and_confirmed_by_its_button(api, wa, wa_desk):
     assert api.call("appointment", "POST", phone=LOCAL, doctor="Др. Коваль", date="05.12",
                     time="10:30") == "OK"
