@@ -130,6 +130,18 @@ def _basename(name: str | None) -> str:
     return "".join(c for c in base if c.isprintable())[:200]
 
 
+def in_networks(address: str | None, networks) -> bool:
+    """`address` (IPv4 on a dual-stack socket counted as IPv4) is in one of `networks`
+    (`ipaddress` networks, or strings such as "10.0.0.0/8"); a malformed address is in none."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return False
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return any(ip in (ipaddress.ip_network(net, strict=False) if isinstance(net, str) else net)
+               for net in networks)
+
+
 class TrustedProxies:
     """WSGI middleware: behind a reverse proxy the peer is the proxy, so the client's
     address and scheme come from X-Forwarded-For / X-Forwarded-Proto — believed only when
@@ -143,12 +155,7 @@ class TrustedProxies:
         self.networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
 
     def trusted(self, address: str | None) -> bool:
-        try:
-            ip = ipaddress.ip_address((address or "").strip())
-        except ValueError:
-            return False
-        ip = getattr(ip, "ipv4_mapped", None) or ip
-        return any(ip.version == net.version and ip in net for net in self.networks)
+        return in_networks(address, self.networks)
 
     def __call__(self, environ, start_response):
         peer = environ.get("REMOTE_ADDR")

@@ -9,7 +9,6 @@ is 400 with a JSON error.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 
@@ -17,7 +16,7 @@ from flask import jsonify, request
 
 from channels.base import Intake
 from config import Settings
-from utils.http import BadBody, error, read_json, same_secret
+from utils.http import BadBody, error, in_networks, read_json, same_secret
 from utils.metrics import SIGNALS_RECEIVED
 
 log = logging.getLogger(__name__)
@@ -38,15 +37,8 @@ def parse_invoice_id(body: object) -> int:
 
 
 def allowed(remote: str | None, networks: tuple[str, ...]) -> bool:
-    if not networks:
-        return True
-    try:
-        address = ipaddress.ip_address(remote or "")
-    except ValueError:
-        return False
-    if getattr(address, "ipv4_mapped", None) is not None:  # IPv4 on a dual-stack socket
-        address = address.ipv4_mapped
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+    """CRM_ALLOWED_IPS: unset, anyone with the key; set, only callers from those networks."""
+    return not networks or in_networks(remote, networks)
 
 
 def request_sync(intake: Intake, id_i: int) -> str:
