@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from channels.tgaccount.sessions import SUFFIX, e164, private_files, secure_folder
+from channels.tgaccount.sessions import SUFFIX, e164, secure_folder
 from config import ROOT, Settings
 from models.db import Database
 from models.tgaccounts import AccountRepository
+from utils.private_files import private_files
 from utils.secretbox import SecretBox
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets as random
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 FOLDER_MODE = 0o700
@@ -62,3 +63,13 @@ def read_secret(path: str | os.PathLike, make=lambda: random.token_urlsafe(32)) 
     if not value:
         raise RuntimeError(f"{target} is empty; delete it to have a new secret made")
     return value
+
+
+@contextmanager
+def private_files():
+    """Files created meanwhile are readable by their owner only (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from channels.tgaccount.account import SessionRevoked
+from utils.private_files import FILE_MODE, private_folder
 
 SUFFIX = ".session"
 
@@ -71,19 +71,8 @@ def check_owner(number: str, phone: str | None) -> None:
 def secure_folder(folder: Path | str, *, files: list[str] | None = None) -> None:
     """The sessions folder exists, 0700, and its files are 0600 (`files`: only those,
     for a folder that is not only sessions')."""
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    os.chmod(folder, 0o700)
+    private_folder(folder)
     paths = files if files is not None else [e.path for e in os.scandir(folder)]
     for path in paths:
         if os.path.isfile(path) and not os.path.islink(path):
-            os.chmod(path, 0o600)
-
-
-@contextmanager
-def private_files():
-    """Files created meanwhile are readable by their owner only (umask 077)."""
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
+            os.chmod(path, FILE_MODE)
