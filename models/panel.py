@@ -152,12 +152,6 @@ class PanelSessionRepository(Repository):
     def close(self, id_hash: str) -> None:
         self.db.execute("DELETE FROM panel_sessions WHERE id_hash = %s", (id_hash,))
 
-    def close_all_of(self, user_id: int) -> None:
-        self.db.execute("DELETE FROM panel_sessions WHERE user_id = %s", (user_id,))
-
-    def count_of(self, user_id: int) -> int:
-        return int(self.db.scalar("SELECT COUNT(*) FROM panel_sessions WHERE user_id = %s", (user_id,)) or 0)
-
 
 def end_sessions_of_person(cur, tg_id: int) -> None:
     """In the caller's transaction: every panel session of the logins bound to `tg_id`."""

@@ -78,6 +78,11 @@ def password_problem(password: str | None) -> str | None:
     return None
 
 
+def _throttle_keys(name: str, address: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    """(key, limit) of the client address across logins, then of this (login, address)."""
+    return ((f"ip:{address[:64]}", IP_LIMIT), (f"pair:{name.lower()}|{address[:64]}", LOGIN_LIMIT))
+
+
 def session_hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
@@ -124,27 +129,25 @@ class PanelAuth:
 
     def _admit(self, name: str, address: str, now: datetime) -> LoginResult | None:
         """Count this attempt before anything is verified; a LOCKED result when refused."""
-        for key, limit in ((f"ip:{address[:64]}", IP_LIMIT),
-                           (f"pair:{name.lower()}|{address[:64]}", LOGIN_LIMIT)):
+        for key, limit in _throttle_keys(name, address):
             if not self.throttle.attempt(key, now, WINDOW, limit, LOCK, LONGEST_LOCK):
-                return self._locked(now, address, name)
+                return self._locked(name, address, now) or LoginResult(LoginOutcome.LOCKED,
+                                                                        retry_minutes=_minutes(WINDOW))
         return None
 
-    def _locked(self, now: datetime, address: str, name: str) -> LoginResult:
-        keys = (f"ip:{address[:64]}", f"pair:{name.lower()}|{address[:64]}")
-        until = [u for u in (self.throttle.locked_until(k, now) for k in keys) if u]
-        return LoginResult(LoginOutcome.LOCKED,
-                           retry_minutes=_minutes(max(until) - now) if until else _minutes(WINDOW))
+    def _locked(self, name: str, address: str, now: datetime) -> LoginResult | None:
+        """LOCKED until the latest lock on this attempt's keys; None while none is locked."""
+        until = [u for u in (self.throttle.locked_until(key, now) for key, _ in _throttle_keys(name, address))
+                 if u]
+        return LoginResult(LoginOutcome.LOCKED, retry_minutes=_minutes(max(until) - now)) if until else None
 
     def _failed(self, name: str, address: str, now: datetime) -> LoginResult:
         """A wrong answer — LOCKED when this very attempt used up the last one."""
-        keys = (f"ip:{address[:64]}", f"pair:{name.lower()}|{address[:64]}")
-        if any(self.throttle.locked_until(k, now) for k in keys):
-            return self._locked(now, address, name)
-        return LoginResult(LoginOutcome.WRONG)
+        return self._locked(name, address, now) or LoginResult(LoginOutcome.WRONG)
 
     def _succeeded(self, name: str, address: str) -> None:
-        self.throttle.clear(f"pair:{name.lower()}|{address[:64]}")
+        _, (pair, _) = _throttle_keys(name, address)   # a good login clears its own pair only
+        self.throttle.clear(pair)
 
     def finish_setup(self, login: str | None, code: str | None, password: str | None,
                      address: str) -> LoginResult | str:
