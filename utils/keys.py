@@ -1,7 +1,7 @@
 """A key per purpose, from one master secret (SECRET_KEY).
 
 Each purpose — the WhatsApp file links offered to Devino, the attachment links given to
-Planfix, the panel's sessions, call-backs — signs with a key of its own, derived from the
+Planfix and shown in desk posts — signs with a key of its own, derived from the
 master secret with HKDF-SHA256 (the purpose is HKDF's `info`). A key that leaks for one
 purpose (a link in a proxy log) says nothing about another, and no key is a secret a
 partner already knows (LINK_KEY is in the CRM's settings and in every /messages/ URL).
@@ -29,8 +29,7 @@ from utils.private_files import private_folder, read_secret
 # The purposes. A new purpose is a new string: its key is unrelated to every other.
 FILE_LINKS = "whatsapp-file-links"      # /whatsapp/files/<id>: files offered to Devino
 MEDIA_LINKS = "media-links"             # /media/<id>: attachments given to Planfix
-PANEL_SESSIONS = "panel-sessions"       # the admin panel's session cookies and CSRF tokens
-CALLBACKS = "callbacks"                 # signed call-back addresses
+PURPOSES = (FILE_LINKS, MEDIA_LINKS)
 
 KEY_FILE = Path("keys") / "secret_key"  # under var_dir
 MIN_LENGTH = 32
@@ -84,8 +83,10 @@ def derive_from(master: bytes, purpose: str) -> bytes:
                 info=b"keepdesk/" + purpose.encode("utf-8")).derive(master)
 
 
+@lru_cache(maxsize=8)
 def _kept(path: Path) -> str:
-    """The secret kept at `path`, made (0600, folder 0700) if there is none yet."""
+    """The secret kept at `path`, made (0600, folder 0700) if there is none yet; read once
+    per process (links are made and checked on every file request)."""
     private_folder(path.parent)
     value = read_secret(path, generate)
     problem = weakness(value)
