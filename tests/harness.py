@@ -54,3 +54,12 @@ def crm_source(conversation, web_url: str = "http://crm.example/web"):
     from bot.posts import Source
     from channels.keepingcrm import order_url
     return Source(link=order_url(web_url, conversation.ref))
+
+
+def relayed_message_dead_letter(db, tg, log_chat: int, says: str) -> str:
+    """A relayed message that could not reach Planfix: its job a dead letter, and the
+    #ERROR in the log chat that says `says`; that report's text."""
+    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'pf_message' AND status = 'failed'"),
+             timeout=20)
+    return wait_for(lambda: [m for m in tg.messages(log_chat) if says in (m.get("text") or "")],
+                    timeout=20)[0]["text"]

@@ -18,7 +18,7 @@ from flask import Flask, Response, redirect, request
 
 from channels.base import Rejected
 from channels.whatsapp.accounts import Account
-from harness import Desk, wait_for
+from harness import Desk, relayed_message_dead_letter, wait_for
 from sandbox._server import ServerThread
 from utils import fetch
 
@@ -370,11 +370,7 @@ def test_a_planfix_address_inside_is_never_called(guarded_relay, tga, planfix, t
         wait_for(lambda: status(guarded_relay, token) == "online", timeout=20)
         customer = tga.add_user("Ivan")
         tga.customer_writes(NUMBER, customer["id"], "Привіт")
-        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'pf_message' AND status = 'failed'"),
-                 timeout=20)
-        report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT) if "not a public address" in (m.get("text") or "")],
-                          timeout=20)
-        assert "Planfix" in report[0]["text"]
+        assert "Planfix" in relayed_message_dead_letter(db, tg, LOG_CHAT, "not a public address")
         assert inside.seen == []
     finally:
         inside.stop()

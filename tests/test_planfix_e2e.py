@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from conftest import LOG_CHAT, PLANFIX_ADMIN_TOKEN, SHARED_CHAT
-from harness import Desk, wait_for
+from harness import Desk, relayed_message_dead_letter, wait_for
 from sandbox.telegram import parse_html
 
 NUMBER = "380501112233"
@@ -277,11 +277,7 @@ def test_a_flood_wait_is_waited_out_and_planfix_refusals_are_dead_letters(relay,
     clients(relay, "PUT", dict(account_body(planfix, tmp_path), token_planfix="revoked-in-planfix"), token)
     wait_for(lambda: status(relay, token) == "online", timeout=20)
     tga.customer_writes(NUMBER, customer["id"], "Ви тут?")
-    wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'pf_message' AND status = 'failed'"),
-             timeout=20)
-    report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT) if "Planfix refused newMessage" in (m.get("text") or "")],
-                      timeout=20)
-    assert "Invalid token" in report[0]["text"]
+    assert "Invalid token" in relayed_message_dead_letter(db, tg, LOG_CHAT, "Planfix refused newMessage")
     assert not received(planfix, message="Ви тут?")
 
 
