@@ -132,9 +132,10 @@ def _basename(name: str | None) -> str:
 
 def in_networks(address: str | None, networks) -> bool:
     """`address` (IPv4 on a dual-stack socket counted as IPv4) is in one of `networks`
-    (`ipaddress` networks, or strings such as "10.0.0.0/8"); a malformed address is in none."""
+    (`ipaddress` networks, or strings such as "10.0.0.0/8"); a malformed address — one
+    with spaces around it included — is in none."""
     try:
-        ip = ipaddress.ip_address((address or "").strip())
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
     ip = getattr(ip, "ipv4_mapped", None) or ip
