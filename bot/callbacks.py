@@ -30,7 +30,7 @@ ACTIONS: dict[str, int] = {
     "users": 1,        # /all_users page
     "menu": 0,         # ◀ back to the main menu
     "tpl": 2,          # 📋 send an approved WhatsApp template: conversation id, template number
-    # the desk of SPEC §8 (issue 14)
+    # the desk of SPEC §8
     "openw": 1,        # ⚡ open a chat straight into writing mode (from a notification): id
     "handover": 2,     # 🔁 the colleagues to hand a chat to: id, page
     "handto": 2,       # hand chat id to colleague tg_id

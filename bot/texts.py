@@ -155,7 +155,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "retry_queued": "🔁 Завдання {id} знову в черзі.",
         "retry_unknown": "Завдання {id} не знайдено.",
         "retry_not_dead": "Завдання {id} не є помилкою (стан: {status}).",
-        # WhatsApp (issue 11)
+        # WhatsApp
         "wa_answer_waits": "❌ WhatsApp зараз недоступний; повідомлення надішлеться автоматично, "
                            "щойно він запрацює. Не надсилайте його ще раз.",
         "wa_err_window": "❌ Не надіслано (чат #{id_i}): минуло понад 24 години від останнього "
@@ -184,7 +184,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "mark_read": "✓✓ прочитано",
         "mark_failed": "❌ не доставлено: {reason}",
         "post_media_too_big": "📎 {name}: файл не вдалося показати тут ({reason}); відкрийте його у WhatsApp магазину.",
-        # desk: SLA, hand-over, finding, canned replies, notes, tasks, order, chores (issue 14)
+        # desk: SLA, hand-over, finding, canned replies, notes, tasks, order, chores
         "find_chat": "🔎 Пошук чату",
         "shift_menu": "🕘 Моя зміна",
         "shift_on_now": "☀️ Ви на зміні.",
@@ -287,9 +287,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "Усі користувачі",
         "cmd_errors": "Помилки й повтор",
         "cmd_clean": "Очищення зараз",
-        # WhatsApp gateways (issue 12)
+        # WhatsApp gateways
         "wa_err_unsupported": "❌ Не надіслано (чат #{id_i}): цей провайдер WhatsApp цього не вміє ({reason}).",
-        # the admin panel (issue 15)
+        # the admin panel
         "web_access_code": "🔐 Вхід до панелі адміністратора\nЛогін: <code>{login}</code>\n"
                            "Одноразовий код: <code>{code}</code> (діє 15 хвилин)\n"
                            "Задайте пароль на сторінці {url} (через SSH-тунель або ваш HTTPS-проксі).",
@@ -416,7 +416,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "retry_queued": "🔁 Job {id} is queued again.",
         "retry_unknown": "Job {id} not found.",
         "retry_not_dead": "Job {id} is not an error (state: {status}).",
-        # WhatsApp (issue 11)
+        # WhatsApp
         "wa_answer_waits": "❌ WhatsApp is unavailable right now; the message will be sent "
                            "automatically when it is back. Do not send it again.",
         "wa_err_window": "❌ Not sent (chat #{id_i}): more than 24 hours have passed since the client's "
@@ -445,7 +445,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "mark_read": "✓✓ read",
         "mark_failed": "❌ not delivered: {reason}",
         "post_media_too_big": "📎 {name}: the file could not be shown here ({reason}); open it in the shop's WhatsApp.",
-        # desk: SLA, hand-over, finding, canned replies, notes, tasks, order, chores (issue 14)
+        # desk: SLA, hand-over, finding, canned replies, notes, tasks, order, chores
         "find_chat": "🔎 Find a chat",
         "shift_menu": "🕘 My shift",
         "shift_on_now": "☀️ You are on shift.",
@@ -548,9 +548,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "All users",
         "cmd_errors": "Errors and retry",
         "cmd_clean": "Clean now",
-        # WhatsApp gateways (issue 12)
+        # WhatsApp gateways
         "wa_err_unsupported": "❌ Not sent (chat #{id_i}): {reason}.",
-        # the admin panel (issue 15)
+        # the admin panel
         "web_access_code": "🔐 The admin panel\nLogin: <code>{login}</code>\n"
                            "One-time code: <code>{code}</code> (valid 15 minutes)\n"
                            "Set your password at {url} (through an SSH tunnel or your HTTPS proxy).",

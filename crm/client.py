@@ -553,10 +553,6 @@ class CrmClient:
         cheapest "is the CRM there and does it let us in?"."""
         return self._valid_token("login", None)
 
-    def invalidate_token(self) -> None:
-        with self._token_lock:
-            self._token = None
-
     def _valid_token(self, call: str, id_i: int | None) -> str:
         with self._token_lock:
             if self._token is None or self._clock() >= self._token_expires - self.refresh_margin:

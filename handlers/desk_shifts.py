@@ -22,7 +22,6 @@ from services.handover import Handed, Refusal, Refused
 
 def shift_panel(desk: Desk, user: User) -> tuple[str, dict]:
     on = desk.deps.tools.shifts.on_shift(user)
-    language = desk.lang(user)
     button = ("btn_shift_off", 0) if on else ("btn_shift_on", 1)
     return (desk.t(user, "shift_on_now" if on else "shift_off_now"),
             inline([[(desk.t(user, button[0]), desk.codec.encode("shift", button[1]))]]))

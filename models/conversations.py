@@ -99,12 +99,6 @@ class ConversationRepository(Repository):
                              " AND external_id = %s", (key.channel, key.account, key.external_id))
         return Conversation.from_row(row) if row else None
 
-    def find_external(self, channel: str, external_id: str) -> Conversation | None:
-        """A conversation of `channel` by its id there, on whichever account."""
-        row = self.db.fetchone("SELECT * FROM conversations WHERE channel = %s AND external_id = %s"
-                               " ORDER BY id LIMIT 1", (channel, external_id))
-        return Conversation.from_row(row) if row else None
-
     def ensure(self, key: ConversationKey, kind: str = ORDINARY) -> int:
         """The conversation's number, creating it if new (race-safe: one row per key)."""
         found = self.find(key)
@@ -183,20 +177,6 @@ class ConversationRepository(Repository):
         return {r["external_id"]: (r["last_date"], r["cnt_msg"]) for r in rows}
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    conversation: Conversation
-    holder_id: int | None
-    ever_pinned: bool
-
-    @property
-    def marker(self) -> str:
-        """★ nobody took it, □ in work, ● needs checking (its pin expired, task not done)."""
-        if self.holder_id is not None:
-            return "□"
-        return "●" if self.ever_pinned else "★"
-
-
 COUNT_HORIZON = 1000  # rows counted past a page's start; beyond that a list shows "N+" pages
 
 
@@ -224,21 +204,6 @@ class ConversationListRepository(Repository):
         total = self.db.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM conversations LIMIT %s) seen",
                                (horizon,))
         return [Conversation.from_row(r) for r in rows], total
-
-    def open_tasks(self, offset: int, limit: int) -> tuple[list[TaskRow], int]:
-        rows = self._all(
-            None,
-            "SELECT c.*, (SELECT p.manager_id FROM pins p WHERE p.active_conversation_id = c.id)"
-            " AS holder_id, EXISTS (SELECT 1 FROM pins p WHERE p.conversation_id = c.id) AS ever_pinned"
-            " FROM conversations c WHERE c.kind = 'task' AND c.status IN ('new', 'in_work')"
-            " ORDER BY c.last_date DESC, c.id DESC LIMIT %s OFFSET %s", (limit, offset))
-        total = self.db.scalar("SELECT COUNT(*) FROM conversations WHERE kind = 'task'"
-                               " AND status IN ('new', 'in_work')")
-        return [TaskRow(Conversation.from_row(r), r["holder_id"], bool(r["ever_pinned"]))
-                for r in rows], total
-
-    def set_status(self, conversation_id: int, status: str) -> None:
-        self.db.execute("UPDATE conversations SET status = %s WHERE id = %s", (status, conversation_id))
 
     def start_task(self, cur, conversation_id: int) -> None:
         """A task conversation was taken: it is in work (again)."""

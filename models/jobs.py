@@ -386,13 +386,6 @@ class JobQueue:
             return self.db.scalar(sql)
         return self.db.scalar(sql + " AND queue = %s", (queue,))
 
-    def oldest_age(self, queue: str) -> float:
-        """Seconds the oldest unfinished job of `queue` has waited (0 when empty)."""
-        value = self.db.scalar(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM jobs"
-            " WHERE queue = %s AND status IN ('pending','running')", (queue,))
-        return (value or 0) / 1e6
-
     def purge_finished(self, older_than_days: float) -> int:
         """Forget done jobs (dead letters stay until retried or purged by `purge_dead`).
         Telegram update ids are kept long enough to drop redeliveries."""

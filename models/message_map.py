@@ -59,11 +59,6 @@ class MessageMapRepository(Repository):
                            " AND tg_message_id = %s",
                       (json.dumps(notes, ensure_ascii=False), tg_chat_id, tg_message_id))
 
-    def for_message(self, message_id: int) -> list[MappedMessage]:
-        rows = self.db.fetchall("SELECT * FROM tg_message_map WHERE message_id = %s"
-                                " ORDER BY created_at", (message_id,))
-        return [MappedMessage.from_row(r) for r in rows]
-
     def purge_older_than(self, before) -> int:
         return self.db.execute("DELETE FROM tg_message_map WHERE created_at < %s", (before,))
 

@@ -138,11 +138,6 @@ class MessageRepository(Repository):
                          (conversation_id,))
         return [StoredMessage.from_row(r) for r in rows], (rows[0]["last_shop"] if rows else None)
 
-    def last_shop_id(self, cur, conversation_id: int) -> int | None:
-        row = self._one(cur, "SELECT MAX(id) AS m FROM messages WHERE conversation_id = %s"
-                             " AND direction = 'shop' AND deleted = 0", (conversation_id,))
-        return row["m"] if row else None
-
     def mark_announced(self, cur, ids: list[int]) -> None:
         if ids:
             placeholders = ", ".join(["%s"] * len(ids))

@@ -48,7 +48,3 @@ class ShiftRepository(Repository):
                                f" ON s.tg_id = u.tg_id WHERE {where}", (exclude or 0,))
         return [Colleague(User.from_row(r), bool(r["on_shift_now"]), r["open_chats"])
                 for r in rows], total
-
-    def open_load(self, tg_id: int) -> int:
-        return self.db.scalar("SELECT COUNT(*) FROM pins WHERE manager_id = %s AND state = 'ACTIVE'",
-                              (tg_id,))

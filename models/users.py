@@ -180,7 +180,3 @@ class UserManager(ProcessSingleton):
             self._cache.move_to_end(tg_id)
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
-
-    def cache_size(self) -> int:
-        with self._lock:
-            return len(self._cache)

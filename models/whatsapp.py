@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import pymysql
-
 from models.repo import Repository
 
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
@@ -251,6 +249,3 @@ class ApiTokenRepository(Repository):
         return self.db.execute("UPDATE api_tokens SET revoked_at = NOW(6) WHERE revoked_at IS NULL"
                                " AND name = %s", (name,))
 
-
-def is_duplicate(exc: BaseException) -> bool:
-    return isinstance(exc, pymysql.err.IntegrityError)

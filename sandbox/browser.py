@@ -1,4 +1,4 @@
-"""A real Chromium for the browser tests (issue 15): Debian's `chromium` and
+"""A real Chromium for the browser tests: Debian's `chromium` and
 `chromium-driver`, installed by `make test` when missing (apt-get as root; otherwise a
 clear message), driven headless by Selenium through /usr/bin/chromedriver — no browser
 download, no CDN."""

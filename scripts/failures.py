@@ -65,11 +65,11 @@ POLICIES: dict[str, Policy] = {
     # A CRM sync: news keeps coming; a poison answer must not be retried forever.
     "crm_sync": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "clean": Policy(backoff_cap=60.0, transient_attempts=30, permanent_attempts=2, report_after=3),
-    # WhatsApp (issue 11): a stored webhook body, like a CRM sync; a message KeepDesk sends
+    # WhatsApp: a stored webhook body, like a CRM sync; a message KeepDesk sends
     # on its own (1C, the API), like a manager's answer — for as long as Meta is away.
     "wa_webhook": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "wa_send": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
-    # (issue 12: `wa_poll`, a Green-API queue's long poll, and `wa_confirm`, Devino's lost
+    # (`wa_poll`, a Green-API queue's long poll, and `wa_confirm`, Devino's lost
     # answers, are periodic: they follow PERIODIC. A Devino batch is part of `wa_send`.)
     # Telegram accounts ↔ Planfix (CHANNELS.md §5). An account's event into the desk(s):
     # the database or a bug, retried like a sync.

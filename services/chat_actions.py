@@ -48,11 +48,6 @@ class ReadRequested:
     job_id: int | None             # None: this update asked already
 
 
-@dataclass(frozen=True)
-class StatusChanged:
-    status: str
-
-
 class ChatActions:
     def __init__(self, db, jobs: JobQueue, claims: ChatClaims,
                  clock: Callable[[], datetime] = utc_now, beside: Callable | None = None) -> None:
@@ -84,20 +79,6 @@ class ChatActions:
                                       dedupe_key=f"seen:{key}" if key else None,
                                       lane=f"conv:{conversation_id}", priority=1)
         return ReadRequested(job_id)
-
-    def toggle_task(self, user: User, conversation_id: int) -> StatusChanged | Refused:
-        """in work ↔ done, by the task's holder or an admin."""
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            return Refused(Refusal.UNKNOWN_CHAT)
-        if not conversation.is_task:
-            return Refused(Refusal.NOT_A_TASK)
-        holder = self.claims.holder(conversation_id, self.clock())
-        if not user.is_admin and (holder is None or holder[1].tg_id != user.tg_id):
-            return Refused(Refusal.NOT_HOLDER, holder[1] if holder else None)
-        status = "done" if conversation.status in ("new", "in_work") else "in_work"
-        self.lists.set_status(conversation_id, status)
-        return StatusChanged(status)
 
     def enter_writing(self, user: User, conversation_id: int) -> Conversation | Refused:
         """Writing mode for a conversation that is the manager's or nobody's."""

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.outbox import TelegramOut
 from channels import Channels
 from channels.base import Capabilities, Channel, Incoming, Rejected, Sent, Unavailable
 from harness import crm_chat
@@ -18,10 +19,11 @@ from models.inbound import ConversationInfo, ConversationKey, InboundMessage
 from models.jobs import JobQueue
 from models.locks import LockManager
 from models.outbound import Attachment, OutboundRepository
-from models.users import UserRepository
-from services.chat_actions import ChatActions, Refusal, Refused, StatusChanged
+from models.users import UserManager, UserRepository
+from services.chat_actions import ChatActions, Refusal, Refused
 from services.claims import ChatClaims, Outcome
 from services.ingest import Ingest
+from services.tasks import StatusChanged, Tasks
 from services.writing import DeliverToCustomer, ManagerMessage, Outcome as Write, WriteToCustomer
 
 NOW = datetime(2026, 11, 2, 12, 0, 0)
@@ -152,15 +154,15 @@ def test_expiry_ends_only_pins_past_their_window(db, claims, people):
 # --------------------------------------------------------------------------- task status
 
 def test_a_tasks_status_is_changed_by_its_holder_or_an_admin_only(db, claims, people):
-    actions = ChatActions(db, JobQueue(db), claims, lambda: NOW)
+    tasks = Tasks(db, claims, UserManager(db), TelegramOut(JobQueue(db)), lambda: NOW)
     crm_chat(db, 550, kind="task")
     crm_chat(db, 551)
     claims.claim(550, people[OLENA], now=NOW, kind="ACTIVATE_KEY")
-    assert actions.toggle_task(people[PETRO], 550) == Refused(Refusal.NOT_HOLDER, people[OLENA])
-    assert actions.toggle_task(people[OLENA], 550) == StatusChanged("done")
-    assert actions.toggle_task(people[ADMIN], 550) == StatusChanged("in_work")
-    assert actions.toggle_task(people[OLENA], 551) == Refused(Refusal.NOT_A_TASK)
-    assert actions.toggle_task(people[OLENA], 999) == Refused(Refusal.UNKNOWN_CHAT)
+    assert tasks.toggle(people[PETRO], 550) == Refused(Refusal.NOT_HOLDER, people[OLENA])
+    assert tasks.toggle(people[OLENA], 550) == StatusChanged("done")
+    assert tasks.toggle(people[ADMIN], 550) == StatusChanged("in_work", people[OLENA])
+    assert tasks.toggle(people[OLENA], 551) == Refused(Refusal.NOT_A_TASK)
+    assert tasks.toggle(people[OLENA], 999) == Refused(Refusal.UNKNOWN_CHAT)
     assert db.scalar("SELECT status FROM conversations WHERE id = 550") == "in_work"
 
 

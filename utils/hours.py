@@ -133,10 +133,6 @@ class WorkingHours:
                 break
         return total.total_seconds() / 60
 
-    def is_working(self, moment: datetime) -> bool:
-        return self.between(moment, moment + timedelta(seconds=1)) > 0
-
-
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for begin, end in sorted(intervals):

@@ -10,7 +10,7 @@ not authorized, with Retry-After). Sends are answered 202 with the message's id 
 recorded; its delivery is read back with `GET /api/v1/messages/{id}`.
 
 Whatever the provider behind the shop's account (the Cloud API, a Green-API-compatible
-gateway, Devino — issue 12), the gateway part is the same: text, file by URL or by upload
+gateway, Devino), the gateway part is the same: text, file by URL or by upload
 (`POST /messages/file`, multipart), location, contact, presence (`GET /phones/{phone}`),
 the conversation's history (`GET /phones/{phone}/messages`; `?source=provider` reads the
 gateway's own chat history where it keeps one), contacts (`GET /contacts`) and delivery
