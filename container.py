@@ -28,6 +28,7 @@ from services.claims import ChatClaims
 from services.desk import DeskTools
 from services.errors import ErrorReporter
 from services.ingest import Ingest
+from services.panel import Team
 from services.statuses import DeliveryStatuses
 from services.writing import WriteToCustomer
 from utils import redact
@@ -53,6 +54,7 @@ class Container:
     desk: TelegramDesk = field(default=None)     # type: ignore[assignment]
     ingest: Ingest = field(default=None)         # type: ignore[assignment]
     tools: DeskTools = field(default=None)       # type: ignore[assignment]  (SPEC §8)
+    team: Team = field(default=None)             # type: ignore[assignment]
     # Set by a worker's runtime: sync one KeepingCRM chat now (an admin's /get_chat_N).
     sync_now: Callable[[int], object] | None = None
 
@@ -60,11 +62,11 @@ class Container:
         now = lambda: self.clock()  # noqa: E731  (late: tests move the clock)
         settings = self.settings
         self.inbox = self.inbox or Inbox(self.jobs)
-        self.out = self.out or TelegramOut(self.jobs)
+        self.out = self.out or TelegramOut(self.jobs, codec=self.codec)
         self.claims = self.claims or ChatClaims(self.db, self.locks,
                                                 pin_ttl_hours=settings.pin_ttl_hours)
-        self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels)
-        self.tools = self.tools or DeskTools.build(self, self.desk.source_of)
+        self.desk = self.desk or TelegramDesk(settings, self.codec, self.jobs, self.channels, self.out)
+        self.tools = self.tools or DeskTools.build(self)
         tools = self.tools
         self.claims.on_claim = tools.waits.rearm   # a chat taken: its wait re-armed for the taker
         self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now,
@@ -74,15 +76,16 @@ class Container:
                                                      beside=tools.joins.beside,
                                                      on_answer=tools.waits.answered)
         tools.albums = tools.albums or Albums(self.db, self.jobs, self.users, self.writer, self.out)
-        self.reporter = self.reporter or ErrorReporter(self.db, self.jobs, settings.channel_log, now)
+        self.reporter = self.reporter or ErrorReporter(self.db, self.out, settings.channel_log, now)
+        self.team = self.team or Team(self.users, self.claims, self.out, settings.channel_log, now, self.db)
         if "whatsapp" in self.channels:   # a gateway's instance logged out: #ERROR once
             self.channels["whatsapp"].report = self.reporter.report
-        watchers = WatchersDesk(self.db, self.jobs, self.codec, self.desk.source_of,
+        watchers = WatchersDesk(self.db, self.out, self.codec, self.desk.source_of,
                                 settings.bot_language)
         self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk, watchers],
                                             retention_days=settings.retention_days,
                                             task_pattern=settings.task_product_pattern, clock=now,
-                                            statuses=DeliveryStatuses(self.db, self.jobs,
+                                            statuses=DeliveryStatuses(self.db, self.out,
                                                                       self.reporter.report, now),
                                             interceptors=business_dialogues(self, now),
                                             waits=tools.waits, orders=tools.orders)

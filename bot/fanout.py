@@ -13,21 +13,26 @@ import threading
 import time
 from typing import Callable, Sequence
 
+from bot import formatting as fmt
 from bot.callbacks import CallbackCodec
-from bot.outbox import send_lane
-from bot.posts import Source, posts_for_client_message
+from bot.formatting import Html
+from bot.outbox import TelegramOut, send_lane
+from bot.posts import POST_CAPTION_LIMIT, POST_TEXT_LIMIT, Post, Source, posts_for_client_message
+from bot.texts import language_for, text
 from config import Settings
 from models.conversations import Conversation
-from models.jobs import SEND, Job, JobQueue
+from models.jobs import Job, JobQueue
 from models.messages import StoredMessage
 from models.users import User
 
 
 class TelegramDesk:
-    def __init__(self, settings: Settings, codec: CallbackCodec, jobs: JobQueue, channels) -> None:
+    def __init__(self, settings: Settings, codec: CallbackCodec, jobs: JobQueue, channels,
+                 out: TelegramOut) -> None:
         self.settings = settings
         self.codec = codec
         self.jobs = jobs
+        self.out = out
         self.channels = channels
         # Set by a worker's runtime (doors only queue): the shared limiter, and how to run a
         # job this thread holds. Without them every post waits in the queue.
@@ -59,17 +64,36 @@ class TelegramDesk:
             payload = dict(post.payload(), queued_at=queued_at, signal_at=signal_at or queued_at)
             lane = send_lane(post.chat_id)
             if number == 0 and (alone or post.chat_id > 0) and self._can_lease(cur, lane, post.chat_id):
-                job = self.jobs.enqueue_leased(SEND, "tg_send", dict(payload, reserved=True),
-                                               dedupe_key=post.dedupe_key, lane=lane, cur=cur)
+                job = self.out.store_leased(payload, key=post.dedupe_key, cur=cur)
                 if job is not None:
                     self._leased.job = job
                     ids.append(job.id)
                     continue
-            job_id = self.jobs.enqueue_id(SEND, "tg_send", payload, dedupe_key=post.dedupe_key,
-                                          lane=lane, cur=cur)
+            job_id = self.out.store(payload, key=post.dedupe_key, cur=cur)
             if job_id is not None:
                 ids.append(job_id)
         return ids
+
+    def repost_taken_back(self, cur, key: str, conversation: Conversation, message: StoredMessage,
+                          holder: User, reason: str, minutes: int) -> None:
+        """A chat taken back from its holder (services/sla.py): the customer's message goes
+        to the shared chat again, with why — in the post when there is room, else just
+        before it."""
+        shared = self.settings.chat_new_message
+        note = text(f"post_taken_back_{reason}", language_for(None, self.settings.bot_language),
+                    name=fmt.shorten(holder.display_name, 40), minutes=minutes)
+        posts = posts_for_client_message(conversation, message, shared_chat_id=shared,
+                                         source=self.source_of(conversation), codec=self.codec,
+                                         pinned_to=None, forced_language=self.settings.bot_language)
+        limit = POST_CAPTION_LIMIT if posts[0].method == "sendPhoto" else POST_TEXT_LIMIT
+        if fmt.visible_len(posts[0].text) + fmt.visible_len(note) + 1 <= limit:
+            posts[0].text = Html(note + "\n" + posts[0].text)
+        else:
+            posts.insert(0, Post(chat_id=shared, method="sendMessage", text=note,
+                                 conversation_id=conversation.id, message_id=message.id, part=-1))
+        for post in posts:
+            post.merge_html = None
+            self.out.post(post, key=f"{key}:{post.part}", cur=cur)
 
     def _can_lease(self, cur, lane: str, chat_id: int) -> bool:
         self._leased.job = None

@@ -7,6 +7,12 @@ jobs performed by the sender, within the shared limits.
   used up for more than a moment, Telegram refuses for a while — it stays queued and the
   workers finish it; the caller never fails because of it.
 * `edit` changes a message the bot sent (a shared post, a history page) the same way.
+* `tell` stores a service's `Notice` (services/notices.py): a text key and its values,
+  worded by the sender in the reader's language; `as_job` gives the same send as a job a
+  service returns to be stored with its own transaction.
+* `post` stores a post the desk made (bot/posts.py): the shared chat's and watchers'.
+
+No other module writes a Telegram send to the queue (tests/test_architecture.py).
 
 While an update is being handled (`for_update`), each send gets an idempotency key made
 of the update id and the send's purpose: if the update is run again after a crash, the
@@ -19,7 +25,8 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-from models.jobs import SEND, JobQueue
+from models.jobs import SEND, Job, JobQueue, NewJob
+from services.notices import Notice, Says
 
 # Interactive sends go before background posts in the send queue.
 NOW_PRIORITY = 2
@@ -28,6 +35,10 @@ EDIT_PRIORITY = 1
 # within Telegram's one-per-second; a busy group gets its edit from a worker instead.
 PATIENCE_PRIVATE = 1.2
 PATIENCE_GROUP = 0.2
+
+
+# The job kind of a Telegram call (performed by bot/sender.py).
+SEND_KIND = "tg_send"
 
 
 def send_lane(chat_id: int) -> str:
@@ -42,9 +53,10 @@ def markup_dict(markup: Any) -> dict | None:
 
 
 class TelegramOut:
-    def __init__(self, jobs: JobQueue, *, run_now: Callable[[int], object] | None = None,
+    def __init__(self, jobs: JobQueue, *, codec=None, run_now: Callable[[int], object] | None = None,
                  ring: Callable[[], object] | None = None) -> None:
         self.jobs = jobs
+        self.codec = codec        # bot/callbacks.py: a notice's button
         # Set by the composition root (it owns the sender and the failure policy).
         self.run_now = run_now
         self.ring = ring
@@ -92,11 +104,57 @@ class TelegramOut:
                 payload[name] = value
         if silent:
             payload["disable_notification"] = True
-        job_id = self.jobs.enqueue_id(SEND, "tg_send", payload, dedupe_key=key,
-                                      lane=send_lane(chat_id), priority=priority, cur=cur)
+        return self.store(payload, key=key, priority=priority, cur=cur)
+
+    def store(self, payload: dict, *, key: str | None, priority: int = 0, cur=None) -> int | None:
+        """The one write of a Telegram call to the queue."""
+        job_id = self.jobs.enqueue_id(SEND, SEND_KIND, payload, dedupe_key=key,
+                                      lane=send_lane(int(payload["chat_id"])), priority=priority,
+                                      cur=cur)
         if job_id is not None and cur is None and self.ring is not None:
             self.ring()
         return job_id
+
+    def store_leased(self, payload: dict, *, key: str, cur) -> Job | None:
+        """Stored already leased to this worker (its rate-limit slot reserved by the caller
+        in `cur`): sent by it right after the commit (bot/fanout.py)."""
+        return self.jobs.enqueue_leased(SEND, SEND_KIND, dict(payload, reserved=True), dedupe_key=key,
+                                        lane=send_lane(int(payload["chat_id"])), cur=cur)
+
+    def post(self, post, *, key: str | None = None, cur=None, **extra: Any) -> int | None:
+        """A post the desk made (bot/posts.py::Post), keyed by its message and part."""
+        return self.store(dict(post.payload(), **extra), key=key or post.dedupe_key, cur=cur)
+
+    # -- what services tell ----------------------------------------------------------------
+
+    def tell(self, notice: Notice, cur=None) -> int | None:
+        """Store a service's notice; None when it has no chat or was stored already."""
+        if notice.to is None:
+            return None
+        return self.store(self._notice_payload(notice), key=notice.key, priority=notice.priority,
+                          cur=cur)
+
+    def as_job(self, notice: Notice) -> NewJob:
+        """The same send as a job for the caller to store with its own transaction."""
+        return NewJob(SEND, SEND_KIND, self._notice_payload(notice), dedupe_key=notice.key,
+                      lane=send_lane(notice.to), priority=notice.priority)
+
+    def _notice_payload(self, notice: Notice) -> dict:
+        payload: dict[str, Any] = {
+            "chat_id": notice.to, "method": "sendMessage", "purpose": notice.purpose,
+            "notice": notice.says,
+            "values": {name: ({"says": v.key, "values": dict(v.values)} if isinstance(v, Says) else v)
+                       for name, v in notice.values.items()}}
+        if notice.button is not None:
+            button = notice.button
+            payload["reply_markup"] = {"inline_keyboard": [[{
+                "label": button.label, "callback_data": self.codec.encode(button.action, *button.args)}]]}
+        elif notice.main_menu:
+            payload["reply_markup"] = {"main_menu": True}
+        for name in ("conversation_id", "message_id", "reply_to", "language_of"):
+            if getattr(notice, name) is not None:
+                payload[name] = getattr(notice, name)
+        return payload
 
     def send_now(self, chat_id: int | None, html: str | None = None, markup: Any = None, *,
                  key: str | None = None, once: str | None = None, **options: Any) -> bool:

@@ -25,7 +25,7 @@ from telebot.apihelper import ApiTelegramException
 
 from bot import formatting as fmt
 from bot.formatting import visible_len
-from bot.keyboards import to_markup
+from bot.keyboards import main_menu_dict, to_markup
 from bot.posts import POST_TEXT_LIMIT
 from bot.ratelimit import RateLimiter
 from bot.texts import language_for, text
@@ -143,17 +143,40 @@ class Sender:
         """The job's HTML: as queued, or its notice in the recipient's language."""
         if payload.get("notice") is None:
             return payload["text"]
-        language = payload.get("language") or self._language_of(int(payload["chat_id"]))
-        values = {k: fmt.escape(v) if isinstance(v, str) else v
-                  for k, v in (payload.get("values") or {}).items()}
-        return text(payload["notice"], language, **values)
+        return self._worded(payload["notice"], payload.get("values"), self._language(payload))
+
+    def _worded(self, key: str, values: dict | None, language: str) -> str:
+        """A text with its values escaped; a value that is itself a text (`{"says": …}`)
+        is worded in the same language."""
+        return text(key, language, **{
+            name: (self._worded(v["says"], v.get("values"), language) if isinstance(v, dict) and "says" in v
+                   else fmt.escape(v) if isinstance(v, str) else v)
+            for name, v in (values or {}).items()})
+
+    def _language(self, payload: dict) -> str:
+        return payload.get("language") or self._language_of(
+            int(payload.get("language_of") or payload["chat_id"]))
+
+    def keyboard(self, payload: dict):
+        """The job's keyboard; a notice's button labels and main menu in its language."""
+        markup = payload.get("reply_markup")
+        if not markup:
+            return None
+        if markup.get("main_menu"):
+            return to_markup(main_menu_dict(self._language(payload)))
+        if any("label" in button for row in markup.get("inline_keyboard", ()) for button in row):
+            language = self._language(payload)
+            markup = {"inline_keyboard": [[
+                {"text": text(b["label"], language), "callback_data": b["callback_data"]} if "label" in b else b
+                for b in row] for row in markup["inline_keyboard"]]}
+        return to_markup(markup)
 
     def _language_of(self, chat_id: int) -> str:
         user = self.users.get(chat_id) if chat_id > 0 else None
         return language_for(user.language if user else None, self.bot_language)
 
     def _call(self, payload: dict, html: str):
-        markup = to_markup(payload.get("reply_markup"))
+        markup = self.keyboard(payload)
         silent = bool(payload.get("disable_notification"))
         chat_id = int(payload["chat_id"])
         method = payload.get("method", "sendMessage")
@@ -281,7 +304,7 @@ class Sender:
                 return False
             try:
                 self.bot.edit_message_text(extended, chat_id, current.tg_message_id, parse_mode="HTML",
-                                           reply_markup=to_markup(payload.get("reply_markup")))
+                                           reply_markup=self.keyboard(payload))
             except ApiTelegramException as exc:
                 if not is_not_modified(exc):
                     if exc.error_code == 429 or exc.error_code >= 500:

@@ -7,21 +7,20 @@ from typing import Sequence
 
 from bot.callbacks import CallbackCodec
 from bot.keyboards import inline
-from bot.outbox import send_lane
+from bot.outbox import TelegramOut
 from bot.posts import render
 from bot.texts import language_for, text
 from models.conversations import Conversation
 from models.db import Database
 from models.desk_extras import JoinRepository
-from models.jobs import SEND, JobQueue
 from models.messages import StoredMessage
 from models.users import User
 
 
 class WatchersDesk:
-    def __init__(self, db: Database, jobs: JobQueue, codec: CallbackCodec, source_of,
+    def __init__(self, db: Database, out: TelegramOut, codec: CallbackCodec, source_of,
                  bot_language: str | None = None) -> None:
-        self.jobs = jobs
+        self.out = out
         self.codec = codec
         self.source_of = source_of
         self.bot_language = bot_language
@@ -42,9 +41,7 @@ class WatchersDesk:
                 for post in render(conversation, message, chat_id=watcher.tg_id,
                                    source=self.source_of(conversation), language=language,
                                    keyboard=keyboard, pinned_to=holder, purpose="notify"):
-                    job_id = self.jobs.enqueue_id(SEND, "tg_send", post.payload(),
-                                                  dedupe_key=f"watch:{post.dedupe_key}",
-                                                  lane=send_lane(post.chat_id), cur=cur)
+                    job_id = self.out.post(post, key=f"watch:{post.dedupe_key}", cur=cur)
                     if job_id is not None:
                         ids.append(job_id)
         return ids

@@ -24,7 +24,6 @@ from models.jobs import SYNC
 from models.locks import LockTimeout
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.claims import Outcome
-from services.panel import Team
 from services.panel_auth import PanelAuth
 
 USERS_PAGE = 20
@@ -87,9 +86,7 @@ def _reply(desk: Desk, message: types.Message, html: str, markup=None, key: str 
 
 def set_role(desk: Desk, message, admin: User, target_id: int, role: str, done_key: str) -> None:
     """The rules live in `services/panel.py::Team` (the panel's team page uses them too)."""
-    team = Team(desk.deps.users, desk.claims, desk.out, desk.settings.channel_log,
-                desk.settings.bot_language, desk.clock, desk.deps.db)
-    target = team.set_role(target_id, role, by_tg_id=admin.tg_id, key=desk.out.key)
+    target = desk.deps.team.set_role(target_id, role, by_tg_id=admin.tg_id, key=desk.out.key)
     if target is None:  # an admin can neither lock themselves out nor demote themselves
         _reply(desk, message, desk.t(admin, "cannot_change_self"))
         return

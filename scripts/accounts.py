@@ -40,6 +40,7 @@ from channels.tgaccount.account import (AccountClient, AccountError, FloodWait, 
 from channels.tgaccount.control import HEADER, HEARTBEAT, control_token
 from channels.tgaccount.sessions import SessionRefused, check_owner, secure_folder, session_file
 from config import Settings
+from bot.outbox import TelegramOut
 from models.bells import BellRegistry
 from models.db import Database
 from models.jobs import SYNC, JobQueue
@@ -221,7 +222,7 @@ class AccountsHost:
         self.sent = SentRepository(db)
         self.media = MediaRepository(db)
         self.jobs = JobQueue(db, lease_seconds=settings.job_lease_seconds)
-        self.reporter = ErrorReporter(db, self.jobs, settings.channel_log)
+        self.reporter = ErrorReporter(db, TelegramOut(self.jobs), settings.channel_log)
         self.bell = bell or BellRinger(BellRegistry(db))
         self.runners: dict[str, Runner] = {}
         self.loop: asyncio.AbstractEventLoop | None = None

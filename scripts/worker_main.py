@@ -72,7 +72,7 @@ class WorkerRuntime:
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
                              bot_language=settings.bot_language, locks=deps.locks,
                              media=MediaFetcher(deps.db, deps.channels))
-        deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels,
+        deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels, notices=deps.out,
                                     download=TelegramFiles(self.bot).download, clock=clock)
         self.handlers: dict[str, Callable] = {
             "tg_update": self.handle_update,

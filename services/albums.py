@@ -13,7 +13,7 @@ from models.desk_extras import AlbumRepository
 from models.jobs import UPDATES, JobQueue
 from models.outbound import attachments_from_json, attachments_to_json
 from models.users import UserManager
-from bot.outbox import TelegramOut
+from services.notices import Notice, Notices
 from services.writing import ManagerMessage, Outcome, WriteToCustomer
 
 COLLECT_SECONDS = 1.5
@@ -21,9 +21,9 @@ COLLECT_SECONDS = 1.5
 
 class Albums:
     def __init__(self, db: Database, jobs: JobQueue, users: UserManager,
-                 writer: WriteToCustomer, out: TelegramOut) -> None:
+                 writer: WriteToCustomer, notices: Notices) -> None:
         self.jobs = jobs
-        self.out = out
+        self.notices = notices
         self.users = users
         self.writer = writer
         self.parts = AlbumRepository(db)
@@ -73,5 +73,5 @@ class Albums:
                           Outcome.TAKEN_BY: ("taken_by", {"name": result.holder.display_name
                                                           if result.holder else "?"}),
                           }.get(result.outcome, ("unknown_chat", {"id_i": conversation_id}))
-        self.out.enqueue(chat_id, notice=notice, values=values, reply_to=message.tg_message_id,
-                         key=f"album:{chat_id}:{group}:{message.tg_message_id}:refused")
+        self.notices.tell(Notice(chat_id, notice, values, reply_to=message.tg_message_id,
+                                 key=f"album:{chat_id}:{group}:{message.tg_message_id}:refused"))

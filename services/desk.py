@@ -28,9 +28,9 @@ class DeskTools:
     albums: object = None       # services/albums.py::Albums, set once the writer exists
 
     @classmethod
-    def build(cls, deps, source_of) -> "DeskTools":
-        """`deps`: the composition root (settings, db, jobs, users, locks, codec, channels,
-        out, claims, clock); `source_of`: how a post names a conversation's channel."""
+    def build(cls, deps) -> "DeskTools":
+        """`deps`: the composition root (settings, db, jobs, users, locks, channels, out —
+        the notices' port —, desk, claims, clock)."""
         settings, db, now = deps.settings, deps.db, (lambda: deps.clock())
         policy = SlaPolicy(settings.sla_remind_minutes, settings.sla_takeback_minutes,
                            settings.hours)
@@ -38,16 +38,13 @@ class DeskTools:
         common = dict(clock=now)
         return cls(
             policy=policy, waits=waits,
-            sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.codec, policy,
+            sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.desk, policy,
                            shared_chat_id=settings.chat_new_message,
-                           log_chat_id=settings.channel_log, source_of=source_of,
-                           bot_language=settings.bot_language, **common),
-            handover=HandOver(db, deps.claims, deps.users, deps.out, waits, deps.codec,
-                              log_chat_id=settings.channel_log,
-                              bot_language=settings.bot_language, **common),
+                           log_chat_id=settings.channel_log, **common),
+            handover=HandOver(db, deps.claims, deps.users, deps.out, waits,
+                              log_chat_id=settings.channel_log, **common),
             joins=Joins(db, deps.claims, deps.out, log_chat_id=settings.channel_log, **common),
-            shifts=Shifts(db, deps.out, deps.codec, shared_chat_id=settings.chat_new_message,
-                          bot_language=settings.bot_language, **common),
+            shifts=Shifts(db, deps.out, shared_chat_id=settings.chat_new_message, **common),
             notes=Notes(db, now), replies=CannedReplies(db, now), search=Search(db),
             tasks=Tasks(db, deps.claims, deps.users, deps.out, now),
             orders=OrderContext(db, deps.jobs, deps.channels, now))

@@ -15,7 +15,7 @@ from typing import Callable
 
 from models.db import Database
 from models.errors import ErrorCauseRepository
-from models.jobs import SEND, JobQueue
+from services.notices import Notice, Notices
 from utils.clock import utc_now
 from utils.redact import redact
 
@@ -26,10 +26,10 @@ FLUSH_EVERY_SECONDS = 60.0
 
 
 class ErrorReporter:
-    def __init__(self, db: Database, jobs: JobQueue, log_chat_id: int | None,
+    def __init__(self, db: Database, notices: Notices, log_chat_id: int | None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.db = db
-        self.jobs = jobs
+        self.notices = notices
         self.log_chat_id = log_chat_id
         self.clock = clock
         self.causes = ErrorCauseRepository(db)
@@ -68,7 +68,4 @@ class ErrorReporter:
             return
         values = {"cause": cause, "detail": detail or "—", "count": count,
                   "retry": f"/retry_{job_id}" if job_id else ""}
-        self.jobs.enqueue(SEND, "tg_send", {"chat_id": self.log_chat_id, "method": "sendMessage",
-                                            "notice": "log_error_cause", "values": values,
-                                            "purpose": "log"},
-                          lane=f"send:{self.log_chat_id}", cur=cur)
+        self.notices.tell(Notice(self.log_chat_id, "log_error_cause", values, purpose="log"), cur)

@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from bot.callbacks import CallbackCodec
-from bot.outbox import TelegramOut
-from bot.texts import language_for, text
 from models.conversations import Conversation, ConversationRepository
 from models.db import Database
 from models.desk_extras import JoinRepository
 from models.pins import PinRepository
 from models.shifts import ShiftRepository
 from models.users import User, UserManager
+from services.notices import Button, Notice, Notices
 from services.claims import ChatClaims, Outcome
 from services.sla import Waits
 
@@ -59,18 +57,15 @@ class Handed:
 
 
 class HandOver:
-    def __init__(self, db: Database, claims: ChatClaims, users: UserManager, out: TelegramOut,
-                 waits: Waits, codec: CallbackCodec, *, log_chat_id: int | None,
-                 clock: Callable[[], datetime], bot_language: str | None = None) -> None:
+    def __init__(self, db: Database, claims: ChatClaims, users: UserManager, notices: Notices,
+                 waits: Waits, *, log_chat_id: int | None, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.claims = claims
         self.users = users
-        self.out = out
+        self.notices = notices
         self.waits = waits
-        self.codec = codec
         self.log_chat_id = log_chat_id
         self.clock = clock
-        self.bot_language = bot_language
         self.conversations = ConversationRepository(db)
         self.shifts = ShiftRepository(db)
 
@@ -108,36 +103,33 @@ class HandOver:
     def _tell(self, cur, conversation: Conversation, by: User, previous: User, to: User,
               offer: bool) -> None:
         # Keyed by the update that decided it (a re-run update tells nobody twice).
-        key = self.out.key(f"handover:{conversation.id}") or \
+        key = self.notices.key(f"handover:{conversation.id}") or \
             f"handover:{conversation.id}:{to.tg_id}:{self.clock().timestamp()}"
         values = {"id_i": conversation.ref, "giver": by.display_name,
                   "customer": conversation.customer or "—"}
-        label = text("btn_open_chat", language_for(to.language, self.bot_language))
-        button = {"inline_keyboard": [[{"text": label,
-                                        "callback_data": self.codec.encode("openw", conversation.id)}]]}
-        self.out.enqueue(to.tg_id, notice="handed_to_you", values=values, markup=button,
-                         key=f"{key}:to", conversation_id=conversation.id, purpose="notify", cur=cur)
+        tell = self.notices.tell
+        tell(Notice(to.tg_id, "handed_to_you", values, key=f"{key}:to",
+                    button=Button("btn_open_chat", "openw", (conversation.id,)),
+                    conversation_id=conversation.id, purpose="notify"), cur)
         if offer:
-            self.out.enqueue(previous.tg_id, notice="offer_taken_from_you",
-                             values={"id_i": conversation.ref, "to": to.display_name},
-                             key=f"{key}:from", cur=cur)
+            tell(Notice(previous.tg_id, "offer_taken_from_you",
+                        {"id_i": conversation.ref, "to": to.display_name}, key=f"{key}:from"), cur)
         elif previous.tg_id != by.tg_id:
-            self.out.enqueue(previous.tg_id, notice="handed_from_you",
-                             values={"id_i": conversation.ref, "to": to.display_name,
-                                     "giver": by.display_name},
-                             key=f"{key}:from", cur=cur)
-        self.out.enqueue(self.log_chat_id, notice="log_offer_taken" if offer else "log_handover",
-                         values={"who": by.display_name, "id_i": conversation.ref,
-                                 "previous": previous.display_name, "to": to.display_name},
-                         key=f"{key}:log", purpose="log", cur=cur)
+            tell(Notice(previous.tg_id, "handed_from_you",
+                        {"id_i": conversation.ref, "to": to.display_name, "giver": by.display_name},
+                        key=f"{key}:from"), cur)
+        tell(Notice(self.log_chat_id, "log_offer_taken" if offer else "log_handover",
+                    {"who": by.display_name, "id_i": conversation.ref,
+                     "previous": previous.display_name, "to": to.display_name},
+                    key=f"{key}:log", purpose="log"), cur)
 
 
 class Joins:
-    def __init__(self, db: Database, claims: ChatClaims, out: TelegramOut, *,
+    def __init__(self, db: Database, claims: ChatClaims, notices: Notices, *,
                  log_chat_id: int | None, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.claims = claims
-        self.out = out
+        self.notices = notices
         self.log_chat_id = log_chat_id
         self.clock = clock
         self.joins = JoinRepository(db)
@@ -156,13 +148,13 @@ class Joins:
         if user.tg_id == admin.tg_id:
             return Refused(Refusal.OWN_CHAT)
         if self.joins.join(conversation_id, pin.id, admin.tg_id, now):
-            key = self.out.key(f"join:{pin.id}") or f"join:{pin.id}:{admin.tg_id}:{now.timestamp()}"
-            self.out.enqueue(user.tg_id, notice="admin_joined_you",
-                             values={"id_i": conversation.ref, "admin": admin.display_name},
-                             key=f"{key}:holder")
-            self.out.enqueue(self.log_chat_id, notice="log_join",
-                             values={"who": admin.display_name, "id_i": conversation.ref,
-                                     "holder": user.display_name}, key=f"{key}:log", purpose="log")
+            key = self.notices.key(f"join:{pin.id}") or f"join:{pin.id}:{admin.tg_id}:{now.timestamp()}"
+            self.notices.tell(Notice(user.tg_id, "admin_joined_you",
+                                     {"id_i": conversation.ref, "admin": admin.display_name},
+                                     key=f"{key}:holder"))
+            self.notices.tell(Notice(self.log_chat_id, "log_join",
+                                     {"who": admin.display_name, "id_i": conversation.ref,
+                                      "holder": user.display_name}, key=f"{key}:log", purpose="log"))
         return user
 
     def leave(self, conversation_id: int, admin: User) -> bool:
@@ -174,14 +166,11 @@ class Joins:
 
 
 class Shifts:
-    def __init__(self, db: Database, out: TelegramOut, codec: CallbackCodec, *,
-                 shared_chat_id: int | None, clock: Callable[[], datetime],
-                 bot_language: str | None = None) -> None:
-        self.out = out
-        self.codec = codec
+    def __init__(self, db: Database, notices: Notices, *,
+                 shared_chat_id: int | None, clock: Callable[[], datetime]) -> None:
+        self.notices = notices
         self.shared_chat_id = shared_chat_id
         self.clock = clock
-        self.bot_language = bot_language
         self.shifts = ShiftRepository(db)
         self.pins = PinRepository(db)
         self.conversations = ConversationRepository(db)
@@ -209,12 +198,10 @@ class Shifts:
     def _offer(self, holder: User, conversation: Conversation, pin_id: int, now: datetime) -> bool:
         if self.shared_chat_id is None:
             return False
-        language = language_for(None, self.bot_language)
-        button = {"inline_keyboard": [[{"text": text("btn_take_offer", language),
-                                        "callback_data": self.codec.encode("offer", conversation.id)}]]}
-        return self.out.enqueue(
-            self.shared_chat_id, notice="offer_off_shift",
-            values={"name": holder.display_name, "id_i": conversation.ref,
-                    "customer": conversation.customer or "—", "product": conversation.title or "—"},
-            markup=button, key=f"offer:{pin_id}:{now.timestamp()}",
-            conversation_id=conversation.id, purpose="offer") is not None
+        return self.notices.tell(Notice(
+            self.shared_chat_id, "offer_off_shift",
+            {"name": holder.display_name, "id_i": conversation.ref,
+             "customer": conversation.customer or "—", "product": conversation.title or "—"},
+            button=Button("btn_take_offer", "offer", (conversation.id,)),
+            key=f"offer:{pin_id}:{now.timestamp()}",
+            conversation_id=conversation.id, purpose="offer")) is not None

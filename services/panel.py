@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from bot.keyboards import main_menu_dict
-from bot.texts import language_for, text
-from bot import formatting as fmt
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.jobs import JobQueue
@@ -29,6 +26,7 @@ from models.panel import PanelFigures
 from models.state import ManagerStateRepository
 from models.responses import EVERYONE, ResponseRepository
 from models.users import ADMIN, BANNED, ROLES, User, UserManager
+from services.notices import Notice, Notices, Says
 from utils.hours import WorkingHours
 
 
@@ -147,13 +145,12 @@ class Team:
     person's chats (each told to the log chat) and their writing state; someone approved
     or made admin is told so when they can reach the bot."""
 
-    def __init__(self, users: UserManager, claims, out, log_chat_id: int | None,
-                 bot_language: str | None, clock: Callable[[], datetime], db: Database) -> None:
+    def __init__(self, users: UserManager, claims, notices: Notices, log_chat_id: int | None,
+                 clock: Callable[[], datetime], db: Database) -> None:
         self.users = users
         self.claims = claims
-        self.out = out
+        self.notices = notices
         self.log_chat_id = log_chat_id
-        self.bot_language = bot_language
         self.clock = clock
         self.conversations = ConversationRepository(db)
         self.state = ManagerStateRepository(db)
@@ -165,20 +162,17 @@ class Team:
         if role not in ROLES or role == "pending" or target_id == by_tg_id:
             return None
         target = self.users.set_role(target_id, role)
-        language = language_for(None, self.bot_language)
         if role == BANNED:
             for pin in self.claims.end_all_of(target.tg_id, self.clock()):
                 chat = self.conversations.get(pin.conversation_id)
-                self.out.enqueue(self.log_chat_id, text(
-                    "log_change_pin", language, who=fmt.escape(target.display_name),
-                    what=text("change_pin_banned", language),
-                    id_i=chat.ref if chat else pin.conversation_id),
-                    key=key(f"pin:{pin.conversation_id}"), purpose="log")
+                self.notices.tell(Notice(self.log_chat_id, "log_change_pin",
+                                         {"who": target.display_name, "what": Says("change_pin_banned"),
+                                          "id_i": chat.ref if chat else pin.conversation_id},
+                                         key=key(f"pin:{pin.conversation_id}"), purpose="log"))
             self.state.clear(target_id)
             return target
         if target.reachable:
             # Queued: a person who never opened the bot or blocked it costs nothing here.
             note = "you_are_admin" if role == ADMIN else "you_are_approved"
-            lang = language_for(target.language, self.bot_language)
-            self.out.enqueue(target_id, text(note, lang), main_menu_dict(lang), key=key(note))
+            self.notices.tell(Notice(target_id, note, main_menu=True, key=key(note)))
         return target

@@ -20,21 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
-from bot.callbacks import CallbackCodec
-from bot.outbox import TelegramOut, send_lane
-from bot import formatting as fmt
-from bot.formatting import Html
-from bot.posts import POST_CAPTION_LIMIT, POST_TEXT_LIMIT, Post, posts_for_client_message
-from bot.texts import language_for, text
 from models.conversations import Conversation, ConversationRepository
 from models.db import Database
-from models.jobs import SEND, JobQueue
+from models.jobs import JobQueue
 from models.locks import LockManager
 from models.messages import MessageRepository, StoredMessage
 from models.pins import DELETE_PIN, PinRepository
 from models.responses import ResponseRepository, Wait
 from models.shifts import ShiftRepository
-from models.users import User
+from services.notices import Button, Notice, Notices
 from utils.hours import WorkingHours
 
 log = logging.getLogger(__name__)
@@ -88,21 +82,20 @@ class Waits:
 class SlaSweep:
     """The `sla_sweep` periodic job."""
 
-    def __init__(self, db: Database, jobs: JobQueue, locks: LockManager, out: TelegramOut,
-                 codec: CallbackCodec, policy: SlaPolicy, *, shared_chat_id: int | None,
-                 log_chat_id: int | None, source_of: Callable, clock: Callable[[], datetime],
-                 bot_language: str | None = None) -> None:
+    def __init__(self, db: Database, jobs: JobQueue, locks: LockManager, notices: Notices,
+                 desk, policy: SlaPolicy, *, shared_chat_id: int | None,
+                 log_chat_id: int | None, clock: Callable[[], datetime]) -> None:
+        """`desk`: the Telegram desk, which posts a chat taken back to the shared chat
+        (`repost_taken_back`)."""
         self.db = db
         self.jobs = jobs
         self.locks = locks
-        self.out = out
-        self.codec = codec
+        self.notices = notices
+        self.desk = desk
         self.policy = policy
         self.shared_chat_id = shared_chat_id
         self.log_chat_id = log_chat_id
-        self.source_of = source_of
         self.clock = clock
-        self.bot_language = bot_language
         self.responses = ResponseRepository(db)
         self.conversations = ConversationRepository(db)
         self.messages = MessageRepository(db)
@@ -140,30 +133,19 @@ class SlaSweep:
                 return "reminded"
             minutes = round(self.policy.hours.between(wait.asked_at, now))
             if holder is not None:
-                self.out.enqueue(holder.tg_id, notice="sla_remind_holder",
-                                 values={"id_i": conversation.ref, "minutes": minutes},
-                                 markup=self._open_button(holder, conversation),
-                                 key=f"sla:remind:{wait.id}:{current[0].id}",
-                                 conversation_id=conversation.id, purpose="notify", cur=cur)
+                self.notices.tell(Notice(holder.tg_id, "sla_remind_holder",
+                                         {"id_i": conversation.ref, "minutes": minutes},
+                                         button=Button("btn_open_chat", "openw", (conversation.id,)),
+                                         key=f"sla:remind:{wait.id}:{current[0].id}",
+                                         conversation_id=conversation.id, purpose="notify"), cur)
             elif self.shared_chat_id is not None:
-                language = language_for(None, self.bot_language)
-                self.out.enqueue(self.shared_chat_id, notice="sla_remind_shared",
-                                 values={"id_i": conversation.ref, "minutes": minutes,
-                                         "customer": conversation.customer or "—"},
-                                 markup=self._reply_button(language, wait, conversation),
-                                 key=f"sla:remind:{wait.id}:0", conversation_id=conversation.id,
-                                 message_id=wait.message_id, purpose="post", cur=cur)
+                self.notices.tell(Notice(self.shared_chat_id, "sla_remind_shared",
+                                         {"id_i": conversation.ref, "minutes": minutes,
+                                          "customer": conversation.customer or "—"},
+                                         button=_reply_button(wait, conversation),
+                                         key=f"sla:remind:{wait.id}:0", conversation_id=conversation.id,
+                                         message_id=wait.message_id, purpose="post"), cur)
         return "reminded"
-
-    def _open_button(self, user: User, conversation: Conversation) -> dict:
-        label = text("btn_open_chat", language_for(user.language, self.bot_language))
-        return {"inline_keyboard": [[{"text": label,
-                                      "callback_data": self.codec.encode("openw", conversation.id)}]]}
-
-    def _reply_button(self, language: str, wait: Wait, conversation: Conversation) -> dict:
-        action, key = ("connect", "btn_connect") if conversation.is_task else ("reply", "btn_reply")
-        return {"inline_keyboard": [[{"text": text(key, language),
-                                      "callback_data": self.codec.encode(action, wait.message_id)}]]}
 
     # -- takeback ------------------------------------------------------------------------
 
@@ -180,33 +162,20 @@ class SlaSweep:
                     return "skipped"   # nobody holds it: the shared chat has it already
                 self.pins.end(cur, current[0].id, DELETE_PIN, now)
                 minutes = round(self.policy.hours.between(wait.asked_at, now))
-                self._post_to_shared(cur, wait, conversation, message, holder, reason, minutes)
+                if self.shared_chat_id is not None:
+                    self.desk.repost_taken_back(cur, f"sla:takeback:{wait.id}", conversation, message,
+                                                holder, reason, minutes)
                 values = {"id_i": conversation.ref, "minutes": minutes}
-                self.out.enqueue(holder.tg_id, notice=f"sla_taken_from_you_{reason}", values=values,
-                                 key=f"sla:takeback:{wait.id}:holder", cur=cur)
-                self.out.enqueue(self.log_chat_id, notice=f"log_takeback_{reason}",
-                                 values=dict(values, who=holder.display_name),
-                                 key=f"sla:takeback:{wait.id}:log", purpose="log", cur=cur)
+                self.notices.tell(Notice(holder.tg_id, f"sla_taken_from_you_{reason}", values,
+                                         key=f"sla:takeback:{wait.id}:holder"), cur)
+                self.notices.tell(Notice(self.log_chat_id, f"log_takeback_{reason}",
+                                         dict(values, who=holder.display_name),
+                                         key=f"sla:takeback:{wait.id}:log", purpose="log"), cur)
         return "taken_back"
 
-    def _post_to_shared(self, cur, wait: Wait, conversation: Conversation, message: StoredMessage,
-                        holder: User, reason: str, minutes: int) -> None:
-        if self.shared_chat_id is None:
-            return
-        language = language_for(None, self.bot_language)
-        note = text(f"post_taken_back_{reason}", language,
-                    name=fmt.shorten(holder.display_name, 40), minutes=minutes)
-        posts = posts_for_client_message(conversation, message, shared_chat_id=self.shared_chat_id,
-                                         source=self.source_of(conversation), codec=self.codec,
-                                         pinned_to=None, forced_language=self.bot_language)
-        limit = POST_CAPTION_LIMIT if posts[0].method == "sendPhoto" else POST_TEXT_LIMIT
-        if fmt.visible_len(posts[0].text) + fmt.visible_len(note) + 1 <= limit:
-            posts[0].text = Html(note + "\n" + posts[0].text)
-        else:  # no room left in the post: the reason goes just before it
-            posts.insert(0, Post(chat_id=self.shared_chat_id, method="sendMessage", text=note,
-                                 conversation_id=conversation.id, message_id=message.id,
-                                 part=-1))
-        for post in posts:
-            post.merge_html = None
-            self.jobs.enqueue_id(SEND, "tg_send", post.payload(), lane=send_lane(post.chat_id),
-                                 dedupe_key=f"sla:takeback:{wait.id}:{post.part}", cur=cur)
+
+def _reply_button(wait: Wait, conversation: Conversation) -> Button:
+    """Under a reminder in the shared chat: take the chat (a task: connect to it)."""
+    if conversation.is_task:
+        return Button("btn_connect", "connect", (wait.message_id,))
+    return Button("btn_reply", "reply", (wait.message_id,))

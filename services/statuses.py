@@ -16,9 +16,9 @@ from typing import Callable, Sequence
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.inbound import ConversationKey, StatusUpdate
-from models.jobs import SEND, JobQueue, NewJob
 from models.outbound import OutboundRepository
 from models.whatsapp import FAILED, DeliveryStatusRepository, OutboxRepository
+from services.notices import Notice, Notices
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,10 @@ NOTICES = {131026: "wa_failed_undeliverable", 131047: "wa_failed_window"}
 
 
 class DeliveryStatuses:
-    def __init__(self, db: Database, jobs: JobQueue, report: Callable[..., object] | None = None,
+    def __init__(self, db: Database, notices: Notices, report: Callable[..., object] | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.db = db
-        self.jobs = jobs
+        self.notices = notices
         self.report = report
         self.clock = clock
         self.conversations = ConversationRepository(db)
@@ -80,14 +80,10 @@ class DeliveryStatuses:
         if out is not None:
             conversation = self.conversations.get(conversation_id)
             notice = NOTICES.get(status.error_code, "wa_failed_other")
-            payload = {"chat_id": out.tg_chat_id, "method": "sendMessage", "notice": notice,
-                       "values": {"id_i": conversation.ref if conversation else conversation_id,
-                                  "reason": reason},
-                       "reply_to": out.tg_message_id, "conversation_id": conversation_id,
-                       "purpose": "confirm"}
-            if out.tg_chat_id != out.manager_id:
-                payload["language_of"] = out.manager_id
-            self.jobs.enqueue_all([NewJob(SEND, "tg_send", payload,
-                                          dedupe_key=f"out:{out.id}:undelivered",
-                                          lane=f"send:{out.tg_chat_id}", priority=2)], cur)
+            self.notices.tell(Notice(
+                out.tg_chat_id, notice,
+                {"id_i": conversation.ref if conversation else conversation_id, "reason": reason},
+                key=f"out:{out.id}:undelivered", reply_to=out.tg_message_id,
+                conversation_id=conversation_id, purpose="confirm", priority=2,
+                language_of=out.manager_id if out.tg_chat_id != out.manager_id else None), cur)
         return reason

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from bot.outbox import TelegramOut
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.pins import ACTIVATE_KEY
@@ -17,6 +16,7 @@ from models.tasks import BoardRow, TaskBoardRepository
 from models.users import User, UserManager
 from services.chat_actions import Refusal, Refused
 from services.claims import ChatClaims, Outcome
+from services.notices import Notice, Notices
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ class StatusChanged:
 
 
 class Tasks:
-    def __init__(self, db: Database, claims: ChatClaims, users: UserManager, out: TelegramOut,
+    def __init__(self, db: Database, claims: ChatClaims, users: UserManager, notices: Notices,
                  clock: Callable[[], datetime]) -> None:
         self.claims = claims
         self.users = users
-        self.out = out
+        self.notices = notices
         self.clock = clock
         self.board_repo = TaskBoardRepository(db)
         self.conversations = ConversationRepository(db)
@@ -69,8 +69,8 @@ class Tasks:
         if result.outcome is not Outcome.CLAIMED:
             return None
         if manager.tg_id != by.tg_id:
-            self.out.enqueue(manager.tg_id, notice="task_returned_to_you",
-                             values={"id_i": conversation.ref, "by": by.display_name},
-                             key=self.out.key(f"reopen:{conversation.id}")
-                             or f"task:reopen:{conversation.id}:{now.timestamp()}")
+            self.notices.tell(Notice(manager.tg_id, "task_returned_to_you",
+                                     {"id_i": conversation.ref, "by": by.display_name},
+                                     key=self.notices.key(f"reopen:{conversation.id}")
+                                     or f"task:reopen:{conversation.id}:{now.timestamp()}"))
         return manager

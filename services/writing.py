@@ -28,12 +28,13 @@ from channels import Channels
 from channels.base import ChannelError, Rejected
 from models.conversations import ConversationRepository
 from models.db import Database
-from models.jobs import SEND, UPDATES, Done, Job, JobQueue, NewJob, Permanent
+from models.jobs import UPDATES, Done, Job, JobQueue, Permanent
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.outbound import FAILED, QUEUED, REFUSED, SENT, Attachment, Outbound, OutboundRepository
 from models.pins import ACTIVATE_KEY, PIN, PinRepository
 from models.users import User
+from services.notices import Notice, Notices
 from services.claims import ChatClaims, Outcome as ClaimOutcome
 from utils.clock import utc_now
 
@@ -151,11 +152,12 @@ class WriteToCustomer:
 class DeliverToCustomer:
     """The `deliver` job."""
 
-    def __init__(self, db: Database, jobs: JobQueue, channels: Channels, *,
+    def __init__(self, db: Database, jobs: JobQueue, channels: Channels, *, notices: Notices,
                  download: Callable[[Attachment], bytes],
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.db = db
         self.jobs = jobs
+        self.notices = notices
         self.channels = channels
         self.download = download          # the Telegram file's bytes (bounded in time and size)
         self.clock = clock
@@ -204,7 +206,7 @@ class DeliverToCustomer:
         ref = conversation.ref if conversation else str(out.conversation_id)
         with self.db.transaction() as cur:
             if self.outbound.settle(cur, out.id, FAILED, self.clock(), str(exc)[:2000]):
-                self.jobs.enqueue_all([_notice(out, "answer_failed", id_i=ref, key="failed")], cur)
+                self.notices.tell(_notice(out, "answer_failed", id_i=ref, key="failed"), cur)
 
     # -- steps -------------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class DeliverToCustomer:
         self.outbound.save_files(out.id, files)
         return files
 
-    def _settle(self, out: Outbound, status: str, error: str | None, notice: NewJob, *,
+    def _settle(self, out: Outbound, status: str, error: str | None, notice: Notice, *,
                 external_id: str | None = None) -> Done:
         now = self.clock()
         with self.db.transaction() as cur:
@@ -228,25 +230,20 @@ class DeliverToCustomer:
                 return Done()
             if status == SENT:
                 self.pins.touch(out.conversation_id, out.manager_id, now, cur)
-        return Done(then=(notice,))
+        return Done(then=(self.notices.as_job(notice),))
 
-    def _notify_now(self, notice: NewJob) -> None:
-        with self.db.transaction() as cur:
-            self.jobs.enqueue_all([notice], cur)
+    def _notify_now(self, notice: Notice) -> None:
+        self.notices.tell(notice)
 
 
-def _notice(out: Outbound, notice: str, *, key: str, **values) -> NewJob:
+def _notice(out: Outbound, says: str, *, key: str, **values) -> Notice:
     """A message to the manager, as a reply to what they wrote, about this chat."""
-    payload = {"chat_id": out.tg_chat_id, "method": "sendMessage", "notice": notice,
-               "values": values, "reply_to": out.tg_message_id,
-               "conversation_id": out.conversation_id, "purpose": "confirm"}
-    if out.tg_chat_id != out.manager_id:
-        payload["language_of"] = out.manager_id
-    return NewJob(SEND, "tg_send", payload, dedupe_key=f"out:{out.id}:{key}",
-                  lane=f"send:{out.tg_chat_id}", priority=2)
+    return Notice(out.tg_chat_id, says, values, key=f"out:{out.id}:{key}", reply_to=out.tg_message_id,
+                  conversation_id=out.conversation_id, purpose="confirm", priority=2,
+                  language_of=out.manager_id if out.tg_chat_id != out.manager_id else None)
 
 
-def _refusal_notice(exc: Rejected, out: Outbound, ref: str = "") -> NewJob:
+def _refusal_notice(exc: Rejected, out: Outbound, ref: str = "") -> Notice:
     if exc.notice:  # the channel's own words for it (e.g. WhatsApp's 24-hour window)
         return _notice(out, exc.notice, reason=exc.reason, id_i=ref, key="refused")
     if exc.max_length:

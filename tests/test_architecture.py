@@ -22,10 +22,10 @@ from conftest import ROOT
 LAYERS: dict[str, int] = {
     "utils": 0, "config": 0,
     "models": 1,
-    "crm": 2, "channels": 2, "bot": 2,          # adapters: the CRM's wire, channels, the Telegram desk
+    "crm": 2, "channels": 2,                     # adapters: the CRM's wire, channels
     "desks": 2,                                  # external desks (Planfix)
-    "services": 3,                               # business actions
-    "handlers": 4, "apis": 4,                    # the Telegram desk's handlers; business APIs' routes
+    "services": 3,                               # business actions: they decide and return results
+    "bot": 4, "handlers": 4, "apis": 4,          # the Telegram desk (renders, sends); business APIs' routes
     "container": 5, "scripts": 5,                # composition, workers, periodic jobs
     "doors": 6, "webhook_server": 6, "crm_listener": 6,
     "sandbox": 7,

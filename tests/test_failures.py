@@ -21,6 +21,7 @@ from telebot.apihelper import ApiTelegramException
 
 import scripts.worker as worker_module
 from bot.factory import create_bot
+from bot.outbox import TelegramOut
 from bot.ratelimit import RateLimiter
 from bot.sender import Sender
 from config import load_settings
@@ -96,7 +97,7 @@ def jobs(db):
 def sender(db, sandbox_settings, jobs):
     return Sender(create_bot(sandbox_settings), RateLimiter(db, sandbox_settings), jobs,
                   MessageMapRepository(db), UserManager.instance(db),
-                  ErrorReporter(db, jobs, LOG_CHAT).report)
+                  ErrorReporter(db, TelegramOut(jobs), LOG_CHAT).report)
 
 
 def deliver_sends(db, jobs, sender, rounds=20):
@@ -228,7 +229,7 @@ def test_a_periodic_jobs_retry_never_waits_longer_than_its_period():
 
 def test_a_permanent_failure_is_a_dead_letter_with_error_in_the_log_chat_and_the_hook(db, jobs, sender, tg):
     dead, runs = [], []
-    reporter = ErrorReporter(db, jobs, LOG_CHAT)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT)
 
     def refuse(job):
         runs.append(job.id)
@@ -257,7 +258,7 @@ def test_a_post_telegram_refuses_is_a_dead_letter_and_the_log_chat_says_so(db, j
     """Issue 9: "chat not found" after the bot was removed was dropped with a log line."""
     tg.remove_bot_from_chat(SHARED_CHAT, chat_exists=False)
     dead = []
-    reporter = ErrorReporter(db, jobs, LOG_CHAT)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT)
     worker = Worker(jobs, {"tg_send": sender}, queues=[SEND], report=reporter.report,
                     on_dead=lambda job, exc: dead.append(job.id))
     post_id = jobs.enqueue_id(SEND, "tg_send", {"chat_id": SHARED_CHAT, "method": "sendMessage",
@@ -274,7 +275,7 @@ def test_a_post_telegram_refuses_is_a_dead_letter_and_the_log_chat_says_so(db, j
 def test_a_broken_log_chat_does_not_feed_on_itself(db, jobs, sender, tg):
     tg.remove_bot_from_chat(LOG_CHAT)
     tg.remove_bot_from_chat(SHARED_CHAT)
-    reporter = ErrorReporter(db, jobs, LOG_CHAT)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT)
     worker = Worker(jobs, {"tg_send": sender}, queues=[SEND], report=reporter.report)
     for n in range(3):
         jobs.enqueue(SEND, "tg_send", {"chat_id": SHARED_CHAT, "method": "sendMessage",
@@ -504,7 +505,7 @@ CAUSE = f"tg_send: Telegram refused sendMessage to chat {SHARED_CHAT}"
 
 def test_ten_reports_of_one_cause_are_one_post_then_a_count_of_the_others(db, jobs, sender, tg):
     clock = Clock()
-    reporter = ErrorReporter(db, jobs, LOG_CHAT, clock=clock)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT, clock=clock)
     posted = []
     for n in range(10):
         posted.append(reporter.report(CAUSE, f"403 bot was kicked (post {n})", job_id=100 + n))
@@ -528,7 +529,7 @@ def test_ten_reports_of_one_cause_are_one_post_then_a_count_of_the_others(db, jo
 
 def test_two_causes_are_two_posts(db, jobs, sender, tg):
     clock = Clock()
-    reporter = ErrorReporter(db, jobs, LOG_CHAT, clock=clock)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT, clock=clock)
     assert reporter.report(CAUSE, "kicked", job_id=1)
     assert reporter.report("deliver: the CRM refused the answer", "HTTP 422", job_id=2)
     assert not reporter.report(CAUSE, "kicked", job_id=3)
@@ -541,7 +542,7 @@ def test_two_causes_are_two_posts(db, jobs, sender, tg):
 
 def test_a_cause_seen_again_after_the_window_is_posted_again_with_its_count(db, jobs):
     clock = Clock()
-    reporter = ErrorReporter(db, jobs, LOG_CHAT, clock=clock)
+    reporter = ErrorReporter(db, TelegramOut(jobs), LOG_CHAT, clock=clock)
     assert reporter.report(CAUSE, "a")
     clock.advance(minutes=4, seconds=59)
     assert not reporter.report(CAUSE, "b")

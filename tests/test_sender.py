@@ -2,6 +2,7 @@
 import pytest
 
 from bot.factory import create_bot
+from bot.outbox import TelegramOut
 from bot.ratelimit import RateLimiter
 from bot.sender import Sender
 from conftest import LOG_CHAT, SHARED_CHAT
@@ -22,7 +23,7 @@ def limiter(db, sandbox_settings):
 def sender(db, sandbox_settings, tg, limiter):
     jobs = JobQueue(db)
     return Sender(create_bot(sandbox_settings), limiter, jobs, MessageMapRepository(db),
-                  UserManager.instance(db), ErrorReporter(db, jobs, LOG_CHAT).report,
+                  UserManager.instance(db), ErrorReporter(db, TelegramOut(jobs), LOG_CHAT).report,
                   locks=LockManager.instance(db))
 
 

@@ -282,7 +282,7 @@ def writing(db, claims, people):
     channels = Channels(keepingcrm=channel)
     jobs = JobQueue(db)
     writer = WriteToCustomer(db, jobs, LockManager.instance(db), claims, channels, clock=lambda: NOW)
-    deliver = DeliverToCustomer(db, jobs, channels, download=lambda a: b"%PDF bytes",
+    deliver = DeliverToCustomer(db, jobs, channels, notices=TelegramOut(jobs), download=lambda a: b"%PDF bytes",
                                 clock=lambda: NOW)
     crm_chat(db, 950)
     return writer, deliver, channel, jobs
@@ -366,7 +366,7 @@ def test_a_failure_status_that_overtakes_the_sends_answer_still_reaches_the_mana
     from models.inbound import StatusUpdate
     from services.statuses import DeliveryStatuses
     jobs = JobQueue(db)
-    statuses = DeliveryStatuses(db, jobs)
+    statuses = DeliveryStatuses(db, TelegramOut(jobs))
     key = ConversationKey("whatsapp", "100200300", "380671234567")
     conversation_id = ConversationRepository(db).ensure(key)
     outbound = OutboundRepository(db)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from channels.whatsapp.accounts import load_accounts
 from config import Settings
+from bot.outbox import TelegramOut
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.jobs import JobQueue
@@ -53,6 +54,6 @@ def register(app, settings: Settings, db: Database, ring: Callable[[int], object
     api = OnecApi(settings, account, Notifications(settings, db, jobs, account, ring=ring),
                   ApiTokens(db), OnecRepository(db), OutboxRepository(db),
                   DeliveryStatusRepository(db), ConversationRepository(db), MessageRepository(db),
-                  ErrorReporter(db, jobs, settings.channel_log), channel)
+                  ErrorReporter(db, TelegramOut(jobs), settings.channel_log), channel)
     compat.register(app, api)
     v1.register(app, api)

@@ -22,7 +22,7 @@ from models.responses import EVERYONE
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.api_tokens import ApiTokens
 from services.desk_tools import Refused
-from services.panel import Overview, Reports, Team
+from services.panel import Overview, Reports
 from services.panel_auth import LoginOutcome
 from utils import procstats
 
@@ -47,8 +47,7 @@ class Panel:
         self.figures = PanelFigures(db)
         self.overview = Overview(db, deps.jobs, lambda: deps.clock())
         self.reports = Reports(db, settings.hours, settings.sla_remind_minutes)
-        self.team = Team(deps.users, deps.claims, deps.out, settings.channel_log,
-                         settings.bot_language, lambda: deps.clock(), db)
+        self.team = deps.team
         self.tokens = ApiTokens(db)
         self.conversations = ConversationRepository(db)
         self.media = MediaFetcher(db, deps.channels)
