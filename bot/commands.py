@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from telebot import TeleBot, types
+from telebot import types
 
 from bot.texts import text
 
@@ -50,15 +50,14 @@ def _scope(raw: dict):
 class CommandMenus:
     """The `tg_commands` job: one setMyCommands (or deleteMyCommands) call."""
 
-    def __init__(self, bot: TeleBot) -> None:
-        self.bot = bot
+    def __init__(self, api) -> None:
+        """`api`: bot/sender.py::TelegramApi."""
+        self.api = api
 
     def __call__(self, job) -> None:
         payload = job.payload
         scope = _scope(payload["scope"])
         language = payload.get("language_code")
-        if payload.get("commands") is None:
-            self.bot.delete_my_commands(scope=scope, language_code=language)
-            return
-        commands = [types.BotCommand(c["command"], c["description"]) for c in payload["commands"]]
-        self.bot.set_my_commands(commands, scope=scope, language_code=language)
+        commands = payload.get("commands")
+        self.api.set_commands(None if commands is None else
+                              [(c["command"], c["description"]) for c in commands], scope, language)

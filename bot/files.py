@@ -13,7 +13,6 @@ import time
 
 import requests
 import urllib3
-from telebot import TeleBot, apihelper
 from telebot.apihelper import ApiTelegramException
 
 from models.jobs import Permanent
@@ -27,8 +26,8 @@ CHUNK = 64 * 1024
 
 
 class TelegramFiles:
-    def __init__(self, bot: TeleBot, *, max_bytes: int = MAX_BYTES, deadline: float = DEADLINE) -> None:
-        self.bot = bot
+    def __init__(self, api, *, max_bytes: int = MAX_BYTES, deadline: float = DEADLINE) -> None:
+        self.api = api      # bot/sender.py::TelegramApi
         self.max_bytes = max_bytes
         self.deadline = deadline
 
@@ -36,14 +35,14 @@ class TelegramFiles:
         """The file's bytes; Permanent when Telegram will never give them (too big, gone),
         a transient error (network, 5xx, timeout) otherwise."""
         try:
-            path = self.bot.get_file(attachment.file_id).file_path
+            path = self.api.file_path(attachment.file_id)
         except ApiTelegramException as exc:
             if exc.error_code == 400:
                 raise Permanent("Telegram will not give the manager's file", exc.description) from exc
             raise
         if not path:
             raise Permanent("Telegram will not give the manager's file", "no file_path")
-        url = apihelper.FILE_URL.format(self.bot.token, path)
+        url = self.api.file_url(path)
         started = time.monotonic()
         with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as response:
             if response.status_code >= 500:

@@ -21,6 +21,7 @@ import time
 from typing import Callable
 
 from telebot import TeleBot, types
+from telebot import apihelper
 from telebot.apihelper import ApiTelegramException
 
 from bot import formatting as fmt
@@ -359,3 +360,60 @@ def merge_waiting_posts(jobs: JobQueue, job: Job) -> tuple[int, dict]:
     if merged:
         log.info("merged %s queued posts into job %s", merged, job.id)
     return merged, payload
+
+
+class TelegramApi:
+    """The Bot API calls that are not queued sends — answering a tap or an inline query,
+    files, command menus, the webhook, deleting old posts, long polling. The sender above
+    and this class are the only code that calls Telegram (tests/test_architecture.py)."""
+
+    def __init__(self, bot: TeleBot) -> None:
+        self.bot = bot
+
+    # -- a person's tap or inline query: only useful now, a repeat is harmless ---------------
+
+    def answer_callback(self, call_id: str, message: str | None, *, alert: bool = False) -> None:
+        try:
+            self.bot.answer_callback_query(call_id, None if message is None else fmt.callback_text(message),
+                                           show_alert=alert)
+        except ApiTelegramException as exc:  # a stale query: the tap's effect stands
+            log.info("could not answer callback: %s", exc.description)
+
+    def answer_inline(self, query_id: str, results: list) -> None:
+        self.bot.answer_inline_query(query_id, results, cache_time=0, is_personal=True)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def file_path(self, file_id: str) -> str | None:
+        return self.bot.get_file(file_id).file_path
+
+    def file_url(self, path: str) -> str:
+        return apihelper.FILE_URL.format(self.bot.token, path)
+
+    # -- the bot's set-up ------------------------------------------------------------------------
+
+    def set_commands(self, commands: list[tuple[str, str]] | None, scope, language: str | None) -> None:
+        """setMyCommands, or deleteMyCommands when `commands` is None."""
+        if commands is None:
+            self.bot.delete_my_commands(scope=scope, language_code=language)
+            return
+        self.bot.set_my_commands([types.BotCommand(c, d) for c, d in commands], scope=scope,
+                                 language_code=language)
+
+    def point_webhook(self, url: str, secret_token: str | None, allowed_updates=None) -> None:
+        self.bot.set_webhook(url=url, secret_token=secret_token, allowed_updates=allowed_updates)
+
+    def drop_webhook(self) -> None:
+        self.bot.delete_webhook()
+
+    def webhook_info(self, timeout: float):
+        return self.bot.get_webhook_info(timeout=timeout)
+
+    def updates(self, offset: int | None, timeout: int, allowed_updates) -> list[dict]:
+        """Long polling, as Telegram's raw JSON (the stored update is exactly Telegram's)."""
+        return apihelper.get_updates(self.bot.token, offset=offset, timeout=timeout + 10,
+                                     long_polling_timeout=timeout, allowed_updates=allowed_updates)
+
+    def delete_post(self, chat_id: int, message_id: int) -> None:
+        """Not a send: Telegram's flood control answers 429, and the caller stops there."""
+        self.bot.delete_message(chat_id, message_id)

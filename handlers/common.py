@@ -6,11 +6,11 @@ import logging
 from datetime import datetime
 
 from telebot import TeleBot, types
-from telebot.apihelper import ApiTelegramException
 from telebot.custom_filters import AdvancedCustomFilter
 
 from bot import formatting as fmt
 from bot.outbox import TelegramOut
+from bot.sender import TelegramApi
 from bot.texts import language_for, text
 from models.conversations import ConversationListRepository, ConversationRepository
 from models.message_map import MessageMapRepository
@@ -28,6 +28,7 @@ class Desk:
 
     def __init__(self, bot: TeleBot, deps) -> None:
         self.bot = bot
+        self.api = TelegramApi(bot)
         self.deps = deps
         self.settings = deps.settings
         self.codec = deps.codec
@@ -66,11 +67,7 @@ class Desk:
     def answer(self, call, message: str | None = None, *, alert: bool = False) -> None:
         """Stop the tap's spinner, with a short plain-text answer. Not a durable step: an
         answer is only useful now, and a repeated one is harmless."""
-        try:
-            self.bot.answer_callback_query(
-                call.id, None if message is None else fmt.callback_text(message), show_alert=alert)
-        except ApiTelegramException as exc:  # a stale query: the tap's effect stands
-            log.info("could not answer callback: %s", exc.description)
+        self.api.answer_callback(call.id, message, alert=alert)
 
     def say(self, chat_id: int, html: str, markup=None, *, key: str | None = None,
             conversation_id: int | None = None, purpose: str = "desk",

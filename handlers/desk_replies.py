@@ -146,7 +146,7 @@ def inline_query(desk: Desk, query: types.InlineQuery, user: User) -> None:
         results.append(types.InlineQueryResultArticle(
             id=f"r{reply.id}", title=reply.title[:64], description=fmt.shorten(filled, 120),
             input_message_content=types.InputTextMessageContent(filled[:4096])))
-    desk.bot.answer_inline_query(query.id, results, cache_time=0, is_personal=True)
+    desk.api.answer_inline(query.id, results)
 
 
 def chosen_draft(desk: Desk, message: types.Message, user: User) -> None:

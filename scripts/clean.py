@@ -10,7 +10,6 @@ import logging
 from datetime import timedelta
 from typing import Callable
 
-from telebot import TeleBot
 from telebot.apihelper import ApiTelegramException
 
 from bot.outbox import TelegramOut
@@ -35,11 +34,11 @@ JOBS_KEPT_DAYS = 7  # long enough to recognise a re-delivered Telegram update
 
 
 class Cleaner:
-    def __init__(self, settings: Settings, db: Database, bot: TeleBot, jobs: JobQueue,
+    def __init__(self, settings: Settings, db: Database, api, jobs: JobQueue,
                  users: UserManager, out: TelegramOut, clock: Callable = utc_now) -> None:
         self.settings = settings
         self.db = db
-        self.bot = bot
+        self.api = api      # bot/sender.py::TelegramApi
         self.jobs = jobs
         self.users = users
         self.out = out
@@ -80,7 +79,7 @@ class Cleaner:
         deleted = failed = 0
         for tg_message_id in posts:
             try:
-                self.bot.delete_message(shared, tg_message_id)
+                self.api.delete_post(shared, tg_message_id)
                 deleted += 1
             except ApiTelegramException as exc:
                 if exc.error_code == 429:

@@ -10,14 +10,14 @@ DESK_PERIODIC = ((UPDATES, "sla_sweep"), (SYNC, "daily_clean"), (SEND, "pin_noti
                  (SEND, "command_menus"))
 
 
-def desk_jobs(deps, bot, cleaner, clock) -> dict:
+def desk_jobs(deps, api, cleaner, clock) -> dict:
     tools = deps.tools
     return {
         "sla_sweep": tools.sweep,
         "daily_clean": DailyCleaning(deps.settings, cleaner, ChoreRepository(deps.db), deps.out, clock),
         "pin_notices": ExpiryNotices(deps.settings, deps.db, deps.out, clock),
         "command_menus": CommandMenusKeeper(deps.settings, deps.db, deps.jobs),
-        "tg_commands": CommandMenus(bot),
+        "tg_commands": CommandMenus(api),
         "order_context": tools.orders.refresh,
         "send_album": tools.albums,
     }

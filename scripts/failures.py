@@ -24,6 +24,7 @@ import pymysql
 import requests
 from telebot.apihelper import ApiTelegramException
 
+from bot.outbox import SEND_KIND
 from models.db import is_unavailable
 from models.jobs import Permanent, RetryLater  # noqa: F401  (re-exported for handlers)
 
@@ -58,7 +59,7 @@ POLICIES: dict[str, Policy] = {
     # A person's update: their lane waits behind it, so a minute at most.
     "tg_update": Policy(backoff_cap=5.0, transient_attempts=8, permanent_attempts=2, report_after=4),
     # A send to Telegram: its chat's lane waits; retried until Telegram is back.
-    "tg_send": Policy(backoff_cap=10.0, permanent_attempts=1, report_after=12),
+    SEND_KIND: Policy(backoff_cap=10.0, permanent_attempts=1, report_after=12),
     # A manager's answer to a customer: for as long as the CRM is away (a day at most).
     "deliver": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
     "mark_read": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),

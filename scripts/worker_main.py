@@ -13,8 +13,9 @@ from typing import Callable
 
 from bot.factory import process_update
 from bot.files import TelegramFiles
+from bot.outbox import SEND_KIND
 from bot.ratelimit import RateLimiter
-from bot.sender import Sender
+from bot.sender import Sender, TelegramApi
 from channels.media import MediaFetcher
 from config import Settings
 from container import Container
@@ -67,27 +68,28 @@ class WorkerRuntime:
         settings = deps.settings
         clock = lambda: deps.clock()  # noqa: E731  (late: tests move the clock)
         self.bot = create_desk_bot(deps)
+        self.api = TelegramApi(self.bot)
         limiter = RateLimiter(deps.db, settings)
         self.sender = Sender(self.bot, limiter, deps.jobs,
                              MessageMapRepository(deps.db), deps.users, deps.reporter.report,
                              bot_language=settings.bot_language, locks=deps.locks,
                              media=MediaFetcher(deps.db, deps.channels))
         deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels, notices=deps.out,
-                                    download=TelegramFiles(self.bot).download, clock=clock)
+                                    download=TelegramFiles(self.api).download, clock=clock)
         self.handlers: dict[str, Callable] = {
             "tg_update": self.handle_update,
-            "tg_send": self.sender,
+            SEND_KIND: self.sender,
             "deliver": deliver,
             "mark_read": MarkReadStep(deps.db, deps.channels),
             "expire_pins": PinExpiry(deps.claims, clock),
-            "clean": Cleaner(settings, deps.db, self.bot, deps.jobs, deps.users, deps.out, clock),
+            "clean": Cleaner(settings, deps.db, self.api, deps.jobs, deps.users, deps.out, clock),
             "report_errors": deps.reporter,
             "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock, batches=BatchSend(
                 settings, deps.db, deps.reporter.report, summary, clock))),
             "wa_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock,
                                        confirm_seconds=settings.whatsapp_devino_confirm_seconds),
         }
-        self.handlers.update(desk_jobs(deps, self.bot, self.handlers["clean"], clock))
+        self.handlers.update(desk_jobs(deps, self.api, self.handlers["clean"], clock))
         for channel in deps.channels.values():
             self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
         self.handlers.update(relay_handlers(settings, deps.db, deps.jobs, deps.ingest,

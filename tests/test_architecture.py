@@ -2,7 +2,11 @@
 
     doors ──▶ intake ──▶ jobs ──▶ services ──▶ channels / desks / business APIs
 
-* no module imports a layer above its own;
+* no module imports a layer above its own, with no exemption; a package's `__main__` is
+  the top of the house, imported by nothing, defining nothing;
+* services speak no Telegram: they import nothing of `bot/` and return results and notices;
+* only the outbox (`bot/outbox.py`) writes a Telegram send to the queue, and only the
+  sender (`bot/sender.py`) calls Telegram;
 * SQL lives in `models/` only;
 * handler modules register small, module-level functions (decode → service → view).
 """
@@ -26,15 +30,16 @@ LAYERS: dict[str, int] = {
     "desks": 2,                                  # external desks (Planfix)
     "services": 3,                               # business actions: they decide and return results
     "bot": 4, "handlers": 4, "apis": 4,          # the Telegram desk (renders, sends); business APIs' routes
-    "container": 5, "scripts": 5,                # composition, workers, periodic jobs
-    "doors": 6, "webhook_server": 6, "crm_listener": 6,
-    "sandbox": 7,
+    "container": 5,                              # the composition root
+    "scripts": 6,                                # workers, the supervisor, periodic jobs
+    "doors": 7, "webhook_server": 7, "crm_listener": 7,
+    "sandbox": 8,                                # the emulators, the playground, the demo
+    "cli": 9,                                    # `python -m bot …` (SPEC §7)
 }
-# Entry points that live in a lower package by name (SPEC §7: `python -m bot …`).
-ENTRY_POINTS = {"bot.__main__": 8, "bot.runner": 6}   # `python -m bot demo` runs the sandbox
+TOP = 10                                         # any package's __main__
 PACKAGES = ("utils", "models", "crm", "channels", "desks", "bot", "services", "handlers", "apis", "scripts",
             "doors", "sandbox")
-TOP_MODULES = ("config.py", "container.py", "webhook_server.py", "crm_listener.py")
+TOP_MODULES = ("config.py", "container.py", "webhook_server.py", "crm_listener.py", "cli.py")
 
 
 def product_modules():
@@ -51,8 +56,8 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> int | None:
-    if module in ENTRY_POINTS:
-        return ENTRY_POINTS[module]
+    if module.endswith(".__main__"):
+        return TOP
     return LAYERS.get(module.split(".")[0])
 
 
@@ -77,6 +82,92 @@ def test_no_module_imports_a_layer_above_its_own():
             if own is not None and theirs is not None and theirs > own:
                 upward.append(f"{path.relative_to(ROOT)}:{line} ({own}) imports {imported} ({theirs})")
     assert upward == []
+
+
+def test_a_packages_main_only_calls_the_command_line():
+    """`python -m bot` stays (SPEC §7), but the command line is cli.py, at the top."""
+    for path in sorted(ROOT.glob("*/__main__.py")):
+        if path.parent.name not in PACKAGES:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        assert defined == [], f"{path.relative_to(ROOT)} defines {defined}"
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 12, path
+
+
+def test_services_speak_no_telegram():
+    found = [f"{path.relative_to(ROOT)}:{line} imports {imported}"
+             for path in sorted((ROOT / "services").rglob("*.py"))
+             for line, imported in imports_of(path)
+             if imported.split(".")[0] in ("bot", "telebot", "handlers")]
+    assert found == []
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    return [(n.lineno, n.value) for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def test_only_the_outbox_writes_a_telegram_send_to_the_queue():
+    """The job kind of a Telegram call is spelled once, in bot/outbox.py; everything else
+    that sends uses the outbox's methods (or names its constant, as the job table does)."""
+    outside = [f"{path.relative_to(ROOT)}:{line}" for path in product_modules()
+               if path.relative_to(ROOT).as_posix() not in ("bot/outbox.py",)
+               and not path.relative_to(ROOT).as_posix().startswith("sandbox/")
+               for line, value in _string_constants(path) if value == "tg_send"]
+    assert outside == []
+    queue_writes = []
+    for path in product_modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative == "bot/outbox.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr.startswith("enqueue") and any(
+                        isinstance(a, ast.Name) and a.id == "SEND_KIND" for a in node.args)):
+                queue_writes.append(f"{relative}:{node.lineno}")
+    assert queue_writes == []
+
+
+def _telegram_calls() -> set[str]:
+    """TeleBot's methods that call the Bot API (through an apihelper request)."""
+    import inspect
+
+    import telebot
+    from telebot import apihelper
+    requests_made = {name for name, fn in inspect.getmembers(apihelper, inspect.isfunction)
+                     if "_make_request(" in inspect.getsource(fn)}
+    calls = set()
+    for name, fn in inspect.getmembers(telebot.TeleBot, inspect.isfunction):
+        source = inspect.getsource(fn)
+        if not name.startswith("_") and any(f"apihelper.{r}(" in source for r in requests_made):
+            calls.add(name)
+    return calls | {f"apihelper.{r}" for r in requests_made}
+
+
+def test_only_the_sender_calls_telegram():
+    """Every Bot API call goes through bot/sender.py (the queued sends, within the limits,
+    and `TelegramApi` for the rest). Names that product code defines for itself (a
+    channel's `send_message`) are not TeleBot's and are left out."""
+    own = {n.name for path in product_modules() for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+           if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+           and path.relative_to(ROOT).as_posix() != "bot/sender.py"}
+    telegram = _telegram_calls()
+    assert {"answer_callback_query", "set_webhook", "get_file", "delete_message"} <= telegram
+    outside = []
+    for path in product_modules():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative == "bot/sender.py" or relative.startswith("sandbox/"):
+            continue
+        if any(imported.startswith("telethon") for _, imported in imports_of(path)):
+            continue    # a Telegram account's client (MTProto, channels/tgaccount), not the Bot API
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                name = node.func.attr
+                dotted = f"{node.func.value.id}.{name}" if isinstance(node.func.value, ast.Name) else ""
+                if (name in telegram and name not in own) or dotted in telegram:
+                    outside.append(f"{relative}:{node.lineno} {dotted or name}")
+    assert outside == []
 
 
 SQL = re.compile(r"\b(SELECT\b[\s\S]*\bFROM|INSERT\s+(IGNORE\s+)?INTO|UPDATE\s+\w+\s+SET|"

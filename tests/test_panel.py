@@ -168,9 +168,9 @@ def test_settings_show_no_secret(client, settings):
 
 
 def test_run_without_bot_token_opens_the_playground_and_with_one_connects_telegram(tmp_path, monkeypatch):
-    import bot.__main__ as cli
-    import bot.runner
+    import cli
     import sandbox.playground
+    import scripts.supervisor
     empty, with_token = tmp_path / "none.env", tmp_path / ".env"
     with_token.write_text("BOT_TOKEN=123456:real-token\n")
     assert cli.playground_wanted({}, empty) is True
@@ -180,7 +180,7 @@ def test_run_without_bot_token_opens_the_playground_and_with_one_connects_telegr
 
     chosen = []
     monkeypatch.setattr(sandbox.playground, "main", lambda: chosen.append("playground") or 0)
-    monkeypatch.setattr(bot.runner, "run", lambda settings, **kw: chosen.append(("telegram", settings.bot_token)) or 0)
+    monkeypatch.setattr(scripts.supervisor, "run", lambda settings, **kw: chosen.append(("telegram", settings.bot_token)) or 0)
     monkeypatch.setattr(cli, "playground_wanted", lambda: True)
     assert cli.main(["run"]) == 0
     monkeypatch.setattr(cli, "playground_wanted", lambda: False)
@@ -227,7 +227,7 @@ SHARED = -1001000000001
 
 def test_create_admin_from_the_command_line(mariadb, db, monkeypatch, capsys):
     import io
-    import bot.__main__ as cli
+    import cli
     from conftest import TEST_DB
     for name, value in mariadb.environment(TEST_DB).items():
         monkeypatch.setenv(name, value)

@@ -152,7 +152,8 @@ def test_crm_down_for_a_while_delays_the_message_and_loses_nothing(desk, crm, tg
     crm.signal(desk.listener_url, LINK_KEY, 5009)
     wait_for(lambda: db.scalar("SELECT attempts FROM jobs WHERE dedupe_key = 'sync:5009'") >= 1)
     # the attempt failed for the reason it had, and the sync waits to try again
-    assert "CrmUnavailable" in db.scalar("SELECT last_error FROM jobs WHERE dedupe_key = 'sync:5009'")
+    assert "CrmUnavailable" in wait_for(
+        lambda: db.scalar("SELECT last_error FROM jobs WHERE dedupe_key = 'sync:5009'"))
     time.sleep(1.0)
     crm.set_refuse(True)  # and then not even answering
     time.sleep(1.0)

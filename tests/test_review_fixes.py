@@ -18,6 +18,7 @@ import crm_listener
 import webhook_server
 from bot.factory import create_bot
 from bot.files import TelegramFiles
+from bot.sender import TelegramApi
 from conftest import ADMIN_ID, BOT_TOKEN
 from harness import Desk, wait_for, crm_chat
 from models.jobs import JobQueue, Permanent
@@ -434,7 +435,7 @@ def bot_api():
 
 
 def files_from(settings, url, **bounds) -> TelegramFiles:
-    return TelegramFiles(create_bot(settings.replace(telegram_api_url=url, bot_token=BOT_TOKEN)), **bounds)
+    return TelegramFiles(TelegramApi(create_bot(settings.replace(telegram_api_url=url, bot_token=BOT_TOKEN))), **bounds)
 
 
 def attachment(file_id: str) -> Attachment:

@@ -61,7 +61,8 @@ class Panel:
             return self._webhook[1]
         try:
             from bot.factory import create_bot
-            info = create_bot(self.settings).get_webhook_info(timeout=3)
+            from bot.sender import TelegramApi
+            info = TelegramApi(create_bot(self.settings)).webhook_info(timeout=3)
             if not info.url:
                 status = "not set (long polling)"
             elif info.last_error_message:

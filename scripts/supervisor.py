@@ -17,8 +17,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from telebot import apihelper
-
 from config import ROOT, Settings
 from models.db import Database, migrate
 from bot.updates import take_update
@@ -93,19 +91,19 @@ class Supervisor:
 
     def _connect_telegram(self, db: Database) -> None:
         from bot.factory import create_bot
+        from bot.sender import TelegramApi
 
-        bot = create_bot(self.settings)
+        api = TelegramApi(create_bot(self.settings))
         if self.polling:
-            bot.delete_webhook()
+            api.drop_webhook()
             inbox = Inbox(JobQueue(db))
             self._poller = threading.Thread(target=poll_updates, name="poller", daemon=True,
-                                            args=(bot, inbox, self.stop.event))
+                                            args=(api, inbox, self.stop.event))
             self._poller.start()
             log.info("taking updates by long polling")
         else:
             url = webhook_endpoint(self.settings)
-            bot.set_webhook(url=url, secret_token=self.settings.webhook_secret_token,
-                            allowed_updates=ALLOWED_UPDATES)
+            api.point_webhook(url, self.settings.webhook_secret_token, ALLOWED_UPDATES)
             log.info("webhook set to %s/telegram/***", self.settings.webhook_url)
 
     def _spawn(self, child: Child) -> None:
@@ -164,7 +162,7 @@ def webhook_endpoint(settings: Settings) -> str:
     return f"{settings.webhook_url}/telegram/{settings.webhook_secret_path}"
 
 
-def poll_updates(bot, inbox: Inbox, stop: threading.Event, timeout: int = 20) -> None:
+def poll_updates(api, inbox: Inbox, stop: threading.Event, timeout: int = 20) -> None:
     """Long polling: store each update durably before confirming it to Telegram.
 
     The offset only moves past an update once it is stored, so a crash here means the
@@ -174,10 +172,7 @@ def poll_updates(bot, inbox: Inbox, stop: threading.Event, timeout: int = 20) ->
     failures = 0
     while not stop.is_set():
         try:
-            # The raw JSON, not telebot's objects: the stored update is exactly Telegram's.
-            updates = apihelper.get_updates(bot.token, offset=offset, timeout=timeout + 10,
-                                            long_polling_timeout=timeout,
-                                            allowed_updates=ALLOWED_UPDATES)
+            updates = api.updates(offset, timeout, ALLOWED_UPDATES)
             for update in updates:
                 take_update(inbox, update)
                 offset = update["update_id"] + 1
