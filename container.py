@@ -74,8 +74,9 @@ class Container:
         self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,
                                                      self.channels, clock=now,
                                                      beside=tools.joins.beside,
-                                                     on_answer=tools.waits.answered)
-        tools.albums = tools.albums or Albums(self.db, self.jobs, self.users, self.writer, self.out)
+                                                     on_answer=tools.waits.answered,
+                                                     notices=self.out, log_chat_id=settings.channel_log)
+        tools.albums = tools.albums or Albums(self.db, self.jobs, self.users, self.writer)
         self.reporter = self.reporter or ErrorReporter(self.db, self.out, settings.channel_log, now)
         self.team = self.team or Team(self.users, self.claims, self.out, settings.channel_log, now, self.db)
         if "whatsapp" in self.channels:   # a gateway's instance logged out: #ERROR once

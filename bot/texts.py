@@ -174,6 +174,8 @@ TEXTS: dict[str, dict[str, str]] = {
                             "шаблон. Оберіть шаблон, щоб відновити розмову:",
         "wa_window_no_templates": "⏰ Клієнт писав понад 24 години тому: WhatsApp дозволяє лише "
                                   "затверджений шаблон, а шаблонів не налаштовано (WHATSAPP_TEMPLATES).",
+        "window_closed_not_sent": "⏰ Не надіслано: клієнт писав понад 24 години тому, а WhatsApp дозволяє "
+                                  "лише затверджений шаблон. Напишіть у чат — бот запропонує шаблони.",
         "wa_template_params": "📋 Шаблон «{name}»: надішліть {count} значень, кожне з нового рядка.",
         "wa_template_wrong_count": "❌ Шаблон «{name}» має {count} параметрів, а надіслано {given}. "
                                    "Нічого не надіслано; спробуйте ще раз.",
@@ -435,6 +437,8 @@ TEXTS: dict[str, dict[str, str]] = {
                             "template. Choose one to reopen the conversation:",
         "wa_window_no_templates": "⏰ The client wrote more than 24 hours ago: WhatsApp allows only an "
                                   "approved template, and none is configured (WHATSAPP_TEMPLATES).",
+        "window_closed_not_sent": "⏰ Not sent: the client wrote more than 24 hours ago and WhatsApp allows "
+                                  "only an approved template. Write in the chat and the bot offers the templates.",
         "wa_template_params": "📋 Template \"{name}\": send {count} values, one per line.",
         "wa_template_wrong_count": "❌ Template \"{name}\" takes {count} parameters, {given} were sent. "
                                    "Nothing was sent; try again.",

@@ -14,6 +14,7 @@ from functools import partial
 
 from telebot import TeleBot, types
 
+from bot import answers
 from bot import desk_views
 from bot import formatting as fmt
 from bot.keyboards import to_markup
@@ -21,7 +22,7 @@ from handlers.common import Desk, callback_args, private_chat_of
 from models.outbound import Attachment
 from models.users import User
 from services.desk_tools import PLACEHOLDERS, Problem, Refused
-from services.writing import ManagerMessage, Outcome
+from services.writing import ManagerMessage
 
 CANNED_MODE = "canned_add"
 INLINE_RESULTS = 20
@@ -127,13 +128,16 @@ def send_picked(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     text = desk.deps.tools.replies.filled(reply, conversation_id, user)
     result = desk.writer.perform(user, conversation_id, ManagerMessage(
         call.message.chat.id, call.message.message_id, text, attachment))
-    if result.outcome is Outcome.TAKEN_BY:
-        desk.answer(call, desk.t(user, "taken_by", name=fmt.escape(
-            result.holder.display_name if result.holder else "?")), alert=True)
-    elif result.outcome is Outcome.TOO_LONG:
-        desk.answer(call, desk.t(user, "too_long", length=result.length, limit=result.limit), alert=True)
-    else:
+    show_written(desk, call, user, result, conversation_id)
+
+
+def show_written(desk: Desk, call: types.CallbackQuery, user: User, result, conversation_id: int) -> None:
+    """✅ only when the reply was recorded for the customer; a refusal, as an alert."""
+    said = answers.refusal_text(result, desk.writer.chat_ref(conversation_id), desk.lang(user))
+    if said is None:
         desk.answer(call, desk.t(user, "draft_sending"))
+    else:
+        desk.answer(call, said, alert=True)
 
 
 def inline_query(desk: Desk, query: types.InlineQuery, user: User) -> None:
@@ -171,11 +175,7 @@ def send_chosen(desk: Desk, call: types.CallbackQuery, user: User) -> None:
         return
     result = desk.writer.perform(user, conversation_id, ManagerMessage(
         chosen.chat.id, chosen.message_id, chosen.text))
-    if result.outcome is Outcome.TAKEN_BY:
-        desk.answer(call, desk.t(user, "taken_by", name=fmt.escape(
-            result.holder.display_name if result.holder else "?")), alert=True)
-    else:
-        desk.answer(call, desk.t(user, "draft_sending"))
+    show_written(desk, call, user, result, conversation_id)
 
 
 def _via_our_bot(desk: Desk, message: types.Message) -> bool:

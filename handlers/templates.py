@@ -9,13 +9,13 @@ from functools import partial
 
 from telebot import TeleBot, types
 
-from bot import formatting as fmt
+from bot import answers
 from bot.keyboards import inline
 from handlers.common import Desk, callback_args
 from models.conversations import Conversation
 from models.state import SEND_MODE
 from models.users import User
-from services.writing import ManagerMessage, Outcome
+from services.writing import ManagerMessage
 
 MODE = "tpl:"
 
@@ -49,11 +49,7 @@ def send(desk: Desk, user: User, tg_chat_id: int, tg_message_id: int, chat: Conv
     summary = f"📋 {name}" + (": " + ", ".join(params) if params else "")
     result = desk.writer.perform(user, chat.id, ManagerMessage(tg_chat_id, tg_message_id, summary,
                                                                template=template))
-    if result.outcome is Outcome.TAKEN_BY:
-        return desk.t(user, "taken_by", name=fmt.escape(result.holder.display_name if result.holder else "?"))
-    if result.outcome is Outcome.UNKNOWN_CHAT:
-        return desk.t(user, "unknown_chat", id_i=chat.id)
-    return None
+    return answers.refusal_text(result, chat.ref, desk.lang(user))
 
 
 def choose(desk: Desk, call: types.CallbackQuery, user: User) -> None:

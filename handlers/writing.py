@@ -12,7 +12,7 @@ from functools import partial
 
 from telebot import TeleBot, types
 
-from bot import formatting as fmt
+from bot import answers
 from handlers import templates
 from handlers.common import Desk
 from models.outbound import Attachment
@@ -78,21 +78,13 @@ def content(desk: Desk, message: types.Message, user: User) -> None:
             desk.say(message.chat.id, desk.t(user, "choose_chat_first"))
         return
     result = desk.writer.perform(user, conversation_id, decode(message))
-    if result.outcome is Outcome.QUEUED:
-        if result.claimed:
-            desk.log_change_pin(user, desk.t(None, "change_pin_claimed"), conversation_id)
-    elif result.outcome is Outcome.TOO_LONG:
-        desk.reply(message, desk.t(user, "too_long", length=result.length, limit=result.limit))
-    elif result.outcome is Outcome.FILE_TOO_BIG:
-        desk.reply(message, desk.t(user, "file_too_big"))
-    elif result.outcome is Outcome.TAKEN_BY:
-        name = result.holder.display_name if result.holder else "?"
-        desk.reply(message, desk.t(user, "taken_by", name=fmt.escape(name)))
-    elif result.outcome is Outcome.UNKNOWN_CHAT:
-        desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=conversation_id))
-    elif result.outcome is Outcome.WINDOW_CLOSED:
+    if result.outcome is Outcome.WINDOW_CLOSED:   # in a message: the templates it may send
         templates.offer(desk, user, message.chat.id, desk.chats.get(conversation_id))
-    # DUPLICATE: this very message was taken already (a re-delivered update): nothing to say.
+        return
+    said = answers.refusal_text(result, conversation_id, desk.lang(user))
+    if said is not None:
+        desk.reply(message, said)
+    # accepted: the ✅ comes with the delivery (a re-delivered update: nothing to say).
 
 
 def unsupported(desk: Desk, message: types.Message, user: User) -> None:

@@ -1,6 +1,7 @@
 """The job handlers and periodic jobs of the desk of SPEC §8, for the worker runtime."""
 from __future__ import annotations
 
+from bot.answers import AlbumAnswers
 from bot.commands import CommandMenus
 from models.desk_extras import ChoreRepository
 from models.jobs import SEND, SYNC, UPDATES
@@ -19,5 +20,5 @@ def desk_jobs(deps, api, cleaner, clock) -> dict:
         "command_menus": CommandMenusKeeper(deps.settings, deps.db, deps.jobs),
         "tg_commands": CommandMenus(api),
         "order_context": tools.orders.refresh,
-        "send_album": tools.albums,
+        "send_album": AlbumAnswers(tools.albums, deps.out),
     }

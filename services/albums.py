@@ -8,22 +8,32 @@ A part that comes after the album was sent goes out as one more message, never l
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from models.db import Database
 from models.desk_extras import AlbumRepository
 from models.jobs import UPDATES, JobQueue
 from models.outbound import attachments_from_json, attachments_to_json
 from models.users import UserManager
-from services.notices import Notice, Notices
-from services.writing import ManagerMessage, Outcome, WriteToCustomer
+from services.writing import ManagerMessage, Outcome, WriteResult, WriteToCustomer
 
 COLLECT_SECONDS = 1.5
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A part of an album the writing service refused: what the manager is answered."""
+    tg_chat_id: int
+    tg_message_id: int
+    result: WriteResult
+    chat_ref: object
+    key: str
+
+
 class Albums:
     def __init__(self, db: Database, jobs: JobQueue, users: UserManager,
-                 writer: WriteToCustomer, notices: Notices) -> None:
+                 writer: WriteToCustomer) -> None:
         self.jobs = jobs
-        self.notices = notices
         self.users = users
         self.writer = writer
         self.parts = AlbumRepository(db)
@@ -37,19 +47,20 @@ class Albums:
                                     {"tg_chat_id": message.tg_chat_id, "group": group[:64]},
                                     dedupe_key=f"album:{message.tg_chat_id}:{group[:64]}")
 
-    def __call__(self, job) -> None:
-        """The `send_album` job (waits COLLECT_SECONDS after a part for the rest)."""
+    def __call__(self, job) -> list["Refused"]:
+        """The `send_album` job (waits COLLECT_SECONDS after a part for the rest): the
+        parts the writing service refused, for the desk to answer (bot/answers.py)."""
         from models.jobs import RetryLater
         chat_id, group = int(job.payload["tg_chat_id"]), job.payload["group"]
         parts = self.parts.parts(chat_id, group)
         if not parts:
-            return
+            return []
         if job.deferrals == 0:
             raise RetryLater("collecting the album's parts", COLLECT_SECONDS)
         manager = self.users.get(parts[0].manager_id)
         if manager is None or not manager.is_manager:
             self.parts.forget(chat_id, group)
-            return
+            return []
         conversation_id = parts[0].conversation_id
         files = tuple(a for part in parts for a in attachments_from_json(part.attachment))
         if len(files) <= self.writer.files_per_message(conversation_id):
@@ -61,17 +72,7 @@ class Albums:
                         for p in parts]
         results = [(m, self.writer.perform(manager, conversation_id, m)) for m in messages]
         self.parts.forget(chat_id, group, [p.tg_message_id for p in parts])
-        for message, result in results:
-            if result.outcome not in (Outcome.QUEUED, Outcome.DUPLICATE):
-                self._refused(chat_id, group, conversation_id, message, result)
-
-    def _refused(self, chat_id: int, group: str, conversation_id: int, message: ManagerMessage,
-                 result) -> None:
-        notice, values = {Outcome.TOO_LONG: ("too_long", {"length": result.length,
-                                                           "limit": result.limit}),
-                          Outcome.FILE_TOO_BIG: ("file_too_big", {}),
-                          Outcome.TAKEN_BY: ("taken_by", {"name": result.holder.display_name
-                                                          if result.holder else "?"}),
-                          }.get(result.outcome, ("unknown_chat", {"id_i": conversation_id}))
-        self.notices.tell(Notice(chat_id, notice, values, reply_to=message.tg_message_id,
-                                 key=f"album:{chat_id}:{group}:{message.tg_message_id}:refused"))
+        ref = self.writer.chat_ref(conversation_id)
+        return [Refused(chat_id, message.tg_message_id, result, ref,
+                        f"album:{chat_id}:{group}:{message.tg_message_id}:refused")
+                for message, result in results if result.outcome not in (Outcome.QUEUED, Outcome.DUPLICATE)]

@@ -34,7 +34,7 @@ from models.messages import MessageRepository
 from models.outbound import FAILED, QUEUED, REFUSED, SENT, Attachment, Outbound, OutboundRepository
 from models.pins import ACTIVATE_KEY, PIN, PinRepository
 from models.users import User
-from services.notices import Notice, Notices
+from services.notices import Notice, Notices, Says
 from services.claims import ChatClaims, Outcome as ClaimOutcome
 from utils.clock import utc_now
 
@@ -85,8 +85,13 @@ def deliver_lane(conversation_id: int) -> str:
 class WriteToCustomer:
     def __init__(self, db: Database, jobs: JobQueue, locks: LockManager, claims: ChatClaims,
                  channels: Channels, *, clock: Callable[[], datetime] = utc_now,
-                 beside: Callable | None = None, on_answer: Callable | None = None) -> None:
+                 beside: Callable | None = None, on_answer: Callable | None = None,
+                 notices: Notices | None = None, log_chat_id: int | None = None) -> None:
         self.db = db
+        # A chat taken by writing to it is told to the log chat, whichever way the manager
+        # wrote (a message, a canned reply, a template, an album).
+        self.notices = notices
+        self.log_chat_id = log_chat_id
         # An admin joined beside the holder may write without taking the chat
         # (services/handover.py::Joins.beside); each decided answer ends the customer's
         # wait (services/sla.py::Waits.answered).
@@ -101,6 +106,11 @@ class WriteToCustomer:
         self.messages = MessageRepository(db)
         self.pins = PinRepository(db)
         self.outbound = OutboundRepository(db)
+
+    def chat_ref(self, conversation_id: int) -> object:
+        """How a manager knows the chat (its number at its channel)."""
+        conversation = self.conversations.get(conversation_id)
+        return conversation.ref if conversation else conversation_id
 
     def files_per_message(self, conversation_id: int) -> int:
         """How many files the conversation's channel takes in one message (WhatsApp: one)."""
@@ -146,6 +156,12 @@ class WriteToCustomer:
                 self.jobs.enqueue(UPDATES, "deliver", {"outbound_id": outbound_id},
                                   dedupe_key=f"out:{outbound_id}",
                                   lane=deliver_lane(conversation_id), priority=1, cur=cur)
+                if claim.outcome is ClaimOutcome.CLAIMED and self.notices is not None:
+                    self.notices.tell(Notice(
+                        self.log_chat_id, "log_change_pin",
+                        {"who": manager.display_name, "what": Says("change_pin_claimed"),
+                         "id_i": conversation.ref},
+                        key=f"pin:claimed:{outbound_id}", purpose="log"), cur)
         return WriteResult(Outcome.QUEUED, claimed=claim.outcome is ClaimOutcome.CLAIMED)
 
 

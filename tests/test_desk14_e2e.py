@@ -370,6 +370,76 @@ def test_inline_mode_offers_the_replies_and_a_chosen_one_is_a_draft(office, tg, 
     assert [m["message"] for m in shop_messages(crm, 9402)] == ["Дякуємо за замовлення 9402!"]
 
 
+def _draft_of_a_canned_reply(office, tg, crm, db, manager, id_i, body):
+    person(db, ADMIN_ID, "admin")
+    office.deps.tools.replies.add(office.deps.users.get(ADMIN_ID), f"Відповідь\n{body}")
+    take(office, tg, crm, manager, id_i)
+    press(office, tg, manager, card(office, tg, manager, id_i), "💬 Шаблони")
+    press(office, tg, manager, last(tg, manager), "Відповідь")
+    return last(tg, manager)
+
+
+def test_a_canned_reply_longer_than_the_crm_takes_is_refused_to_the_manager_and_not_sent(
+        office, tg, crm, db):
+    import dataclasses
+    person(db, OLENA)
+    channel = office.deps.channels["keepingcrm"]
+    channel.capabilities = dataclasses.replace(channel.capabilities, max_text=20)
+    draft = _draft_of_a_canned_reply(office, tg, crm, db, OLENA, 9403, "Добрий день! Замовлення вже в дорозі.")
+    answer = press(office, tg, OLENA, draft, "✅ Надіслати")
+    assert answer["show_alert"] is True
+    assert answer["text"].startswith("❌ Повідомлення задовге: 37 символів, CRM приймає не більше 20.")
+    assert "Надсилаю" not in answer["text"]
+    office.idle()
+    assert shop_messages(crm, 9403) == []
+
+
+def test_an_inline_draft_too_long_for_the_crm_is_refused_to_the_manager_never_said_to_be_sending(
+        office, tg, crm, db):
+    import dataclasses
+    person(db, OLENA)
+    office.deps.tools.replies.add(_admin(office, db), "Подяка\nДякуємо за замовлення {order}, гарного дня!")
+    channel = office.deps.channels["keepingcrm"]
+    channel.capabilities = dataclasses.replace(channel.capabilities, max_text=20)
+    tg.set_inline_mode(True)
+    take(office, tg, crm, OLENA, 9406)
+    update = tg.user_sends_inline_query(OLENA, "дяку", username="olena")
+    office.idle()
+    [result] = wait_for(lambda: tg.inline_answer(update["inline_query"]["id"]))["results"]
+    tg.user_chooses_inline_result(OLENA, update["inline_query"]["id"], result["id"])
+    office.idle()
+    answer = press(office, tg, OLENA, last(tg, OLENA), "✅ Надіслати")
+    assert answer["show_alert"] is True
+    assert answer["text"].startswith("❌ Повідомлення задовге: 40 символів, CRM приймає не більше 20.")
+    office.idle()
+    assert shop_messages(crm, 9406) == []
+
+
+def test_a_canned_reply_to_a_chat_handed_to_a_colleague_meanwhile_says_who_has_it(office, tg, crm, db, clock):
+    person(db, OLENA), person(db, PETRO)
+    draft = _draft_of_a_canned_reply(office, tg, crm, db, OLENA, 9404, "Дякуємо!")
+    users = office.deps.users
+    office.deps.claims.transfer(9404, users.get(OLENA), users.get(PETRO), now=clock())
+    answer = press(office, tg, OLENA, draft, "✅ Надіслати")
+    assert answer["show_alert"] is True
+    assert answer["text"] == "Цей чат закріплено за @petro."
+    office.idle()
+    assert shop_messages(crm, 9404) == []
+
+
+def test_a_canned_reply_that_takes_a_free_chat_is_written_to_the_log_chat(office, tg, crm, db, clock):
+    person(db, OLENA)
+    draft = _draft_of_a_canned_reply(office, tg, crm, db, OLENA, 9405, "Дякуємо!")
+    office.deps.claims.end_all_of(OLENA, clock())           # the pin ran out meanwhile
+    before = [t for t in texts(tg, LOG_CHAT) if "#CHANGE_PIN" in t]
+    answer = press(office, tg, OLENA, draft, "✅ Надіслати")
+    assert answer["text"] == "✅ Надсилаю клієнту…"
+    wait_for(lambda: shop_messages(crm, 9405))
+    office.idle()
+    taken = [t for t in texts(tg, LOG_CHAT) if "#CHANGE_PIN" in t][len(before):]
+    assert len(taken) == 1 and "9405" in taken[0] and "olena" in taken[0].lower()
+
+
 def _admin(office, db):
     person(db, ADMIN_ID, "admin")
     return office.deps.users.get(ADMIN_ID)
