@@ -13,7 +13,7 @@ import pytest
 
 from conftest import METRICS_TOKEN
 from reliability.cluster import ALL_CHILDREN, Cluster, child_environment, delete_webhook, stop_children
-from reliability.report import REPORT, SIZE_NAME
+from reliability.report import REPORT, SIZE_NAME, session_outcome
 
 
 def pytest_configure(config):
@@ -43,6 +43,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if target:
         REPORT.write_json(target)
         terminalreporter.write_line(f"figures written to {target}")
+    written = REPORT.write_docs(session_outcome(terminalreporter.stats))   # full run only
+    if written:
+        terminalreporter.write_line(written)
 
 
 def _outcome(item) -> str:

@@ -11,11 +11,19 @@ import collections
 import dataclasses
 import json
 import os
+import platform
+import re
 import threading
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 FULL = os.environ.get("KEEPDESK_RELIABILITY", "").strip().lower() == "full"
 SIZE_NAME = "full" if FULL else "fast"
+STARTED = time.monotonic()
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "guarantees.md"
+DOCS_MARKER = "<!-- figures below are written by make reliability; do not edit -->"
 
 
 def sized(fast, full):
@@ -107,6 +115,29 @@ class Report:
         width = max((len(f.scenario) for f in rows), default=0)
         return [f"{f.scenario:<{width}} | {format_figures(f)}" for f in rows]
 
+    def summary_lines(self) -> list[str]:
+        """The table and the scenarios' notes, as the terminal summary prints them."""
+        return self.lines() + [f"  {f.scenario}: {note}" for f in self.scenarios for note in f.notes]
+
+    def write_docs(self, session: str = "", path: Path | None = None) -> str | None:
+        """Put the summary into docs/guarantees.md below DOCS_MARKER, keeping the
+        hand-written part above it. Only in the full run (and not with
+        KEEPDESK_RELIABILITY_DOCS=0); returns the line to print, None when not written.
+        Never raises: a docs/ that cannot be written is a warning line, not a failure."""
+        if not FULL or not self.scenarios:
+            return None
+        if os.environ.get("KEEPDESK_RELIABILITY_DOCS", "1").strip().lower() in ("0", "no", "off", "false"):
+            return None
+        path = path or DOCS
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else "# Guarantees\n"
+            found = re.search(rf"^{re.escape(DOCS_MARKER)}[ \t]*$", text, re.MULTILINE)
+            head = text[:found.start()] if found else text.rstrip("\n") + "\n\n"
+            path.write_text(head + docs_section(self, session), encoding="utf-8")
+        except Exception as exc:   # noqa: BLE001 — the figures must never fail the suite
+            return f"warning: the figures were not written to {path}: {exc}"
+        return f"figures written to {path}"
+
     def write_json(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as out:
             json.dump({"size": SIZE_NAME,
@@ -132,6 +163,44 @@ def format_figures(f: Figures) -> str:
     if f.updates_refused:
         parts.insert(-1, f"updates refused={f.updates_refused}")
     return " | ".join(parts)
+
+
+def machine() -> str:
+    memory = "memory unknown"
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB memory"
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return (f"{platform.machine() or 'unknown machine'}, {os.cpu_count()} cores, {memory}, "
+            f"Python {platform.python_version()}")
+
+
+def docs_section(report: Report, session: str = "") -> str:
+    """What goes below the marker: when, where, how the session ended, and the table."""
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    minutes = (time.monotonic() - STARTED) / 60
+    outcome = f"{session} in {minutes:.1f} min" if session else f"{minutes:.1f} min"
+    count = len(report.scenarios)
+    lines = [DOCS_MARKER, "",
+             f"Written by `make reliability` {when} on {machine()}.",
+             f"The session: {outcome}; {count} reliability scenario{'' if count == 1 else 's'}:", ""]
+    body = report.summary_lines()
+    longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return "\n".join(lines + [f"{ticks}text", *body, ticks]) + "\n"
+
+
+def session_outcome(stats: dict) -> str:
+    """E.g. "245 passed, 1 failed", from the stats of pytest's terminal reporter."""
+    kinds = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+    try:
+        return ", ".join(f"{len(stats[k])} {k}" for k in kinds if stats.get(k))
+    except Exception:   # noqa: BLE001 — only a line of the docs
+        return ""
 
 
 REPORT = Report()
