@@ -70,7 +70,8 @@ class Container:
         tools = self.tools
         self.claims.on_claim = tools.waits.rearm   # a chat taken: its wait re-armed for the taker
         self.actions = self.actions or ChatActions(self.db, self.jobs, self.claims, now,
-                                                   beside=tools.joins.beside)
+                                                   beside=tools.joins.beside, notices=self.out,
+                                                   orders=tools.orders, log_chat_id=settings.channel_log)
         self.writer = self.writer or WriteToCustomer(self.db, self.jobs, self.locks, self.claims,
                                                      self.channels, clock=now,
                                                      beside=tools.joins.beside,

@@ -17,7 +17,7 @@ from bot import views
 from bot.keyboards import inline, to_markup
 from handlers.chats import show_chat
 from handlers.common import Desk, callback_args
-from handlers.pinning import after_claim, claim
+from handlers.pinning import show_taken
 from models.conversations import KEEPINGCRM
 from models.inbound import ConversationKey
 from models.jobs import SYNC
@@ -109,19 +109,13 @@ def connect_to_chat(desk: Desk, message: types.Message, user: User, target: int)
         _reply(desk, message, desk.t(user, "unknown_chat", id_i=target))
         return
     try:
-        result = claim(desk, user, chat.id, take_over=True)
+        result = desk.actions.take(user, chat.id, take_over=True)
     except LockTimeout:
         _reply(desk, message, desk.t(user, "busy_try_again"))
         return
     if result.outcome is Outcome.CLAIMED:
         _reply(desk, message, desk.t(user, "claimed", id_i=chat.ref), key="claimed")
-        previous = result.previous
-        if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
-            desk.out.enqueue(previous.tg_id,
-                             desk.t(previous, "taken_over_from_you", id_i=chat.ref,
-                                    name=fmt.escape(user.display_name)),
-                             key=desk.out.key("taken_over"))
-    after_claim(desk, user, chat.id, result, take_over=True)
+    show_taken(desk, user, chat.id, result)
 
 
 def connected_users(desk: Desk, user: User, target: int) -> str:

@@ -14,7 +14,7 @@ from bot.keyboards import inline, to_markup
 from bot.texts import key_of_label
 from handlers.chats import enter_send_mode, show_chat
 from handlers.common import Desk, callback_args, private_chat_of
-from handlers.pinning import after_claim, claim
+from handlers.pinning import show_taken
 from models.users import User
 from services.claims import Outcome
 from services.handover import Handed, Refusal, Refused
@@ -133,15 +133,10 @@ def take_over(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     if chat is None:
         desk.answer(call, desk.t(user, "stale_button"))
         return
-    result = claim(desk, user, conversation_id, take_over=True)
-    if result.outcome is Outcome.CLAIMED and result.previous is not None \
-            and result.previous.tg_id != user.tg_id and result.previous.reachable:
-        desk.out.enqueue(result.previous.tg_id, notice="taken_over_from_you",
-                         values={"id_i": chat.ref, "name": user.display_name},
-                         key=desk.out.key("taken_over"))
+    result = desk.actions.take(user, conversation_id, take_over=True)
     desk.answer(call, desk.t(user, "claimed" if result.outcome is Outcome.CLAIMED
                              else "already_mine", id_i=chat.ref))
-    after_claim(desk, user, conversation_id, result, take_over=True)
+    show_taken(desk, user, conversation_id, result)
 
 
 def register(bot: TeleBot, desk: Desk) -> None:

@@ -13,37 +13,19 @@ from bot.texts import text
 from handlers.chats import enter_send_mode, history
 from handlers.common import Desk, callback_args
 from models.locks import LockTimeout
-from models.pins import ACTIVATE_KEY, PIN
 from models.users import User
 from services.claims import ClaimResult, Outcome
 
 log = logging.getLogger(__name__)
 
 
-def claim(desk: Desk, user: User, conversation_id: int, *,
-          answering_message_id: int | None = None, take_over: bool = False) -> ClaimResult:
-    """Claim with the pin kind the conversation calls for: a task is always ACTIVATE_KEY."""
-    chat = desk.chats.get(conversation_id)
-    kind = ACTIVATE_KEY if chat is not None and chat.is_task else PIN
-    return desk.claims.claim(conversation_id, user, now=desk.clock(), kind=kind,
-                             answering_message_id=answering_message_id, take_over=take_over)
-
-
-def after_claim(desk: Desk, user: User, conversation_id: int, result: ClaimResult, *,
-                take_over: bool = False) -> None:
-    """What follows a claim: the log entry, and the chat's history and the send-message
-    prompt to the manager (two separate sends: one failing never keeps the other back)."""
+def show_taken(desk: Desk, user: User, conversation_id: int, result: ClaimResult) -> None:
+    """A chat that is the manager's now (services/chat_actions.py::ChatActions.take did the
+    rest): its history and the send-message prompt (two separate sends: one failing never
+    keeps the other back)."""
     if result.outcome not in (Outcome.CLAIMED, Outcome.ALREADY_MINE):
         return
-    if result.outcome is Outcome.CLAIMED:
-        what = text("change_pin_claimed", desk.lang(None))
-        if take_over and result.previous is not None:
-            what = text("change_pin_taken_over", desk.lang(None),
-                        previous=fmt.escape(result.previous.display_name))
-        desk.log_change_pin(user, what, conversation_id)
     chat = desk.chats.get(conversation_id)
-    if result.outcome is Outcome.CLAIMED and desk.deps.tools.orders.offered(chat):
-        desk.deps.tools.orders.request(conversation_id)   # the card will show the order as it is now
     body, keyboard = history(desk, chat, 0, user)
     desk.send(user.tg_id, body, to_markup(keyboard), conversation_id=conversation_id,
               purpose="history")
@@ -115,7 +97,7 @@ def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
         return
     conversation_id = client_message.conversation_id
     try:
-        result = claim(desk, user, conversation_id, answering_message_id=client_message.id)
+        result = desk.actions.take(user, conversation_id, answering_message_id=client_message.id)
     except LockTimeout:
         desk.answer(call, desk.t(user, "busy_try_again"))
         return
@@ -130,7 +112,7 @@ def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
         desk.answer(call, desk.t(user, "already_answered"), alert=True)
     if call.message is not None and call.message.chat.id == desk.settings.chat_new_message:
         note_on_post(desk, call, user, result)
-    after_claim(desk, user, conversation_id, result)
+    show_taken(desk, user, conversation_id, result)
 
 
 def register(bot: TeleBot, desk: Desk) -> None:

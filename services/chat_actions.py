@@ -26,7 +26,8 @@ from models.conversations import Conversation, ConversationListRepository, Conve
 from models.jobs import UPDATES, Job, JobQueue, Permanent
 from models.state import SEND_MODE, ManagerStateRepository
 from models.users import User
-from services.claims import ChatClaims
+from services.claims import ChatClaims, ClaimResult, Outcome, pin_kind
+from services.notices import Notice, Notices, Says
 from utils.clock import utc_now
 
 
@@ -50,8 +51,12 @@ class ReadRequested:
 
 class ChatActions:
     def __init__(self, db, jobs: JobQueue, claims: ChatClaims,
-                 clock: Callable[[], datetime] = utc_now, beside: Callable | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, beside: Callable | None = None, *,
+                 notices: Notices | None = None, orders=None, log_chat_id: int | None = None) -> None:
         self.jobs = jobs
+        self.notices = notices
+        self.orders = orders     # services/orders.py: a chat taken shows its order as it is now
+        self.log_chat_id = log_chat_id
         self.beside = beside     # an admin joined beside the holder writes too (Joins.beside)
         self.claims = claims
         self.clock = clock
@@ -64,6 +69,30 @@ class ChatActions:
         if holder is not None and holder[1].tg_id != user.tg_id:
             return holder[1]
         return None
+
+    def take(self, user: User, conversation_id: int, *, answering_message_id: int | None = None,
+             take_over: bool = False) -> ClaimResult:
+        """Take the chat (a tap on the shared post, /connect_to_chat, taking over from a
+        colleague) with the pin it calls for, and what follows a chat taken: the log
+        chat's #CHANGE_PIN, the previous holder told, the order fetched afresh."""
+        conversation = self.conversations.get(conversation_id)
+        result = self.claims.claim(conversation_id, user, now=self.clock(), kind=pin_kind(conversation),
+                                   answering_message_id=answering_message_id, take_over=take_over)
+        if result.outcome is not Outcome.CLAIMED or self.notices is None or conversation is None:
+            return result
+        previous = result.previous if take_over else None
+        what = (Says("change_pin_taken_over", {"previous": previous.display_name}) if previous is not None
+                else Says("change_pin_claimed"))
+        self.notices.tell(Notice(self.log_chat_id, "log_change_pin",
+                                 {"who": user.display_name, "what": what, "id_i": conversation.ref},
+                                 key=self.notices.key(f"pin:{conversation_id}"), purpose="log"))
+        if previous is not None and previous.tg_id != user.tg_id and previous.reachable:
+            self.notices.tell(Notice(previous.tg_id, "taken_over_from_you",
+                                     {"id_i": conversation.ref, "name": user.display_name},
+                                     key=self.notices.key("taken_over")))
+        if self.orders is not None and self.orders.offered(conversation):
+            self.orders.request(conversation_id)
+        return result
 
     def request_read(self, user: User, conversation_id: int,
                      key: str | None = None) -> ReadRequested | Refused:

@@ -24,10 +24,15 @@ from models.conversations import ConversationListRepository
 from models.db import Database
 from models.locks import LockManager
 from models.messages import MessageRepository
-from models.pins import DELETE_PIN, PIN, Pin, PinRepository
+from models.pins import ACTIVATE_KEY, DELETE_PIN, PIN, Pin, PinRepository
 from models.users import User
 
 log = logging.getLogger(__name__)
+
+
+def pin_kind(conversation) -> str:
+    """The pin a conversation calls for: a task is always ACTIVATE_KEY."""
+    return ACTIVATE_KEY if conversation is not None and conversation.is_task else PIN
 
 
 class Outcome(enum.Enum):

@@ -32,10 +32,10 @@ from models.jobs import UPDATES, Done, Job, JobQueue, Permanent
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.outbound import FAILED, QUEUED, REFUSED, SENT, Attachment, Outbound, OutboundRepository
-from models.pins import ACTIVATE_KEY, PIN, PinRepository
+from models.pins import PinRepository
 from models.users import User
 from services.notices import Notice, Notices, Says
-from services.claims import ChatClaims, Outcome as ClaimOutcome
+from services.claims import ChatClaims, Outcome as ClaimOutcome, pin_kind
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class WriteToCustomer:
         with self.locks.chat_lock(conversation_id):
             with self.db.transaction() as cur:
                 claim = self.claims.claim_locked(cur, conversation_id, manager, now=now,
-                                                 kind=ACTIVATE_KEY if conversation.is_task else PIN)
+                                                 kind=pin_kind(conversation))
                 if claim.outcome is ClaimOutcome.TAKEN_BY and not (
                         self.beside is not None and self.beside(cur, conversation_id, manager)):
                     return WriteResult(Outcome.TAKEN_BY, holder=claim.holder)
