@@ -99,12 +99,18 @@ def enter_send_mode(desk: Desk, user: User, chat_id: int, conversation_id: int) 
     entered = desk.actions.enter_writing(user, conversation_id)
     if isinstance(entered, Refused):
         return refusal_text(desk, user, entered, conversation_id)
-    prompt = desk.t(user, "you_answer", id_i=entered.ref, email=fmt.escape(entered.customer or "—"))
-    prompt += "\n" + desk.t(user, "send_mode_on")
-    desk.send(chat_id, prompt, send_mode_keyboard(desk.lang(user)), conversation_id=conversation_id,
-              purpose="prompt")
-    templates.offer(desk, user, chat_id, entered)  # WhatsApp's 24-hour window, before typing
+    send_mode_prompt(desk, user, chat_id, entered)
     return None
+
+
+def send_mode_prompt(desk: Desk, user: User, chat_id: int, chat) -> None:
+    """The manager writes to this chat now: the prompt, and WhatsApp's templates when its
+    24-hour window is closed (before they type)."""
+    prompt = desk.t(user, "you_answer", id_i=chat.ref, email=fmt.escape(chat.customer or "—"))
+    prompt += "\n" + desk.t(user, "send_mode_on")
+    desk.send(chat_id, prompt, send_mode_keyboard(desk.lang(user)), conversation_id=chat.id,
+              purpose="prompt")
+    templates.offer(desk, user, chat_id, chat)
 
 
 def mark_read(desk: Desk, user: User, conversation_id: int) -> str:

@@ -7,10 +7,11 @@ from functools import partial
 
 from telebot import TeleBot, types
 
+from bot import claim_views
 from bot import formatting as fmt
 from bot.keyboards import inline, to_markup
 from bot.texts import text
-from handlers.chats import enter_send_mode, history
+from handlers.chats import history, send_mode_prompt
 from handlers.common import Desk, callback_args
 from models.locks import LockTimeout
 from models.users import User
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def show_taken(desk: Desk, user: User, conversation_id: int, result: ClaimResult) -> None:
     """A chat that is the manager's now (services/chat_actions.py::ChatActions.take did the
-    rest): its history and the send-message prompt (two separate sends: one failing never
+    rest, writing mode included): its history and the send-message prompt (two separate sends: one failing never
     keeps the other back)."""
     if result.outcome not in (Outcome.CLAIMED, Outcome.ALREADY_MINE):
         return
@@ -29,7 +30,7 @@ def show_taken(desk: Desk, user: User, conversation_id: int, result: ClaimResult
     body, keyboard = history(desk, chat, 0, user)
     desk.send(user.tg_id, body, to_markup(keyboard), conversation_id=conversation_id,
               purpose="history")
-    enter_send_mode(desk, user, user.tg_id, conversation_id)
+    send_mode_prompt(desk, user, user.tg_id, chat)
 
 
 def note_on_post(desk: Desk, call: types.CallbackQuery, user: User, result: ClaimResult) -> None:
@@ -90,8 +91,7 @@ def notes_html(notes: dict, language: str) -> str:
 
 
 def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
-    message_id = callback_args(desk, call)[0]
-    client_message = desk.messages.get(message_id)
+    client_message = desk.messages.get(callback_args(desk, call)[0])
     if client_message is None:
         desk.answer(call, desk.t(user, "stale_button"))
         return
@@ -99,17 +99,12 @@ def take(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     try:
         result = desk.actions.take(user, conversation_id, answering_message_id=client_message.id)
     except LockTimeout:
-        desk.answer(call, desk.t(user, "busy_try_again"))
+        result = None
+    chat = desk.chats.get(conversation_id)
+    said, alert = claim_views.tap_answer(result, chat.ref if chat else conversation_id, desk.lang(user))
+    desk.answer(call, said, alert=alert)
+    if result is None:
         return
-    if result.outcome is Outcome.CLAIMED:
-        desk.answer(call, desk.t(user, "claimed", id_i=desk.chats.get(conversation_id).ref))
-    elif result.outcome is Outcome.ALREADY_MINE:
-        desk.answer(call, desk.t(user, "already_mine"))
-    elif result.outcome is Outcome.TAKEN_BY:
-        name = result.holder.display_name if result.holder else "?"
-        desk.answer(call, desk.t(user, "taken_by", name=fmt.escape(name)), alert=True)
-    else:
-        desk.answer(call, desk.t(user, "already_answered"), alert=True)
     if call.message is not None and call.message.chat.id == desk.settings.chat_new_message:
         note_on_post(desk, call, user, result)
     show_taken(desk, user, conversation_id, result)

@@ -73,11 +73,14 @@ class ChatActions:
     def take(self, user: User, conversation_id: int, *, answering_message_id: int | None = None,
              take_over: bool = False) -> ClaimResult:
         """Take the chat (a tap on the shared post, /connect_to_chat, taking over from a
-        colleague) with the pin it calls for, and what follows a chat taken: the log
-        chat's #CHANGE_PIN, the previous holder told, the order fetched afresh."""
+        colleague) with the pin it calls for, and what follows a chat taken: writing mode
+        for the taker, the log chat's #CHANGE_PIN, the previous holder told, the order
+        fetched afresh."""
         conversation = self.conversations.get(conversation_id)
         result = self.claims.claim(conversation_id, user, now=self.clock(), kind=pin_kind(conversation),
                                    answering_message_id=answering_message_id, take_over=take_over)
+        if result.outcome in (Outcome.CLAIMED, Outcome.ALREADY_MINE) and conversation is not None:
+            self.state.set(user.tg_id, conversation_id, SEND_MODE)   # the taker writes to it now
         if result.outcome is not Outcome.CLAIMED or self.notices is None or conversation is None:
             return result
         previous = result.previous if take_over else None
