@@ -13,21 +13,31 @@ script on this origin.
 """
 from __future__ import annotations
 
-from flask import request
+from dataclasses import dataclass
+
+from flask import Blueprint, request
 
 from models.tgaccounts import MediaRepository
-from utils.http import error, file_response
+from utils.http import bound, error, file_response
 from utils.signed import verify
 
+blueprint = Blueprint("media", __name__)
 
-def register(app, key: bytes, files: MediaRepository) -> None:
-    def media(media_id: int):
-        if not verify(f"/media/{media_id}", request.args.get("e"), request.args.get("s"), key):
-            return error(403, "forbidden")
-        stored = files.get(media_id)
-        if stored is None:
-            return error(404, "not found")
-        return file_response(stored.data, stored.name, stored.mime,
-                             headers={"Cache-Control": "private, max-age=300"})
 
-    app.add_url_rule("/media/<int:media_id>", "signed_media", media, methods=["GET"])
+@dataclass(frozen=True)
+class Media:
+    """What the route needs (its blueprint's context): the media links' key, the files."""
+    key: bytes
+    files: MediaRepository
+
+
+@blueprint.get("/media/<int:media_id>")
+def signed_media(media_id: int):
+    media: Media = bound()
+    if not verify(f"/media/{media_id}", request.args.get("e"), request.args.get("s"), media.key):
+        return error(403, "forbidden")
+    stored = media.files.get(media_id)
+    if stored is None:
+        return error(404, "not found")
+    return file_response(stored.data, stored.name, stored.mime,
+                         headers={"Cache-Control": "private, max-age=300"})

@@ -1,6 +1,7 @@
 """HTTP at the border, for every door and every channel's routes: constant-time secret
 comparison, JSON bodies parsed within bounds, JSON errors, user-supplied files served so
-that they never run on our origin, and the client's address behind a trusted proxy."""
+that they never run on our origin, the client's address behind a trusted proxy, and how a
+blueprint is served bound to what its views need (`mount` / `bound`, doors/__init__.py)."""
 from __future__ import annotations
 
 import hmac
@@ -9,8 +10,21 @@ import json
 import re
 from urllib.parse import quote
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+
+def mount(app, name: str, blueprint, context, **options) -> None:
+    """Serve `blueprint` on `app` under `name`, bound to `context` (the settings, the
+    database, the intake… its views need): kept as `app.extensions["keepdesk.<name>"]`,
+    read by the views with `bound()`. `options`: Flask's (e.g. `url_prefix`)."""
+    app.extensions[f"keepdesk.{name}"] = context
+    app.register_blueprint(blueprint, name=name, **options)
+
+
+def bound():
+    """What the blueprint serving this request was mounted with (`mount`)."""
+    return current_app.extensions[f"keepdesk.{request.blueprint}"]
 
 
 def same_secret(given: str | None, expected: str | None) -> bool:

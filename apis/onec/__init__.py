@@ -6,7 +6,8 @@
 * the same and more as JSON under `/api/v1/` with proper status codes, described by
   `/api/v1/openapi.json` (`v1.py`).
 
-Both only check and decide at the border and store: the messages are sent by the `wa_send`
+Each is a blueprint (`onec`, `onec_v1`) bound to one `OnecApi` (`bind`). Both only check
+and decide at the border and store: the messages are sent by the `wa_send`
 durable step (services/notifications.py).
 """
 from __future__ import annotations
@@ -42,18 +43,15 @@ class OnecApi:
     channel: object | None = None
 
 
-def register(app, settings: Settings, db: Database, ring: Callable[[int], object],
-             channel=None) -> None:
-    """The 1C routes, when a WhatsApp number is configured (they send through it)."""
-    from apis.onec import compat, v1
+def bind(settings: Settings, db: Database, ring: Callable[[int], object], channel=None) -> OnecApi | None:
+    """The context of both 1C blueprints (`compat.blueprint`, `v1.blueprint`), or None
+    when no WhatsApp number is configured (they send through it): then neither is served."""
     accounts = load_accounts(settings)
     if not accounts:
-        return
+        return None
     jobs = JobQueue(db, lease_seconds=settings.job_lease_seconds)
     account = next(iter(accounts))
-    api = OnecApi(settings, account, Notifications(settings, db, jobs, account, ring=ring),
-                  ApiTokens(db), OnecRepository(db), OutboxRepository(db),
-                  DeliveryStatusRepository(db), ConversationRepository(db), MessageRepository(db),
-                  ErrorReporter(db, TelegramOut(jobs), settings.channel_log), channel)
-    compat.register(app, api)
-    v1.register(app, api)
+    return OnecApi(settings, account, Notifications(settings, db, jobs, account, ring=ring),
+                   ApiTokens(db), OnecRepository(db), OutboxRepository(db),
+                   DeliveryStatusRepository(db), ConversationRepository(db), MessageRepository(db),
+                   ErrorReporter(db, TelegramOut(jobs), settings.channel_log), channel)

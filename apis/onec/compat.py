@@ -21,10 +21,11 @@ import logging
 from datetime import timedelta
 from functools import wraps
 
-from flask import Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from services.notifications import TemplateMismatch
 from utils.clock import utc_now
+from utils.http import bound
 from utils.phones import InvalidPhone, normalise
 
 log = logging.getLogger(__name__)
@@ -81,85 +82,97 @@ def json_params(raw: object) -> list[str]:
     return texts
 
 
-def register(app, api) -> None:
-    def route(path: str):
-        def wrap(handler):
-            @wraps(handler)
-            def view():
-                if not api.settings.onec_api_enabled:
-                    return plain("WEB DASHBOARD OFF")
-                given = values()
-                if not api.tokens.valid(given.get("token")):
-                    log.warning("1C %s refused: wrong token (from %s)", path, request.remote_addr)
-                    return plain("ERROR TOKEN")
+blueprint = Blueprint("onec", __name__)
+
+
+def route(path: str):
+    """A compatible route: GET or POST, the switch, the token, and every refusal as the
+    plain string 1C knows. The handler gets the API (`OnecApi`) and the parameters."""
+    def wrap(handler):
+        @wraps(handler)
+        def view():
+            api = bound()
+            if not api.settings.onec_api_enabled:
+                return plain("WEB DASHBOARD OFF")
+            given = values()
+            if not api.tokens.valid(given.get("token")):
+                log.warning("1C %s refused: wrong token (from %s)", path, request.remote_addr)
+                return plain("ERROR TOKEN")
+            try:
+                return handler(api, given)
+            except InvalidPhone:
+                log.info("1C %s refused: invalid phone %r", path, str(given.get("phone"))[:40])
+                return plain("ERROR PHONE")
+            except BadParams as exc:
+                log.info("1C %s refused: %s", path, exc)
+                return plain("ERROR PARAMS")
+            except TemplateMismatch as exc:
+                log.warning("1C %s refused: %s", path, exc)
+                return plain("ERROR TEMPLATE")
+            except Exception as exc:  # never a 500: the string 1C knows, details to #ERROR
+                log.exception("1C %s failed", path)
                 try:
-                    return handler(given)
-                except InvalidPhone:
-                    log.info("1C %s refused: invalid phone %r", path, str(given.get("phone"))[:40])
-                    return plain("ERROR PHONE")
-                except BadParams as exc:
-                    log.info("1C %s refused: %s", path, exc)
-                    return plain("ERROR PARAMS")
-                except TemplateMismatch as exc:
-                    log.warning("1C %s refused: %s", path, exc)
-                    return plain("ERROR TEMPLATE")
-                except Exception as exc:  # never a 500: the string 1C knows, details to #ERROR
-                    log.exception("1C %s failed", path)
-                    try:
-                        api.reporter.report(f"1C API {path} failed", f"{type(exc).__name__}: {exc}")
-                    except Exception:
-                        log.warning("could not report the 1C API's failure")
-                    return plain("SERVER ERROR")
-            app.add_url_rule(path, f"onec{path.replace('/', '_')}", view, methods=["GET", "POST"])
-            return view
-        return wrap
+                    api.reporter.report(f"1C API {path} failed", f"{type(exc).__name__}: {exc}")
+                except Exception:
+                    log.warning("could not report the 1C API's failure")
+                return plain("SERVER ERROR")
+        blueprint.add_url_rule(path, view_func=view, methods=["GET", "POST"])
+        return view
+    return wrap
 
-    def phone_of(given: dict) -> str:
-        return normalise(given.get("phone"), api.settings.phone_default_region)
 
-    @route("/custom_request")
-    def custom_request(given):
-        phone = phone_of(given)
-        api.notifications.custom(phone, param(given, "sample"), json_params(given.get("params")),
-                                 request_id=param(given, "request_id", required=False))
-        return plain("OK")
+def phone_of(api, given: dict) -> str:
+    return normalise(given.get("phone"), api.settings.phone_default_region)
 
-    @route("/review")
-    def review(given):
-        phone = phone_of(given)
-        api.notifications.review(phone, param(given, "name"), param(given, "date", required=False),
-                                 request_id=param(given, "request_id", required=False))
-        return plain("OK")
 
-    @route("/appointment")
-    def appointment(given):
-        phone = phone_of(given)
-        api.notifications.appointment(phone, param(given, "doctor"), param(given, "date"),
-                                      param(given, "time"),
-                                      request_id=param(given, "request_id", required=False))
-        return plain("OK")
+@route("/custom_request")
+def custom_request(api, given):
+    phone = phone_of(api, given)
+    api.notifications.custom(phone, param(given, "sample"), json_params(given.get("params")),
+                             request_id=param(given, "request_id", required=False))
+    return plain("OK")
 
-    @route("/happy_birthday_client")
-    def happy_birthday_client(given):
-        phone = phone_of(given)
-        api.notifications.birthday(phone, param(given, "name"), param(given, "date"),
-                                   request_id=param(given, "request_id", required=False))
-        return plain("OK")
 
-    @route("/get_all_data")
-    def get_all_data(given):
-        kind = param(given, "type")
-        if kind == "confirm":
-            phones = api.onec.confirmed_phones()
-        elif kind == "unsubscribe":
-            phones = api.onec.unsubscribed_phones()
-        else:
-            raise BadParams("type is confirm or unsubscribe")
-        return jsonify({"phones": phones or None})
+@route("/review")
+def review(api, given):
+    phone = phone_of(api, given)
+    api.notifications.review(phone, param(given, "name"), param(given, "date", required=False),
+                             request_id=param(given, "request_id", required=False))
+    return plain("OK")
 
-    @route("/get_data")
-    def get_data(given):
-        return jsonify(phone_state(api, phone_of(given)))
+
+@route("/appointment")
+def appointment(api, given):
+    phone = phone_of(api, given)
+    api.notifications.appointment(phone, param(given, "doctor"), param(given, "date"),
+                                  param(given, "time"),
+                                  request_id=param(given, "request_id", required=False))
+    return plain("OK")
+
+
+@route("/happy_birthday_client")
+def happy_birthday_client(api, given):
+    phone = phone_of(api, given)
+    api.notifications.birthday(phone, param(given, "name"), param(given, "date"),
+                               request_id=param(given, "request_id", required=False))
+    return plain("OK")
+
+
+@route("/get_all_data")
+def get_all_data(api, given):
+    kind = param(given, "type")
+    if kind == "confirm":
+        phones = api.onec.confirmed_phones()
+    elif kind == "unsubscribe":
+        phones = api.onec.unsubscribed_phones()
+    else:
+        raise BadParams("type is confirm or unsubscribe")
+    return jsonify({"phones": phones or None})
+
+
+@route("/get_data")
+def get_data(api, given):
+    return jsonify(phone_state(api, phone_of(api, given)))
 
 
 def phone_state(api, phone: str) -> dict:

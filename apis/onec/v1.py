@@ -23,7 +23,7 @@ import logging
 from datetime import datetime, timedelta
 from functools import wraps
 
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 
 from apis.onec.compat import MAX_PARAM, BadParams, json_params, phone_state
 from channels.whatsapp.errors import Unsupported
@@ -32,7 +32,7 @@ from models.jobs import RetryLater
 from services.notifications import Outcome, TemplateMismatch
 from utils import fetch
 from utils.clock import utc_now
-from utils.http import BadBody, error, read_json
+from utils.http import BadBody, bound, error, read_json
 from utils.phones import InvalidPhone, display, normalise
 
 log = logging.getLogger(__name__)
@@ -70,230 +70,251 @@ def _answer(queued) -> tuple:
     return jsonify({"ok": False, "error": detail, "status": queued.outcome.value}), 409
 
 
-def register(app, api) -> None:
-    def endpoint(rule: str, methods=("GET",)):
-        def wrap(handler):
-            @wraps(handler)
-            def view(**kwargs):
-                if not api.settings.onec_api_enabled:
-                    return error(503, "the 1C API is switched off (ONEC_API_ENABLED)")
-                header = request.headers.get("Authorization", "")
-                if not header.startswith("Bearer ") or not api.tokens.valid(header[7:].strip()):
-                    return error(401, "a valid API token is required: Authorization: Bearer <token>")
+blueprint = Blueprint("onec_v1", __name__, url_prefix=PREFIX)
+
+
+def endpoint(rule: str, methods=("GET",)):
+    """A route under /api/v1: the switch, the token, the JSON body, and every refusal as
+    its status. The handler gets the API (`OnecApi`), the body and the path's values."""
+    def wrap(handler):
+        @wraps(handler)
+        def view(**kwargs):
+            api = bound()
+            if not api.settings.onec_api_enabled:
+                return error(503, "the 1C API is switched off (ONEC_API_ENABLED)")
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or not api.tokens.valid(header[7:].strip()):
+                return error(401, "a valid API token is required: Authorization: Bearer <token>")
+            try:
+                multipart = request.mimetype == "multipart/form-data"
+                body = read_json(request) if request.method == "POST" and not multipart else {}
+                if not isinstance(body, dict):
+                    raise BadBody("a JSON object is expected")
+                return handler(api, body, **kwargs)
+            except InvalidPhone:
+                return error(400, "phone: not a valid phone number")
+            except (BadParams, BadBody) as exc:
+                return error(400, str(exc))
+            except (TemplateMismatch, Unsupported) as exc:
+                return error(422, str(exc))
+            except RetryLater as exc:
+                answer = error(503, f"try again later: {exc}")
+                answer[0].headers["Retry-After"] = str(max(1, int(exc.delay + 0.999)))
+                return answer
+            except Exception as exc:  # never a bare 500 page: the reason goes to #ERROR
+                log.exception("API %s failed", rule)
                 try:
-                    multipart = request.mimetype == "multipart/form-data"
-                    body = read_json(request) if request.method == "POST" and not multipart else {}
-                    if not isinstance(body, dict):
-                        raise BadBody("a JSON object is expected")
-                    return handler(body, **kwargs)
-                except InvalidPhone:
-                    return error(400, "phone: not a valid phone number")
-                except (BadParams, BadBody) as exc:
-                    return error(400, str(exc))
-                except (TemplateMismatch, Unsupported) as exc:
-                    return error(422, str(exc))
-                except RetryLater as exc:
-                    answer = error(503, f"try again later: {exc}")
-                    answer[0].headers["Retry-After"] = str(max(1, int(exc.delay + 0.999)))
-                    return answer
-                except Exception as exc:  # never a bare 500 page: the reason goes to #ERROR
-                    log.exception("API %s failed", rule)
-                    try:
-                        api.reporter.report(f"1C API {rule} failed", f"{type(exc).__name__}: {exc}")
-                    except Exception:
-                        log.warning("could not report the API's failure")
-                    return error(500, "server error; the shop's admins were told")
-            app.add_url_rule(PREFIX + rule, "v1" + rule.replace("/", "_").replace("<", "").replace(">", ""),
-                             view, methods=list(methods))
-            return view
-        return wrap
+                    api.reporter.report(f"1C API {rule} failed", f"{type(exc).__name__}: {exc}")
+                except Exception:
+                    log.warning("could not report the API's failure")
+                return error(500, "server error; the shop's admins were told")
+        blueprint.add_url_rule(rule, view_func=view, methods=list(methods))
+        return view
+    return wrap
 
-    def phone(raw) -> str:
-        return normalise(raw, api.settings.phone_default_region)
 
-    def account_of(body) -> str:
-        """The account a request names (`account`, in the body or the query), or the default."""
-        wanted = body.get("account") or request.args.get("account")
-        if wanted is None:
-            return api.account
-        wanted = str(wanted)[:64]
-        if api.channel is None or wanted not in api.channel.accounts:
-            raise BadParams("account: not one of the shop's WhatsApp accounts")
-        return wanted
+def phone(api, raw) -> str:
+    return normalise(raw, api.settings.phone_default_region)
 
-    def require(account: str, feature: str) -> None:
-        if api.channel is not None:
-            api.channel.provider_for(account).require(feature)
 
-    def window_closed(account: str, to: str) -> bool:
-        if api.channel is None or api.channel.provider_for(account).reply_window is None:
-            return False
-        conversation = api.conversations.find(ConversationKey("whatsapp", account, to))
-        return conversation is None or api.channel.window_closed(conversation, utc_now())
+def account_of(api, body) -> str:
+    """The account a request names (`account`, in the body or the query), or the default."""
+    wanted = body.get("account") or request.args.get("account")
+    if wanted is None:
+        return api.account
+    wanted = str(wanted)[:64]
+    if api.channel is None or wanted not in api.channel.accounts:
+        raise BadParams("account: not one of the shop's WhatsApp accounts")
+    return wanted
 
-    def queued(account: str, to: str, kind: str, content: dict, body: dict):
-        if window_closed(account, to):
-            return error(409, "outside WhatsApp's 24-hour window: the customer has not written in the"
-                              " last 24 hours, so only a template notification can be sent")
-        return _answer(api.notifications.message(
-            to, kind, content, request_id=_str(body, "request_id", required=False, limit=128), account=account))
 
-    @endpoint("/notifications/appointment", ("POST",))
-    def appointment(body):
-        return _answer(api.notifications.appointment(
-            phone(body.get("phone")), _str(body, "doctor"), _str(body, "date"), _str(body, "time"),
-            request_id=_str(body, "request_id", required=False, limit=128)))
+def require(api, account: str, feature: str) -> None:
+    if api.channel is not None:
+        api.channel.provider_for(account).require(feature)
 
-    @endpoint("/notifications/review", ("POST",))
-    def review(body):
-        return _answer(api.notifications.review(
-            phone(body.get("phone")), _str(body, "name"), _str(body, "date", required=False),
-            request_id=_str(body, "request_id", required=False, limit=128)))
 
-    @endpoint("/notifications/birthday", ("POST",))
-    def birthday(body):
-        return _answer(api.notifications.birthday(
-            phone(body.get("phone")), _str(body, "name"), _str(body, "date"),
-            request_id=_str(body, "request_id", required=False, limit=128)))
+def window_closed(api, account: str, to: str) -> bool:
+    if api.channel is None or api.channel.provider_for(account).reply_window is None:
+        return False
+    conversation = api.conversations.find(ConversationKey("whatsapp", account, to))
+    return conversation is None or api.channel.window_closed(conversation, utc_now())
 
-    @endpoint("/notifications/custom", ("POST",))
-    def custom(body):
-        return _answer(api.notifications.custom(
-            phone(body.get("phone")), _str(body, "template", limit=512), json_params(body.get("params")),
-            request_id=_str(body, "request_id", required=False, limit=128)))
 
-    @endpoint("/messages", ("POST",))
-    def send_message(body):
-        to = phone(body.get("phone"))
-        kind = body.get("type", "text")
-        if kind == "text":
-            content = {"text": _str(body, "text", limit=MAX_TEXT)}
-        elif kind in ("image", "document"):
-            link = _str(body, "url", limit=2048)
-            if not link.startswith("https://"):
-                raise BadParams("url must be an https address WhatsApp can download")
-            try:   # the gateway downloads it: never an address on this machine or the LAN
-                fetch.for_settings(api.settings).policy.check(link)
-            except fetch.Refused as exc:
-                raise BadParams(f"url: {exc}") from None
-            except fetch.Unreachable:
-                raise BadParams("url: its host does not resolve") from None
-            content = {"link": link, "caption": _str(body, "caption", required=False),
-                       "filename": _str(body, "filename", required=False, limit=255)}
-        elif kind == "location":
-            content = {"latitude": _number(body, "latitude", -90, 90),
-                       "longitude": _number(body, "longitude", -180, 180),
-                       "name": _str(body, "name", required=False),
-                       "address": _str(body, "address", required=False)}
-        elif kind == "contact":
-            contact = body.get("contact") if isinstance(body.get("contact"), dict) else {}
-            content = {"phone": phone(contact.get("phone")),
-                       **{k: _str(contact, k, required=k == "first_name", limit=255)
-                          for k in ("first_name", "middle_name", "last_name", "company")}}
-        else:
-            raise BadParams("type is text, image, document, location or contact")
-        account = account_of(body)
-        require(account, {"image": "file_url", "document": "file_url"}.get(kind, kind))
-        return queued(account, to, kind, content, body)
+def queued(api, account: str, to: str, kind: str, content: dict, body: dict):
+    if window_closed(api, account, to):
+        return error(409, "outside WhatsApp's 24-hour window: the customer has not written in the"
+                          " last 24 hours, so only a template notification can be sent")
+    return _answer(api.notifications.message(
+        to, kind, content, request_id=_str(body, "request_id", required=False, limit=128), account=account))
 
-    @endpoint("/messages/file", ("POST",))
-    def send_file(body):
-        """A file uploaded with the request (multipart: phone, file, caption?, account?)."""
-        form = request.form
-        to = phone(form.get("phone"))
-        account = account_of(dict(form))
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            raise BadParams("file: a multipart file is required")
-        data = upload.read(api.settings.whatsapp_media_max_bytes + 1)
-        if len(data) > api.settings.whatsapp_media_max_bytes:
-            return error(413, "the file is too large")
-        require(account, "file_upload")
-        if api.channel is None:
-            return error(503, "WhatsApp is not configured")
-        mime = (upload.mimetype or "application/octet-stream")[:100]
-        name = upload.filename[:255]
-        kind = "image" if mime.startswith("image/") and mime != "image/webp" else "document"
-        file_id = api.channel.keep_file(account, name, mime, data)
-        content = {"file_id": file_id, "filename": name, "mime": mime,
-                   "caption": _str(dict(form), "caption", required=False)}
-        return queued(account, to, kind, content, dict(form))
 
-    @endpoint("/messages/<int:message_id>")
-    def message_status(body, message_id: int):
-        message = api.outbox.get(message_id)
-        if message is None:
-            return error(404, "no such message")
-        delivery = None
-        if message.external_id and message.conversation_id is None:
-            found = api.conversations.find(ConversationKey("whatsapp", message.account, message.phone))
-            conversation_id = found.id if found else None
-        else:
-            conversation_id = message.conversation_id
-        if message.external_id and conversation_id is not None:
-            delivery = api.statuses.get(conversation_id, message.external_id)
-        return jsonify({"ok": True, "id": message.id, "phone": message.phone, "purpose": message.purpose,
-                        "type": message.kind, "status": message.status,
-                        "delivery": delivery["status"] if delivery else None,
-                        "error": message.error or (delivery["error"] if delivery else None),
-                        "error_code": message.error_code or (delivery["error_code"] if delivery else None),
-                        "created_at": _iso(message.created_at), "sent_at": _iso(message.sent_at)})
+@endpoint("/notifications/appointment", ("POST",))
+def appointment(api, body):
+    return _answer(api.notifications.appointment(
+        phone(api, body.get("phone")), _str(body, "doctor"), _str(body, "date"), _str(body, "time"),
+        request_id=_str(body, "request_id", required=False, limit=128)))
 
-    @endpoint("/phones/<raw>")
-    def phone_info(body, raw: str):
-        digits = phone(raw)
-        account = account_of(body)
-        conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
-        known = conversation is not None and conversation.last_customer_at is not None
-        checked = None
-        if not known and api.channel is not None:
-            checked = api.channel.check_phone(account, digits)
-        return jsonify({"ok": True, "phone": digits, "display": display(digits),
-                        "whatsapp": True if known else checked, **phone_state(api, digits)})
 
-    @endpoint("/phones/<raw>/messages")
-    def history(body, raw: str):
-        digits = phone(raw)
-        limit = request.args.get("limit", "50")
-        limit = int(limit) if limit.isdigit() and 0 < int(limit) <= 200 else 50
-        account = account_of(body)
-        if request.args.get("source") == "provider":
-            require(account, "history")
-            items = api.channel.provider_history(account, digits, limit)
-            return jsonify({"ok": True, "phone": digits, "source": "provider", "messages": [
-                {"id": i.id, "from": "customer" if i.from_customer else "shop", "text": i.text,
-                 "type": i.kind, "at": _iso(i.at), "delivery": i.status} for i in items]})
-        conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
-        rows = api.messages.recent(conversation.id, limit) if conversation else []
-        return jsonify({"ok": True, "phone": digits, "messages": [
-            {"id": m.external_id, "from": "customer" if m.from_client else "shop", "text": m.text,
-             "file": m.filename if (m.is_file or m.is_img) else None, "at": _iso(m.date_written),
-             "delivery": m.delivery_status} for m in rows]})
+@endpoint("/notifications/review", ("POST",))
+def review(api, body):
+    return _answer(api.notifications.review(
+        phone(api, body.get("phone")), _str(body, "name"), _str(body, "date", required=False),
+        request_id=_str(body, "request_id", required=False, limit=128)))
 
-    @endpoint("/contacts")
-    def contacts(body):
-        """The account's WhatsApp contacts, where its provider keeps them (Green-API)."""
-        account = account_of(body)
-        require(account, "contacts")
-        return jsonify({"ok": True, "contacts": [{"phone": phone, "name": name or None}
-                                                 for phone, name in api.channel.provider_contacts(account)]})
 
-    @endpoint("/reviews")
-    def reviews(body):
-        since = request.args.get("since")
-        try:
-            since_at = datetime.fromisoformat(since) if since else utc_now() - timedelta(days=30)
-        except ValueError:
-            raise BadParams("since must be an ISO date-time") from None
-        rows = api.onec.finished_reviews(since_at.replace(tzinfo=None), 500)
-        return jsonify({"ok": True, "reviews": [
-            {"id": r["id"], "phone": r["phone"], "name": r["name"], "date": r["date"],
-             "score": r["score"], "text": r["text"], "finished_at": _iso(r["finished_at"])}
-            for r in rows]})
+@endpoint("/notifications/birthday", ("POST",))
+def birthday(api, body):
+    return _answer(api.notifications.birthday(
+        phone(api, body.get("phone")), _str(body, "name"), _str(body, "date"),
+        request_id=_str(body, "request_id", required=False, limit=128)))
 
-    @app.get(PREFIX + "/openapi.json")
-    def openapi():
-        return jsonify(OPENAPI)
+
+@endpoint("/notifications/custom", ("POST",))
+def custom(api, body):
+    return _answer(api.notifications.custom(
+        phone(api, body.get("phone")), _str(body, "template", limit=512), json_params(body.get("params")),
+        request_id=_str(body, "request_id", required=False, limit=128)))
+
+
+@endpoint("/messages", ("POST",))
+def send_message(api, body):
+    to = phone(api, body.get("phone"))
+    kind = body.get("type", "text")
+    if kind == "text":
+        content = {"text": _str(body, "text", limit=MAX_TEXT)}
+    elif kind in ("image", "document"):
+        link = _str(body, "url", limit=2048)
+        if not link.startswith("https://"):
+            raise BadParams("url must be an https address WhatsApp can download")
+        try:   # the gateway downloads it: never an address on this machine or the LAN
+            fetch.for_settings(api.settings).policy.check(link)
+        except fetch.Refused as exc:
+            raise BadParams(f"url: {exc}") from None
+        except fetch.Unreachable:
+            raise BadParams("url: its host does not resolve") from None
+        content = {"link": link, "caption": _str(body, "caption", required=False),
+                   "filename": _str(body, "filename", required=False, limit=255)}
+    elif kind == "location":
+        content = {"latitude": _number(body, "latitude", -90, 90),
+                   "longitude": _number(body, "longitude", -180, 180),
+                   "name": _str(body, "name", required=False),
+                   "address": _str(body, "address", required=False)}
+    elif kind == "contact":
+        contact = body.get("contact") if isinstance(body.get("contact"), dict) else {}
+        content = {"phone": phone(api, contact.get("phone")),
+                   **{k: _str(contact, k, required=k == "first_name", limit=255)
+                      for k in ("first_name", "middle_name", "last_name", "company")}}
+    else:
+        raise BadParams("type is text, image, document, location or contact")
+    account = account_of(api, body)
+    require(api, account, {"image": "file_url", "document": "file_url"}.get(kind, kind))
+    return queued(api, account, to, kind, content, body)
+
+
+@endpoint("/messages/file", ("POST",))
+def send_file(api, body):
+    """A file uploaded with the request (multipart: phone, file, caption?, account?)."""
+    form = request.form
+    to = phone(api, form.get("phone"))
+    account = account_of(api, dict(form))
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise BadParams("file: a multipart file is required")
+    data = upload.read(api.settings.whatsapp_media_max_bytes + 1)
+    if len(data) > api.settings.whatsapp_media_max_bytes:
+        return error(413, "the file is too large")
+    require(api, account, "file_upload")
+    if api.channel is None:
+        return error(503, "WhatsApp is not configured")
+    mime = (upload.mimetype or "application/octet-stream")[:100]
+    name = upload.filename[:255]
+    kind = "image" if mime.startswith("image/") and mime != "image/webp" else "document"
+    file_id = api.channel.keep_file(account, name, mime, data)
+    content = {"file_id": file_id, "filename": name, "mime": mime,
+               "caption": _str(dict(form), "caption", required=False)}
+    return queued(api, account, to, kind, content, dict(form))
+
+
+@endpoint("/messages/<int:message_id>")
+def message_status(api, body, message_id: int):
+    message = api.outbox.get(message_id)
+    if message is None:
+        return error(404, "no such message")
+    delivery = None
+    if message.external_id and message.conversation_id is None:
+        found = api.conversations.find(ConversationKey("whatsapp", message.account, message.phone))
+        conversation_id = found.id if found else None
+    else:
+        conversation_id = message.conversation_id
+    if message.external_id and conversation_id is not None:
+        delivery = api.statuses.get(conversation_id, message.external_id)
+    return jsonify({"ok": True, "id": message.id, "phone": message.phone, "purpose": message.purpose,
+                    "type": message.kind, "status": message.status,
+                    "delivery": delivery["status"] if delivery else None,
+                    "error": message.error or (delivery["error"] if delivery else None),
+                    "error_code": message.error_code or (delivery["error_code"] if delivery else None),
+                    "created_at": _iso(message.created_at), "sent_at": _iso(message.sent_at)})
+
+
+@endpoint("/phones/<raw>")
+def phone_info(api, body, raw: str):
+    digits = phone(api, raw)
+    account = account_of(api, body)
+    conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
+    known = conversation is not None and conversation.last_customer_at is not None
+    checked = None
+    if not known and api.channel is not None:
+        checked = api.channel.check_phone(account, digits)
+    return jsonify({"ok": True, "phone": digits, "display": display(digits),
+                    "whatsapp": True if known else checked, **phone_state(api, digits)})
+
+
+@endpoint("/phones/<raw>/messages")
+def history(api, body, raw: str):
+    digits = phone(api, raw)
+    limit = request.args.get("limit", "50")
+    limit = int(limit) if limit.isdigit() and 0 < int(limit) <= 200 else 50
+    account = account_of(api, body)
+    if request.args.get("source") == "provider":
+        require(api, account, "history")
+        items = api.channel.provider_history(account, digits, limit)
+        return jsonify({"ok": True, "phone": digits, "source": "provider", "messages": [
+            {"id": i.id, "from": "customer" if i.from_customer else "shop", "text": i.text,
+             "type": i.kind, "at": _iso(i.at), "delivery": i.status} for i in items]})
+    conversation = api.conversations.find(ConversationKey("whatsapp", account, digits))
+    rows = api.messages.recent(conversation.id, limit) if conversation else []
+    return jsonify({"ok": True, "phone": digits, "messages": [
+        {"id": m.external_id, "from": "customer" if m.from_client else "shop", "text": m.text,
+         "file": m.filename if (m.is_file or m.is_img) else None, "at": _iso(m.date_written),
+         "delivery": m.delivery_status} for m in rows]})
+
+
+@endpoint("/contacts")
+def contacts(api, body):
+    """The account's WhatsApp contacts, where its provider keeps them (Green-API)."""
+    account = account_of(api, body)
+    require(api, account, "contacts")
+    return jsonify({"ok": True, "contacts": [{"phone": phone, "name": name or None}
+                                             for phone, name in api.channel.provider_contacts(account)]})
+
+
+@endpoint("/reviews")
+def reviews(api, body):
+    since = request.args.get("since")
+    try:
+        since_at = datetime.fromisoformat(since) if since else utc_now() - timedelta(days=30)
+    except ValueError:
+        raise BadParams("since must be an ISO date-time") from None
+    rows = api.onec.finished_reviews(since_at.replace(tzinfo=None), 500)
+    return jsonify({"ok": True, "reviews": [
+        {"id": r["id"], "phone": r["phone"], "name": r["name"], "date": r["date"],
+         "score": r["score"], "text": r["text"], "finished_at": _iso(r["finished_at"])}
+        for r in rows]})
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)
 
 
 def _iso(value) -> str | None:

@@ -27,15 +27,16 @@ import hmac
 import json
 import logging
 import time
+from dataclasses import dataclass
 
-from flask import Response, request
+from flask import Blueprint, Response, request
 
 from channels.base import Intake
 from channels.whatsapp.providers import fields as f
 from config import Settings
 from models.jobs import Done
 from utils import keys, signed
-from utils.http import error, file_response
+from utils.http import bound, error, file_response, mount
 
 log = logging.getLogger(__name__)
 
@@ -69,60 +70,96 @@ def file_link(settings: Settings, file_id: int, *, now: float | None = None) -> 
                              keys.derive(settings, keys.FILE_LINKS), ttl=FILE_LINK_TTL, now=now)
 
 
+# Each gateway's routes are served only when one of the shop's accounts uses it.
+greenapi_blueprint = Blueprint("whatsapp_greenapi", __name__)
+devino_blueprint = Blueprint("whatsapp_devino", __name__)
+
+
+@dataclass(frozen=True)
+class Gateways:
+    """What the gateways' routes need (their blueprints' context)."""
+    channel: object
+    intake: Intake
+
+
+def bind_greenapi(channel, intake: Intake) -> Gateways | None:
+    """`POST /whatsapp/greenapi`'s context, or None without a Green-API account."""
+    return _bind(channel, intake, "greenapi")
+
+
+def bind_devino(channel, intake: Intake) -> Gateways | None:
+    """Devino's callbacks' and kept files' context, or None without a Devino account."""
+    return _bind(channel, intake, "devino")
+
+
+def _bind(channel, intake: Intake, provider: str) -> Gateways | None:
+    if channel is None or not any(a.provider == provider for a in channel.accounts.values()):
+        return None
+    return Gateways(channel, intake)
+
+
+@greenapi_blueprint.post(GREENAPI_PATH)
+def greenapi():
+    gateways: Gateways = bound()
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        return error(413, "body too large")
+    provider = gateways.channel.providers["greenapi"]
+    instance = provider.instance_of(raw)
+    account = gateways.channel.accounts.get(instance or "")
+    if account is None or account.provider != "greenapi":
+        log.warning("Green-API webhook for an instance that is not ours refused")
+        return error(404, "unknown instance")
+    if not provider.authorised(account, request.headers):
+        log.warning("Green-API webhook without the right token refused (instance %s)", account.id)
+        return error(401, "wrong or missing token")
+    gateways.intake.request("wa_webhook", greenapi_key(account.id, raw),
+                            {"body": raw.decode("utf-8", "replace"), "provider": "greenapi",
+                             "signal_at": time.time()})
+    return Response("OK", mimetype="text/plain")
+
+
+@devino_blueprint.post(DEVINO_PATH)
+def devino(secret: str, route: str):
+    gateways: Gateways = bound()
+    mine = [a.id for a in gateways.channel.accounts.values() if a.provider == "devino" and a.callback_secret
+            and hmac.compare_digest(a.callback_secret.encode(), secret.encode())]
+    if not mine or route not in ("incoming", "status"):
+        return error(404, "not found")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        return error(413, "body too large")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeError:
+        return error(400, "body is not UTF-8")
+    digest = hashlib.sha256(raw).hexdigest()
+    gateways.intake.request("wa_webhook", f"wa:dv:{route}:{digest}",
+                            {"body": text, "provider": "devino", "context": {"route": route, "accounts": mine},
+                             "signal_at": time.time()})
+    return Response("OK", mimetype="text/plain")
+
+
+@devino_blueprint.get(FILES_PATH)
+def kept_file(file_id: int):
+    channel = bound().channel
+    if not signed.verify(f"/whatsapp/files/{file_id}", request.args.get("e"),
+                         request.args.get("s"), keys.derive(channel.settings, keys.FILE_LINKS)):
+        return error(403, "forbidden")
+    kept = channel.files.get(file_id)
+    if kept is None:
+        return error(404, "not found")
+    return file_response(kept.data, kept.name, kept.mime)
+
+
 def register(app, channel, intake: Intake) -> None:
-    accounts = channel.accounts
-    providers = {a.provider for a in accounts.values()}
-
-    def greenapi():
-        raw = request.get_data(cache=False)
-        if len(raw) > MAX_BODY:
-            return error(413, "body too large")
-        provider = channel.providers["greenapi"]
-        instance = provider.instance_of(raw)
-        account = accounts.get(instance or "")
-        if account is None or account.provider != "greenapi":
-            log.warning("Green-API webhook for an instance that is not ours refused")
-            return error(404, "unknown instance")
-        if not provider.authorised(account, request.headers):
-            log.warning("Green-API webhook without the right token refused (instance %s)", account.id)
-            return error(401, "wrong or missing token")
-        intake.request("wa_webhook", greenapi_key(account.id, raw),
-                       {"body": raw.decode("utf-8", "replace"), "provider": "greenapi",
-                        "signal_at": time.time()})
-        return Response("OK", mimetype="text/plain")
-
-    def devino(secret: str, route: str):
-        mine = [a.id for a in accounts.values() if a.provider == "devino" and a.callback_secret
-                and hmac.compare_digest(a.callback_secret.encode(), secret.encode())]
-        if not mine or route not in ("incoming", "status"):
-            return error(404, "not found")
-        raw = request.get_data(cache=False)
-        if len(raw) > MAX_BODY:
-            return error(413, "body too large")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeError:
-            return error(400, "body is not UTF-8")
-        digest = hashlib.sha256(raw).hexdigest()
-        intake.request("wa_webhook", f"wa:dv:{route}:{digest}",
-                       {"body": text, "provider": "devino", "context": {"route": route, "accounts": mine},
-                        "signal_at": time.time()})
-        return Response("OK", mimetype="text/plain")
-
-    def kept_file(file_id: int):
-        if not signed.verify(f"/whatsapp/files/{file_id}", request.args.get("e"),
-                             request.args.get("s"), keys.derive(channel.settings, keys.FILE_LINKS)):
-            return error(403, "forbidden")
-        kept = channel.files.get(file_id)
-        if kept is None:
-            return error(404, "not found")
-        return file_response(kept.data, kept.name, kept.mime)
-
-    if "greenapi" in providers:
-        app.add_url_rule(GREENAPI_PATH, "whatsapp_greenapi", greenapi, methods=["POST"])
-    if "devino" in providers:
-        app.add_url_rule(DEVINO_PATH, "whatsapp_devino", devino, methods=["POST"])
-        app.add_url_rule(FILES_PATH, "whatsapp_files", kept_file, methods=["GET"])
+    """`WhatsApp.routes` (the channel contract's way) — no door calls it any more: the
+    integrations door mounts the two blueprints from its table (crm_listener.py)."""
+    for name, blueprint, bind in (("whatsapp_greenapi", greenapi_blueprint, bind_greenapi),
+                                  ("whatsapp_devino", devino_blueprint, bind_devino)):
+        gateways = bind(channel, intake)
+        if gateways is not None:
+            mount(app, name, blueprint, gateways)
 
 
 class PollNotifications:

@@ -29,13 +29,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 
 from channels.tgaccount.control import STALE_AFTER, AccountsControl
 from channels.tgaccount.sessions import door_path
 from config import Settings
 from models.tgaccounts import ONLINE, RUNNING, AccountHostRepository, AccountRepository, AccountRow
-from utils.http import BadBody, error, read_json, same_secret
+from utils.http import BadBody, bound, error, read_json, same_secret
 from utils.secretbox import SecretBox, new_token, same_hash, token_hash
 
 _NAME = re.compile(r"^[\w .@-]{1,128}$", re.UNICODE)
@@ -232,9 +232,28 @@ class Clients:
         return jsonify({"status": "offline"})
 
 
-def register(app, settings: Settings, db) -> None:
-    clients = Clients(settings, db)
-    app.add_url_rule("/planfix/clients", "planfix_clients_post", clients.post, methods=["POST"])
-    app.add_url_rule("/planfix/clients", "planfix_clients_get", clients.get, methods=["GET"])
-    app.add_url_rule("/planfix/clients", "planfix_clients_delete", clients.delete, methods=["DELETE"])
-    app.add_url_rule("/planfix/clients", "planfix_clients_put", clients.put, methods=["PUT"])
+blueprint = Blueprint("planfix_clients", __name__)
+
+
+def bind(settings: Settings, db) -> Clients:
+    return Clients(settings, db)
+
+
+@blueprint.post("/planfix/clients")
+def post():
+    return bound().post()
+
+
+@blueprint.get("/planfix/clients")
+def get():
+    return bound().get()
+
+
+@blueprint.delete("/planfix/clients")
+def delete():
+    return bound().delete()
+
+
+@blueprint.put("/planfix/clients")
+def put():
+    return bound().put()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 
 from channels.tgaccount.account import AccountError, NotFound
 from channels.tgaccount.control import AccountsControl
@@ -35,6 +35,7 @@ from config import Settings
 from desks.planfix.clients import normalise_number
 from models.jobs import UPDATES, JobQueue
 from models.tgaccounts import AccountHostRepository, AccountRepository, Contact, ContactRepository
+from utils.http import bound
 from utils.secretbox import SecretBox, same_hash
 
 MAX_TEXT = 4096
@@ -181,6 +182,13 @@ class PlanfixWebhook:
             self.bell.ring(job_id)
 
 
-def register(app, settings: Settings, db, bell) -> None:
-    app.add_url_rule("/planfix/webhook", "planfix_webhook", PlanfixWebhook(settings, db, bell),
-                     methods=["POST"])
+blueprint = Blueprint("planfix_webhook", __name__)
+
+
+def bind(settings: Settings, db, bell) -> PlanfixWebhook:
+    return PlanfixWebhook(settings, db, bell)
+
+
+@blueprint.post("/planfix/webhook")
+def planfix_webhook():
+    return bound()()

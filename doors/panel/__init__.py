@@ -15,23 +15,27 @@ Security, all in one place:
 * no secret in a page: the settings page masks them (`utils/redact.py` registers them for
   the logs too).
 
-Routes are thin (pages.py): they read the form, call a service, render a template.
+Routes are thin (pages.py, the `panel` blueprint — `BLUEPRINTS` below is the panel's
+whole URL map): they read the form, call a service, render a template.
 """
 from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
+from doors.panel import pages
+from doors.web import Table
 from models.db import Database, is_unavailable
-from utils.http import trust_proxies
+from utils.http import mount, trust_proxies
 from utils.private_files import private_folder, read_secret
 
 log = logging.getLogger(__name__)
@@ -80,12 +84,69 @@ def secret_key(settings: Settings) -> str:
     return read_secret(path, lambda: secrets.token_urlsafe(48))
 
 
+def load_user(session_id: str):
+    user = current_app.extensions["keepdesk.panel"].auth.session_user(session_id)
+    return SessionUser(user, session_id) if user else None
+
+
+def headers(response):
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "no-store"
+    if reached_over_https():   # behind the TLS proxy: browsers stay on HTTPS
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return response
+
+
+def csrf_error(exc: CSRFError):
+    return render_template("message.html", title="The form was refused",
+                           message="This form's security token is missing, expired or not "
+                                   "from this panel. Nothing was changed: go back, reload the "
+                                   "page and try again."), 400
+
+
+def http_error(exc: HTTPException):
+    titles = {404: "No such page", 405: "Not allowed here", 413: "Too large"}
+    return render_template("message.html", title=titles.get(exc.code, exc.name),
+                           message=f"{exc.code}: {exc.description}"), exc.code or 500
+
+
+def unexpected(exc: Exception):
+    if is_unavailable(exc):
+        log.warning("database unavailable: %s", exc)
+        return render_template("message.html", title="Temporarily unavailable",
+                               message="The database does not answer; try again shortly."), 503
+    log.exception("unexpected error in the panel at %s", request.path)
+    return render_template("message.html", title="Something went wrong",
+                           message="The error was logged. Nothing secret is shown here."), 500
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the panel's blueprints are bound to."""
+    settings: Settings
+    db: Database
+    deps: object
+    auth: object
+
+
+# The panel's whole URL map (name: the blueprint's name and its endpoints' prefix), under
+# `prefix`; besides it only Flask's static files, `<prefix>/static/…`.
+BLUEPRINTS: Table = (
+    # /, /login, /setup, /account, /logout, /errors, /conversations, /team, /reports,
+    # /settings and their forms; /healthz (pages.py)
+    ("panel", pages.blueprint, lambda p: pages.Panel(p.settings, p.db, p.deps, p.auth)),
+)
+
+
 def create_app(settings: Settings, db: Database | None = None, *, deps=None,
                prefix: str = "") -> Flask:
     """The panel. `deps`: a ready Container (the playground shares its own); `prefix`: where
     the panel's pages live (the playground keeps "/" for itself)."""
     from container import Container
-    from doors.panel import pages
     from services.panel_auth import PanelAuth
 
     db = db or Database(settings)
@@ -100,8 +161,7 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
     app.session_interface = _Sessions()
     trust_proxies(app, settings)
     CSRFProtect(app)
-    auth = PanelAuth.for_settings(db, deps.clock, settings)
-    app.extensions["keepdesk.panel"] = pages.Panel(settings, db, deps, auth)
+    parts = Parts(settings, db, deps, PanelAuth.for_settings(db, deps.clock, settings))
 
     manager = LoginManager(app)
     manager.login_view = "panel.login"
@@ -109,49 +169,14 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
                              " a logout or a change of your Telegram role, needs a new login).")
     manager.login_message_category = "warning"
     manager.session_protection = "basic"
+    manager.user_loader(load_user)
 
-    @manager.user_loader
-    def load_user(session_id: str):
-        user = auth.session_user(session_id)
-        return SessionUser(user, session_id) if user else None
-
-    app.register_blueprint(pages.blueprint, url_prefix=prefix or None)
-
-    @app.after_request
-    def headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if response.mimetype == "text/html":
-            response.headers["Cache-Control"] = "no-store"
-        if reached_over_https():   # behind the TLS proxy: browsers stay on HTTPS
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        return response
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):
-        return render_template("message.html", title="The form was refused",
-                               message="This form's security token is missing, expired or not "
-                                       "from this panel. Nothing was changed: go back, reload the "
-                                       "page and try again."), 400
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        titles = {404: "No such page", 405: "Not allowed here", 413: "Too large"}
-        return render_template("message.html", title=titles.get(exc.code, exc.name),
-                               message=f"{exc.code}: {exc.description}"), exc.code or 500
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        if is_unavailable(exc):
-            log.warning("database unavailable: %s", exc)
-            return render_template("message.html", title="Temporarily unavailable",
-                                   message="The database does not answer; try again shortly."), 503
-        log.exception("unexpected error in the panel at %s", request.path)
-        return render_template("message.html", title="Something went wrong",
-                               message="The error was logged. Nothing secret is shown here."), 500
-
+    for name, blueprint, bind in BLUEPRINTS:
+        mount(app, name, blueprint, bind(parts), url_prefix=prefix or None)
+    app.after_request(headers)
+    app.register_error_handler(CSRFError, csrf_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected)
     return app
 
 

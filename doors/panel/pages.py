@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta
 
 import requests
-from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+from flask import (Blueprint, Response, abort, flash, redirect, render_template,
                    request, url_for)
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -25,6 +25,7 @@ from services.desk_tools import Refused
 from services.panel import Overview, Reports
 from services.panel_auth import LoginOutcome
 from utils import procstats
+from utils.http import bound
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("panel", __name__)
@@ -77,7 +78,8 @@ class Panel:
 
 
 def panel() -> Panel:
-    return current_app.extensions["keepdesk.panel"]
+    """The pages' context (`Panel`), as the panel mounted the blueprint."""
+    return bound()
 
 
 def _int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = 2**62) -> int | None:
