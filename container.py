@@ -25,6 +25,7 @@ from models.users import UserManager
 from services.chat_actions import ChatActions
 from services.albums import Albums
 from services.claims import ChatClaims
+from services.dead_letters import DeadLetters
 from services.desk import DeskTools
 from services.errors import ErrorReporter
 from services.ingest import Ingest
@@ -55,6 +56,7 @@ class Container:
     ingest: Ingest = field(default=None)         # type: ignore[assignment]
     tools: DeskTools = field(default=None)       # type: ignore[assignment]  (SPEC §8)
     team: Team = field(default=None)             # type: ignore[assignment]
+    dead_letters: DeadLetters = field(default=None)  # type: ignore[assignment]
     # Set by a worker's runtime: sync one KeepingCRM chat now (an admin's /get_chat_N).
     sync_now: Callable[[int], object] | None = None
 
@@ -62,6 +64,7 @@ class Container:
         now = lambda: self.clock()  # noqa: E731  (late: tests move the clock)
         settings = self.settings
         self.inbox = self.inbox or Inbox(self.jobs)
+        self.dead_letters = self.dead_letters or DeadLetters(self.jobs)
         self.out = self.out or TelegramOut(self.jobs, codec=self.codec)
         self.claims = self.claims or ChatClaims(self.db, self.locks,
                                                 pin_ttl_hours=settings.pin_ttl_hours)

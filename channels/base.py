@@ -109,9 +109,6 @@ class Channel(ABC):
 
     # -- inbound ---------------------------------------------------------------------------
 
-    def routes(self, app, intake: Intake) -> None:
-        """Register this channel's HTTP routes on the integrations door."""
-
     def job_handlers(self, ingest: Ingest, intake: Intake) -> dict[str, Callable]:
         """Job kind → handler for this channel's inbound work (syncs, polls)."""
         return {}

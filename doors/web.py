@@ -19,8 +19,7 @@ from config import Settings, load_settings
 from models.db import Database, is_unavailable
 from models.jobs import JobQueue
 from utils.logs import configure_logging
-from utils.http import (BadBody, bound, error, metrics_allowed, mount, read_json,  # noqa: F401
-                        same_secret, trust_proxies)
+from utils.http import bound, error, metrics_allowed, mount, trust_proxies
 from utils.metrics import render as render_metrics
 
 log = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ def users_page(desk: Desk, admin: User, page: int) -> tuple[str, dict]:
 
 
 def errors_page(desk: Desk, admin: User) -> str:
-    letters, total = desk.deps.jobs.dead_letters(ERRORS_PAGE)
+    letters, total = desk.deps.dead_letters.page(ERRORS_PAGE)
     if not letters:
         return desk.t(admin, "errors_none")
     lines = [desk.t(admin, "errors_title", total=total, shown=len(letters))]
@@ -130,12 +130,12 @@ def connected_users(desk: Desk, user: User, target: int) -> str:
 
 
 def retry(desk: Desk, user: User, job_id: int) -> str:
-    if desk.deps.jobs.revive(job_id):
+    retried = desk.deps.dead_letters.retry(job_id, by=f"admin {user.tg_id}")
+    if retried.done:
         return desk.t(user, "retry_queued", id=job_id)
-    status = desk.deps.jobs.status_of(job_id)
-    if status is None:
+    if retried.status is None:
         return desk.t(user, "retry_unknown", id=job_id)
-    return desk.t(user, "retry_not_dead", id=job_id, status=status)
+    return desk.t(user, "retry_not_dead", id=job_id, status=retried.status)
 
 
 def web_access(desk: Desk, message: types.Message, admin: User) -> None:

@@ -17,7 +17,7 @@ from handlers.common import Desk, callback_args, known_chat, private_chat_of
 from models.conversations import Conversation as Chat
 from models.pins import PIN
 from models.users import User
-from services.chat_actions import Refusal, Refused
+from services.results import Refusal, Refused
 from services.tasks import StatusChanged
 
 RECENT = 5
@@ -84,8 +84,8 @@ def history(desk: Desk, chat: Chat, page: int, user: User) -> tuple[str, dict]:
 
 def refusal_text(desk: Desk, user: User, refused: Refused, conversation_id: int) -> str:
     if refused.why is Refusal.TAKEN_BY:
-        return desk.t(user, "taken_by", name=fmt.escape(refused.holder.display_name
-                                                          if refused.holder else "?"))
+        return desk.t(user, "taken_by", name=fmt.escape(refused.who.display_name
+                                                          if refused.who else "?"))
     if refused.why is Refusal.NOT_HOLDER:
         return desk.t(user, "not_your_task")
     if refused.why is Refusal.NOT_A_TASK:

@@ -15,7 +15,7 @@ from handlers.admin import resolve_chat
 from handlers.chats import enter_send_mode, show_chat
 from handlers.common import Desk, known_chat
 from models.users import User
-from services.desk_tools import Problem, Refused
+from services.results import Refusal, Refused
 
 SEARCH_MODE = "search"
 _OPEN = re.compile(r"^/open_chat_(\d{1,19})(?:@\w+)?$")
@@ -55,7 +55,7 @@ def answer_search(desk: Desk, chat_id: int, user: User, query: str) -> None:
     """The card of the one chat found, a list of several, or why nothing was looked up."""
     found = desk.deps.tools.search.find(query)
     if isinstance(found, Refused):
-        key = "search_too_short" if found.problem is Problem.TOO_SHORT else "search_nothing"
+        key = "search_too_short" if found.why is Refusal.TOO_SHORT else "search_nothing"
         desk.say(chat_id, desk.t(user, key, limit=found.limit), key="search_refused")
         return
     if desk.state.get(user.tg_id).mode == SEARCH_MODE:

@@ -9,7 +9,7 @@ from telebot import TeleBot, types
 
 from handlers.common import Desk, known_chat, private_chat_of
 from models.users import User
-from services.desk_tools import Problem, Refused
+from services.results import Refusal, Refused
 
 NOTE_MODE = "note"
 
@@ -42,9 +42,9 @@ def save(desk: Desk, message: types.Message, user: User, conversation_id: int | 
 
 
 def refused_text(desk: Desk, user: User, refused: Refused) -> str:
-    if refused.problem is Problem.TOO_LONG:
+    if refused.why is Refusal.TOO_LONG:
         return desk.t(user, "note_too_long", length=refused.detail, limit=refused.limit)
-    if refused.problem is Problem.EMPTY:
+    if refused.why is Refusal.EMPTY:
         return desk.t(user, "note_empty")
     return desk.t(user, "note_no_chat")
 

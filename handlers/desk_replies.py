@@ -21,7 +21,8 @@ from bot.keyboards import to_markup
 from handlers.common import Desk, callback_args, private_chat_of
 from models.outbound import Attachment
 from models.users import User
-from services.desk_tools import PLACEHOLDERS, Problem, Refused
+from services.desk_tools import PLACEHOLDERS
+from services.results import Refusal, Refused
 from services.writing import ManagerMessage
 
 CANNED_MODE = "canned_add"
@@ -65,11 +66,11 @@ def save_reply(desk: Desk, message: types.Message, user: User) -> None:
 
 def refused_text(desk: Desk, user: User, refused: Refused) -> str:
     names = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
-    if refused.problem is Problem.UNKNOWN_PLACEHOLDER:
+    if refused.why is Refusal.UNKNOWN_PLACEHOLDER:
         return desk.t(user, "canned_unknown_placeholder", name=refused.detail, names=names)
-    if refused.problem is Problem.BAD_BRACES:
+    if refused.why is Refusal.BAD_BRACES:
         return desk.t(user, "canned_bad_braces", names=names)
-    if refused.problem is Problem.TOO_LONG:
+    if refused.why is Refusal.TOO_LONG:
         return desk.t(user, "canned_too_long", limit=refused.limit)
     return desk.t(user, "canned_empty_reply")
 

@@ -17,7 +17,8 @@ from handlers.common import Desk, callback_args, private_chat_of
 from handlers.pinning import show_taken
 from models.users import User
 from services.claims import Outcome
-from services.handover import Handed, Refusal, Refused
+from services.handover import Handed
+from services.results import Refusal, Refused
 
 
 def shift_panel(desk: Desk, user: User) -> tuple[str, dict]:

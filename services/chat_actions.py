@@ -15,7 +15,6 @@ tell the person.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -28,20 +27,8 @@ from models.state import SEND_MODE, ManagerStateRepository
 from models.users import User
 from services.claims import ChatClaims, ClaimResult, Outcome, pin_kind
 from services.notices import Notice, Notices, Says
+from services.results import Refusal, Refused
 from utils.clock import utc_now
-
-
-class Refusal(enum.Enum):
-    UNKNOWN_CHAT = "unknown_chat"
-    TAKEN_BY = "taken_by"          # held by another manager
-    NOT_A_TASK = "not_a_task"
-    NOT_HOLDER = "not_holder"      # a task's status: only its holder or an admin
-
-
-@dataclass(frozen=True)
-class Refused:
-    why: Refusal
-    holder: User | None = None
 
 
 @dataclass(frozen=True)

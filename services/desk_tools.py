@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import enum
 import re
 import string
 from dataclasses import dataclass
@@ -41,23 +40,7 @@ PLACEHOLDERS = {
     "product": "the product / what the chat is about",
     "manager": "the manager's name",
 }
-
-
-class Problem(enum.Enum):
-    UNKNOWN_CHAT = "unknown_chat"
-    EMPTY = "empty"
-    TOO_LONG = "too_long"
-    UNKNOWN_PLACEHOLDER = "unknown_placeholder"
-    BAD_BRACES = "bad_braces"
-    TOO_SHORT = "too_short"
-    NO_TITLE = "no_title"
-
-
-@dataclass(frozen=True)
-class Refused:
-    problem: Problem
-    detail: str = ""
-    limit: int = 0
+from services.results import Refusal, Refused
 
 
 class Notes:
@@ -69,12 +52,12 @@ class Notes:
     def add(self, author: User, conversation_id: int | None, raw: str) -> Conversation | Refused:
         conversation = self.conversations.get(conversation_id) if conversation_id else None
         if conversation is None or not author.is_manager:
-            return Refused(Problem.UNKNOWN_CHAT, str(conversation_id or ""))
+            return Refused(Refusal.UNKNOWN_CHAT, detail=str(conversation_id or ""))
         body = (raw or "").strip()
         if not body:
-            return Refused(Problem.EMPTY)
+            return Refused(Refusal.EMPTY)
         if len(body) > NOTE_MAX:
-            return Refused(Problem.TOO_LONG, str(len(body)), NOTE_MAX)
+            return Refused(Refusal.TOO_LONG, detail=str(len(body)), limit=NOTE_MAX)
         self.notes.add(conversation.id, author.tg_id, body, self.clock())
         return conversation
 
@@ -92,10 +75,10 @@ def check_template(body: str) -> Refused | None:
         fields = [(name, spec, conversion) for _, name, spec, conversion
                   in string.Formatter().parse(body) if name is not None]
     except ValueError as exc:
-        return Refused(Problem.BAD_BRACES, str(exc))
+        return Refused(Refusal.BAD_BRACES, detail=str(exc))
     for name, spec, conversion in fields:
         if name not in PLACEHOLDERS or spec or conversion:
-            return Refused(Problem.UNKNOWN_PLACEHOLDER, "{" + name + (f"!{conversion}" if conversion
+            return Refused(Refusal.UNKNOWN_PLACEHOLDER, detail="{" + name + (f"!{conversion}" if conversion
                                                                       else "") + (f":{spec}" if spec else "") + "}")
     return None
 
@@ -129,11 +112,11 @@ class CannedReplies:
         title = lines[0].strip()
         body = (lines[1] if len(lines) > 1 else lines[0]).strip()
         if not title and not file_id:
-            return Refused(Problem.NO_TITLE)
+            return Refused(Refusal.NO_TITLE)
         if len(title) > TITLE_MAX:
-            return Refused(Problem.TOO_LONG, "title", TITLE_MAX)
+            return Refused(Refusal.TOO_LONG, detail="title", limit=TITLE_MAX)
         if len(body) > REPLY_MAX:
-            return Refused(Problem.TOO_LONG, str(len(body)), REPLY_MAX)
+            return Refused(Refusal.TOO_LONG, detail=str(len(body)), limit=REPLY_MAX)
         refused = check_template(body) or check_template(title)
         if refused is not None:
             return refused
@@ -175,7 +158,7 @@ class Query:
 def parse_query(raw: str | None) -> Query | Refused:
     text = (raw or "").strip()[:QUERY_MAX]
     if len(text) < MIN_QUERY:
-        return Refused(Problem.TOO_SHORT, text, MIN_QUERY)
+        return Refused(Refusal.TOO_SHORT, detail=text, limit=MIN_QUERY)
     digits = re.sub(r"\D", "", text)
     if text.lstrip("#").isdigit():
         return Query("number", text.lstrip("#"))
@@ -185,7 +168,7 @@ def parse_query(raw: str | None) -> Query | Refused:
         return Query("phone", digits)
     words = [w.lower() for w in _WORD.findall(text) if len(w) >= MIN_QUERY and w.lower() not in _STOPWORDS]
     if not words:
-        return Refused(Problem.TOO_SHORT, text, MIN_QUERY)
+        return Refused(Refusal.TOO_SHORT, detail=text, limit=MIN_QUERY)
     return Query("words", " ".join(words[:8]))
 
 

@@ -16,7 +16,6 @@ customer hostage").
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -28,25 +27,9 @@ from models.pins import PinRepository
 from models.shifts import ShiftRepository
 from models.users import User, UserManager
 from services.notices import Button, Notice, Notices
+from services.results import Refusal, Refused
 from services.claims import ChatClaims, Outcome
 from services.sla import Waits
-
-
-class Refusal(enum.Enum):
-    UNKNOWN_CHAT = "unknown_chat"
-    NOT_HOLDER = "not_holder"          # not this person's to give
-    OFF_SHIFT = "off_shift"            # the colleague went off shift
-    NOT_A_MANAGER = "not_a_manager"    # banned, pending or unknown
-    SELF = "self"
-    NOBODY_HOLDS = "nobody_holds"      # join: nothing to join, take it instead
-    OWN_CHAT = "own_chat"              # join: the admin holds it already
-    HOLDER_BACK = "holder_back"        # an offer: its holder is on shift again
-
-
-@dataclass(frozen=True)
-class Refused:
-    why: Refusal
-    who: User | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from models.db import Database
 from models.pins import ACTIVATE_KEY
 from models.tasks import BoardRow, TaskBoardRepository
 from models.users import User, UserManager
-from services.chat_actions import Refusal, Refused
+from services.results import Refusal, Refused
 from services.claims import ChatClaims, Outcome
 from services.notices import Notice, Notices
 

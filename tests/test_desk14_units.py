@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from config import SettingsError, load_settings
-from services.desk_tools import Problem, Query, Refused, check_template, fill, parse_query
+from services.desk_tools import Query, check_template, fill, parse_query
+from services.results import Refusal, Refused
 from utils.hours import HoursError, WorkingHours
 
 
@@ -53,9 +54,9 @@ def test_settings_name_a_bad_working_hours_or_time_zone(mariadb):
 
 def test_placeholders_are_checked_when_saved_and_filled_for_a_chat():
     assert check_template("Добрий день, {name}! Замовлення {order}.") is None
-    assert check_template("{status}").problem is Problem.UNKNOWN_PLACEHOLDER
-    assert check_template("{order!r}").problem is Problem.UNKNOWN_PLACEHOLDER
-    assert check_template("ціна {100").problem is Problem.BAD_BRACES
+    assert check_template("{status}").why is Refusal.UNKNOWN_PLACEHOLDER
+    assert check_template("{order!r}").why is Refusal.UNKNOWN_PLACEHOLDER
+    assert check_template("ціна {100").why is Refusal.BAD_BRACES
     from harness import crm_conversation
     from models.users import User
     chat = crm_conversation(42, email="a@b.c", product="Ключ")
@@ -64,12 +65,12 @@ def test_placeholders_are_checked_when_saved_and_filled_for_a_chat():
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ("ab", Refused(Problem.TOO_SHORT, "ab", 3)),
+    ("ab", Refused(Refusal.TOO_SHORT, detail="ab", limit=3)),
     ("  #12345 ", Query("number", "12345")),
     ("Maria@Shop.ua", Query("email", "maria@shop.ua")),
     ("+38 (067) 123-45-67", Query("phone", "380671234567")),
     ("ДОСТАВКА в Київ", Query("words", "доставка київ")),
-    ("the to", Refused(Problem.TOO_SHORT, "the to", 3)),
+    ("the to", Refused(Refusal.TOO_SHORT, detail="the to", limit=3)),
 ])
 def test_a_search_query_is_parsed_at_the_border(raw, expected):
     assert parse_query(raw) == expected

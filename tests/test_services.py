@@ -20,7 +20,7 @@ from models.jobs import JobQueue
 from models.locks import LockManager
 from models.outbound import Attachment, OutboundRepository
 from models.users import UserManager, UserRepository
-from services.chat_actions import ChatActions, Refusal, Refused
+from services.results import Refusal, Refused
 from services.claims import ChatClaims, Outcome
 from services.ingest import Ingest
 from services.tasks import StatusChanged, Tasks

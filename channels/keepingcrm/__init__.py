@@ -17,7 +17,6 @@ import time
 
 from channels.base import (Capabilities, Channel, ChannelError, Health, Ingest, Intake,
                            Rejected, Sent, Unavailable)
-from channels.keepingcrm import listener
 from channels.keepingcrm.listener import request_sync
 from channels.keepingcrm.reconcile import Reconciler
 from channels.keepingcrm.sync import CrmSync
@@ -60,9 +59,6 @@ class KeepingCrm(Channel):
         self._health_lock = threading.Lock()
 
     # -- inbound ---------------------------------------------------------------------------
-
-    def routes(self, app, intake: Intake) -> None:
-        listener.register(app, self.settings, intake)
 
     def job_handlers(self, ingest: Ingest, intake: Intake) -> dict:
         self.intake = intake

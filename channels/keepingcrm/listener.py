@@ -17,7 +17,7 @@ from flask import Blueprint, jsonify, request
 
 from channels.base import Intake
 from config import Settings
-from utils.http import BadBody, bound, error, in_networks, mount, read_json, same_secret
+from utils.http import BadBody, bound, error, in_networks, read_json, same_secret
 from utils.metrics import SIGNALS_RECEIVED
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,3 @@ def crm_signal(key: str):
     log.debug("signal for chat %s: %s", id_i, outcome)
     return jsonify({"ok": True})
 
-
-def register(app, settings: Settings, intake: Intake) -> None:
-    """`KeepingCrm.routes` (the channel contract's way) — no door calls it any more: the
-    integrations door mounts `blueprint` from its table (crm_listener.py)."""
-    mount(app, "keepingcrm", blueprint, bind(settings, intake))

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from channels.base import (Capabilities, Channel, Health, Incoming, Ingest, Intake, Media,
                            Rejected, Sent, Unavailable)
 from channels.limits import Limit, SharedLimits, bucket_name, per_second
-from channels.whatsapp import webhook
 from channels.whatsapp.accounts import Account, load_accounts
 from channels.whatsapp.errors import Throttled, WindowClosed
 from channels.whatsapp.inbound import WHATSAPP, WebhookJob, key_of
@@ -138,12 +137,6 @@ class WhatsApp(Channel):
         return account
 
     # -- inbound ---------------------------------------------------------------------------
-
-    def routes(self, app, intake: Intake) -> None:
-        from channels.whatsapp import gateways
-        if any(a.provider == "cloud" for a in self.accounts.values()):
-            webhook.register(app, self, intake)
-        gateways.register(app, self, intake)
 
     def job_handlers(self, ingest: Ingest, intake: Intake) -> dict:
         from channels.whatsapp.gateways import PollNotifications

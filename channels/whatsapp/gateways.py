@@ -36,7 +36,7 @@ from channels.whatsapp.providers import fields as f
 from config import Settings
 from models.jobs import Done
 from utils import keys, signed
-from utils.http import bound, error, file_response, mount
+from utils.http import bound, error, file_response
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +150,6 @@ def kept_file(file_id: int):
     if kept is None:
         return error(404, "not found")
     return file_response(kept.data, kept.name, kept.mime)
-
-
-def register(app, channel, intake: Intake) -> None:
-    """`WhatsApp.routes` (the channel contract's way) — no door calls it any more: the
-    integrations door mounts the two blueprints from its table (crm_listener.py)."""
-    for name, blueprint, bind in (("whatsapp_greenapi", greenapi_blueprint, bind_greenapi),
-                                  ("whatsapp_devino", devino_blueprint, bind_devino)):
-        gateways = bind(channel, intake)
-        if gateways is not None:
-            mount(app, name, blueprint, gateways)
 
 
 class PollNotifications:

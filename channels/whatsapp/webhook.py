@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, request
 
 from channels.base import Intake
-from utils.http import bound, error, mount
+from utils.http import bound, error
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,3 @@ def receive():
     hook.intake.request("wa_webhook", f"wa:{digest}", {"body": text, "signal_at": time.time()})
     return Response("OK", mimetype="text/plain")
 
-
-def register(app, channel, intake: Intake) -> None:
-    """`WhatsApp.routes` (the channel contract's way) — no door calls it any more: the
-    integrations door mounts `blueprint` from its table (crm_listener.py)."""
-    hook = bind(channel, intake)
-    if hook is not None:
-        mount(app, "whatsapp_cloud", blueprint, hook)

@@ -21,7 +21,7 @@ from models.panel import PanelFigures
 from models.responses import EVERYONE
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.api_tokens import ApiTokens
-from services.desk_tools import Refused
+from services.results import Refused
 from services.panel import Overview, Reports
 from services.panel_auth import LoginOutcome
 from utils import procstats
@@ -214,7 +214,7 @@ def home():
         except Exception as exc:  # one channel's trouble never hides the page
             state = type("H", (), {"ok": False, "detail": type(exc).__name__})()
         health.append({"name": getattr(channel, "label", name), "ok": state.ok, "detail": state.detail})
-    letters, dead_total = p.deps.jobs.dead_letters(5)
+    letters, dead_total = p.deps.dead_letters.page(5)
     return render_template(
         "home.html", processes=processes,
         uptime=max((pr.uptime_seconds for pr in processes), default=time.time() - p.started),
@@ -230,19 +230,18 @@ def home():
 @login_required
 def errors():
     page = _int_arg("page", 0, high=10_000)
-    letters, total = panel().deps.jobs.dead_letters(PAGE, page * PAGE)
+    letters, total = panel().deps.dead_letters.page(PAGE, page)
     return render_template("errors.html", letters=letters, total=total, page=page, size=PAGE)
 
 
 @blueprint.post("/errors/<int:job_id>/retry")
 @login_required
 def retry(job_id: int):
-    jobs = panel().deps.jobs
-    if jobs.revive(job_id):
-        log.info("panel: %s retried job %s", current_user.login, job_id)
+    retried = panel().deps.dead_letters.retry(job_id, by=f"panel: {current_user.login}")
+    if retried.done:
         flash(f"Job #{job_id} will run again from its first step not done.")
     else:
-        status = jobs.status_of(job_id)
+        status = retried.status
         what = {"done": "it is already done", "pending": "it is already waiting to run",
                 "running": "it is running now", None: "there is no such job"}.get(status, status)
         flash(f"Job #{job_id} was not retried: {what}. Nothing changed.", "warning")
@@ -463,7 +462,7 @@ def reply_add():
     body = (request.form.get("text") or "").strip()
     result = panel().deps.tools.replies.add(_actor(), f"{title}\n{body}" if body else title)
     if isinstance(result, Refused):
-        flash(f"The reply was not saved: {result.problem.value.replace('_', ' ')}"
+        flash(f"The reply was not saved: {result.why.value.replace('_', ' ')}"
               f"{' ' + result.detail if result.detail else ''}.", "warning")
     else:
         flash(f"Canned reply “{result.title}” saved.")
@@ -482,7 +481,7 @@ def reply_edit(reply_id: int):
     body = (request.form.get("text") or "").strip()
     result = replies.add(_actor(), f"{title}\n{body}" if body else title)
     if isinstance(result, Refused):
-        flash(f"Nothing changed: {result.problem.value.replace('_', ' ')}"
+        flash(f"Nothing changed: {result.why.value.replace('_', ' ')}"
               f"{' ' + result.detail if result.detail else ''}.", "warning")
     else:
         replies.delete(reply_id)
