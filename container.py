@@ -85,9 +85,10 @@ class Container:
         self.team = self.team or Team(self.users, self.claims, self.out, settings.channel_log, now, self.db)
         if "whatsapp" in self.channels:   # a gateway's instance logged out: #ERROR once
             self.channels["whatsapp"].report = self.reporter.report
-        watchers = WatchersDesk(self.db, self.out, self.codec, self.desk.source_of,
-                                settings.bot_language)
-        self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk, watchers],
+        if isinstance(self.desk, TelegramDesk) and self.desk.watchers is None:
+            self.desk.watchers = WatchersDesk(self.db, self.out, self.codec, self.desk.source_of,
+                                              settings.bot_language)
+        self.ingest = self.ingest or Ingest(self.db, self.claims, [self.desk],
                                             retention_days=settings.retention_days,
                                             task_pattern=settings.task_product_pattern, clock=now,
                                             statuses=DeliveryStatuses(self.db, self.out,

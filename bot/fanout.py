@@ -38,6 +38,9 @@ class TelegramDesk:
         # job this thread holds. Without them every post waits in the queue.
         self.limiter = None
         self.run_leased: Callable[[Job], object] | None = None
+        # Admins joined beside a holder get their own copies (bot/watchers.py), in the
+        # same transaction: one desk announces to everyone who should see the news.
+        self.watchers = None
         self._leased = threading.local()
 
     def source_of(self, conversation: Conversation) -> Source:
@@ -72,6 +75,8 @@ class TelegramDesk:
             job_id = self.out.store(payload, key=post.dedupe_key, cur=cur)
             if job_id is not None:
                 ids.append(job_id)
+        if self.watchers is not None:
+            ids += self.watchers.announce(cur, conversation, messages, holder)
         return ids
 
     def repost_taken_back(self, cur, key: str, conversation: Conversation, message: StoredMessage,

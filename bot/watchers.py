@@ -1,6 +1,7 @@
 """Admins joined beside a chat's holder get the customer's new messages too (SPEC §8
-"An admin may join a chat to watch and answer beside the holder"): a desk port next to
-the Telegram desk's fan-out, queuing each watcher's copy in the ingest's transaction."""
+"An admin may join a chat to watch and answer beside the holder"): part of the
+Telegram desk's announcement (bot/fanout.py), each watcher's copy queued in the
+ingest's transaction."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,7 +28,9 @@ class WatchersDesk:
         self.joins = JoinRepository(db)
 
     def announce(self, cur, conversation: Conversation, messages: Sequence[StoredMessage],
-                 holder: User | None, signal_at: float | None) -> list[int]:
+                 holder: User | None) -> list[int]:
+        """Each watcher's copy of the news, queued in the ingest's transaction (called by
+        the Telegram desk's `announce`)."""
         if holder is None:
             return []
         ids = []
@@ -45,6 +48,3 @@ class WatchersDesk:
                     if job_id is not None:
                         ids.append(job_id)
         return ids
-
-    def after_commit(self, committed: Sequence[int]) -> None:
-        return None
