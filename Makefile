@@ -47,7 +47,7 @@ test: install mariadb chromium
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The same scenarios as the fast subset in `make test`, at full size: more processes,
-# trials, kills and faults. Prints the figures the README's "Guarantees" quotes.
+# trials, kills and faults. Prints its figures and writes them into docs/guarantees.md.
 reliability: install mariadb
 	KEEPDESK_RELIABILITY=full $(PY) -m pytest -q -s -p no:cacheprovider tests/reliability tests/test_hostile_input.py tests/test_fuzz.py tests/test_secrets.py
 

@@ -1,4 +1,4 @@
-"""Benchmark 5: the desk of SPEC §8 at a big shop's size.
+"""The desk of SPEC §8 at a big shop's size.
 
 1. Finding a chat with 100k chats and 1M messages in MariaDB: p50 / p99 of the search a
    manager runs (`services/desk_tools.py::Search.find`: number, e-mail, phone, words — the

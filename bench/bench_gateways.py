@@ -1,4 +1,4 @@
-"""Benchmark 6: WhatsApp through the gateways (issue 12).
+"""WhatsApp through the gateways (Green-API, Devino).
 
 a) Notices per second to each provider at its documented limit: a 1C burst of
    appointment notices POSTed to `/appointment` at once, until the last one reaches the

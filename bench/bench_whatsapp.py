@@ -1,4 +1,4 @@
-"""Benchmark 5: WhatsApp (issue 11).
+"""WhatsApp through the Cloud API.
 
 a) WhatsApp webhook → first Telegram post: a customer writes (the Graph API sandbox POSTs
    the signed webhook to the integrations door under gunicorn), until the Telegram

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
           " WHATSAPP_TEMPLATE_BIRTHDAY=birthday\n"
           "The WhatsApp emulator calls KeepDesk's webhook once subscribed: in Python,\n"
           "  WhatsAppSandbox.subscribe('http://127.0.0.1:<LISTENER_PORT>/whatsapp/cloud')\n"
-          "(README, \"The WhatsApp sandbox\").\n"
+          "(docs/whatsapp.md, \"The WhatsApp sandbox\").\n"
           f"  TG_ACCOUNTS_BACKEND=sandbox\n  TG_ACCOUNTS_SANDBOX_URL={accounts.url}\n"
           f"  PLANFIX_PROVIDER_ID={planfix.provider_id}\n  FETCH_TRUSTED_ORIGINS={planfix.url}\n"
           f"Telegram accounts emulator: {accounts.url} (test control under /control, see sandbox/tgaccounts.py)\n"

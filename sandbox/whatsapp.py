@@ -431,7 +431,7 @@ class WhatsAppSandbox(CallingBackEmulator):
         return Response(stored["data"], 200, mimetype=stored["mime"])
 
     def _control(self, request: Request, parts: list[str]):
-        """Test control over HTTP, for a harness in another process (README, "The WhatsApp
+        """Test control over HTTP, for a harness in another process (docs/whatsapp.md, "The WhatsApp
         sandbox"): subscribe KeepDesk's webhook, make a customer write or press a button,
         read what the shop sent, add a template."""
         body = json.loads(request.get_data() or b"{}") if request.method == "POST" else {}

@@ -7,7 +7,7 @@ approved templates (a Green-API-compatible gateway drives a person's WhatsApp: a
 
 `{1}`, `{2}` … are the template's parameters in order. A template without a text is sent
 as its name and its parameters ("appointment: Dr. Ivanenko · 12.03 · 10:30"), so nothing a
-1C configuration asks for is lost; the README says to write the texts.
+1C configuration asks for is lost; docs/whatsapp.md says to write the texts.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A desk that never strands a customer (SPEC §8, issue 14), end to end: as managers and
+"""A desk that never strands a customer (SPEC §8), end to end: as managers and
 admins use it in Telegram, against the sandboxes and a real MariaDB, with time moved by
 the desk's clock (never by sleeping)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The remaining review items of issue 9, each as a person or an operator would meet it:
+"""Where a person or an operator meets an edge, each as they would meet it:
 a new person whose welcome Telegram refuses, a bootstrap admin demoted by a colleague, a
 pin expiring while its manager answers, the listener's allow-list and /metrics, and a
 Telegram file download that stalls.
