@@ -204,10 +204,10 @@ class SendOutbox:
             return self.batches(job, message, channel)
         try:
             unsure_since = message.attempted_at
-            if unsure_since is None:
-                self.outbox.mark_attempt(message.id, self.clock())
             sent = channel.send_to(message.account, message.phone, message.kind, message.body,
-                                   ref=f"o{message.id}", unsure_since=unsure_since)
+                                   ref=f"o{message.id}", unsure_since=unsure_since,
+                                   attempting=None if unsure_since is not None else
+                                   lambda: self.outbox.mark_attempt(message.id, self.clock()))
         except Rejected as exc:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "failed", self.clock(),

@@ -450,3 +450,25 @@ def test_any_gateway_body_parses_into_bounded_values_or_nothing():
             for received in event.statuses:
                 assert received.status.status in ("sent", "delivered", "read", "failed")
     check()
+
+
+def test_a_notice_held_back_by_the_phone_check_is_sent_without_asking_the_chat_history(
+        sandbox_settings, db, tg, crm, ga):
+    """A send throttled before it left (checkWhatsapp answered 429) left nothing unsure:
+    its retry sends at once rather than asking getChatHistory, which the gateway allows once
+    a second, so a burst of new phones is not held up behind the history."""
+    from services.api_tokens import ApiTokens
+    ga.limits["check"] = 1
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga, onec_api_enabled=True), db, tg, crm, ga)
+    try:
+        token = ApiTokens(db).create("1c")
+        phones = [f"06712300{n:02d}" for n in range(6)]
+        for phone in phones:
+            assert v1(desk, token, "POST", "/messages", json={"phone": phone, "text": "Ваше замовлення готове"}
+                      ).status_code == 202
+        wait_for(lambda: len({m["to"] for m in ga.sent()}) == len(phones), timeout=60)
+        assert ga.throttled["check"] > 0                  # the burst did meet the check's limit
+        assert ga.throttled["history"] == 0 and len(ga.sent()) == len(phones)
+        assert db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'sent'") == len(phones)
+    finally:
+        desk.stop()

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Callable
 
 from channels.base import (Capabilities, Channel, Health, Incoming, Ingest, Intake, Media,
                            Rejected, Sent, Unavailable)
@@ -255,13 +256,17 @@ class WhatsApp(Channel):
         return self.send_to(conversation.account, conversation.external_id, "template", template)
 
     def send_to(self, account_id: str, phone: str, kind: str, body: dict, *, ref: str = "",
-                unsure_since: datetime | None = None) -> Sent:
+                unsure_since: datetime | None = None,
+                attempting: Callable[[], object] | None = None) -> Sent:
         """One message to a phone on one of the shop's accounts, within its provider's
         limits: text {text}, image/document {media_id | file_id | link, caption, filename},
         template {name, language, params}, location {latitude, longitude, name, address},
         contact {…}. `ref`: what the provider says back in status callbacks (Devino).
         `unsure_since`: an earlier attempt began then and its outcome is unknown — on a
-        gateway whose history tells, that history is asked first (never a blind resend)."""
+        gateway whose history tells, that history is asked first (never a blind resend).
+        `attempting`: called just before the provider is asked to send — an attempt held
+        back before it (the phone's check throttled, the instance not ready, no slot) left
+        nothing unsure, so its retry does not ask the history."""
         account = self.account(account_id)
         provider = self.provider_for(account)
         provider.require(FEATURE_OF.get(kind, "text"))
@@ -272,6 +277,8 @@ class WhatsApp(Channel):
                 return Sent(found)
         self._check_new_phone(account, provider, phone)
         self.reserve(account.id, phone)
+        if attempting is not None:
+            attempting()
         started = utc_now()
         try:
             if kind == "text":
