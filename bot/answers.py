@@ -4,7 +4,6 @@ album. A refusal is always said, in the same words, whichever way it came; nothi
 ever reported as going out when it was not."""
 from __future__ import annotations
 
-from bot import formatting as fmt
 from bot.texts import text
 from services.notices import Notice
 from services.writing import Outcome, WriteResult
@@ -39,7 +38,7 @@ def refusal_text(result: WriteResult, chat_ref: object, language: str) -> str | 
     if found is None:
         return None
     key, values = found
-    return text(key, language, **{k: fmt.escape(v) if isinstance(v, str) else v for k, v in values.items()})
+    return text(key, language, **values)     # text() escapes and bounds each value
 
 
 class AlbumAnswers:

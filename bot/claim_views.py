@@ -2,7 +2,6 @@
 tapped: one short answer under the tap, an alert when it was not theirs to take."""
 from __future__ import annotations
 
-from bot import formatting as fmt
 from bot.texts import text
 from services.claims import ClaimResult, Outcome
 
@@ -17,5 +16,5 @@ def tap_answer(result: ClaimResult | None, chat_ref: object, language: str) -> t
         return text("already_mine", language), False
     if result.outcome is Outcome.TAKEN_BY:
         name = result.holder.display_name if result.holder else "?"
-        return text("taken_by", language, name=fmt.escape(name)), True
+        return text("taken_by", language, name=name), True
     return text("already_answered", language), True

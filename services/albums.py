@@ -21,7 +21,7 @@ COLLECT_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
-class Refused:
+class RefusedPart:
     """A part of an album the writing service refused: what the manager is answered."""
     tg_chat_id: int
     tg_message_id: int
@@ -47,7 +47,7 @@ class Albums:
                                     {"tg_chat_id": message.tg_chat_id, "group": group[:64]},
                                     dedupe_key=f"album:{message.tg_chat_id}:{group[:64]}")
 
-    def __call__(self, job) -> list["Refused"]:
+    def __call__(self, job) -> list["RefusedPart"]:
         """The `send_album` job (waits COLLECT_SECONDS after a part for the rest): the
         parts the writing service refused, for the desk to answer (bot/answers.py)."""
         from models.jobs import RetryLater
@@ -73,6 +73,6 @@ class Albums:
         results = [(m, self.writer.perform(manager, conversation_id, m)) for m in messages]
         self.parts.forget(chat_id, group, [p.tg_message_id for p in parts])
         ref = self.writer.chat_ref(conversation_id)
-        return [Refused(chat_id, message.tg_message_id, result, ref,
+        return [RefusedPart(chat_id, message.tg_message_id, result, ref,
                         f"album:{chat_id}:{group}:{message.tg_message_id}:refused")
                 for message, result in results if result.outcome not in (Outcome.QUEUED, Outcome.DUPLICATE)]
