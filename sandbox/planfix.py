@@ -10,7 +10,8 @@ It plays Planfix as its documentation describes it:
     `{"error": "Invalid parameters"}`); every `attachments[url]` is downloaded at once,
     as Planfix does — a link that does not answer 200 makes the call 400;
   - `messageStatus` — requires `messageId` of a message Planfix sent through this
-    channel and `messageStatus` ∈ sent | read | error;
+    channel and `messageStatus` ∈ sent | read | error, with an optional
+    `messageStatusText` (the reason Planfix shows beside an error);
   - `getTask` / `getContact` — answer what it knows of a chat / contact;
 * it keeps what it received (test control: `received()`, `GET /control/received`), and
   can be set to answer 5xx or to refuse connections for a while;

@@ -15,8 +15,9 @@ a retry resumes at the first step not done.
   sent`; a recipient Telegram refuses (privacy, blocked, unknown) or an attachment that
   cannot be fetched → `messageStatus error` with the reason.
 
-The fields of `messageStatus error`: Planfix's documentation names `messageStatus=error`
-but no field for the reason; we send it as `errorText` too (ignored if unknown).
+The fields of `messageStatus error`: the reason goes in `messageStatusText`, the field
+Planfix documents for it (the employee sees it beside the error icon), and as `errorText`
+too, which earlier Planfix builds read.
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ class PlanfixRelay:
         if data.get("chat_id"):
             fields.append(("chatId", data["chat_id"]))
         if data.get("reason"):
-            fields.append(("errorText", data["reason"]))
+            fields += [("messageStatusText", data["reason"]), ("errorText", data["reason"])]
         self._call(row.url_planfix, fields, "messageStatus")
 
     # -- Planfix → Telegram -------------------------------------------------------------
