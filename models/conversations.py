@@ -117,6 +117,19 @@ class ConversationRepository(Repository):
                     return found.id
         raise RuntimeError(f"conversation {key} could not be created")  # pragma: no cover
 
+    def follow(self, old: ConversationKey, new: ConversationKey, phone: str) -> bool:
+        """The customer changed number: their conversation is now under `new` (its claims,
+        history and post stay). False when `new` already has a conversation of its own
+        (then both stay as they are) or `old` has none."""
+        try:
+            with self.db.connection() as conn, conn.cursor() as cur:
+                cur.execute("UPDATE conversations SET external_id = %s, customer_phone = %s"
+                            " WHERE channel = %s AND account = %s AND external_id = %s",
+                            (new.external_id, phone, old.channel, old.account, old.external_id))
+                return cur.rowcount == 1
+        except pymysql.err.IntegrityError:
+            return False
+
     def save_info(self, cur, conversation_id: int, info: ConversationInfo, *,
                   last_date: datetime | None, last_customer_at: datetime | None,
                   cnt_msg: int | None, kind: str | None, recount_unread: bool = False) -> None:

@@ -18,9 +18,13 @@ What it models, from Devino's public documentation (CHANNELS.md §4):
   SENT then DELIVERED (READ when the customer reads; UNDELIVERED with an error code for a
   phone without WhatsApp), re-sent until answered 2xx;
 * incoming messages to the shop's incoming URL: `{"incomingMessageId", "to", "from",
-  "ts", "text", "contentUrl", "contentType", "contentName", "profileName"}`.
+  "ts", "text", "contentUrl", "contentType", "contentName", "profileName"}`, a location as
+  `whatsAppGeoLocation` {latitude, longitude, address, addressName}, contacts as
+  `whatsAppContacts` [{names, phones, emails, company}]; `to` is the sender, or the
+  account's number when `number` is set.
 
-Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer_reads`,
+Test control: `customer_writes`, `customer_sends_image` / `_document`,
+`customer_sends_location`, `customer_sends_contacts`, `number`, `customer_reads`,
 `reject(phone, key)`, `not_on_whatsapp`, `add_template`, `fail_next` (the whole call
 refused with an HTTP status), `lose_next_answer` (the batch is taken, the answer never
 comes: the connection is dropped after `seconds`), `drop_next_request` (the call is lost
@@ -70,6 +74,9 @@ class DevinoSandbox(CallingBackEmulator):
     def _clear(self) -> None:
         with self._lock:
             self.incoming_url: str | None = None
+            # What incoming messages carry as `to`: the sender, unless the account's number
+            # is set (Devino names the shop's number there while messages go out from its name).
+            self.number: str | None = None
             self.outgoing: list[dict] = []
             self.calls: list[int] = []                 # messages per call, in order
             self.callbacks: "deque[tuple[float, str, list]]" = deque()
@@ -161,9 +168,18 @@ class DevinoSandbox(CallingBackEmulator):
             self.files[file_id] = {"data": data, "mime": mime, "filename": name}
         return {"contentUrl": f"{self.url}/files/{file_id}", "contentType": mime, "contentName": name}
 
+    def customer_sends_location(self, phone: str, latitude: float, longitude: float, *, address: str = "",
+                                address_name: str = "", name: str = "Customer") -> str:
+        return self._incoming(phone, name, {"whatsAppGeoLocation": {
+            "latitude": latitude, "longitude": longitude, "address": address, "addressName": address_name}})
+
+    def customer_sends_contacts(self, phone: str, contacts: list[dict], *, name: str = "Customer") -> str:
+        """Contact cards, each {names, phones, emails, company} as Devino lists them."""
+        return self._incoming(phone, name, {"whatsAppContacts": contacts})
+
     def _incoming(self, phone: str, name: str, content: dict, at: float | None = None) -> str:
         message_id = str(uuid.uuid4())
-        body = {"incomingMessageId": message_id, "to": self.sender, "from": phone,
+        body = {"incomingMessageId": message_id, "to": self.number or self.sender, "from": phone,
                 "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at)),
                 "profileName": name, **{k: v for k, v in content.items() if v}}
         if self.incoming_url:

@@ -25,7 +25,8 @@ documentation (CHANNELS.md §3):
   app secret), re-delivered with backoff until answered 200, as Meta does.
 
 Test control: `customer_writes`, `customer_sends_image` / `_document`,
-`customer_presses_button`, `customer_reads`, `sent(phone)` (what the shop sent),
+`customer_presses_button`, `customer_orders`, `customer_changes_number`,
+`customer_asks_about_product`, `customer_comes_from_ad`, `customer_reads`, `sent(phone)` (what the shop sent),
 `fail_next` (inject 5xx / 429 / any Graph error), `set_down`, `add_template`,
 `not_on_whatsapp`, `reset`.
 """
@@ -175,6 +176,40 @@ class WhatsAppSandbox(CallingBackEmulator):
         if context_id:
             message["context"] = {"from": self.phone_number_id, "id": context_id}
         return self._inbound(phone, name, message)
+
+    def customer_orders(self, phone: str, items: list[dict], *, text: str = "", catalog_id: str = "CATALOG_1",
+                        name: str = "Customer") -> str:
+        """A cart sent from the shop's catalogue: items of {product_retailer_id, quantity,
+        item_price, currency}, as Meta's `order` message carries them."""
+        order = {"catalog_id": catalog_id, "product_items": items}
+        if text:
+            order["text"] = text
+        return self._inbound(phone, name, {"type": "order", "order": order})
+
+    def customer_changes_number(self, phone: str, new_phone: str, *, name: str = "Customer") -> str:
+        """WhatsApp's `system` message from the old number: the customer moved to `new_phone`
+        (later messages come from it)."""
+        with self._lock:
+            if phone in self.customers:
+                self.customers[new_phone] = dict(self.customers[phone])
+        body = {"body": f"{name} changed from {phone} to {new_phone}", "wa_id": new_phone,
+                "type": "customer_changed_number", "customer": phone}
+        return self._inbound(phone, name, {"type": "system", "system": body})
+
+    def customer_asks_about_product(self, phone: str, text: str, product_retailer_id: str, *,
+                                    catalog_id: str = "CATALOG_1", name: str = "Customer") -> str:
+        """A message written from a product's page: `context.referred_product`."""
+        return self._inbound(phone, name, {"type": "text", "text": {"body": text}, "context": {
+            "from": "15550001111", "id": "wamid.product",
+            "referred_product": {"catalog_id": catalog_id, "product_retailer_id": product_retailer_id}}})
+
+    def customer_comes_from_ad(self, phone: str, text: str, headline: str, source_url: str, *,
+                               name: str = "Customer") -> str:
+        """A first message after tapping a click-to-WhatsApp ad: `referral`."""
+        return self._inbound(phone, name, {"type": "text", "text": {"body": text}, "referral": {
+            "source_url": source_url, "source_id": "120200000000", "source_type": "ad",
+            "headline": headline, "body": "", "media_type": "image",
+            "image_url": "https://scontent.example/ad.jpg", "ctwa_clid": "ARAkLkA8rmlF"}})
 
     def read_marks(self) -> list[str]:
         with self._lock:

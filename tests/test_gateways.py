@@ -313,30 +313,41 @@ def test_three_accounts_of_three_providers_each_answer_on_the_account_the_custom
 
 # -- bad input at the border ------------------------------------------------------------------------
 
-def test_gateway_bodies_of_unknown_kinds_groups_and_garbage_change_nothing_and_are_named():
+def test_gateway_bodies_not_understood_are_named_and_groups_and_calls_are_skipped():
     import json
     from datetime import datetime
     from channels.whatsapp.providers.devino import Devino
     from channels.whatsapp.providers.greenapi import GreenApi
     now = datetime(2026, 12, 1, 12, 0)
     green = GreenApi()
-    bodies = [b"not json", b"[]", json.dumps({"typeWebhook": "incomingCall", "instanceData": {"idInstance": 1}}),
-              json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
-                          "idMessage": "X" * 500, "senderData": {"chatId": "380671234567@c.us"}}),
-              json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
-                          "idMessage": "G1", "senderData": {"chatId": "12036302@g.us"},
-                          "messageData": {"typeMessage": "textMessage"}}),
-              json.dumps({"typeWebhook": "outgoingMessageStatus", "instanceData": {"idInstance": 1},
-                          "idMessage": "S1", "chatId": "380671234567@c.us", "status": "exploded"})]
-    for raw in bodies:
+    garbage = [b"not json", b"[]", json.dumps({"typeWebhook": "somethingNew", "instanceData": {"idInstance": 1}}),
+               json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
+                           "idMessage": "X" * 500, "senderData": {"chatId": "380671234567@c.us"}}),
+               json.dumps({"typeWebhook": "outgoingMessageStatus", "instanceData": {"idInstance": 1},
+                           "idMessage": "S1", "chatId": "380671234567@c.us", "status": "exploded"})]
+    for raw in garbage:
         event = green.parse(raw if isinstance(raw, bytes) else raw.encode(), now)
-        assert not event.messages and not event.statuses and event.ignored, raw
+        assert not event.messages and not event.statuses and event.not_understood, raw
+    not_the_desks = [json.dumps({"typeWebhook": "incomingCall", "instanceData": {"idInstance": 1}}),
+                     json.dumps({"typeWebhook": "incomingMessageReceived", "instanceData": {"idInstance": 1},
+                                 "idMessage": "G1", "senderData": {"chatId": "12036302@g.us"},
+                                 "messageData": {"typeMessage": "textMessage"}})]
+    for raw in not_the_desks:
+        event = green.parse(raw.encode(), now)
+        assert not event.messages and not event.not_understood and event.skipped, raw
     devino = Devino("https://keepdesk.example")
-    for raw, route in ((b'{"incomingMessageId": "1", "from": "380671234567", "to": "someone-else"}', "incoming"),
-                       (b'[{"messageId": "1", "status": "DELIVERED", "options": "other|380671234567|o1"}]', "status"),
-                       (b'[{"messageId": "1", "status": "WHATEVER"}]', "status"), (b"\xff\xfe", "incoming")):
+    for raw, route in ((b'[{"messageId": "1", "status": "DELIVERED", "options": "other|380671234567|o1"}]', "status"),
+                       (b'[{"messageId": "1", "status": "WHATEVER"}]', "status"), (b"\xff\xfe", "incoming"),
+                       (b'{"incomingMessageId": "1", "to": "380441234567"}', "incoming")):
         event = devino.parse(raw, now, {"route": route, "accounts": ["380441234567"]})
-        assert not event.messages and not event.statuses and event.ignored, raw
+        assert not event.messages and not event.statuses and event.not_understood, raw
+    # A `to` that is none of our senders: with one account the message is its (noted), with
+    # two nobody can tell whose it is.
+    stranger = b'{"incomingMessageId": "1", "from": "380671234567", "to": "ShopName", "text": "?"}'
+    one = devino.parse(stranger, now, {"route": "incoming", "accounts": ["380441234567"]})
+    assert [m.account for m in one.messages] == ["380441234567"] and one.notes and not one.not_understood
+    two = devino.parse(stranger, now, {"route": "incoming", "accounts": ["380441234567", "380441234568"]})
+    assert not two.messages and "ShopName" in two.not_understood[0]
 
 
 def test_a_gateway_checks_a_new_phone_before_its_first_message_and_sends_nothing_to_one_without_whatsapp(

@@ -43,7 +43,7 @@ from models.gateways import FileRepository, InstanceRepository
 from config import Settings
 from models.conversations import Conversation, ConversationRepository
 from models.db import Database
-from models.inbound import InboundMessage
+from models.inbound import ConversationKey, InboundMessage
 from models.jobs import RetryLater
 from models.locks import LockManager
 from models.messages import MessageRepository
@@ -407,6 +407,13 @@ class WhatsApp(Channel):
                                  is_file=is_file, filename=filename, date_written=utc_now())
         with LockManager.instance(self.db).lock("wa", f"{account}:{phone}", timeout=30):
             self.ingest(Incoming(key_of(account, phone), [message]))
+
+    def follow_number(self, old: ConversationKey, new: ConversationKey, phone: str) -> None:
+        """A customer's new number: later messages from it, and answers, go on in the same
+        conversation."""
+        if self.conversations.follow(old, new, phone):
+            self._known_phones.discard(old.external_id)
+            log.info("WhatsApp conversation %s follows the customer's new number", old.external_id[-4:])
 
     def confirm_sent(self, received) -> None:
         """A status callback naming one of our messages by its reference (Devino's

@@ -59,7 +59,16 @@ class Event:
     messages: list[ReceivedMessage] = field(default_factory=list)
     statuses: list[ReceivedStatus] = field(default_factory=list)
     states: list[tuple[str, str]] = field(default_factory=list)   # (account, instance state)
-    ignored: list[str] = field(default_factory=list)              # kinds not understood
+    # (account, old phone, new phone): the customer changed number; the conversation follows
+    moves: list[tuple[str, str, str]] = field(default_factory=list)
+    # What this body said that the parser could not read: the body becomes a dead letter
+    # naming each part (what it did understand is taken in all the same).
+    not_understood: list[str] = field(default_factory=list)
+    # What the body said that is deliberately not the desk's (a group chat): documented,
+    # counted, nothing to do.
+    skipped: list[str] = field(default_factory=list)
+    # Worth one line in the log, nothing lost (a Devino `to` read as our one sender).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ Where Meta's documentation leaves a detail open, both plausible forms are accept
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -23,6 +24,7 @@ import requests
 from channels.base import Health, Media, Rejected, Unavailable
 from channels.whatsapp.accounts import Account
 from channels.whatsapp.errors import from_graph
+from channels.whatsapp.providers import fields as f
 from channels.whatsapp.providers.base import Event, Provider, ReceivedMessage, ReceivedStatus
 from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, SessionPerThread, download
 from models.inbound import InboundMessage, StatusUpdate
@@ -160,17 +162,21 @@ class CloudApi(SessionPerThread, Provider):
         event = Event()
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeError, ValueError):
+        except (UnicodeError, ValueError, RecursionError):
+            event.not_understood.append("not JSON")
             return event
         if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
+            event.not_understood.append("not a WhatsApp Business Account body")
             return event
         for entry in _list(body.get("entry")):
             for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
-                if not isinstance(change, dict) or change.get("field") != "messages":
+                field = _text(change.get("field"), 64) if isinstance(change, dict) else ""
+                if field != "messages" or not isinstance(change.get("value"), dict):
+                    # KeepDesk subscribes to `messages` only: another field is a setting to fix
+                    # in Meta's app, or news KeepDesk does not read yet.
+                    event.not_understood.append(f"field {field!r}" if field else "a change without a field")
                     continue
-                value = change.get("value")
-                if isinstance(value, dict):
-                    _parse_value(value, now, event)
+                _parse_value(change["value"], now, event)
         return event
 
     def fetch_media(self, account: Account, media_ref: str, max_bytes: int) -> Media:
@@ -227,6 +233,7 @@ def _parse_value(value: dict, now: datetime, event: Event) -> None:
     metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     account = _text(str(metadata.get("phone_number_id") or ""), 32)
     if not account.isdigit():
+        event.not_understood.append("a change without metadata.phone_number_id")
         return
     names = {}
     for contact in _list(value.get("contacts")):
@@ -238,15 +245,23 @@ def _parse_value(value: dict, now: datetime, event: Event) -> None:
             continue
         phone, message_id = _phone(raw.get("from")), _text(raw.get("id"), MAX_ID + 1)
         if phone is None or not message_id or len(message_id) > MAX_ID:
+            event.not_understood.append(f"a {_text(raw.get('type'), 32) or 'message'} without a sender or an id")
             continue
         event.messages.append(ReceivedMessage(account, phone, names.get(phone),
                                               _message(raw, message_id, _when(raw.get("timestamp"), now))))
+        system = raw.get("system") if raw.get("type") == "system" and isinstance(raw.get("system"), dict) else {}
+        new_phone = _phone(system.get("wa_id") or system.get("new_wa_id"))
+        if system.get("type") in ("customer_changed_number", "user_changed_number") and new_phone \
+                and new_phone != phone:
+            event.moves.append((account, phone, new_phone))
     for raw in _list(value.get("statuses")):
         if not isinstance(raw, dict):
             continue
         phone, message_id = _phone(raw.get("recipient_id")), _text(raw.get("id"), MAX_ID + 1)
         status = raw.get("status")
         if phone is None or not message_id or len(message_id) > MAX_ID or status not in STATUSES:
+            event.not_understood.append(f"a status {_text(status, 32) or '?'} without a recipient or an id"
+                                        if status in STATUSES else f"status {_text(status, 32) or '?'}")
             continue
         code, reason = None, None
         errors = [e for e in _list(raw.get("errors")) if isinstance(e, dict)]
@@ -259,6 +274,26 @@ def _parse_value(value: dict, now: datetime, event: Event) -> None:
 
 
 def _message(raw: dict, message_id: str, written: datetime) -> InboundMessage:
+    message = _content(raw, message_id, written)
+    # What the customer came from: the product they ask about, the ad they tapped.
+    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
+    product = context.get("referred_product") if isinstance(context.get("referred_product"), dict) else {}
+    referral = raw.get("referral") if isinstance(raw.get("referral"), dict) else {}
+    lines = []
+    if product.get("product_retailer_id"):
+        lines.append(f"🛍 {_text(product.get('product_retailer_id'), 100)}"
+                     + (f" (catalog {_text(product.get('catalog_id'), 64)})" if product.get("catalog_id") else ""))
+    if referral:
+        source = "ad" if referral.get("source_type") == "ad" else _text(referral.get("source_type"), 16) or "ad"
+        title = _text(referral.get("headline"), 300) or _text(referral.get("body"), 300)
+        link = f.url(referral.get("source_url"))
+        lines.append(" ".join(p for p in (f"📣 {source}:", title, link or "") if p))
+    if not lines:
+        return message
+    return dataclasses.replace(message, text="\n".join([message.text, *lines] if message.text else lines))
+
+
+def _content(raw: dict, message_id: str, written: datetime) -> InboundMessage:
     kind = raw.get("type")
     common = dict(external_id=message_id, from_customer=True, date_written=written)
     content = raw.get(kind) if isinstance(kind, str) and isinstance(raw.get(kind), dict) else {}
@@ -276,22 +311,65 @@ def _message(raw: dict, message_id: str, written: datetime) -> InboundMessage:
         return InboundMessage(text=_text(content.get("text"), MAX_TEXT),
                               payload=_text(content.get("payload"), 256) or None, **common)
     if kind == "interactive":
-        reply = content.get("button_reply") or content.get("list_reply") or {}
+        reply = content.get("button_reply") or content.get("list_reply") or content.get("nfm_reply") or {}
         reply = reply if isinstance(reply, dict) else {}
-        return InboundMessage(text=_text(reply.get("title"), MAX_TEXT),
+        return InboundMessage(text=_text(reply.get("title"), MAX_TEXT) or _text(reply.get("body"), MAX_TEXT),
                               payload=_text(reply.get("id"), 256) or None, **common)
     if kind == "location":
-        parts = [f"📍 {content.get('latitude')}, {content.get('longitude')}"]
-        parts += [_text(content.get(k), 500) for k in ("name", "address") if content.get(k)]
-        return InboundMessage(text="\n".join(parts), **common)
+        return InboundMessage(text=f.location_text(content.get("latitude"), content.get("longitude"),
+                                                   content.get("name"), content.get("address")), **common)
     if kind == "contacts":
         cards = []
         for card in _list(raw.get("contacts"))[:10]:
             if isinstance(card, dict):
                 name = card.get("name") if isinstance(card.get("name"), dict) else {}
-                phones = [_text(p.get("phone"), 40) for p in _list(card.get("phones")) if isinstance(p, dict)]
-                cards.append(" ".join(filter(None, ["👤", _text(name.get("formatted_name"), MAX_NAME), *phones])))
+                org = card.get("org") if isinstance(card.get("org"), dict) else {}
+                cards.append(f.contact_text(
+                    name.get("formatted_name"),
+                    [p.get("phone") for p in _list(card.get("phones")) if isinstance(p, dict)],
+                    [e.get("email") for e in _list(card.get("emails")) if isinstance(e, dict)],
+                    org.get("company")))
         return InboundMessage(text="\n".join(cards), **common)
     if kind == "reaction":
         return InboundMessage(text=_text(content.get("emoji"), 16), **common)
+    if kind == "order":
+        return InboundMessage(text=_order(content), **common)
+    if kind == "system":
+        return InboundMessage(text=_system(content), **common)
+    if kind == "unsupported":
+        return InboundMessage(text="[повідомлення, яке WhatsApp не передає в Cloud API]", **common)
     return InboundMessage(text=f"[{_text(str(kind), 32)}]", **common)
+
+
+def _order(order: dict) -> str:
+    """A cart sent from the catalogue: each item, its quantity and price, the total."""
+    lines, total, currencies = ["🛒"], 0.0, set()
+    for item in _list(order.get("product_items"))[:50]:
+        if not isinstance(item, dict):
+            continue
+        quantity, price = f.amount(item.get("quantity")), f.amount(item.get("item_price"))
+        currency = _text(item.get("currency"), 8)
+        line = f"• {_text(item.get('product_retailer_id'), 100) or '?'} × {quantity:g}" if quantity is not None \
+            else f"• {_text(item.get('product_retailer_id'), 100) or '?'}"
+        if price is not None:
+            line += f" · {f.money(price, currency)}"
+            if quantity is not None:
+                total += price * quantity
+                currencies.add(currency)
+        lines.append(line)
+    if len(currencies) == 1 and len(lines) > 1:
+        lines.append(f"Σ {f.money(total, currencies.pop())}")
+    if _text(order.get("text"), MAX_TEXT):
+        lines.append(_text(order.get("text"), MAX_TEXT))
+    return "\n".join(lines)
+
+
+def _system(system: dict) -> str:
+    """WhatsApp's own notice in a chat: the customer changed number (the conversation then
+    follows the new one) or their security identity."""
+    new_phone = _phone(system.get("wa_id") or system.get("new_wa_id"))
+    if system.get("type") in ("customer_changed_number", "user_changed_number") and new_phone:
+        return f"🔁 клієнт змінив номер на +{new_phone}"
+    if system.get("type") == "customer_identity_changed":
+        return "🔐 клієнт перевстановив WhatsApp або змінив телефон (новий код безпеки)"
+    return "ℹ️ " + (_text(system.get("body"), 500) or "WhatsApp: системне повідомлення")

@@ -9,7 +9,11 @@
            one result per message, in the same order.
     status callbacks → callbackUrl: [{"messageId", "ts", "status", "errorCode", "options"}]
     incoming webhook: {"incomingMessageId", "to", "from", "ts", "text", "contentUrl",
-                       "contentType", "contentName", "profileName"}
+                       "contentType", "contentName", "profileName",
+                       "whatsAppGeoLocation": {"latitude", "longitude", "address", "addressName"},
+                       "whatsAppContacts": [{names, phones, emails, company}]}
+    A message to a `to` that is none of our senders is the account's when only one Devino
+    account shares its callback address (noted once), else a dead letter naming it.
 
 Batching is the point: many queued messages go in one call (`send_batch`); a single send
 is a batch of one. Devino signs nothing, so its callbacks come to paths with a secret
@@ -19,8 +23,8 @@ message it is about even when the answer to its batch was lost.
 
 Files go by URL only (`contentUrl`): a file KeepDesk sends is kept by the channel and
 offered to Devino behind a short-lived signed link on the integrations door. There is no
-read receipt, number check, history, location or contact in this API: those are
-"not supported by this provider". Where the documentation we read leaves a detail open
+read receipt, number check, history, nor sending a location or contact in this API: those
+are "not supported by this provider" (a customer's location and contacts do come in). Where the documentation we read leaves a detail open
 (the status names of callbacks, a callback as one object or a list, `ts` as epoch or
 ISO time) both plausible forms are accepted. An UNDELIVERED callback (the customer could not
 be reached) reads to the manager as Meta's 131026 does; other failures keep Devino's code.
@@ -179,13 +183,13 @@ class Devino(SessionPerThread, Provider):
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeError, ValueError, RecursionError):
-            event.ignored.append("not JSON")
+            event.not_understood.append("not JSON")
             return event
         items = body if isinstance(body, list) else [body]
         accounts = [a for a in context.get("accounts") or [] if isinstance(a, str)]
         for item in items[:1000]:
             if not isinstance(item, dict):
-                event.ignored.append("not an object")
+                event.not_understood.append("not an object")
             elif context.get("route") == "status":
                 _status(item, accounts, now, event)
             else:
@@ -274,11 +278,11 @@ def _status(item: dict, accounts: list[str], now: datetime, event: Event) -> Non
     raw = f.text(item.get("status"), 32)
     status = STATUS.get(raw.lower())
     if message_id is None or status is None:
-        event.ignored.append(f"status {raw or '?'}")
+        event.not_understood.append(f"status {raw or '?'}")
         return
     account, phone, ref = read_callback_data(item.get("options")) or ("", "", None)
     if account and account not in accounts:
-        event.ignored.append("status for another account")
+        event.not_understood.append("status for another account")
         return
     account = account or (accounts[0] if len(accounts) == 1 else "")
     code = item.get("errorCode")
@@ -298,21 +302,70 @@ def _status(item: dict, accounts: list[str], now: datetime, event: Event) -> Non
 def _incoming(item: dict, accounts: list[str], now: datetime, event: Event) -> None:
     message_id = f.message_id(item.get("incomingMessageId"))
     phone = f.phone(item.get("from"))
-    to = f.text(item.get("to"), 64).lstrip("+")
-    account = to if to in accounts else (accounts[0] if not to and len(accounts) == 1 else None)
-    if message_id is None or phone is None or account is None:
-        event.ignored.append("incoming message without an id, a sender or one of our senders")
+    if message_id is None or phone is None:
+        event.not_understood.append("an incoming message without an incomingMessageId or a sender's phone")
         return
+    to = f.text(item.get("to"), 64).strip()
+    account = to.lstrip("+") if to.lstrip("+") in accounts else None
+    if account is None and len(accounts) == 1:
+        # One Devino account behind this address: the message is its own, whatever `to`
+        # says (WHATSAPP_DEVINO_FROM is often the sender's name, `to` its number).
+        account = accounts[0]
+        if to:
+            event.notes.append(f"Devino message to {to!r} placed on the sender {account!r}: "
+                               f"set WHATSAPP_DEVINO_FROM to what Devino sends as `to`")
+    if account is None:
+        event.not_understood.append(f"an incoming message to {to or 'no address'!r}, which is none of our "
+                                    f"Devino senders ({', '.join(accounts) or 'none'})")
+        return
+    event.messages.append(ReceivedMessage(account, phone, f.text(item.get("profileName"), f.MAX_NAME) or None,
+                                          _content(item, message_id, f.when(item.get("ts"), now))))
+
+
+def _content(item: dict, message_id: str, written: datetime) -> InboundMessage:
+    common = dict(external_id=message_id, from_customer=True, date_written=written)
     text = f.text(item.get("text"), f.MAX_TEXT)
     link = f.url(item.get("contentUrl"))
-    common = dict(external_id=message_id, from_customer=True, date_written=f.when(item.get("ts"), now))
+    place = f.as_dict(item.get("whatsAppGeoLocation"))
+    contacts = item.get("whatsAppContacts")
     if link:
         mime = f.text(item.get("contentType"), 100) or "application/octet-stream"
         is_img = mime.startswith("image/")
-        message = InboundMessage(text=text, is_img=is_img, is_file=not is_img,
-                                 filename=f.text(item.get("contentName"), f.MAX_FILENAME)
-                                 or ("photo.jpg" if is_img else "file"), media_ref=link, **common)
-    else:
-        message = InboundMessage(text=text, **common)
-    event.messages.append(ReceivedMessage(account, phone, f.text(item.get("profileName"), f.MAX_NAME) or None,
-                                          message))
+        return InboundMessage(text=text, is_img=is_img, is_file=not is_img,
+                              filename=f.text(item.get("contentName"), f.MAX_FILENAME)
+                              or ("photo.jpg" if is_img else "file"), media_ref=link, **common)
+    lines = [text] if text else []
+    if place:
+        lines.append(f.location_text(place.get("latitude"), place.get("longitude"),
+                                     place.get("addressName"), place.get("address")))
+    for contact in (contacts if isinstance(contacts, list) else [contacts] if isinstance(contacts, dict) else [])[:10]:
+        if isinstance(contact, dict):
+            lines.append(_contact(contact))
+    return InboundMessage(text="\n".join(lines), **common)
+
+
+def _contact(card: dict) -> str:
+    """One of `whatsAppContacts`: its names, phones, e-mails and company. The documentation
+    lists the fields without their inner shape, so a value may be a string, an object
+    (formattedName / firstName / lastName, phone, email) or a list of either."""
+    names = card.get("names", card.get("name"))
+    name = ""
+    for value in (names if isinstance(names, list) else [names]):
+        if isinstance(value, dict):
+            value = value.get("formattedName") or " ".join(
+                f.text(value.get(k), f.MAX_NAME) for k in ("firstName", "middleName", "lastName") if value.get(k))
+        name = name or f.text(value, f.MAX_NAME)
+
+    def values(key: str, inner: str) -> list[str]:
+        raw = card.get(key)
+        found = []
+        for value in (raw if isinstance(raw, list) else [raw])[:5]:
+            value = f.as_dict(value).get(inner) if isinstance(value, dict) else value
+            if f.text(value, 254):
+                found.append(f.text(value, 254))
+        return found
+
+    company = card.get("company")
+    company = f.as_dict(company).get("name") if isinstance(company, dict) else company
+    return f.contact_text(name, values("phones", "phone"), values("emails", "email"),
+                          company or f.as_dict(card.get("org")).get("company"))

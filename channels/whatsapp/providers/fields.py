@@ -79,3 +79,39 @@ def number(value) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return result if result == result and abs(result) <= 1000 else None
+
+
+# -- what a post shows of content that is not text (the same lines for every provider) ------
+
+def location_text(latitude, longitude, *names) -> str:
+    """"📍 50.45, 30.52" and the place's name and address, each on its line."""
+    def degrees(value) -> str:
+        value = number(value)
+        return "?" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
+    lines = [f"📍 {degrees(latitude)}, {degrees(longitude)}"]
+    lines += [text(n, 500) for n in names if text(n, 500)]
+    return "\n".join(lines)
+
+
+def contact_text(name, phones=(), emails=(), company="") -> str:
+    """"👤 Name +380… mail@… (Company)": one line per shared contact."""
+    parts = ["👤", text(name, MAX_NAME)] + [text(p, 40) for p in list(phones)[:5]] \
+        + [text(e, 254) for e in list(emails)[:5]]
+    line = " ".join(p for p in parts if p)
+    return f"{line} ({text(company, MAX_NAME)})" if text(company, MAX_NAME) else line
+
+
+def amount(value) -> float | None:
+    """A price or a quantity: a finite number of a plausible size, or nothing."""
+    if isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return result if result == result and abs(result) <= 1e12 else None
+
+
+def money(value, currency="") -> str:
+    value = amount(value)
+    return "" if value is None else f"{value:.2f} {text(currency, 8)}".strip()

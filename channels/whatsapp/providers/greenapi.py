@@ -12,8 +12,9 @@ a WhatsApp account linked to an "instance" and driven over HTTP, and nothing els
 Chats are "79001234567@c.us". The account is a person's WhatsApp: no 24-hour window and
 no approved templates — a template is sent as the shop's own text for it
 (`channels/whatsapp/templates.py`). Bodies of the webhook and of the notification queue
-are the same JSON (`typeWebhook`); group chats are not the desk's business and are
-ignored. Where the public documentation leaves a detail open (the error body's shape,
+are the same JSON (`typeWebhook`); group chats, calls and the phone's device state are
+not the desk's business and are skipped; any other notification not read here makes its
+body a dead letter that names it. Where the public documentation leaves a detail open (the error body's shape,
 "empty" receive answers) both plausible forms are accepted, as noted where it happens.
 
 Every call names its method's limit bucket (`LIMITS`): the channel reserves a slot in the
@@ -61,6 +62,9 @@ FILE_KINDS = {"imageMessage": ("image/jpeg", "photo.jpg", True),
               "audioMessage": ("audio/ogg", "audio.ogg", False),
               "stickerMessage": ("image/webp", "sticker.webp", True)}
 MESSAGE_WEBHOOKS = ("incomingMessageReceived", "outgoingMessageReceived", "outgoingAPIMessageReceived")
+# Documented notifications that carry nothing for the desk: the phone's socket and device,
+# calls (the desk is not a phone), a contact the account blocked. Skipped, not lost.
+NOT_THE_DESKS = ("statusInstanceChanged", "deviceInfo", "incomingCall", "incomingBlock")
 
 
 def chat_id(phone: str) -> str:
@@ -203,26 +207,28 @@ class GreenApi(SessionPerThread, Provider):
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeError, ValueError, RecursionError):
-            event.ignored.append("not JSON")
+            event.not_understood.append("not JSON")
             return event
         if not isinstance(body, dict):
-            event.ignored.append("not an object")
+            event.not_understood.append("not an object")
             return event
         kind = f.text(body.get("typeWebhook"), 64)
         account = f.text(f.as_dict(body.get("instanceData")).get("idInstance"), 32)
         if not account.isdigit():
-            event.ignored.append(f"{kind or 'notification'} without an instance")
+            event.not_understood.append(f"{kind or 'notification'} without an instance")
             return event
         if kind in MESSAGE_WEBHOOKS:
             _message(body, kind, account, now, event)
         elif kind == "outgoingMessageStatus":
             _status(body, account, now, event)
-        elif kind == "stateInstanceChanged":
-            state = f.text(body.get("stateInstance"), 32)
-            if state:
-                event.states.append((account, state))
+        elif kind == "stateInstanceChanged" and f.text(body.get("stateInstance"), 32):
+            event.states.append((account, f.text(body.get("stateInstance"), 32)))
+        elif kind in NOT_THE_DESKS:
+            event.skipped.append(kind)
+        elif kind == "quotaExceeded":
+            event.not_understood.append("quotaExceeded: the gateway's quota is used up — upgrade the plan")
         else:
-            event.ignored.append(kind or "notification without typeWebhook")
+            event.not_understood.append(f"typeWebhook {kind!r}" if kind else "a notification without typeWebhook")
         return event
 
     def fetch_media(self, account: Account, media_ref: str, max_bytes: int) -> Media:
@@ -346,10 +352,14 @@ def from_greenapi(method: str, status: int, body: str, retry_after: str | None =
 
 def _message(body: dict, kind: str, account: str, now: datetime, event: Event) -> None:
     sender = f.as_dict(body.get("senderData"))
-    phone = f.phone(sender.get("chatId"))
+    chat = f.text(sender.get("chatId"), 64)
+    if chat.endswith("@g.us"):
+        event.skipped.append(f"{kind} of a group chat")
+        return
+    phone = f.phone(chat)
     message_id = f.message_id(body.get("idMessage"))
     if phone is None or message_id is None:
-        event.ignored.append(f"{kind} of a group or without an id")
+        event.not_understood.append(f"{kind} without a customer's chatId or an idMessage")
         return
     data = f.as_dict(body.get("messageData"))
     from_customer = kind == "incomingMessageReceived"
@@ -379,15 +389,13 @@ def _content(data: dict, message_id: str, from_customer: bool, written: datetime
                               media_ref=link, **common)
     if kind == "locationMessage":
         place = f.as_dict(data.get("locationMessageData"))
-        lines = [f"📍 {f.number(place.get('latitude'))}, {f.number(place.get('longitude'))}"]
-        lines += [f.text(place.get(k), 500) for k in ("nameLocation", "address") if place.get(k)]
-        return InboundMessage(text="\n".join(lines), **common)
+        return InboundMessage(text=f.location_text(place.get("latitude"), place.get("longitude"),
+                                                   place.get("nameLocation"), place.get("address")), **common)
     if kind == "contactMessage":
         card = f.as_dict(data.get("contactMessageData"))
         phones = [line.split(":")[-1].strip() for line in f.text(card.get("vcard"), 4000).splitlines()
                   if line.upper().startswith("TEL")][:5]
-        return InboundMessage(text=" ".join(filter(None, ["👤", f.text(card.get("displayName"), f.MAX_NAME),
-                                                           *phones])), **common)
+        return InboundMessage(text=f.contact_text(card.get("displayName"), phones), **common)
     if kind in ("buttonsResponseMessage", "templateButtonsReplyMessage", "templateButtonReplyMessage",
                 "listResponseMessage", "interactiveButtonsResponse"):
         # A button the customer pressed: its text, and its id for the dialogues.
@@ -413,7 +421,7 @@ def _status(body: dict, account: str, now: datetime, event: Event) -> None:
     raw = f.text(body.get("status"), 32)
     status = STATUS.get(raw)
     if phone is None or message_id is None or status is None:
-        event.ignored.append(f"outgoingMessageStatus {raw or '?'}")
+        event.not_understood.append(f"outgoingMessageStatus {raw or '?'}")
         return
     reason = None
     if status == "failed":
