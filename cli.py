@@ -130,25 +130,14 @@ def cmd_create_admin(settings: Settings, args) -> int:
         if getpass.getpass("Again: ") != password:
             print("The passwords differ; nothing changed.", file=sys.stderr)
             return 2
-    local = None
-    if settings.uses_local_mariadb:  # `make run`'s own MariaDB under var/ (started if need be)
-        from models.mariadb import local_server, local_settings
-        started_here = not local_server(settings).is_running()
-        local, settings = local_settings(settings)
-        configure_logging(settings.log_level, settings.secrets)
-        local = local if started_here else None
     db = Database(settings, pool_size=1)
     try:
-        from models.db import migrate
-        migrate(db)
         user, created = PanelAuth(db, utc_now).set_password(args.login, password, args.telegram_id)
     except ValueError as exc:
         print(f"Nothing changed: {exc}.", file=sys.stderr)
         return 2
     finally:
         db.close()
-        if local is not None:
-            local.stop()
     print(f"Panel user {user.login!r} {'created' if created else 'updated; their sessions ended'}."
           f" Log in at http://{settings.web_bind}:{settings.web_port}/")
     return 0
@@ -165,6 +154,10 @@ def cmd_demo(settings: Settings | None, args) -> int:
     from sandbox.demo import main
     return main()
 
+
+# Commands that reach the database: without MYSQL_* they use `make run`'s own under var/.
+DATABASE_COMMANDS = ("worker", "accounts", "tg-login", "migrate", "schema", "api-token", "create-admin")
+WRITES_ROWS = ("api-token", "create-admin")
 
 COMMANDS = {
     "run": (cmd_run, "doors, workers and Telegram intake (webhook or polling), one process group"),
@@ -218,6 +211,24 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.secrets)
-    return COMMANDS[args.command][0](settings, args)
+    if args.command not in DATABASE_COMMANDS:
+        return COMMANDS[args.command][0](settings, args)
+    # Without MYSQL_* these reach `make run`'s own MariaDB under var/, as `run` does;
+    # those that write rows bring its schema up to date first.
+    from models.mariadb import reachable
+    with reachable(settings) as settings:
+        configure_logging(settings.log_level, settings.secrets)
+        if args.command in WRITES_ROWS:
+            _migrate_quietly(settings)
+        return COMMANDS[args.command][0](settings, args)
+
+
+def _migrate_quietly(settings: Settings) -> None:
+    from models.db import Database, migrate
+    db = Database(settings, pool_size=1)
+    try:
+        migrate(db)
+    finally:
+        db.close()
 
 

@@ -19,7 +19,7 @@ from telebot import types
 from bot.texts import text
 
 MANAGER_COMMANDS = ("find", "shift", "note", "open_chat")
-ADMIN_COMMANDS = MANAGER_COMMANDS + ("replies", "all_users", "errors", "clean")
+ADMIN_COMMANDS = MANAGER_COMMANDS + ("replies", "all_users", "errors", "clean", "web_access")
 SHARED_CHAT_COMMANDS = ("find",)
 
 

@@ -289,6 +289,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "Усі користувачі",
         "cmd_errors": "Помилки й повтор",
         "cmd_clean": "Очищення зараз",
+        "cmd_web_access": "Вхід до веб-панелі: одноразовий код",
         # WhatsApp gateways
         "wa_err_unsupported": "❌ Не надіслано (чат #{id_i}): цей провайдер WhatsApp цього не вміє ({reason}).",
         # the admin panel
@@ -552,6 +553,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "cmd_all_users": "All users",
         "cmd_errors": "Errors and retry",
         "cmd_clean": "Clean now",
+        "cmd_web_access": "Into the web panel: a one-time code",
         # WhatsApp gateways
         "wa_err_unsupported": "❌ Not sent (chat #{id_i}): {reason}.",
         # the admin panel

@@ -22,6 +22,7 @@ Private to KeepDesk, whoever else has an account on the machine:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -438,3 +439,21 @@ def local_settings(settings):
     return server, settings.replace(mysql_socket=env["MYSQL_SOCKET"], mysql_user=env["MYSQL_USER"],
                                     mysql_password=env["MYSQL_PASSWORD"], mysql_db=env["MYSQL_DB"],
                                     mysql_host=None)
+
+
+@contextlib.contextmanager
+def reachable(settings):
+    """`settings` able to reach the database for one command: as they are when MYSQL_HOST
+    or MYSQL_SOCKET is set, else pointed at `make run`'s own MariaDB under var/ — started for
+    the command when it is not running (and stopped after), the one `make run` keeps
+    otherwise."""
+    if not settings.uses_local_mariadb:
+        yield settings
+        return
+    started_here = not local_server(settings).is_running()
+    server, settings = local_settings(settings)
+    try:
+        yield settings
+    finally:
+        if started_here:
+            server.stop()

@@ -52,6 +52,14 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
                               cwd=ROOT, env=env, input="a long password 1\n", text=True,
                               capture_output=True, timeout=60)
         assert made.returncode == 0, made.stderr
+        # The README's 1C step, typed as written: no MYSQL_* anywhere, the token printed.
+        token = subprocess.run([sys.executable, "-m", "bot", "api-token", "create", "1c-clinic"],
+                               cwd=ROOT, env=env, text=True, capture_output=True, timeout=60)
+        assert token.returncode == 0, token.stderr
+        assert re.fullmatch(r"[A-Za-z0-9_.-]{32,}", token.stdout.strip().splitlines()[-1]), token.stdout
+        listed = subprocess.run([sys.executable, "-m", "bot", "api-token", "list"],
+                                cwd=ROOT, env=env, text=True, capture_output=True, timeout=60)
+        assert "1c-clinic" in listed.stdout and "active" in listed.stdout, listed.stderr
         panel = requests.Session()
         page = panel.get(f"http://127.0.0.1:{web_port}/login", timeout=5).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
