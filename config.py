@@ -124,6 +124,7 @@ class Settings:
     whatsapp_devino_batch: int = 100
     whatsapp_devino_limit_per_s: float = 20.0
     whatsapp_devino_confirm_seconds: float = 600.0
+    whatsapp_devino_collect_seconds: float = 0.5
     whatsapp_gateway_timeout_seconds: float = 20.0
     whatsapp_template_texts: Path | None = None
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
@@ -449,6 +450,13 @@ def _devino_batch(raw: str) -> int:
     return value
 
 
+def _collect_seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 <= value <= 1:
+        raise ValueError("0 (send at once) to 1 second")
+    return value
+
+
 def _web_secret(raw: str) -> str:
     value = raw.strip()
     if len(value) < 32:
@@ -576,6 +584,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WHATSAPP_DEVINO_BATCH": ("whatsapp_devino_batch", _devino_batch, False),
     "WHATSAPP_DEVINO_LIMIT_PER_S": ("whatsapp_devino_limit_per_s", _positive_float, False),
     "WHATSAPP_DEVINO_CONFIRM_SECONDS": ("whatsapp_devino_confirm_seconds", _positive_float, False),
+    "WHATSAPP_DEVINO_COLLECT_SECONDS": ("whatsapp_devino_collect_seconds", _collect_seconds, False),
     "WHATSAPP_GATEWAY_TIMEOUT_SECONDS": ("whatsapp_gateway_timeout_seconds", _positive_float, False),
     "WHATSAPP_TEMPLATE_TEXTS": ("whatsapp_template_texts", _path, False),
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)

@@ -59,6 +59,7 @@ class OutboxMessage:
     created_at: datetime
     sent_at: datetime | None
     attempted_at: datetime | None = None   # an attempt to send it began (its outcome may be unknown)
+    batch_id: int | None = None             # a Devino batch it went (or goes) in
 
     @classmethod
     def from_row(cls, row: dict) -> "OutboxMessage":
@@ -66,7 +67,7 @@ class OutboxMessage:
                    kind=row["kind"], body=json.loads(row["body"]), status=row["status"],
                    external_id=row["external_id"], conversation_id=row["conversation_id"],
                    error_code=row["error_code"], error=row["error"], created_at=row["created_at"],
-                   sent_at=row["sent_at"], attempted_at=row.get("attempted_at"))
+                   sent_at=row["sent_at"], attempted_at=row.get("attempted_at"), batch_id=row.get("batch_id"))
 
 
 class OutboxRepository(Repository):

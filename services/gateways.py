@@ -2,7 +2,8 @@
 `wa_send` step (services/notifications.py).
 
 When 1C queues a day's appointments at once, many `wa_send` jobs wait for one Devino
-account. The first that runs (the *leader*) claims a batch in one transaction
+account. A message waits WHATSAPP_DEVINO_COLLECT_SECONDS (≤ 1 s) from when it was queued, so
+that a burst arriving over that moment shares a call; then the first that runs (the *leader*) claims a batch in one transaction
 (models/gateways.py::BatchRepository.claim): its own message first, then up to
 WHATSAPP_DEVINO_BATCH - 1 other queued messages of the account that are the heads of their
 customers' lanes (so one customer's messages keep their order); their jobs are held. Then:
@@ -68,6 +69,13 @@ class BatchSend:
         self.onec = OnecRepository(db)
 
     def __call__(self, job: Job, message: OutboxMessage, channel) -> None:
+        collect = self.settings.whatsapp_devino_collect_seconds
+        if collect and message.batch_id is None and message.status == "queued":
+            # Notices come in bursts (1C's day of appointments): the first waits a bounded
+            # moment so the others arriving meanwhile go in its call.
+            young = collect - (self.clock() - message.created_at).total_seconds()
+            if young > 0.01:
+                raise RetryLater("collecting a Devino batch", young)
         batch = self.batches.claim(job.id, message.id, message.account, self.settings.whatsapp_devino_batch)
         if batch.state == "sending":
             # This job ran the call before and stopped before hearing the answer.

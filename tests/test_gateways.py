@@ -191,6 +191,27 @@ def test_devino_sends_200_notices_in_a_few_batches_each_result_in_its_place(sand
         desk.stop()
 
 
+def test_devino_notices_arriving_together_while_the_workers_run_share_a_few_calls(sandbox_settings, db, tg, crm, dv):
+    """The workers are already running when 1C's burst arrives: each notice waits a bounded
+    moment for the others, so 30 go in a call or two, not one call per worker's turn."""
+    from services.notifications import Notifications
+    from models.jobs import JobQueue
+    settings = gateway_settings(sandbox_settings, "devino", dv, whatsapp_template_appointment="appointment")
+    assert settings.whatsapp_devino_collect_seconds == 0.5          # the default
+    desk = Desk(settings, db, tg, crm, wa=dv, threads=3).start()
+    try:
+        dv.add_template("appointment", 3)
+        notices = Notifications(desk.settings, db, JobQueue(db), dv.sender, ring=desk.bell.ring)
+        phones = [f"38063{n:07d}" for n in range(30)]
+        for phone in phones:
+            notices.appointment(phone, "Д-р Іваненко", "12.03", "9:00")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM wa_outbox WHERE status = 'sent'") == 30, timeout=30)
+        assert sorted(m["to"] for m in dv.sent()) == phones                 # each once
+        assert sum(dv.calls) == 30 and len(dv.calls) <= 3, dv.calls
+    finally:
+        desk.stop()
+
+
 def test_a_devino_batch_whose_answer_does_not_match_is_reported_and_confirmed_by_callbacks(
         sandbox_settings, db, tg, crm, dv):
     from services.notifications import Notifications
