@@ -414,6 +414,14 @@ class TelegramApi:
         return apihelper.get_updates(self.bot.token, offset=offset, timeout=timeout + 10,
                                      long_polling_timeout=timeout, allowed_updates=allowed_updates)
 
+    def alive(self) -> bool:
+        """Telegram answers (getMe): the probe that ends an outage's backoff."""
+        try:
+            self.bot.get_me()
+            return True
+        except Exception:
+            return False
+
     def delete_post(self, chat_id: int, message_id: int) -> None:
         """Not a send: Telegram's flood control answers 429, and the caller stops there."""
         self.bot.delete_message(chat_id, message_id)

@@ -339,6 +339,15 @@ class JobQueue:
             " run_after = NOW(6) + INTERVAL %s MICROSECOND WHERE id = %s AND worker = %s",
             (_error_text(error), int(delay * 1e6), job.id, job.worker))
 
+    def wake(self, kinds: tuple[str, ...]) -> int:
+        """Jobs of `kinds` waiting out a failure's backoff run now (the service they wait
+        for is back); how many."""
+        placeholders = ", ".join(["%s"] * len(kinds))
+        with self.db.connection() as conn, conn.cursor() as cur:
+            cur.execute(f"UPDATE jobs SET run_after = NOW(6) WHERE status = 'pending' AND attempts > 0"
+                        f" AND kind IN ({placeholders}) AND run_after > NOW(6)", kinds)
+            return cur.rowcount
+
     def fail(self, job: Job, error: str) -> None:
         """Give up on a job: a dead letter (status 'failed'), kept until retried or purged.
         (A coalesced job asked for again meanwhile runs once more instead.)"""

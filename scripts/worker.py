@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 from models.db import is_unavailable
 from models.jobs import ALL_QUEUES, Done, Job, JobQueue, NewJob, RetryLater, worker_name  # noqa: F401
-from scripts.failures import cause_of, decide
+from scripts.failures import cause_of, decide, is_transient
 from utils.bell import Bell
 from utils.metrics import JOBS_PROCESSED
 from utils.redact import redact
@@ -38,16 +38,54 @@ def _period_of(job: Job) -> float | None:
     return float(every) if isinstance(every, (int, float)) and every > 0 else None
 
 
+class Comeback:
+    """Ends an outage's backoff within a second of the service's return: a failed run of a
+    job that waits for it (`kinds`) marks the service away; while away, one thread of the
+    process probes it at most once per `interval`, and when it answers, the waiting jobs
+    run now instead of sleeping out their backoff (up to a minute)."""
+
+    def __init__(self, kinds: tuple[str, ...], probe: Callable[[], bool], wake: Callable[[], int], *,
+                 interval: float = 1.0) -> None:
+        self.kinds = kinds
+        self.probe = probe
+        self.wake = wake
+        self.interval = interval
+        self._away = False
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def failed(self, job: Job, exc: BaseException) -> None:
+        if job.kind in self.kinds and is_transient(exc) and not getattr(exc, "retry_after", None):
+            self._away = True
+
+    def tick(self) -> None:
+        if not self._away or time.monotonic() - self._last < self.interval:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._last = time.monotonic()
+            if self.probe():
+                self._away = False
+                woken = self.wake()
+                if woken:
+                    log.info("%s back: %s waiting job(s) run now", "/".join(self.kinds), woken)
+        finally:
+            self._lock.release()
+
+
 class Executor:
     """Runs one claimed job and settles it by the failure policy. Used by the worker
     loop, and by "send now" (a send run at once by the thread that decided it)."""
 
     def __init__(self, jobs: JobQueue, handlers: dict[str, Handler], *,
-                 report: Reporter | None = None, on_dead: DeadHook | None = None) -> None:
+                 report: Reporter | None = None, on_dead: DeadHook | None = None,
+                 comebacks: Iterable[Comeback] = ()) -> None:
         self.jobs = jobs
         self.handlers = handlers
         self.report = report
         self.on_dead = on_dead
+        self.comebacks = tuple(comebacks)
         self.leases = LeaseKeeper(jobs)
 
     def execute(self, job: Job) -> str:
@@ -77,6 +115,8 @@ class Executor:
             return self._dead(job, exc, reason)
         log.warning("job %s (%s) attempt %s: %s; retrying in %.1fs",
                     job.id, job.kind, job.attempts, reason, verdict.delay)
+        for comeback in self.comebacks:
+            comeback.failed(job, exc)
         self._try(lambda: self.jobs.retry(job, reason, verdict.delay))
         JOBS_PROCESSED.labels(job.kind, "retry").inc()
         if verdict.report and self.report is not None:
@@ -117,9 +157,10 @@ class Worker:
                  queues: Iterable[str] = ALL_QUEUES, idle_sleep: float = 0.02,
                  max_idle_sleep: float = 0.5, bell: Bell | None = None,
                  report: Reporter | None = None, on_dead: DeadHook | None = None,
-                 ensure_periodic: Callable[[], None] | None = None) -> None:
+                 ensure_periodic: Callable[[], None] | None = None,
+                 comebacks: Iterable[Comeback] = ()) -> None:
         self.jobs = jobs
-        self.executor = Executor(jobs, handlers, report=report, on_dead=on_dead)
+        self.executor = Executor(jobs, handlers, report=report, on_dead=on_dead, comebacks=comebacks)
         self.queues = tuple(queues)
         self.idle_sleep = idle_sleep
         self.max_idle_sleep = max_idle_sleep
@@ -163,6 +204,8 @@ class Worker:
             rings = self.bell.rings
             try:
                 self._keep_periodic_alive()
+                for comeback in self.executor.comebacks:
+                    comeback.tick()
                 worked = self.run_once(self.bell.take_hint())
             except Exception as exc:
                 if not is_unavailable(exc):

@@ -26,7 +26,7 @@ from models.message_map import MessageMapRepository
 from scripts.clean import Cleaner
 from scripts.desk_jobs import DESK_PERIODIC, desk_jobs
 from scripts.expiry import PinExpiry
-from scripts.worker import Executor, Worker, run_threads, wait_all, worker_name
+from scripts.worker import Comeback, Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
 from services.gateways import BatchSend, ConfirmSweep
 from services.notifications import SendOutbox, summary
@@ -36,6 +36,10 @@ from utils.bell import Bell, BellListener
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
+
+# Jobs that wait for Telegram itself (its outage is probed, not slept out).
+TELEGRAM_KINDS = (SEND_KIND, "tg_commands", "clean")
+
 
 class InlineRunner:
     """Runs one stored job now, on the calling thread, under the failure policy; when it
@@ -101,8 +105,11 @@ class WorkerRuntime:
             "deliver": deliver.dead,
             "wa_send": send_outbox.dead,
         }
+        # Telegram away: its sends back off up to a minute; a probe ends that on its return.
+        telegram = Comeback(TELEGRAM_KINDS, self.api.alive, lambda: deps.jobs.wake(TELEGRAM_KINDS))
         self.worker = Worker(deps.jobs, self.handlers, bell=bell, report=deps.reporter.report,
-                             on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps))
+                             on_dead=self.on_dead, ensure_periodic=lambda: schedule_periodic(deps),
+                             comebacks=(telegram,))
         deps.out.ring = bell.ring
         deps.out.run_now = InlineRunner(deps.jobs, self.worker.executor, bell.ring)
         # The short path: the worker that synced a conversation sends its first post itself.

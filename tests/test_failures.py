@@ -165,6 +165,36 @@ def test_only_telegrams_retry_after_makes_a_send_wait_longer(db, jobs, sender, t
     assert [m["visible_text"] for m in tg.messages(905)] == ["✅ Надіслано клієнту"]
 
 
+def test_when_telegram_is_back_a_send_in_a_long_backoff_goes_out_at_the_next_probe(db, jobs, sender, tg,
+                                                                                   sandbox_settings):
+    """Telegram away for a while: the send's backoff has grown (up to a minute for some
+    kinds). A probe, not the sleep, ends it: while getMe fails the send keeps waiting; the
+    first probe Telegram answers makes it due, and it goes out."""
+    from bot.sender import TelegramApi
+    from scripts.worker import Comeback
+    from scripts.worker_main import TELEGRAM_KINDS
+    api = TelegramApi(create_bot(sandbox_settings))
+    comeback = Comeback(TELEGRAM_KINDS, api.alive, lambda: jobs.wake(TELEGRAM_KINDS), interval=0.0)
+    worker = Worker(jobs, {"tg_send": sender}, queues=[SEND], comebacks=(comeback,))
+    job_id = jobs.enqueue_id(SEND, "tg_send", {"chat_id": 906, "method": "sendMessage",
+                                               "text": "Клієнт чекає на відповідь"}, lane="send:906")
+    tg.fail_next("*", 502)
+    assert worker.run_once()                                   # Telegram away: the send fails
+    db.execute("UPDATE jobs SET run_after = NOW(6) + INTERVAL 60 SECOND WHERE id = %s", (job_id,))
+    assert not worker.run_once()                               # … and waits out its backoff
+    tg.fail_next("*", 502)
+    comeback.tick()                                            # still away: getMe fails
+    assert job_row(db, job_id)["wait"] > 50 and not worker.run_once()
+    comeback.tick()                                            # Telegram answers again
+    assert job_row(db, job_id)["wait"] <= 0
+    db.execute("UPDATE tg_rate SET stamps = '', blocked_until = 0")
+    assert worker.run_once()
+    assert job_row(db, job_id)["status"] == "done"
+    assert [m["visible_text"] for m in tg.messages(906)] == ["Клієнт чекає на відповідь"]
+    comeback.tick()                                            # not away any more: no probe
+    assert tg.count_calls("getMe") == 2
+
+
 def test_a_send_telegram_refuses_is_a_dead_letter_at_once_and_reported():
     verdict = decide("tg_send", 1, telegram_error(400, "Bad Request: chat not found"))
     assert verdict.dead and verdict.report
