@@ -205,8 +205,15 @@ def pending_migrations(db: "Database") -> list[str]:
         backend.connection.close()
 
 
+def migration_ids() -> list[str]:
+    """Every versioned migration's id (migrations/*.sql, and *.py for one made of guarded
+    steps), in order."""
+    return sorted(p.stem for p in MIGRATIONS_PATH.iterdir()
+                  if p.suffix in (".sql", ".py") and not p.name.startswith(("_", ".")))
+
+
 def migrate(db: "Database") -> list[str]:
-    """Apply the versioned migrations (migrations/*.sql, yoyo) this database lacks; returns
+    """Apply the versioned migrations (migrations/, yoyo) this database lacks; returns
     their ids. Several processes starting at once are safe: yoyo holds a lock in the
     database while it works, and a migration is applied once."""
     backend = yoyo.get_backend(migrations_uri(db.settings))

@@ -114,6 +114,6 @@ def test_migrations_are_recorded_and_a_second_run_applies_nothing(db):
     assert migrate(db) == []
     applied = [r["migration_id"] for r in db.fetchall(
         "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc, migration_id")]
-    from models.db import MIGRATIONS_PATH
+    from models.db import migration_ids
     assert applied[:3] == ["0001.baseline", "0002.side-effects", "0003.conversations"]
-    assert sorted(applied) == sorted(p.stem for p in MIGRATIONS_PATH.glob("*.sql"))
+    assert sorted(applied) == migration_ids()

@@ -170,8 +170,8 @@ class Upgraded:
 @pytest.fixture
 def upgraded(old_world, sandbox_settings, tg, crm):
     """Release 2's shop, migrated, served by the current desk from the moment of the dump."""
-    from models.db import MIGRATIONS_PATH
-    assert migrate(old_world) == sorted(p.stem for p in MIGRATIONS_PATH.glob("*.sql"))
+    from models.db import migration_ids
+    assert migrate(old_world) == migration_ids()
     desk = Desk(sandbox_settings.replace(mysql_db=UPGRADE_DB), old_world, tg, crm)
     desk.start(workers=False)
     offset = DUMP_TIME - utc_now()
@@ -330,6 +330,74 @@ def test_migrating_again_changes_nothing(old_world):
     upgraded = shape_and_content(old_world)
     assert migrate(old_world) == []
     assert shape_and_content(old_world) == upgraded
+
+
+def kept(db: Database) -> dict:
+    """The shop's tables and every row (not the migration tool's own bookkeeping; not
+    `updated_at`, which the server's clock sets when a migration touches a row)."""
+    names = sorted(t for t in tables(db) if not t.startswith(("_yoyo", "yoyo_")))
+    return {"shape": {t: db.fetchone(f"SHOW CREATE TABLE `{t}`")["Create Table"] for t in names},
+            "rows": {t: [{k: v for k, v in r.items() if k != "updated_at"}
+                         for r in db.fetchall(f"SELECT * FROM `{t}` ORDER BY 1")] for t in names}}
+
+
+def conversations_migration():
+    import importlib.util
+    from models.db import MIGRATIONS_PATH
+    spec = importlib.util.spec_from_file_location("conversations_migration",
+                                                  MIGRATIONS_PATH / "0003.conversations.py")
+    module = importlib.util.module_from_spec(spec)
+
+    class Collector:                     # what yoyo gives a migration module it imports
+        def add_step(self, *args, **kwargs):
+            return None
+    module.__dict__["__yoyo_collector__"] = Collector()
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("stopped_after", ["chats copied", "messages", "chats dropped", "pins' old rule"])
+def test_the_conversations_migration_stopped_half_way_runs_again_to_the_same_result(old_world, stopped_after):
+    """MariaDB commits each DDL statement on its own: a migration killed half-way leaves
+    part of it done. Run again, it does the rest and the shop's data ends as after one run."""
+    import yoyo
+    from models.db import MIGRATIONS_PATH, migrations_uri
+    migrate(old_world)
+    whole_run = kept(old_world)
+    # The same shop again, stopped inside the conversations migration.
+    with old_world.connection() as conn, conn.cursor() as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in tables(old_world):
+            cur.execute(f"DROP TABLE `{table}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+    assert tables(old_world) == set()
+    load_dump(old_world.settings, FIXTURE / "database.sql")
+    backend = yoyo.get_backend(migrations_uri(old_world.settings))
+    try:
+        migrations = yoyo.read_migrations(str(MIGRATIONS_PATH))
+        with backend.lock():
+            backend.apply_migrations(migrations.filter(lambda m: m.id in ("0001.baseline", "0002.side-effects")))
+    finally:
+        backend.connection.close()
+    steps = conversations_migration().STEPS
+    names = [name for name, _, _ in steps]
+    with old_world.connection() as conn, conn.cursor() as cur:
+        for name, to_do, statement in steps[:names.index(stopped_after) + 1]:
+            if to_do(cur):
+                cur.execute(statement)
+                conn.commit()
+    assert migrate(old_world) == [m for m in migration_ids_after("0002.side-effects")]
+    again = kept(old_world)
+    assert again["shape"] == whole_run["shape"]
+    for table, rows_now in again["rows"].items():
+        for before, now in zip(whole_run["rows"][table], rows_now):
+            assert now == before, table
+    assert {t: len(r) for t, r in again["rows"].items()} == {t: len(r) for t, r in whole_run["rows"].items()}
+
+
+def migration_ids_after(last_applied: str) -> list[str]:
+    from models.db import migration_ids
+    return [m for m in migration_ids() if m > last_applied]
 
 
 def test_a_release_2_database_without_data_migrates_and_works(release2, sandbox_settings, tg, crm):
