@@ -198,3 +198,32 @@ def test_the_product_asked_about_and_the_ad_the_customer_came_from_are_on_the_po
         assert "📣 ad: Зимові чоботи -30%" in came and "https://fb.me/ad/120200000000" in came
     finally:
         desk.stop()
+
+
+def test_a_gateways_contact_cards_and_poll_show_their_content(sandbox_settings, db, tg, crm, ga):
+    desk = start(gateway_settings(sandbox_settings, "greenapi", ga), db, tg, crm, ga)
+
+    def notify(message_data: dict, message_id: str) -> None:
+        body = {"typeWebhook": "incomingMessageReceived", "timestamp": 1765000000, "idMessage": message_id,
+                "instanceData": {"idInstance": int(ga.instance), "wid": "380440000000@c.us",
+                                 "typeInstance": "whatsapp"},
+                "senderData": {"chatId": f"{PHONE}@c.us", "sender": f"{PHONE}@c.us", "senderName": "Ірина"},
+                "messageData": message_data}
+        assert requests.post(f"{desk.listener_url}/whatsapp/greenapi", json=body, timeout=5,
+                             headers={"Authorization": f"Bearer {GREENAPI_WEBHOOK_TOKEN}"}).status_code == 200
+    try:
+        notify({"typeMessage": "contactsArrayMessage", "contacts": [
+            {"displayName": "Victor", "vcard": "BEGIN:VCARD\nFN:Victor\nitem1.TEL;waid=79001234569:+7 900 123-45-69"
+                                               "\nEMAIL;type=INTERNET:victor@example.com\nEND:VCARD"},
+            {"displayName": "Anna", "vcard": "BEGIN:VCARD\nFN:Anna\nTEL;type=CELL:+380501112233\nEND:VCARD"}]},
+            "GA-CARDS")
+        cards = visible(shared_post(tg, "Victor"))
+        assert "+7 900 123-45-69" in cards and "victor@example.com" in cards and "+380501112233" in cards
+        notify({"typeMessage": "pollMessage", "pollMessageData": {
+            "name": "Який колір?", "options": [{"optionName": "Червоний"}, {"optionName": "Синій"}]}}, "GA-POLL")
+        poll = visible(shared_post(tg, "Який колір?"))
+        assert "• Червоний" in poll and "• Синій" in poll
+        desk.idle()
+        assert db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") == 0
+    finally:
+        desk.stop()

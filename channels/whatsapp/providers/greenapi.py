@@ -391,11 +391,22 @@ def _content(data: dict, message_id: str, from_customer: bool, written: datetime
         place = f.as_dict(data.get("locationMessageData"))
         return InboundMessage(text=f.location_text(place.get("latitude"), place.get("longitude"),
                                                    place.get("nameLocation"), place.get("address")), **common)
-    if kind == "contactMessage":
-        card = f.as_dict(data.get("contactMessageData"))
-        phones = [line.split(":")[-1].strip() for line in f.text(card.get("vcard"), 4000).splitlines()
-                  if line.upper().startswith("TEL")][:5]
-        return InboundMessage(text=f.contact_text(card.get("displayName"), phones), **common)
+    if kind in ("contactMessage", "contactsArrayMessage"):
+        cards = [f.as_dict(data.get("contactMessageData"))] if kind == "contactMessage" \
+            else [f.as_dict(c) for c in f.as_list(data.get("contacts"))[:10]]
+        return InboundMessage(text="\n".join(_card(card) for card in cards), **common)
+    if kind in ("pollMessage", "pollUpdateMessage"):
+        poll = f.as_dict(data.get("pollMessageData"))
+        lines = [f"📊 {f.text(poll.get('name'), 500)}"]
+        for option in f.as_list(poll.get("options") or poll.get("votes"))[:12]:
+            option = f.as_dict(option)
+            voters = len(f.as_list(option.get("optionVoters")))
+            lines.append(f"• {f.text(option.get('optionName'), 200)}" + (f" — {voters}" if voters else ""))
+        return InboundMessage(text="\n".join(lines), **common)
+    if kind == "groupInviteMessage":
+        invite = f.as_dict(data.get("groupInviteMessageData"))
+        return InboundMessage(text=" ".join(p for p in ("👥", f.text(invite.get("groupName"), 255),
+                                                        f.text(invite.get("caption"), 1000)) if p), **common)
     if kind in ("buttonsResponseMessage", "templateButtonsReplyMessage", "templateButtonReplyMessage",
                 "listResponseMessage", "interactiveButtonsResponse"):
         # A button the customer pressed: its text, and its id for the dialogues.
@@ -413,6 +424,21 @@ def _content(data: dict, message_id: str, from_customer: bool, written: datetime
         return InboundMessage(text=f.text(f.as_dict(data.get("extendedTextMessageData")).get("text"), 16),
                               **common)
     return InboundMessage(text=f"[{kind or 'message'}]", **common)
+
+
+def _card(card: dict) -> str:
+    """A shared contact: its name, and the phones and e-mails of its vCard."""
+    return f.contact_text(card.get("displayName"), _vcard(card.get("vcard"), "TEL"), _vcard(card.get("vcard"), "EMAIL"))
+
+
+def _vcard(vcard, name: str) -> list[str]:
+    """The values of one vCard property ("item1.TEL;waid=…:+7 900 …" is a TEL)."""
+    found = []
+    for line in f.text(vcard, 4000).splitlines():
+        prop, _, value = line.partition(":")
+        if prop.split(";")[0].split(".")[-1].upper() == name and value.strip():
+            found.append(value.strip())
+    return found[:5]
 
 
 def _status(body: dict, account: str, now: datetime, event: Event) -> None:
