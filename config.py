@@ -72,7 +72,7 @@ class Settings:
     workers: int = 1
     worker_threads: int = 4
     max_body_bytes: int = 1_048_576
-    job_lease_seconds: float = 60.0
+    job_lease_seconds: float = 20.0
     var_dir: Path = ROOT / "var"
     # Telegram limits
     tg_limit_global_per_s: float = 30.0

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from config import Settings, load_settings
-from models.db import Database, is_unavailable
+from models.db import Database, is_conflict, is_unavailable
 from models.jobs import JobQueue
 from utils.logs import configure_logging
 from utils.http import bound, error, metrics_allowed, mount, trust_proxies
@@ -88,7 +88,7 @@ def http_error(exc: HTTPException):
 
 
 def unexpected(exc: Exception):
-    if is_unavailable(exc):
+    if is_unavailable(exc) or is_conflict(exc):
         # The sender (Telegram, the CRM) will try again; nothing was acknowledged.
         log.warning("database unavailable, answering 503: %s", exc)
         return error(503, "temporarily unavailable, retry later")

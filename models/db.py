@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import re
 import threading
+import time
 from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
@@ -24,8 +26,18 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_PATH = ROOT / "migrations"
 
-# Errors that mean "the database is not reachable right now", not "your query is wrong".
-_UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1040, 1053}
+# Errors that mean "the database is not reachable right now", not "your query is wrong":
+# no connection / gone away / lost (2002, 2003, 2006, 2013, 2055), too many connections
+# (1040), shutting down (1053), the connection killed or timed out by the server or a
+# balancer in front (1927, 4031), and a Galera node that is not (yet) part of the
+# cluster's primary component: "WSREP has not yet prepared node for application use"
+# (1047) and a commit refused while it is not connected to it (1180).
+_UNAVAILABLE_CODES = {2002, 2003, 2006, 2013, 2055, 1040, 1053, 1927, 4031, 1047, 1180}
+# Errors that mean "run the same transaction again": a deadlock — under Galera also a
+# certification failure, another node's commit touching the same rows first (1213) — or a
+# lock wait timeout (1205). Nothing of the transaction was kept.
+_CONFLICT_CODES = {1213, 1205}
+RETRY_CONFLICTS = 4           # tries of a single statement that met a conflict
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -38,6 +50,24 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, pymysql.err.OperationalError) and exc.args:
         return exc.args[0] in _UNAVAILABLE_CODES
     return False
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A deadlock or a Galera certification failure: the transaction may simply run again."""
+    return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in _CONFLICT_CODES
+
+
+def again_on_conflict(run):
+    """Run `run()` (one autocommit statement, or a whole transaction that starts afresh
+    each time) until it does not meet a conflict, a few times, with a short random pause
+    between; the last conflict propagates (a door answers 503, a job retries)."""
+    for attempt in range(1, RETRY_CONFLICTS + 1):
+        try:
+            return run()
+        except pymysql.err.OperationalError as exc:
+            if not is_conflict(exc) or attempt == RETRY_CONFLICTS:
+                raise
+            time.sleep(random.uniform(0.005, 0.03) * attempt)
 
 
 # Errors that mean "this row's data does not fit its column", not "the database is broken":
@@ -144,27 +174,28 @@ class Database:
             finally:
                 cursor.close()
 
-    # Small helpers for single statements in autocommit mode.
+    # Small helpers for single statements in autocommit mode (a statement that met a
+    # conflict was undone whole, so it is simply run again).
+
+    def _statement(self, sql: str, args, result):
+        def run():
+            with self.single() as conn, conn.cursor() as cur:
+                count = cur.execute(sql, args)
+                return result(cur, count)
+        return again_on_conflict(run)
 
     def execute(self, sql: str, args: Sequence | dict | None = None) -> int:
-        with self.single() as conn, conn.cursor() as cur:
-            return cur.execute(sql, args)
+        return self._statement(sql, args, lambda cur, count: count)
 
     def insert(self, sql: str, args: Sequence | dict | None = None) -> int:
         """Run an INSERT and return the new AUTO_INCREMENT id."""
-        with self.single() as conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.lastrowid
+        return self._statement(sql, args, lambda cur, count: cur.lastrowid)
 
     def fetchone(self, sql: str, args: Sequence | dict | None = None) -> dict | None:
-        with self.single() as conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchone()
+        return self._statement(sql, args, lambda cur, count: cur.fetchone())
 
     def fetchall(self, sql: str, args: Sequence | dict | None = None) -> list[dict]:
-        with self.single() as conn, conn.cursor() as cur:
-            cur.execute(sql, args)
-            return list(cur.fetchall())
+        return self._statement(sql, args, lambda cur, count: list(cur.fetchall()))
 
     def scalar(self, sql: str, args: Sequence | dict | None = None) -> Any:
         row = self.fetchone(sql, args)

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from models.db import Database
+from models.db import Database, again_on_conflict
 from utils.redact import redact
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,10 @@ class JobQueue:
                " NOW(6) + INTERVAL %s MICROSECOND)")
         args = (queue, kind, dedupe_key, lane, seq, priority, _dump(payload), int(delay * 1e6))
         if cur is None:
-            with self.db.single() as conn, conn.cursor() as own:
-                return own.lastrowid if own.execute(sql, args) == 1 else None
+            def store() -> int | None:
+                with self.db.single() as conn, conn.cursor() as own:
+                    return own.lastrowid if own.execute(sql, args) == 1 else None
+            return again_on_conflict(store)
         return cur.lastrowid if cur.execute(sql, args) == 1 else None
 
     def enqueue_leased(self, queue: str, kind: str, payload: dict, *, dedupe_key: str | None,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 from typing import Callable, Iterable
 
-from models.db import is_unavailable
+from models.db import is_conflict, is_unavailable
 from models.jobs import ALL_QUEUES, Done, Job, JobQueue, NewJob, RetryLater, worker_name  # noqa: F401
 from scripts.failures import cause_of, decide, is_transient
 from utils.bell import Bell
@@ -30,6 +31,8 @@ DeadHook = Callable[[Job, BaseException], None]
 
 # How often a worker makes sure the periodic jobs exist (they can never stop).
 PERIODIC_CHECK_SECONDS = 60.0
+# Tries to settle a finished job while the database is briefly away (about 6 s in all).
+SETTLE_TRIES = 6
 
 
 def _period_of(job: Job) -> float | None:
@@ -138,12 +141,19 @@ class Executor:
 
     @staticmethod
     def _try(action: Callable[[], object]) -> None:
-        # If the database is away we cannot settle the job; its lease will expire and
-        # another claim will take it up again, which is exactly what we want.
-        try:
-            action()
-        except Exception as exc:
-            log.warning("could not settle job: %s", redact(str(exc)))
+        # The database away for a moment (a Galera node leaving, the balancer moving to the
+        # next writer) must not leave a finished job to its lease: settling is tried again
+        # for a few seconds. Away for longer, the lease expires and another claim takes the
+        # job up again, which is exactly what we want.
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                action()
+                return
+            except Exception as exc:
+                if attempt == SETTLE_TRIES or not (is_unavailable(exc) or is_conflict(exc)):
+                    log.warning("could not settle job: %s", redact(str(exc)))
+                    return
+                time.sleep(min(2.0, 0.1 * 2 ** attempt) * random.uniform(0.5, 1.0))
 
 
 def _outcome(result: "float | Done | None") -> tuple[float | None, Iterable[NewJob]]:

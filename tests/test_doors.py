@@ -161,6 +161,29 @@ def test_doors_answer_503_while_the_database_is_away(settings, tmp_path):
     assert tg.get("/healthz").status_code == 503
 
 
+@pytest.mark.parametrize("code, words", [
+    (1047, "WSREP has not yet prepared node for application use"),
+    (1180, "Got error 6 \"No such device or address\" during COMMIT"),
+    (1213, "Deadlock found when trying to get lock; try restarting transaction"),
+])
+def test_doors_answer_503_while_a_cluster_node_is_out_of_the_primary_component(settings, db, code, words):
+    """What a Galera node says while the balancer moves off it (or another node's commit
+    won the rows): the sender is told to come back (503), not that KeepDesk broke (500)."""
+    import contextlib
+    import pymysql
+
+    @contextlib.contextmanager
+    def refusing():
+        raise pymysql.err.OperationalError(code, words)
+        yield  # pragma: no cover
+
+    db.connection = db.single = refusing
+    tg = webhook_server.create_app(settings, db=db).test_client()
+    crm = crm_listener.create_app(settings, db=db).test_client()
+    assert tg.post("/telegram/test-webhook-path", json=UPDATE, headers=SECRET).status_code == 503
+    assert crm.post("/messages/test-link-key", json={"InvoiceId": 5}).status_code == 503
+
+
 def test_importing_the_doors_builds_nothing():
     import importlib
     for module in (webhook_server, crm_listener):

@@ -195,6 +195,26 @@ def test_when_telegram_is_back_a_send_in_a_long_backoff_goes_out_at_the_next_pro
     assert tg.count_calls("getMe") == 2
 
 
+def test_a_job_finished_while_the_database_node_steps_out_is_settled_when_it_is_back(db, jobs):
+    """The job's work is done, but the node answering its settle is leaving the cluster for
+    a moment (1047, then a lost connection): the settle is tried again and lands, so the
+    job is not left to its lease and run a second time by someone else."""
+    runs = []
+    worker = Worker(jobs, {"mark_read": lambda job: runs.append(job.id)}, queues=[SYNC])
+    job_id = jobs.enqueue_id(SYNC, "mark_read", {"conversation_id": 1})
+    real, failures = jobs.complete, [pymysql.err.OperationalError(1047, "WSREP has not yet prepared node"),
+                                     pymysql.err.OperationalError(2013, "Lost connection to server")]
+
+    def complete(job, **kwargs):
+        if failures:
+            raise failures.pop(0)
+        return real(job, **kwargs)
+    jobs.complete = complete
+    assert worker.run_once()
+    assert runs == [job_id] and failures == []
+    assert job_row(db, job_id)["status"] == "done"
+
+
 def test_a_send_telegram_refuses_is_a_dead_letter_at_once_and_reported():
     verdict = decide("tg_send", 1, telegram_error(400, "Bad Request: chat not found"))
     assert verdict.dead and verdict.report

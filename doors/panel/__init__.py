@@ -34,7 +34,7 @@ from werkzeug.exceptions import HTTPException
 from config import Settings
 from doors.panel import pages
 from doors.web import Table
-from models.db import Database, is_unavailable
+from models.db import Database, is_conflict, is_unavailable
 from utils.http import mount, trust_proxies
 from utils.private_files import private_folder, read_secret
 
@@ -115,7 +115,7 @@ def http_error(exc: HTTPException):
 
 
 def unexpected(exc: Exception):
-    if is_unavailable(exc):
+    if is_unavailable(exc) or is_conflict(exc):
         log.warning("database unavailable: %s", exc)
         return render_template("message.html", title="Temporarily unavailable",
                                message="The database does not answer; try again shortly."), 503
