@@ -124,7 +124,13 @@ class WhatsApp(Channel):
         try:
             return PanelAccountRepository(db).count() > 0
         except Exception as exc:
+            from models.db import is_unavailable
             if getattr(exc, "args", (None,))[0] == 1146:   # not migrated yet: no table, no account
+                return False
+            if is_unavailable(exc):
+                # The doors start and answer 503 while the database is away; accounts added
+                # only in the panel are then served after the next restart.
+                log.warning("WhatsApp: the database is away at start: accounts added in the panel are not read")
                 return False
             raise
 
