@@ -32,6 +32,7 @@ from channels.whatsapp.panel_accounts import account_of, box_for
 from channels.whatsapp.providers.greenapi import GreenApi
 from config import Settings
 from models.db import Database
+from models.jobs import SYNC
 from models.wa_accounts import PanelAccountRepository, PanelAccountRow
 from utils import fetch, redact
 from utils.clock import utc_now
@@ -74,8 +75,9 @@ class Link:
 
 
 class WhatsAppAccounts:
-    def __init__(self, settings: Settings, db: Database, channel=None) -> None:
+    def __init__(self, settings: Settings, db: Database, channel=None, jobs=None) -> None:
         self.settings = settings
+        self.jobs = jobs                    # to start polling at once (else the workers' minute)
         self.repository = PanelAccountRepository(db)
         self.channel = channel              # the running WhatsApp channel, if this process has one
         self.fetcher = fetch.for_settings(settings)
@@ -156,6 +158,9 @@ class WhatsAppAccounts:
         self.configure(instance)
         if self.channel is not None:
             self.channel.refresh_accounts()
+            if receive == "poll" and self.jobs is not None:
+                # The workers would schedule it within a minute; a new account need not wait.
+                self.jobs.ensure_periodic(SYNC, "wa_poll")
         return self.repository.get(instance)
 
     def configure(self, instance: str) -> str | None:
@@ -230,7 +235,7 @@ class WhatsAppAccounts:
             raise AccountProblem(_short(exc)) from None
         if self.channel is not None:
             # Sends must see the new state at once, not in half a minute.
-            self.channel._states.pop(instance, None)
+            self.channel.forget_state(instance)
         return done
 
     # -- helpers ----------------------------------------------------------------------------

@@ -185,3 +185,29 @@ def test_without_a_public_url_the_instance_is_left_to_be_polled_and_messages_arr
         wait_for(lambda: ga.queue_size() == 0, timeout=20)
     finally:
         desk.stop()
+
+
+def test_an_account_added_while_whatsapp_runs_is_polled_without_a_restart(
+        sandbox_settings, db, tg, crm, wa, ga):
+    from conftest import SHARED_CHAT, whatsapp_settings
+    from harness import Desk
+    from sandbox.telegram import parse_html
+    settings = whatsapp_settings(sandbox_settings, wa, fetch_trusted_origins=(ga.url,))
+    desk = Desk(settings, db, tg, crm, wa=wa).start()
+    panel = start_panel(desk, db)
+    try:
+        owner = logged_in(panel.url, db, desk)
+        answer = add(owner, panel.url, ga)
+        assert "polled: no PUBLIC_URL" in answer.text and "restart" not in answer.text
+        ga.customer_writes("380671234567", "Без перезапуску")
+        wait_for(lambda: [m for m in tg.messages(SHARED_CHAT)
+                          if "Без перезапуску" in parse_html(m.get("text") or "")[0]], timeout=30)
+        wait_for(lambda: ga.queue_size() == 0, timeout=20)
+        # Removed from KeepDesk in the panel: gone from the list, the gateway keeps the instance.
+        removed = owner.post(f"{panel.url}/settings/whatsapp/{ga.instance}/remove",
+                             data={"csrf_token": csrf(owner, f"{panel.url}/settings/whatsapp/{ga.instance}")})
+        assert f"Instance {ga.instance} removed" in removed.text and f'id="wa-{ga.instance}"' not in removed.text
+        assert stored(db) == 0 and ga.state == "authorized"
+    finally:
+        panel.stop()
+        desk.stop()

@@ -265,6 +265,10 @@ class WhatsApp(Channel):
         elif transition.recovered:
             log.warning("WhatsApp instance %s is authorized again: waiting messages go out", account_id)
 
+    def forget_state(self, account_id: str) -> None:
+        """Ask the instance's state afresh at the next send (it was logged out or rebooted)."""
+        self._states.pop(account_id, None)
+
     def _gate(self, account: Account) -> None:
         state = self.instance_state(account)
         if state is not None and state != "authorized":

@@ -23,7 +23,7 @@ def accounts() -> WhatsAppAccounts:
 
 
 def bind(parts) -> WhatsAppAccounts:
-    return WhatsAppAccounts(parts.settings, parts.db, parts.deps.channels.get("whatsapp"))
+    return WhatsAppAccounts(parts.settings, parts.db, parts.deps.channels.get("whatsapp"), parts.deps.jobs)
 
 
 def _form(name: str, limit: int = 600) -> str:
