@@ -211,3 +211,42 @@ def test_an_account_added_while_whatsapp_runs_is_polled_without_a_restart(
     finally:
         panel.stop()
         desk.stop()
+
+
+def test_the_gateway_sandbox_links_and_sets_up_an_instance_as_documented(ga):
+    import base64
+    base = f"{ga.url}/waInstance{ga.instance}"
+
+    def call(method: str, body: dict | None = None):
+        answer = (requests.post if body is not None else requests.get)(
+            f"{base}/{method}/{ga.token}", json=body, timeout=5)
+        return answer.status_code, answer.json()
+
+    assert call("qr")[1]["type"] == "alreadyLogged"
+    assert call("getAuthorizationCode", {"phoneNumber": 380501112233})[1]["status"] is False
+    assert call("logout") == (200, {"isLogout": True}) and ga.state == "notAuthorized"
+    shown = base64.b64decode(call("qr")[1]["message"])
+    assert shown.startswith(b"\x89PNG") and not ga.scan(b"not the code shown") and ga.scan(shown)
+    assert ga.state == "authorized"
+    # setSettings: at least one known field; getSettings answers what was set.
+    assert call("setSettings", {})[0] == 400 and call("setSettings", {"incomingWebhook": "maybe"})[0] == 400
+    assert call("getSettings")[1]["incomingWebhook"] == "no"          # a new instance: all off
+    hook = ga.url + "/_sandbox/nowhere"
+    assert call("setSettings", {"webhookUrl": "", "stateWebhook": "yes"}) == (200, {"saveSettings": True})
+    got = call("getSettings")[1]
+    assert got["stateWebhook"] == "yes" and got["incomingWebhook"] == "no" and got["webhookUrl"] == ""
+    # Notifications now follow the settings: incoming messages are off, state changes on.
+    waiting = ga.queue_size()        # the state changes of the logout and the scan
+    ga.customer_writes("380671234567", "не дійде")
+    assert ga.queue_size() == waiting
+    ga.set_state("notAuthorized")
+    assert ga.queue_size() == waiting + 1
+    call("setSettings", {"webhookUrl": hook, "webhookUrlToken": "t0ken-of-the-shop"})
+    assert call("getSettings")[1]["webhookUrlToken"] == "t0ken-of-the-shop"
+    assert ga.webhook_url == hook and ga.webhook_token == "t0ken-of-the-shop"
+    # The code got for a phone links it; a second use of the same code does not.
+    code = call("getAuthorizationCode", {"phoneNumber": 380501112233})[1]["code"]
+    assert ga.enter_code(code) and ga.state == "authorized" and ga.own_phone == "380501112233"
+    call("logout")
+    assert not ga.enter_code(code)
+    assert call("reboot") == (200, {"isReboot": True})
