@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _INSTANCE = re.compile(r"^\d{5,32}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]{8,256}$")
 _PHONE = re.compile(r"^\d{8,15}$")
+PAGE_TIMEOUT = 8.0
 NOTIFICATIONS = {"incomingWebhook": "yes", "outgoingWebhook": "yes", "outgoingMessageWebhook": "yes",
                  "outgoingAPIMessageWebhook": "yes", "stateWebhook": "yes"}
 
@@ -81,7 +82,8 @@ class WhatsAppAccounts:
         self.repository = PanelAccountRepository(db)
         self.channel = channel              # the running WhatsApp channel, if this process has one
         self.fetcher = fetch.for_settings(settings)
-        self.gateway = GreenApi(read_timeout=15.0, guarded=self.fetcher)
+        # A page waits for these answers: a gateway that does not answer soon is "unreachable".
+        self.gateway = GreenApi(read_timeout=PAGE_TIMEOUT, guarded=self.fetcher)
 
     # -- the list ---------------------------------------------------------------------------
 

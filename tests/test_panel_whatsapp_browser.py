@@ -117,6 +117,7 @@ def test_an_owner_links_a_gateway_by_its_qr_code_and_customers_reach_the_desk(
     row = browser.find_element(By.ID, f"wa-{ga.instance}")
     assert "authorized" in row.find_element(By.CSS_SELECTOR, ".health").text
     assert "Магазин на Подолі" in row.text and ga.token not in browser.page_source
+    browser.save_screenshot(str(artifacts / "panel-whatsapp.png"))
 
     # Log out: the instance is notAuthorized and the page offers a new code to scan.
     browser.find_element(By.ID, f"open-{ga.instance}").click()

@@ -154,7 +154,8 @@ class WhatsApp(Channel):
     def refresh_accounts(self) -> None:
         """Read the panel's accounts at the next look (one was added or removed)."""
         self._panel = None
-        self._health.clear()
+        with self._health_lock:
+            self._health.clear()
 
     @property
     def default_account(self) -> Account:
