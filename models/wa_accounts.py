@@ -48,6 +48,11 @@ class PanelAccountRepository(Repository):
                         " configure_error = %s WHERE instance = %s",
                         (error, now, (error or None) and error[:500], instance))
 
+    def set_receive(self, instance: str, receive: str, webhook_sealed: str | None) -> None:
+        """Receive by webhook (with its sealed token) or by polling (none)."""
+        self.db.execute("UPDATE wa_panel_accounts SET receive = %s, webhook_sealed = %s WHERE instance = %s",
+                        (receive, webhook_sealed, instance))
+
     def remove(self, instance: str) -> bool:
         return self.db.execute("DELETE FROM wa_panel_accounts WHERE instance = %s", (instance,)) == 1
 

@@ -168,7 +168,7 @@ class WhatsAppAccounts:
     def configure(self, instance: str) -> str | None:
         """Point the instance at KeepDesk (setSettings); None when done, else why not (kept
         on the account and shown; the owner may press Set up again)."""
-        row = self._row(instance)
+        row = self._switched(self._row(instance))
         account = self._account(row)
         values = dict(NOTIFICATIONS)
         if account.receive == "webhook":
@@ -184,6 +184,21 @@ class WhatsAppAccounts:
         if error:
             log.warning("WhatsApp instance %s: setSettings failed: %s", instance, error)
         return error
+
+    def _switched(self, row: PanelAccountRow) -> PanelAccountRow:
+        """PUBLIC_URL set or removed since the account was added: it now receives by webhook
+        (with a new token) or by polling, and the running channel follows."""
+        wanted = "webhook" if self.settings.public_url else "poll"
+        if row.receive == wanted:
+            return row
+        sealed = box_for(self.settings).seal(secrets.token_urlsafe(32)) if wanted == "webhook" else None
+        self.repository.set_receive(row.instance, wanted, sealed)
+        log.info("WhatsApp instance %s now receives by %s", row.instance, wanted)
+        if self.channel is not None:
+            self.channel.refresh_accounts()
+            if wanted == "poll" and self.jobs is not None:
+                self.jobs.ensure_periodic(SYNC, "wa_poll")
+        return self.repository.get(row.instance)
 
     def remove(self, instance: str) -> bool:
         removed = self.repository.remove(instance)

@@ -250,3 +250,36 @@ def test_the_gateway_sandbox_links_and_sets_up_an_instance_as_documented(ga):
     call("logout")
     assert not ga.enter_code(code)
     assert call("reboot") == (200, {"isReboot": True})
+
+
+def test_set_up_again_follows_a_public_url_set_since_and_messages_come_by_webhook(
+        sandbox_settings, db, tg, crm, wa, ga):
+    from conftest import SHARED_CHAT, whatsapp_settings
+    from harness import Desk
+    from sandbox.telegram import parse_html
+    desk = Desk(whatsapp_settings(sandbox_settings, wa, fetch_trusted_origins=(ga.url,)), db, tg, crm, wa=wa).start()
+    try:
+        polled = start_panel(desk, db)
+        try:
+            owner = logged_in(polled.url, db, desk)
+            assert "polled: no PUBLIC_URL" in add(owner, polled.url, ga).text
+        finally:
+            polled.stop()
+        assert db.scalar("SELECT receive FROM wa_panel_accounts") == "poll" and ga.webhook_url is None
+        # The shop now has a public address (here the integrations door itself).
+        public = start_panel(desk, db, public_url=desk.listener_url)
+        try:
+            owner = logged_in(public.url, db, desk)
+            page = f"{public.url}/settings/whatsapp/{ga.instance}"
+            done = owner.post(f"{page}/setup", data={"csrf_token": csrf(owner, page)})
+            assert "The gateway is set up for KeepDesk" in done.text and "receives by webhook" in done.text
+        finally:
+            public.stop()
+        assert ga.webhook_url == f"{desk.listener_url}/whatsapp/greenapi"
+        assert ga.webhook_token == desk.deps.channels["whatsapp"].accounts[ga.instance].webhook_token
+        ga.customer_writes("380671234567", "Тепер через вебхук")
+        wait_for(lambda: [m for m in tg.messages(SHARED_CHAT)
+                          if "Тепер через вебхук" in parse_html(m.get("text") or "")[0]], timeout=30)
+        assert ga.webhook_log and all(entry["status"] == 200 for entry in ga.webhook_log)
+    finally:
+        desk.stop()

@@ -111,6 +111,8 @@ def test_an_owner_links_a_gateway_by_its_qr_code_and_customers_reach_the_desk(
     assert kept["webhookUrlToken"] == kept_webhook_token(desk, ga.instance)
     assert all(kept[k] == "yes" for k in ("incomingWebhook", "outgoingWebhook", "stateWebhook"))
     a_customer_reaches_the_desk(desk, tg, ga, "Чи є розмір 42?")
+    # Every notification was taken at the first try (none refused while the door caught up).
+    assert ga.webhook_log and all(entry["status"] == 200 for entry in ga.webhook_log)
 
     # Listed beside the Cloud API number, with its state.
     browser.get(f"{url}/settings/whatsapp")

@@ -66,6 +66,7 @@ LOST_ANSWER_SLACK_SECONDS = 5.0   # the gateway's clock may lag ours this much
 STATE_TTL_GOOD = 30.0    # an authorized instance's state is asked again after this long
 STATE_TTL_BAD = 3.0      # a bad one sooner: sends resume within seconds of it coming back
 PANEL_REFRESH_SECONDS = 2.0   # the panel's accounts are read again this often
+PANEL_AFRESH_SECONDS = 0.5    # … and at most this often for a webhook naming an unknown one
 
 
 class WhatsApp(Channel):
@@ -150,6 +151,14 @@ class WhatsApp(Channel):
         for account_id, account in cached[1].items():
             merged.setdefault(account_id, account)
         return merged
+
+    def account_afresh(self, account_id: str) -> Account | None:
+        """The account as the panel's table has it now (read again unless it was read in
+        the last half second: strangers' guesses cannot make every request a query)."""
+        cached = self._panel
+        if cached is None or time.monotonic() - cached[0] >= PANEL_AFRESH_SECONDS:
+            self._panel = None
+        return self.accounts.get(account_id)
 
     def refresh_accounts(self) -> None:
         """Read the panel's accounts at the next look (one was added or removed)."""

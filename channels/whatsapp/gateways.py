@@ -111,6 +111,10 @@ def greenapi():
     provider = gateways.channel.providers["greenapi"]
     instance = provider.instance_of(raw)
     account = gateways.channel.accounts.get(instance or "")
+    if account is None or not provider.authorised(account, request.headers):
+        # An account added (or switched to its webhook) in the panel a moment ago: the
+        # panel's accounts are read afresh once (at most twice a second) before refusing.
+        account = gateways.channel.account_afresh(instance or "")
     if account is None or account.provider != "greenapi":
         log.warning("Green-API webhook for an instance that is not ours refused")
         return error(404, "unknown instance")
