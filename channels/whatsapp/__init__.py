@@ -270,8 +270,9 @@ class WhatsApp(Channel):
         transition = self.instances.record(account_id, state, utc_now())
         if transition.report:
             self.report(f"WhatsApp instance {account_id} is {state}",
-                        "nothing can be sent until the gateway's instance is authorized again (scan the"
-                        " QR code in the gateway's console); messages wait and go out then")
+                        "nothing can be sent until the gateway's instance is authorized again (scan its"
+                        " QR code in the panel's Settings → WhatsApp, or in the gateway's console);"
+                        " messages wait and go out then")
         elif transition.recovered:
             log.warning("WhatsApp instance %s is authorized again: waiting messages go out", account_id)
 
