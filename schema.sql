@@ -530,6 +530,22 @@ CREATE TABLE `wa_outbox` (
   KEY `ix_wa_outbox_confirm` (`status`,`confirm_by`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `wa_panel_accounts` (
+  `instance` varchar(32) NOT NULL,
+  `api_url` varchar(512) NOT NULL,
+  `media_url` varchar(512) NOT NULL,
+  `style` enum('path','bearer') NOT NULL DEFAULT 'path',
+  `token_sealed` text NOT NULL,
+  `webhook_sealed` text DEFAULT NULL,
+  `receive` enum('webhook','poll') NOT NULL,
+  `label` varchar(64) NOT NULL DEFAULT '',
+  `added_by` varchar(64) NOT NULL,
+  `configured_at` datetime(6) DEFAULT NULL,
+  `configure_error` varchar(500) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  PRIMARY KEY (`instance`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `worker_bells` (
   `endpoint` varchar(64) NOT NULL,
   `seen_at` datetime(6) NOT NULL,

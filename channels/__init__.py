@@ -33,6 +33,7 @@ def build_channels(settings: Settings, db: Database, **overrides) -> Channels:
     for kind in REGISTRY:
         if kind.name in overrides:
             channels[kind.name] = overrides[kind.name]
-        elif kind.configured(settings):
+        elif (kind.configured_in(settings, db) if hasattr(kind, "configured_in")
+              else kind.configured(settings)):
             channels[kind.name] = kind(settings, db)
     return channels

@@ -22,18 +22,38 @@ models, from the gateways' public documentation (CHANNELS.md §4):
   holds the request until one comes → `{"receiptId", "body"}` or `null`; the same
   notification is given again until `deleteNotification/{receiptId}`;
 * limits per instance and method: sending 50/s, notifications 100/s, readChat and
-  checkWhatsapp 10/s, history and contacts 1/s; over the limit HTTP 429.
+  checkWhatsapp 10/s, history and contacts 1/s; over the limit HTTP 429;
+* linking the instance: `qr` → `{"type": "qrCode", "message": <base64 PNG>}` while it is
+  notAuthorized — a new image every `qr_seconds` (the documentation: every 20 s) —,
+  `{"type": "alreadyLogged"}` when authorized, `{"type": "error"}` in another state;
+  `getAuthorizationCode` {phoneNumber} → `{"status": true, "code"}` (valid about 2.5
+  minutes); the phone "scans" the image shown (`scan`) or "types" the code
+  (`enter_code`): the instance becomes authorized with a `stateInstanceChanged`;
+  `logout` → `{"isLogout": true}` (notAuthorized), `reboot` → `{"isReboot": true}`
+  (starting, then the state it had);
+* `setSettings` (any of its documented fields, at least one) → `{"saveSettings": true}`;
+  `getSettings` answers them (every notification off on an instance never set up, as the
+  documentation says). Once setSettings was called, notifications follow its fields:
+  webhookUrl (empty: the queue) with webhookUrlToken in `Authorization`, and only the
+  kinds turned on (incomingWebhook, outgoingWebhook, outgoingMessageWebhook,
+  outgoingAPIMessageWebhook, stateWebhook). Before that the test harness plays the
+  shop's console (`use_webhook` / `use_queue`, every kind on).
 
 Test control: `customer_writes`, `customer_sends_image` / `_document`, `customer_reads`,
 `shop_types` (a message typed on the shop's phone), `set_state`, `not_on_whatsapp`,
 `fail_next`, `set_down`, `slow_next`, `sent(phone)`, `read_marks`, `media_bytes`, `queue_size`,
-`use_webhook` / `use_queue`, `reset`.
+`use_webhook` / `use_queue`, `scan`, `current_qr`, `enter_code`, `reset`.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
+import struct
+import threading
 import time
+import zlib
 from collections import deque
 
 import requests
@@ -51,6 +71,17 @@ BUCKET_OF = {"sendMessage": "send", "sendFileByUrl": "send", "sendFileByUpload":
              "checkWhatsapp": "check", "getChatHistory": "history", "getContacts": "contacts",
              "receiveNotification": "notifications", "deleteNotification": "notifications"}
 MAX_TEXT = 20000
+QR_SECONDS = 20.0         # the documentation: the QR code is updated every 20 seconds
+CODE_SECONDS = 150.0      # an authorization code is valid for about 2.5 minutes
+YES_NO = ("markIncomingMessagesReaded", "markIncomingMessagesReadedOnReply", "outgoingWebhook",
+          "outgoingMessageWebhook", "outgoingAPIMessageWebhook", "incomingWebhook", "deviceWebhook",
+          "stateWebhook", "keepOnlineStatus", "pollMessageWebhook", "incomingCallWebhook",
+          "editedMessageWebhook", "deletedMessageWebhook")
+# Which setting lets a notification kind out, once the instance was set up by setSettings.
+KIND_SETTING = {"incomingMessageReceived": "incomingWebhook", "outgoingMessageStatus": "outgoingWebhook",
+                "outgoingMessageReceived": "outgoingMessageWebhook",
+                "outgoingAPIMessageReceived": "outgoingAPIMessageWebhook",
+                "stateInstanceChanged": "stateWebhook"}
 
 
 class ApiError(Exception):
@@ -65,8 +96,10 @@ class GreenApiSandbox(CallingBackEmulator):
 
     def __init__(self, *, instance: str = INSTANCE, token: str = TOKEN, host: str = "127.0.0.1",
                  port: int = 0, limits: dict[str, int] | None = None, status_delay: float = 0.02,
-                 own_phone: str = "380440000001", call_latency: float = 0.0) -> None:
+                 own_phone: str = "380440000001", call_latency: float = 0.0,
+                 qr_seconds: float = QR_SECONDS) -> None:
         self.call_latency = call_latency      # a real API's round trip, for benchmarks
+        self.qr_seconds = qr_seconds
         self.instance = instance
         self.token = token
         self.own_phone = own_phone
@@ -95,6 +128,10 @@ class GreenApiSandbox(CallingBackEmulator):
             self.stamps: dict[str, deque] = {b: deque() for b in self.limits}
             self.throttled: dict[str, int] = {b: 0 for b in self.limits}
             self.deleted: list[int] = []
+            self.settings: dict | None = None           # None: never set up by setSettings
+            self.qr_epoch = time.monotonic()
+            self.codes: dict[str, tuple[str, float]] = {}   # authorization code → (phone, valid until)
+            self.reboots = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -219,6 +256,12 @@ class GreenApiSandbox(CallingBackEmulator):
     def _notify(self, body: dict, *, sync: bool = False, delay: float = 0.0) -> None:
         body = {"instanceData": {"idInstance": int(self.instance), "wid": f"{self.own_phone}@c.us",
                                  "typeInstance": "whatsapp"}, **body}
+        if body.get("typeWebhook") == "stateInstanceChanged":
+            body.setdefault("timestamp", int(time.time()))
+        with self._lock:
+            setting = KIND_SETTING.get(body.get("typeWebhook"))
+            if self.settings is not None and setting and self.settings.get(setting) != "yes":
+                return    # that kind of notification is turned off on this instance
         with self._changed:
             if self.webhook_url is None:
                 self.queue.append({"receiptId": next(self._ids), "body": body})
@@ -495,6 +538,104 @@ class GreenApiSandbox(CallingBackEmulator):
             self._changed.notify_all()
         return {"result": removed}
 
+    # -- linking the instance ---------------------------------------------------------------
+
+    def current_qr(self) -> bytes:
+        """The PNG the `qr` method serves now (it changes every `qr_seconds`)."""
+        return _qr_png(f"{self.instance}:{self.qr_epoch}:{self._qr_serial()}")
+
+    def _qr_serial(self) -> int:
+        return int((time.monotonic() - self.qr_epoch) // self.qr_seconds)
+
+    def scan(self, image: bytes) -> bool:
+        """The shop's phone scans `image`: the code shown now (or the one just before —
+        the phone was pointed at it a moment ago) links the instance."""
+        serial = self._qr_serial()
+        shown = {_qr_png(f"{self.instance}:{self.qr_epoch}:{n}") for n in (serial, serial - 1)}
+        if self.state != "notAuthorized" or image not in shown:
+            return False
+        self.set_state("authorized")
+        return True
+
+    def enter_code(self, code: str) -> bool:
+        """The code typed on the shop's phone (Linked devices → Link with phone number)."""
+        with self._lock:
+            phone, until = self.codes.pop(code, ("", 0.0))
+        if self.state != "notAuthorized" or time.monotonic() > until:
+            return False
+        self.own_phone = phone
+        self.set_state("authorized")
+        return True
+
+    def _m_qr(self, request: Request, rest):
+        if self.state == "authorized":
+            return {"type": "alreadyLogged", "message": "instance account already authorized"}
+        if self.state != "notAuthorized":
+            return {"type": "error", "message": f"instance is {self.state}: wait, or call reboot"}
+        return {"type": "qrCode", "message": base64.b64encode(self.current_qr()).decode("ascii")}
+
+    def _m_getAuthorizationCode(self, request: Request, rest):
+        body = self._json(request)
+        number = body.get("phoneNumber")
+        if not isinstance(number, int) or not 10 ** 7 <= number < 10 ** 15:
+            raise ApiError(400, "Validation failed. Details: 'phoneNumber' must be a number")
+        if self.state != "notAuthorized":
+            return {"status": False, "code": ""}
+        code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTVWXYZ23456789") for _ in range(8))
+        with self._lock:
+            self.codes[code] = (str(number), time.monotonic() + CODE_SECONDS)
+        return {"status": True, "code": code}
+
+    def _m_logout(self, request: Request, rest):
+        if self.state != "notAuthorized":
+            self.set_state("notAuthorized")
+            with self._lock:
+                self.qr_epoch = time.monotonic()
+        return {"isLogout": True}
+
+    def _m_reboot(self, request: Request, rest):
+        before = self.state
+        self.reboots += 1
+        self.set_state("starting")
+        timer = threading.Timer(0.3, lambda: self.state == "starting" and self.set_state(before))
+        timer.daemon = True
+        timer.start()
+        return {"isReboot": True}
+
+    def _m_setSettings(self, request: Request, rest):
+        if request.method != "POST":
+            raise ApiError(405, "Method Not Allowed")
+        body = self._json(request)
+        known = {"webhookUrl", "webhookUrlToken", "delaySendMessagesMilliseconds", *YES_NO}
+        if not body or not set(body) <= known:
+            raise ApiError(400, "Validation failed. Details: at least one known setting is required")
+        for name in set(body) & set(YES_NO):
+            if body[name] not in ("yes", "no"):
+                raise ApiError(400, f"Validation failed. Details: '{name}' must be yes or no")
+        for name in {"webhookUrl", "webhookUrlToken"} & set(body):
+            if not isinstance(body[name], str):
+                raise ApiError(400, f"Validation failed. Details: '{name}' must be a string")
+        url = body.get("webhookUrl")
+        if url and not url.startswith(("http://", "https://")):
+            raise ApiError(400, "Validation failed. Details: 'webhookUrl' must be a URL")
+        with self._lock:
+            self.settings = {**(self.settings or self._default_settings()), **body}
+            settings = dict(self.settings)
+        if settings["webhookUrl"]:
+            self.use_webhook(settings["webhookUrl"], settings["webhookUrlToken"] or None)
+        else:
+            self.use_queue()
+        return {"saveSettings": True}
+
+    def _default_settings(self) -> dict:
+        return {"webhookUrl": "", "webhookUrlToken": "", "delaySendMessagesMilliseconds": 5000,
+                **{name: "no" for name in YES_NO}}
+
+    def _m_getSettings(self, request: Request, rest):
+        with self._lock:
+            settings = dict(self.settings or self._default_settings())
+        return {"wid": f"{self.own_phone}@c.us", **settings}
+
     def _download(self, file_id: str):
         with self._lock:
             stored = self.files.get(file_id)
@@ -521,4 +662,35 @@ class GreenApiSandbox(CallingBackEmulator):
             return {"ok": True}
         if action == "sent":
             return {"messages": self.sent(request.args.get("phone"))}
+        if action == "qr/scan":
+            return {"linked": self.scan(self.current_qr())}
+        if action == "code/enter":
+            return {"linked": self.enter_code(str(body.get("code") or ""))}
         raise ApiError(404, "unknown sandbox control")
+
+
+def _qr_png(seed: str, modules: int = 29, scale: int = 8) -> bytes:
+    """A QR-code-like black-and-white PNG (`modules` squares a side, `scale` pixels each),
+    the same for the same seed: what the gateway's `qr` serves in base64."""
+    bits = []
+    counter = 0
+    while len(bits) < modules * modules:
+        digest = hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        bits.extend((byte >> k) & 1 for byte in digest for k in range(8))
+        counter += 1
+
+    def dark(x: int, y: int) -> bool:
+        for fx, fy in ((0, 0), (modules - 7, 0), (0, modules - 7)):   # the three finder squares
+            if fx <= x < fx + 7 and fy <= y < fy + 7:
+                dx, dy = x - fx, y - fy
+                return dx in (0, 6) or dy in (0, 6) or (2 <= dx <= 4 and 2 <= dy <= 4)
+        return bool(bits[y * modules + x])
+
+    size = modules * scale
+    rows = b"".join(b"\x00" + bytes(0 if dark(x // scale, y // scale) else 255 for x in range(size))
+                    for y in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))

@@ -45,6 +45,11 @@ PANEL_PAGES = {("/healthz", "GET"), ("/login", "GET,POST"), ("/setup", "GET,POST
                ("/settings/tokens/<int:token_id>/revoke", "POST"), ("/settings/replies", "POST"),
                ("/settings/replies/<int:reply_id>/edit", "POST"),
                ("/settings/replies/<int:reply_id>/delete", "POST")}
+# Settings → WhatsApp (doors/panel/whatsapp.py)
+PANEL_WHATSAPP = {("/settings/whatsapp", "GET"), ("/settings/whatsapp", "POST"),
+                  ("/settings/whatsapp/<instance>", "GET"), ("/settings/whatsapp/<instance>/link", "GET"),
+                  ("/settings/whatsapp/<instance>/code", "POST"),
+                  ("/settings/whatsapp/<instance>/<action>", "POST")}
 
 
 def test_the_telegram_door_serves_its_update_route_health_and_metrics(settings, db):
@@ -81,8 +86,10 @@ def test_the_integrations_door_with_every_channel_desk_and_api(everything, db):
         BASE | KEEPINGCRM | WHATSAPP_CLOUD | GREENAPI | DEVINO | ONEC_COMPAT | ONEC_V1 | PLANFIX | MEDIA)
 
 
+# A gateway's webhook is served whenever WhatsApp runs: an owner may add a Green-API
+# account in the panel while the door runs (an instance that is not the shop's is 404).
 @pytest.mark.parametrize("provider, served", [
-    ("cloud", WHATSAPP_CLOUD), ("greenapi", GREENAPI), ("devino", DEVINO)])
+    ("cloud", WHATSAPP_CLOUD | GREENAPI), ("greenapi", GREENAPI), ("devino", DEVINO | GREENAPI)])
 def test_a_whatsapp_provider_brings_only_its_own_routes(settings, db, tmp_path, provider, served):
     entry = {"cloud": {"phone_number_id": "109876543210987", "token": "t", "app_secret": "s",
                        "verify_token": "v"},
@@ -100,5 +107,5 @@ def test_a_whatsapp_provider_brings_only_its_own_routes(settings, db, tmp_path, 
 def test_the_panel_serves_its_pages_and_static_files(settings, db, prefix):
     from doors.panel import create_app
     app = create_app(settings.replace(web_secret_key="k" * 40), db, prefix=prefix)
-    pages = {(prefix + rule, methods) for rule, methods in PANEL_PAGES}
+    pages = {(prefix + rule, methods) for rule, methods in PANEL_PAGES | PANEL_WHATSAPP}
     assert url_map(app) == pages | {(f"{prefix}/static/<path:filename>", "GET")}

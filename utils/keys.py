@@ -29,7 +29,8 @@ from utils.private_files import private_folder, read_secret
 # The purposes. A new purpose is a new string: its key is unrelated to every other.
 FILE_LINKS = "whatsapp-file-links"      # /whatsapp/files/<id>: files offered to Devino
 MEDIA_LINKS = "media-links"             # /media/<id>: attachments given to Planfix
-PURPOSES = (FILE_LINKS, MEDIA_LINKS)
+WA_ACCOUNTS = "whatsapp-panel-accounts"  # the gateway tokens of accounts added in the panel
+PURPOSES = (FILE_LINKS, MEDIA_LINKS, WA_ACCOUNTS)
 
 KEY_FILE = Path("keys") / "secret_key"  # under var_dir
 MIN_LENGTH = 32

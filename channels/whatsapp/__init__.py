@@ -48,7 +48,9 @@ from models.jobs import RetryLater
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.outbound import Attachment, Outbound
-from utils import redact
+from channels.whatsapp.panel_accounts import load_panel_accounts
+from models.wa_accounts import PanelAccountRepository
+from utils import fetch, redact
 from utils.clock import utc_now
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ SHORT_WAIT = 0.25        # a limiter slot this close is waited for in the thread
 LOST_ANSWER_SLACK_SECONDS = 5.0   # the gateway's clock may lag ours this much
 STATE_TTL_GOOD = 30.0    # an authorized instance's state is asked again after this long
 STATE_TTL_BAD = 3.0      # a bad one sooner: sends resume within seconds of it coming back
+PANEL_REFRESH_SECONDS = 2.0   # the panel's accounts are read again this often
+PANEL_AFRESH_SECONDS = 0.5    # … and at most this often for a webhook naming an unknown one
 
 
 class WhatsApp(Channel):
@@ -78,16 +82,20 @@ class WhatsApp(Channel):
     def __init__(self, settings: Settings, db: Database, provider: Provider | None = None) -> None:
         self.settings = settings
         self.db = db
-        self.accounts: dict[str, Account] = load_accounts(settings)
+        self._configured: dict[str, Account] = load_accounts(settings)
+        self.panel_accounts = PanelAccountRepository(db)
+        self._panel: tuple[float, dict[str, Account]] | None = None
+        self._panel_lock = threading.Lock()
         # Secrets from WHATSAPP_NUMBERS_FILE never reach a log line either.
-        redact.register(v for a in self.accounts.values()
+        redact.register(v for a in self._configured.values()
                         for v in (a.token, a.app_secret, a.verify_token, a.webhook_token, a.callback_secret) if v)
         # A call still waiting when its job's lease ends would be taken over by another
         # worker and sent again: a gateway gets at most half the lease to answer.
         timeout = min(settings.whatsapp_gateway_timeout_seconds, settings.job_lease_seconds / 2)
         self.providers: dict[str, Provider] = {
             "cloud": CloudApi(settings.whatsapp_cloud_graph_url, settings.whatsapp_cloud_api_version),
-            "greenapi": GreenApi(TemplateTexts.load(settings.whatsapp_template_texts), read_timeout=timeout),
+            "greenapi": GreenApi(TemplateTexts.load(settings.whatsapp_template_texts), read_timeout=timeout,
+                                 guarded=fetch.for_settings(settings)),
             "devino": Devino(settings.public_url, read_timeout=timeout)}
         if provider is not None:
             self.providers[provider.name] = provider
@@ -108,6 +116,55 @@ class WhatsApp(Channel):
         self.ingest: Ingest | None = None
         self._health: dict[str, tuple[float, Health]] = {}
         self._health_lock = threading.Lock()
+
+    @staticmethod
+    def configured_in(settings: Settings, db: Database) -> bool:
+        """The settings describe an account, or an owner added one in the panel."""
+        if settings.whatsapp_configured:
+            return True
+        try:
+            return PanelAccountRepository(db).count() > 0
+        except Exception as exc:
+            from models.db import is_unavailable
+            if getattr(exc, "args", (None,))[0] == 1146:   # not migrated yet: no table, no account
+                return False
+            if is_unavailable(exc):
+                # The doors start and answer 503 while the database is away; accounts added
+                # only in the panel are then served after the next restart.
+                log.warning("WhatsApp: the database is away at start: accounts added in the panel are not read")
+                return False
+            raise
+
+    @property
+    def accounts(self) -> dict[str, Account]:
+        """The shop's accounts by id: the settings' and WHATSAPP_NUMBERS_FILE's, then the
+        ones added in the panel (read again every few seconds: a new one is used by every
+        process without a restart)."""
+        now = time.monotonic()
+        cached = self._panel
+        if cached is None or now - cached[0] >= PANEL_REFRESH_SECONDS:
+            with self._panel_lock:
+                cached = self._panel
+                if cached is None or now - cached[0] >= PANEL_REFRESH_SECONDS:
+                    cached = self._panel = (now, load_panel_accounts(self.settings, self.panel_accounts))
+        merged = dict(self._configured)
+        for account_id, account in cached[1].items():
+            merged.setdefault(account_id, account)
+        return merged
+
+    def account_afresh(self, account_id: str) -> Account | None:
+        """The account as the panel's table has it now (read again unless it was read in
+        the last half second: strangers' guesses cannot make every request a query)."""
+        cached = self._panel
+        if cached is None or time.monotonic() - cached[0] >= PANEL_AFRESH_SECONDS:
+            self._panel = None
+        return self.accounts.get(account_id)
+
+    def refresh_accounts(self) -> None:
+        """Read the panel's accounts at the next look (one was added or removed)."""
+        self._panel = None
+        with self._health_lock:
+            self._health.clear()
 
     @property
     def default_account(self) -> Account:
@@ -213,10 +270,15 @@ class WhatsApp(Channel):
         transition = self.instances.record(account_id, state, utc_now())
         if transition.report:
             self.report(f"WhatsApp instance {account_id} is {state}",
-                        "nothing can be sent until the gateway's instance is authorized again (scan the"
-                        " QR code in the gateway's console); messages wait and go out then")
+                        "nothing can be sent until the gateway's instance is authorized again (scan its"
+                        " QR code in the panel's Settings → WhatsApp, or in the gateway's console);"
+                        " messages wait and go out then")
         elif transition.recovered:
             log.warning("WhatsApp instance %s is authorized again: waiting messages go out", account_id)
+
+    def forget_state(self, account_id: str) -> None:
+        """Ask the instance's state afresh at the next send (it was logged out or rebooted)."""
+        self._states.pop(account_id, None)
 
     def _gate(self, account: Account) -> None:
         state = self.instance_state(account)

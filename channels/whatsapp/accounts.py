@@ -54,6 +54,9 @@ class Account:
     webhook_token: str = field(default="", repr=False)   # Green-API webhook's Authorization
     receive: str = "webhook"              # Green-API: webhook | poll
     callback_secret: str = field(default="", repr=False)  # Devino's callback path part
+    # Where it was configured: "settings" (the settings or WHATSAPP_NUMBERS_FILE) or "panel"
+    # (an owner typed its URL: every call to it goes through the guarded fetcher).
+    source: str = "settings"
 
     @property
     def id(self) -> str:

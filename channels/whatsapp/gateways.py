@@ -45,6 +45,7 @@ DEVINO_PATH = "/whatsapp/devino/<secret>/<route>"
 FILES_PATH = "/whatsapp/files/<int:file_id>"
 FILE_LINK_TTL = 24 * 3600   # Devino fetches a file when it sends; a queued batch may wait
 MAX_BODY = 1024 * 1024
+IDLE_POLL_SECONDS = 5.0   # wa_poll with no polled account left
 POLL_BATCH = 100          # notifications taken in one run of wa_poll before it yields
 
 
@@ -83,8 +84,11 @@ class Gateways:
 
 
 def bind_greenapi(channel, intake: Intake) -> Gateways | None:
-    """`POST /whatsapp/greenapi`'s context, or None without a Green-API account."""
-    return _bind(channel, intake, "greenapi")
+    """`POST /whatsapp/greenapi`'s context whenever the channel is there: an owner may add
+    a gateway account in the panel while the door runs (an instance not ours is 404)."""
+    if channel is None:
+        return None
+    return Gateways(channel, intake)
 
 
 def bind_devino(channel, intake: Intake) -> Gateways | None:
@@ -107,6 +111,10 @@ def greenapi():
     provider = gateways.channel.providers["greenapi"]
     instance = provider.instance_of(raw)
     account = gateways.channel.accounts.get(instance or "")
+    if account is None or not provider.authorised(account, request.headers):
+        # An account added (or switched to its webhook) in the panel a moment ago: the
+        # panel's accounts are read afresh once (at most twice a second) before refusing.
+        account = gateways.channel.account_afresh(instance or "")
     if account is None or account.provider != "greenapi":
         log.warning("Green-API webhook for an instance that is not ours refused")
         return error(404, "unknown instance")
@@ -161,6 +169,9 @@ class PollNotifications:
 
     def __call__(self, job) -> Done:
         polled = [a for a in self.channel.accounts.values() if a.provider == "greenapi" and a.receive == "poll"]
+        if not polled:
+            # The last polled account was removed in the panel: look again in a while.
+            return Done(again_in=IDLE_POLL_SECONDS)
         provider = self.channel.providers["greenapi"]
         timeout = self.channel.settings.whatsapp_greenapi_receive_timeout
         # With several polled accounts, each waits the least Green-API allows.

@@ -23,7 +23,9 @@ shared limiter before calling, and a 429 holds that bucket back.
 from __future__ import annotations
 
 import hmac
+import re
 import json
+import threading
 from datetime import datetime
 
 import requests
@@ -38,6 +40,7 @@ from channels.whatsapp.providers.base import (Event, HistoryItem, Notification, 
 from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, MEDIA_DEADLINE, SessionPerThread, download
 from models.inbound import InboundMessage, StatusUpdate
 from utils.clock import utc_now
+from utils.fetch import FetchError, Fetcher, Refused as FetchRefused
 
 READ_TIMEOUT = 20.0
 MAX_TEXT = 20000          # sendMessage's `message` (Green-API's documented maximum)
@@ -78,10 +81,24 @@ class GreenApi(SessionPerThread, Provider):
     reply_window = None       # a linked personal account: WhatsApp's 24-hour rule is the Business API's
     max_text = MAX_TEXT
 
-    def __init__(self, templates=None, *, read_timeout: float = READ_TIMEOUT) -> None:
+    def __init__(self, templates=None, *, read_timeout: float = READ_TIMEOUT,
+                 guarded: Fetcher | None = None) -> None:
         # The shop's texts for templates (channels/whatsapp/templates.py): this provider has none.
         self.templates = templates
         self.read_timeout = read_timeout
+        # An account added in the panel names a URL someone typed: every call to it goes
+        # through the guarded fetcher's connections (public addresses, or exactly the
+        # origins the operator trusts), never a plain session.
+        self.guarded = guarded or Fetcher()
+        self._guarded_sessions = threading.local()
+
+    def _session(self, account: Account) -> requests.Session:
+        if account.source != "panel":
+            return self._http
+        session = getattr(self._guarded_sessions, "session", None)
+        if session is None:
+            session = self._guarded_sessions.session = self.guarded.session()
+        return session
 
     # -- the wire ----------------------------------------------------------------------
 
@@ -95,8 +112,14 @@ class GreenApi(SessionPerThread, Provider):
               media: bool = False, read_timeout: float | None = None, **kwargs):
         headers = {"Authorization": f"Bearer {account.token}"} if account.style == "bearer" else {}
         try:
-            answer = self._http.request(http, self.url(account, method, suffix, media=media), headers=headers,
-                                        timeout=(CONNECT_TIMEOUT, read_timeout or self.read_timeout), **kwargs)
+            answer = self._session(account).request(
+                http, self.url(account, method, suffix, media=media), headers=headers,
+                timeout=(CONNECT_TIMEOUT, read_timeout or self.read_timeout),
+                allow_redirects=account.source != "panel", **kwargs)
+        except FetchRefused as exc:
+            raise ShopMustAct(f"Green-API {method}: the gateway's address is refused ({exc})", 0) from None
+        except FetchError as exc:
+            raise Unavailable(f"Green-API {method} unreachable: {exc}") from None
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             raise Unavailable(f"Green-API {method} unreachable: {type(exc).__name__}") from None
         except requests.RequestException as exc:
@@ -298,12 +321,52 @@ class GreenApi(SessionPerThread, Provider):
             raise Unavailable("Green-API getStateInstance answered without a stateInstance")
         return state
 
+    # -- linking the instance (the panel's WhatsApp page) ----------------------------------
+
+    def qr(self, account: Account) -> tuple[str, str]:
+        """(type, message) of the `qr` method: ("qrCode", a base64 PNG), ("alreadyLogged", …)
+        or ("error", why)."""
+        answer = f.as_dict(self._call(account, "GET", "qr"))
+        kind = f.text(answer.get("type"), 32)
+        if kind not in ("qrCode", "alreadyLogged", "error"):
+            raise Unavailable("Green-API qr answered without a type")
+        message = answer.get("message") if isinstance(answer.get("message"), str) else ""
+        if kind == "qrCode":
+            message = message.strip()
+            if not message or len(message) > 200_000 or not _BASE64.fullmatch(message):
+                raise Unavailable("Green-API qr answered with an image that is not base64")
+        else:
+            message = f.text(message, 300)
+        return kind, message
+
+    def authorization_code(self, account: Account, phone: str) -> str | None:
+        """getAuthorizationCode: the code the owner types on the phone, or None (refused)."""
+        answer = f.as_dict(self._call(account, "POST", "getAuthorizationCode", json={"phoneNumber": int(phone)}))
+        code = f.text(answer.get("code"), 32)
+        return code if answer.get("status") is True and code else None
+
+    def set_settings(self, account: Account, values: dict) -> bool:
+        answer = f.as_dict(self._call(account, "POST", "setSettings", json=values))
+        return answer.get("saveSettings") is True
+
+    def get_settings(self, account: Account) -> dict:
+        return f.as_dict(self._call(account, "GET", "getSettings"))
+
+    def logout(self, account: Account) -> bool:
+        return f.as_dict(self._call(account, "GET", "logout")).get("isLogout") is True
+
+    def reboot(self, account: Account) -> bool:
+        return f.as_dict(self._call(account, "GET", "reboot")).get("isReboot") is True
+
     def health(self, account: Account) -> Health:
         try:
             state = self.state(account)
         except Exception as exc:  # any failure is "not healthy", with its reason
             return Health(False, str(exc)[:200])
         return Health(state == "authorized", "" if state == "authorized" else f"instance state {state}")
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 def _never_left(exc: requests.RequestException) -> bool:
