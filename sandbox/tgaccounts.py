@@ -490,6 +490,16 @@ class TgAccountsSandbox:
             return jsonify({"token": base64.b64encode(login.token).decode(),
                             "expires": int(login.token_expires)})
 
+        @app.post("/auth/waitUpdates")
+        def wait_updates():
+            """What Telegram pushes to an unauthorised session: `updateLoginToken` once its
+            token was accepted (the client then calls exportLoginToken again)."""
+            login = sandbox._login()
+            deadline = time.monotonic() + min(float(body().get("timeout") or 0), 10.0)
+            while not login.token_accepted and time.monotonic() < deadline and sandbox._server is not None:
+                time.sleep(0.1)
+            return jsonify({"updates": ["updateLoginToken"] if login.token_accepted else []})
+
         @app.post("/auth/sendCode")
         def send_code():
             login = sandbox._login()

@@ -104,8 +104,6 @@ def _person(data: dict) -> Person:
 
 
 class EmulatedLogin(LoginClient):
-    POLL = 0.5
-
     def __init__(self, base_url: str, *, timeout: float = 15.0) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
@@ -151,18 +149,18 @@ class EmulatedLogin(LoginClient):
         return self._token
 
     async def qr_wait(self, seconds: float) -> Person | None:
-        # Telegram pushes updateLoginToken; the client then calls exportLoginToken again.
+        # Telegram pushes updateLoginToken once the token is accepted; the client then
+        # calls exportLoginToken again, which answers loginTokenSuccess.
         deadline = time.monotonic() + seconds
         while True:
-            answer = await self._call("/auth/exportLoginToken")
-            if "success" in answer:
-                return _person(answer["success"]["me"])
-            expires = float(answer["expires"])
-            token = base64.urlsafe_b64encode(base64.b64decode(answer["token"])).decode().rstrip("=")
-            self._token = QrToken(f"tg://login?token={token}", expires)
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return None
-            await asyncio.sleep(self.POLL)
+            pushed = await self._call("/auth/waitUpdates", {"timeout": min(left, 5.0)})
+            if "updateLoginToken" in pushed.get("updates", []):
+                answer = await self._call("/auth/exportLoginToken")
+                if "success" in answer:
+                    return _person(answer["success"]["me"])
 
     @property
     def current(self) -> QrToken | None:

@@ -32,7 +32,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-from doors.panel import pages
+from doors.panel import pages, tgaccounts
 from doors.web import Table
 from models.db import Database, is_unavailable
 from utils.http import mount, trust_proxies
@@ -139,6 +139,8 @@ BLUEPRINTS: Table = (
     # /, /login, /setup, /account, /logout, /errors, /conversations, /team, /reports,
     # /settings and their forms; /healthz (pages.py)
     ("panel", pages.blueprint, lambda p: pages.Panel(p.settings, p.db, p.deps, p.auth)),
+    # /settings/telegram: the Telegram accounts, their logins (tgaccounts.py)
+    ("panel_tg", tgaccounts.blueprint, lambda p: tgaccounts.bind(p.settings, p.db)),
 )
 
 
