@@ -231,6 +231,11 @@ class TgAccountsSandbox:
         """The last login code Telegram sent to the account's app."""
         return self._account(number).last_code
 
+    def login_sessions(self, number: str) -> list[str]:
+        """The sessions logins made for the account (what a client holding one could do)."""
+        with self._lock:
+            return sorted(self._account(number).logged_in)
+
     def login_tokens(self) -> list[str]:
         with self._lock:
             now = time.time()

@@ -181,7 +181,7 @@ class LoginDriver:
             try:
                 person = await (self._qr(row, client) if row.method == "qr" else self._code(row, client))
             except PasswordNeeded as exc:
-                person = await self._password(row, client, exc.hint)
+                person = await self._password(row, client, exc.hint or await client.password_hint())
             if person is not None:
                 await asyncio.to_thread(self._finish, row, client, person)
         except asyncio.CancelledError:

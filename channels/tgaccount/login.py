@@ -87,6 +87,10 @@ class LoginClient(ABC):
     async def check_password(self, password: str) -> Person: ...
 
     @abstractmethod
+    async def password_hint(self) -> str | None:
+        """The cloud password's hint (account.getPassword), once PasswordNeeded was raised."""
+
+    @abstractmethod
     def session(self) -> str: ...
 
     @abstractmethod
@@ -195,6 +199,9 @@ class EmulatedLogin(LoginClient):
                                                           "M1": check.M1.hex()})
         return _person(answer["me"])
 
+    async def password_hint(self) -> str | None:
+        return (await self._call("/account/getPassword")).get("hint")
+
     def session(self) -> str:
         if self._key is None:
             raise AccountError("no session yet")
@@ -272,6 +279,13 @@ class TelethonLogin(LoginClient):
         from channels.tgaccount.telethon_client import person_of
         try:
             return person_of(await (await self._connected()).sign_in(password=password))
+        except Exception as exc:
+            raise self._mapped(exc) from exc
+
+    async def password_hint(self) -> str | None:
+        from telethon import functions
+        try:
+            return (await self.client(functions.account.GetPasswordRequest())).hint
         except Exception as exc:
             raise self._mapped(exc) from exc
 

@@ -37,6 +37,13 @@ def qr_image(url: str) -> str:
     return segno.make(url, error="m").svg_data_uri(scale=6, border=2)
 
 
+def step_of(row) -> tuple[str, str]:
+    """(the login's state as the page shows it, the key that changes with whatever the page
+    says: the step, Telegram's last word, an answer on its way)."""
+    state = row.state if row.live or row.state in ("done", "failed") else "expired"
+    return state, f"{state}|{row.message or ''}|{'pending' if row.answer_enc else ''}"
+
+
 def _login_or_404(ref: str):
     row = logins().get(ref)
     if row is None:
@@ -78,8 +85,9 @@ def login_page(ref: str):
     row = _login_or_404(ref)
     qr = t.qr_url(row)
     client_token = t.client_token(ref) if row.state == "done" else None   # once
-    state = row.state if row.live or row.state in ("done", "failed") else "expired"
-    return render_template("tglogin.html", login=row, state=state, qr=qr_image(qr) if qr else None,
+    state, key = step_of(row)
+    return render_template("tglogin.html", login=row, state=state, key=key, qr=qr_image(qr) if qr else None,
+                           pending=bool(row.answer_enc),
                            client_token=client_token, running=t.process_running(),
                            webhook=f"{(t.settings.public_url or '').rstrip('/')}/planfix/webhook")
 
@@ -90,8 +98,8 @@ def login_state(ref: str):
     t = logins()
     row = _login_or_404(ref)
     qr = t.qr_url(row)
-    state = row.state if row.live or row.state in ("done", "failed") else "expired"
-    return jsonify({"state": state, "qr": qr_image(qr) if qr else None, "message": row.message})
+    state, key = step_of(row)
+    return jsonify({"state": state, "key": key, "qr": qr_image(qr) if qr else None})
 
 
 @blueprint.post("/settings/telegram/logins/<ref>/answer")
