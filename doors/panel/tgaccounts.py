@@ -34,7 +34,7 @@ def bind(settings, db) -> TgLogins:
 
 def qr_image(url: str) -> str:
     """The QR code of `url` as an SVG data URI (the panel's CSP allows data: images)."""
-    return segno.make(url, error="m").svg_data_uri(scale=6, border=2)
+    return segno.make(url, error="m").svg_data_uri(scale=5, border=4, light="white")
 
 
 def step_of(row) -> tuple[str, str]:
