@@ -61,16 +61,17 @@ class TgLogins:
 
     def __init__(self, settings, db) -> None:
         self.settings = settings
-        self.box = SecretBox(settings.tg_accounts_key)
         self.logins = LoginRepository(db)
         self.accounts = AccountRepository(db)
         self.hosts = AccountHostRepository(db)
-        self.control = AccountsControl(self.hosts, self.box, timeout=2.0)
         self.db = db
+        # Without TG_ACCOUNTS_KEY the page only says what to configure.
+        self.box = SecretBox(settings.tg_accounts_key) if settings.tg_accounts_key else None
+        self.control = AccountsControl(self.hosts, self.box, timeout=2.0) if self.box else None
 
     @property
     def configured(self) -> bool:
-        return self.settings.planfix_configured
+        return self.settings.planfix_configured and self.box is not None
 
     def process_running(self) -> bool:
         return bool(self.hosts.live(STALE_AFTER))

@@ -24,8 +24,12 @@ blueprint = Blueprint("panel_tg", __name__)
 ACTIONS = ("start", "stop", "restart")
 
 
-def logins() -> TgLogins:
-    return bound()
+def logins(*, configured: bool = True) -> TgLogins:
+    """The views' context; 404 (what to set) when Telegram accounts are not configured."""
+    t = bound()
+    if configured and not t.configured:
+        abort(404, "Telegram accounts are not configured (PLANFIX_ADMIN_TOKEN, TG_ACCOUNTS_KEY).")
+    return t
 
 
 def bind(settings, db) -> TgLogins:
@@ -54,7 +58,7 @@ def _login_or_404(ref: str):
 @blueprint.get("/settings/telegram")
 @login_required
 def accounts():
-    t = logins()
+    t = logins(configured=False)
     return render_template("tgaccounts.html", configured=t.configured, accounts=t.all() if t.configured else [],
                            running=t.configured and t.process_running(),
                            webhook=f"{(t.settings.public_url or '').rstrip('/')}/planfix/webhook")
@@ -64,8 +68,6 @@ def accounts():
 @login_required
 def login_start():
     t = logins()
-    if not t.configured:
-        abort(404, "Telegram accounts are not configured (PLANFIX_ADMIN_TOKEN, TG_ACCOUNTS_KEY).")
     form = request.form
     try:
         ref = t.start(method=form.get("method", ""), number=form.get("number", ""),
