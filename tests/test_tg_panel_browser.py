@@ -170,6 +170,18 @@ def test_an_account_added_by_qr_code_relays_to_planfix_and_the_desk(browser, pan
     # Logged out on the phone: the panel says revoked.
     tga.revoke(QR_NUMBER)
     wait_for(lambda: account_state(browser, panel, QR_NUMBER) == "revoked", timeout=30)
+    tga.new_session(QR_NUMBER)         # the account itself is fine again; only that session is gone
+
+    # Logged in again by QR: the same account online again, its client token unchanged.
+    start_login(browser, panel, planfix, method="qr")
+    tga.scan(QR_NUMBER, shown_qr_url(browser, tga))
+    wait_for(lambda: "is logged in" in says(browser, "#login-step"), timeout=30)
+    assert browser.find_elements(By.ID, "client-token") == []
+    wait_for(lambda: account_state(browser, panel, QR_NUMBER) == "online", timeout=30)
+    assert db.scalar("SELECT COUNT(*) FROM tg_accounts") == 1
+    customer = tga.add_user("Maria")
+    tga.customer_writes(QR_NUMBER, customer["id"], "Я знову тут")
+    wait_for(lambda: [r for r in planfix.received("newMessage") if r.get("message") == "Я знову тут"], timeout=30)
 
 
 def test_an_account_added_by_login_code_and_cloud_password(browser, panel, relay, tga, planfix, tg, db,
