@@ -91,6 +91,13 @@ class LoginRepository(Repository):
             " message = 'The login expired before it was finished.'"
             " WHERE state IN ('new','qr','code','password') AND expires_at <= NOW(6)")
 
+    def purge(self, hours: int = 24) -> int:
+        """Logins ended (done, failed, expired) more than `hours` ago: gone, with their
+        sealed Planfix token and any client token never shown."""
+        return self.db.execute(
+            "DELETE FROM tg_logins WHERE state IN ('done','failed','expired')"
+            " AND updated_at < NOW(6) - INTERVAL %s HOUR", (hours,))
+
     def show_qr(self, ref: str, url_enc: str, expires: datetime) -> bool:
         return self.db.execute(
             "UPDATE tg_logins SET state = 'qr', qr_url_enc = %s, qr_expires = %s"

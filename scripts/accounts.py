@@ -247,6 +247,7 @@ class AccountsHost:
         self.logins = LoginRepository(db)
         self.login_driver = LoginDriver(settings, db, self.box)
         self.login_tasks: dict[str, asyncio.Task] = {}
+        self.logins_purged = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = None  # asyncio.Event, made on the loop
         self.endpoint: str | None = None
@@ -324,6 +325,9 @@ class AccountsHost:
     async def take_logins(self) -> None:
         """Expire logins past their time (closing their clients), and hold the new ones."""
         await asyncio.to_thread(self.logins.expire)
+        if time.monotonic() - self.logins_purged > 600:
+            await asyncio.to_thread(self.logins.purge)
+            self.logins_purged = time.monotonic()
         for ref, task in list(self.login_tasks.items()):
             if task.done():
                 del self.login_tasks[ref]

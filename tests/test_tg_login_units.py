@@ -69,3 +69,26 @@ def test_a_qr_token_is_accepted_once_and_not_after_it_expired(tga):
         assert tga.login_sessions(NUMBER) == [client.session()]
         await client.close()
     run(flow())
+
+
+def test_telethon_s_login_errors_become_the_login_s_words():
+    from telethon import errors
+
+    from channels.tgaccount.account import FloodWait
+    from channels.tgaccount.login import TelethonLogin
+
+    async def mapped():
+        login = TelethonLogin(api_id=1, api_hash="0" * 32)   # not connected: nothing leaves
+        try:
+            return [login._mapped(exc) for exc in (
+                errors.SessionPasswordNeededError(request=None), errors.PhoneCodeInvalidError(request=None),
+                errors.PhoneCodeExpiredError(request=None), errors.PasswordHashInvalidError(request=None),
+                errors.FloodWaitError(request=None, capture=42))]
+        finally:
+            await login.close()
+    password, wrong_code, expired, wrong_password, flood = run(mapped())
+    assert isinstance(password, PasswordNeeded)
+    assert isinstance(wrong_code, LoginRefused) and wrong_code.again and "code is wrong" in wrong_code.reason
+    assert isinstance(expired, LoginRefused) and not expired.again
+    assert isinstance(wrong_password, LoginRefused) and wrong_password.again
+    assert isinstance(flood, FloodWait) and flood.retry_after == 42

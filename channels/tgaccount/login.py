@@ -213,6 +213,17 @@ class EmulatedLogin(LoginClient):
 
 # -- Telethon -----------------------------------------------------------------------------------
 
+def rpc_name(exc) -> str:
+    """Telegram's name of a Telethon RPC error: a known one is its own class
+    (PhoneCodeInvalidError → PHONE_CODE_INVALID), an unknown one carries the name."""
+    name = type(exc).__name__
+    if name.endswith("Error") and name not in ("RPCError", "BadRequestError", "UnauthorizedError",
+                                               "ForbiddenError", "FloodError", "ServerError"):
+        import re
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", name[:-len("Error")]).upper()
+    return str(getattr(exc, "message", "") or name).upper()
+
+
 class TelethonLogin(LoginClient):
     """Telethon's client on an in-memory StringSession: nothing is written to disk."""
 
@@ -235,7 +246,7 @@ class TelethonLogin(LoginClient):
         if isinstance(exc, errors.FloodWaitError):
             return FloodWait(float(exc.seconds))
         if isinstance(exc, errors.RPCError):
-            return refusal(getattr(exc, "message", type(exc).__name__).upper())
+            return refusal(rpc_name(exc))
         if isinstance(exc, (ConnectionError, OSError)):
             return AccountOffline(type(exc).__name__)
         return exc
