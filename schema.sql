@@ -395,6 +395,31 @@ CREATE TABLE `tg_contacts` (
   KEY `ix_tg_contacts_phone` (`account`,`phone`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `tg_logins` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `ref` char(32) NOT NULL,
+  `method` enum('qr','code') NOT NULL,
+  `number` varchar(32) DEFAULT NULL,
+  `client_name` varchar(128) NOT NULL,
+  `url_planfix` varchar(512) NOT NULL,
+  `token_planfix_enc` text NOT NULL,
+  `state` enum('new','qr','code','password','done','failed','expired') NOT NULL DEFAULT 'new',
+  `qr_url_enc` text DEFAULT NULL,
+  `qr_expires` datetime(6) DEFAULT NULL,
+  `answer_enc` text DEFAULT NULL,
+  `hint` varchar(128) DEFAULT NULL,
+  `message` varchar(300) DEFAULT NULL,
+  `client_token_enc` text DEFAULT NULL,
+  `held_by` varchar(64) DEFAULT NULL,
+  `started_by` varchar(64) NOT NULL,
+  `expires_at` datetime(6) NOT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_tg_logins_ref` (`ref`),
+  KEY `ix_tg_logins_state` (`state`,`expires_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `tg_media` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `account` varchar(32) NOT NULL,

@@ -264,3 +264,9 @@ class MediaRepository(Repository):
 
     def purge_older_than(self, before: datetime) -> int:
         return self.db.execute("DELETE FROM tg_media WHERE created_at < %s", (before,))
+
+
+def start_account(db, number: str) -> bool:
+    """Running again, on a new generation: the accounts process (re)starts the session."""
+    return db.execute("UPDATE tg_accounts SET desired = 'running', generation = generation + 1,"
+                      " error_reported = NULL WHERE number = %s", (number,)) >= 1

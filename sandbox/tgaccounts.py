@@ -34,7 +34,14 @@ Test control (HTTP under `/control`, mirrored by Python methods), for any harnes
 | `GET /control/accounts/<number>/sent?to=<user>` | what the account sent (via `api` or `phone`), oldest first |
 | `POST /control/accounts/<number>/read {"user"}` | the customer reads the account's messages |
 | `POST /control/accounts/<number>/flood {"seconds"}` | the next sends are refused with FLOOD_WAIT |
+| `POST /control/accounts/<number>/password {"password", "hint"?}` | the account has a cloud password (2FA) |
+| `POST /control/accounts/<number>/scan {"url"}` | the owner scans a login QR code (`tg://login?token=…`) in Telegram → Settings → Devices (`auth.acceptLoginToken`) |
+| `GET /control/accounts/<number>/login_code` | the login code Telegram sent to the account's app (`auth.sendCode`) |
+| `GET /control/login_tokens` | the QR login tokens not yet expired, as `tg://login?token=…` |
 | `POST /control/reset` | forget everything |
+
+Logging in (QR, or phone code and cloud password) is Telegram's flow as documented, at
+this same seam: `sandbox/tglogin_auth.py`.
 """
 from __future__ import annotations
 
@@ -49,6 +56,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from sandbox._server import ServerThread
+from sandbox.tglogin_auth import (CODE_TTL, G, P, QR_TTL, AuthError, CloudPassword, LoginSession,
+                                  srp_round, srp_verify)
 
 
 @dataclass
@@ -92,6 +101,9 @@ class _Account:
     messages: dict[int, _Message] = field(default_factory=dict)
     met: set[int] = field(default_factory=set)
     contacts: set[int] = field(default_factory=set)
+    logged_in: set[str] = field(default_factory=set)     # sessions made by a login
+    password: CloudPassword | None = None
+    last_code: str | None = None
     cond: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -104,6 +116,8 @@ class TgAccountsSandbox:
         self._accounts: dict[str, _Account] = {}
         self._user_ids = itertools.count(5_000_001)
         self._calls: list[dict] = []
+        self._logins: dict[str, LoginSession] = {}
+        self.qr_ttl = QR_TTL
         self._server: ServerThread | None = None
         self.app = self._build_app()
 
@@ -131,6 +145,8 @@ class TgAccountsSandbox:
             self._users.clear()
             self._accounts.clear()
             self._calls.clear()
+            self._logins.clear()
+            self.qr_ttl = QR_TTL
 
     def _wake_all(self) -> None:
         for account in list(self._accounts.values()):
@@ -161,6 +177,7 @@ class TgAccountsSandbox:
         """The owner logs in again (e.g. after a revoke): a fresh session string."""
         account = self._account(number)
         account.session = "emu-" + secrets.token_urlsafe(24)
+        account.logged_in.clear()
         account.revoked = False
         return account.session
 
@@ -203,6 +220,71 @@ class TgAccountsSandbox:
             if unread:
                 self._push(account, {"type": "read", "peer_id": user_id, "max_id": max_id})
             return max_id
+
+    # -- logging in (sandbox/tglogin_auth.py) ----------------------------------------------
+
+    def set_password(self, number: str, password: str, hint: str | None = None) -> None:
+        """The account's cloud password (two-step verification); only its verifier is kept."""
+        self._account(number).password = CloudPassword.of(password, hint)
+
+    def login_code(self, number: str) -> str | None:
+        """The last login code Telegram sent to the account's app."""
+        return self._account(number).last_code
+
+    def login_sessions(self, number: str) -> list[str]:
+        """The sessions logins made for the account (what a client holding one could do)."""
+        with self._lock:
+            return sorted(self._account(number).logged_in)
+
+    def login_tokens(self) -> list[str]:
+        with self._lock:
+            now = time.time()
+            return [_token_url(s.token) for s in self._logins.values()
+                    if s.token and not s.token_accepted and s.token_expires > now]
+
+    def scan(self, number: str, url: str) -> dict:
+        """The account's phone accepts a login QR code (`auth.acceptLoginToken`) → the
+        authorization; AuthError as Telegram refuses it."""
+        account = self._account(number)
+        raw = url.split("token=", 1)[1] if url.startswith("tg://login?token=") else ""
+        try:
+            token = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)) if raw else b""
+        except ValueError:
+            token = b""
+        with self._lock:
+            login = next((s for s in self._logins.values() if token and s.token == token), None)
+            if login is None:
+                raise AuthError(400, "AUTH_TOKEN_INVALID")
+            if login.token_accepted:
+                raise AuthError(400, "AUTH_TOKEN_ALREADY_ACCEPTED")
+            if login.token_expires <= time.time():
+                raise AuthError(400, "AUTH_TOKEN_EXPIRED")
+            login.token_accepted = True
+            login.number = account.number
+            self._calls.append({"kind": "accept_login", "number": account.number})
+            return {"device": "KeepDesk", "number": account.number}
+
+    def _login(self) -> LoginSession:
+        key = request.headers.get("X-Session") or ""
+        with self._lock:
+            login = self._logins.get(key)
+        if login is None:
+            raise AuthError(401, "AUTH_KEY_UNREGISTERED")
+        return login
+
+    def _authorise(self, login: LoginSession) -> dict:
+        account = self._account(login.number)
+        with self._lock:
+            login.authorised = True
+            account.logged_in.add(login.key)
+            self._calls.append({"kind": "login", "number": account.number})
+        return {"me": account.me.api()}
+
+    def _signed_in_or_password(self, login: LoginSession) -> dict:
+        if self._account(login.number).password is not None:
+            login.needs_password = True
+            raise AuthError(401, "SESSION_PASSWORD_NEEDED")
+        return self._authorise(login)
 
     def flood(self, number: str, seconds: float) -> None:
         self._account(number).flood_until = time.time() + seconds
@@ -264,7 +346,8 @@ class TgAccountsSandbox:
         says whose account it is; the number in the path is only the client's label."""
         session = request.headers.get("X-Session")
         with self._lock:
-            account = next((a for a in self._accounts.values() if session and a.session == session), None)
+            account = next((a for a in self._accounts.values()
+                            if session and (a.session == session or session in a.logged_in)), None)
         if account is None:
             return jsonify({"error": "AUTH_KEY_UNREGISTERED"}), 401
         if account.revoked:
@@ -383,6 +466,106 @@ class TgAccountsSandbox:
                 return jsonify({"error": "MEDIA_EMPTY"}), 404
             return Response(message.file["data"], mimetype=message.file["mime"])
 
+        # -- logging in ------------------------------------------------------------------
+
+        @app.errorhandler(AuthError)
+        def auth_error(exc: AuthError):
+            return jsonify({"error": exc.name}), exc.code
+
+        @app.post("/auth/session")
+        def auth_session():
+            """A new MTProto auth key, not yet any account's."""
+            login = LoginSession("emu-" + secrets.token_urlsafe(24))
+            with sandbox._lock:
+                sandbox._logins[login.key] = login
+            return jsonify({"session": login.key})
+
+        @app.post("/auth/exportLoginToken")
+        def export_login_token():
+            login = sandbox._login()
+            if login.authorised:
+                return jsonify({"success": {"me": sandbox._account(login.number).me.api()}})
+            if login.token_accepted:
+                if login.needs_password:
+                    raise AuthError(401, "SESSION_PASSWORD_NEEDED")
+                return jsonify({"success": sandbox._signed_in_or_password(login)})
+            with sandbox._lock:
+                login.token = secrets.token_bytes(32)
+                login.token_expires = time.time() + sandbox.qr_ttl
+            return jsonify({"token": base64.b64encode(login.token).decode(),
+                            "expires": int(login.token_expires)})
+
+        @app.post("/auth/waitUpdates")
+        def wait_updates():
+            """What Telegram pushes to an unauthorised session: `updateLoginToken` once its
+            token was accepted (the client then calls exportLoginToken again)."""
+            login = sandbox._login()
+            deadline = time.monotonic() + min(float(body().get("timeout") or 0), 10.0)
+            while not login.token_accepted and time.monotonic() < deadline and sandbox._server is not None:
+                time.sleep(0.1)
+            return jsonify({"updates": ["updateLoginToken"] if login.token_accepted else []})
+
+        @app.post("/auth/sendCode")
+        def send_code():
+            login = sandbox._login()
+            phone = _digits(str(body().get("phone_number") or ""))
+            with sandbox._lock:
+                account = sandbox._accounts.get(phone)
+            if not phone or account is None:
+                raise AuthError(400, "PHONE_NUMBER_INVALID")
+            login.number = account.number
+            login.code = "".join(secrets.choice("0123456789") for _ in range(5))
+            login.code_hash = secrets.token_hex(9)
+            login.code_expires = time.time() + CODE_TTL
+            account.last_code = login.code            # in the account's app, from 777000
+            record("send_code", account.number)
+            return jsonify({"phone_code_hash": login.code_hash, "type": "app", "length": 5})
+
+        @app.post("/auth/signIn")
+        def sign_in():
+            login = sandbox._login()
+            data = body()
+            if login.code_hash is None or data.get("phone_code_hash") != login.code_hash \
+                    or _digits(str(data.get("phone_number") or "")) != login.number:
+                raise AuthError(400, "PHONE_CODE_HASH_EMPTY")
+            if login.code_expires <= time.time():
+                raise AuthError(400, "PHONE_CODE_EXPIRED")
+            if not secrets.compare_digest(str(data.get("phone_code") or ""), login.code or ""):
+                raise AuthError(400, "PHONE_CODE_INVALID")
+            login.code_hash = None
+            return jsonify(sandbox._signed_in_or_password(login))
+
+        @app.post("/account/getPassword")
+        def get_password():
+            login = sandbox._login()
+            password = sandbox._account(login.number).password if login.number else None
+            if password is None:
+                return jsonify({"has_password": False})
+            login.srp = srp_round(password)
+            return jsonify({"has_password": True, "hint": password.hint,
+                            "current_algo": {"salt1": password.salt1.hex(), "salt2": password.salt2.hex(),
+                                             "g": G, "p": f"{P:0512x}"},
+                            "srp_B": f"{login.srp.B:0512x}", "srp_id": login.srp.srp_id})
+
+        @app.post("/auth/checkPassword")
+        def check_password():
+            login = sandbox._login()
+            data = body()
+            password = sandbox._account(login.number).password if login.number else None
+            if not login.needs_password or password is None:
+                raise AuthError(400, "PASSWORD_EMPTY")
+            srp, login.srp = login.srp, None          # one proof per getPassword
+            if srp is None or data.get("srp_id") != srp.srp_id:
+                raise AuthError(400, "SRP_ID_INVALID")
+            try:
+                A, M1 = bytes.fromhex(str(data.get("A"))), bytes.fromhex(str(data.get("M1")))
+            except ValueError:
+                raise AuthError(400, "SRP_PASSWORD_CHANGED") from None
+            if not srp_verify(password, srp, A, M1):
+                raise AuthError(400, "PASSWORD_HASH_INVALID")
+            login.needs_password = False
+            return jsonify(sandbox._authorise(login))
+
         # -- test control --------------------------------------------------------------
 
         def body() -> dict:
@@ -432,12 +615,34 @@ class TgAccountsSandbox:
         def control_read(number: str):
             return jsonify({"max_id": sandbox.customer_reads(number, int(body()["user"]))})
 
+        @app.post("/control/accounts/<number>/password")
+        def control_password(number: str):
+            data = body()
+            sandbox.set_password(number, str(data["password"]), data.get("hint"))
+            return jsonify({"ok": True})
+
+        @app.post("/control/accounts/<number>/scan")
+        def control_scan(number: str):
+            return jsonify(sandbox.scan(number, str(body().get("url") or "")))
+
+        @app.get("/control/accounts/<number>/login_code")
+        def control_login_code(number: str):
+            return jsonify({"code": sandbox.login_code(number)})
+
+        @app.get("/control/login_tokens")
+        def control_login_tokens():
+            return jsonify({"urls": sandbox.login_tokens()})
+
         @app.post("/control/accounts/<number>/flood")
         def control_flood(number: str):
             sandbox.flood(number, float(body().get("seconds", 30)))
             return jsonify({"ok": True})
 
         return app
+
+
+def _token_url(token: bytes) -> str:
+    return "tg://login?token=" + base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
 def _digits(number: str) -> str:

@@ -15,6 +15,12 @@ Telegram account's session, in one process, on one asyncio loop — never in a w
   outgoing message is looked up among our own sends (`tg_sent`) only after the sends in
   flight to that chat have recorded their ids, so what we sent for Planfix is never
   taken for the owner's own typing.
+* **Logins** started in the panel (`tg_logins`, `services/tglogins.py`): this process
+  claims each new one, holds its client for the whole conversation with Telegram (a QR
+  code shown and rotated, a code, a cloud password) and, once logged in, keeps the
+  session sealed in `tg_accounts` — the panel's requests only write and read the row.
+  A login past its time is expired and its client closed; one whose process died is
+  taken over by the next.
 * **Control** (loopback JSON, `channels/tgaccount/control.py` is its client): send,
   resolve a recipient, mark read, wake. A send is recorded with its reference in the
   same moment Telegram gives its id, so a repeated call never sends twice.
@@ -37,7 +43,7 @@ from werkzeug.wrappers import Request, Response
 
 from channels.tgaccount.account import (AccountClient, AccountError, FloodWait, MessageEvent, NotFound,
                                         OutFile, ReadEvent, Refused, SessionRevoked)
-from channels.tgaccount.control import HEADER, HEARTBEAT, control_token
+from channels.tgaccount.control import HEADER, HEARTBEAT, STALE_AFTER, control_token
 from channels.tgaccount.sessions import SessionRefused, check_owner, secure_folder, session_file
 from config import Settings
 from bot.outbox import TelegramOut
@@ -47,7 +53,9 @@ from models.jobs import SYNC, JobQueue
 from models.tgaccounts import (OFFLINE, ONLINE, RUNNING, AccountHostRepository, AccountRepository,
                                AccountRow, Contact, ContactRepository, MediaRepository, SentRepository,
                                SentRow)
+from models.tglogins import LoginRepository
 from services.errors import ErrorReporter
+from services.tglogins import LoginDriver
 from utils.bell import BellRinger
 from utils.http import same_secret
 from utils.redact import redact
@@ -93,6 +101,17 @@ def build_client(settings: Settings, row: AccountRow, box: SecretBox) -> Account
         raise SessionRevoked("TELEGRAM_API_ID and TELEGRAM_API_HASH are not set")
     return TelethonAccount(row.number, api_id=settings.telegram_api_id,
                            api_hash=settings.telegram_api_hash, session=session, session_file=path)
+
+
+def build_login_client(settings: Settings):
+    """A fresh, not yet authorised client for a login (nothing on disk)."""
+    if settings.tg_accounts_backend == "sandbox":
+        from channels.tgaccount.login import EmulatedLogin
+        return EmulatedLogin(settings.tg_accounts_sandbox_url)
+    from channels.tgaccount.login import TelethonLogin
+    if not settings.telegram_api_id or not settings.telegram_api_hash:
+        raise SessionRevoked("TELEGRAM_API_ID and TELEGRAM_API_HASH are not set")
+    return TelethonLogin(api_id=settings.telegram_api_id, api_hash=settings.telegram_api_hash)
 
 
 class Runner:
@@ -225,6 +244,10 @@ class AccountsHost:
         self.reporter = ErrorReporter(db, TelegramOut(self.jobs), settings.channel_log)
         self.bell = bell or BellRinger(BellRegistry(db))
         self.runners: dict[str, Runner] = {}
+        self.logins = LoginRepository(db)
+        self.login_driver = LoginDriver(settings, db, self.box)
+        self.login_tasks: dict[str, asyncio.Task] = {}
+        self.logins_purged = 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.wake = None  # asyncio.Event, made on the loop
         self.endpoint: str | None = None
@@ -299,6 +322,27 @@ class AccountsHost:
             elif row.desired != RUNNING and row.status_generation != row.generation:
                 await asyncio.to_thread(self.accounts.report, number, row.generation, OFFLINE, None)
 
+    async def take_logins(self) -> None:
+        """Expire logins past their time (closing their clients), and hold the new ones."""
+        await asyncio.to_thread(self.logins.expire)
+        if time.monotonic() - self.logins_purged > 600:
+            await asyncio.to_thread(self.logins.purge)
+            self.logins_purged = time.monotonic()
+        for ref, task in list(self.login_tasks.items()):
+            if task.done():
+                del self.login_tasks[ref]
+        live = await asyncio.to_thread(self.hosts.live, STALE_AFTER)
+        for row in await asyncio.to_thread(self.logins.claim, self.endpoint, live):
+            if row.ref in self.login_tasks:
+                continue
+            try:
+                client = build_login_client(self.settings)
+            except SessionRevoked as exc:
+                await asyncio.to_thread(self.logins.fail, row.ref, str(exc))
+                continue
+            self.login_tasks[row.ref] = asyncio.get_running_loop().create_task(
+                self.login_driver.drive(row, client), name=f"login-{row.ref[:6]}")
+
     async def main(self, stop: threading.Event) -> None:
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
@@ -311,6 +355,7 @@ class AccountsHost:
                     if time.monotonic() - last_beat > HEARTBEAT:
                         await asyncio.to_thread(self.hosts.register, self.endpoint)
                         last_beat = time.monotonic()
+                    await self.take_logins()
                     await self.reconcile()
                 except Exception as exc:  # the database away: keep the sessions, look again
                     log.warning("accounts: %s", redact(repr(exc)))
@@ -329,6 +374,8 @@ class AccountsHost:
             except Exception:
                 pass
             server.stop()
+            for task in self.login_tasks.values():
+                task.cancel()
             await asyncio.wait([asyncio.ensure_future(r.stop()) for r in self.runners.values()] or
                                [asyncio.ensure_future(asyncio.sleep(0))], timeout=3)
             self.finished.set()

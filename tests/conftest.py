@@ -37,7 +37,9 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           # the admin panel (issue 15)
           "panel_users", "panel_throttle", "panel_sessions",
           # WhatsApp accounts added in the panel
-          "wa_panel_accounts")
+          "wa_panel_accounts",
+          # Telegram accounts logged in from the panel
+          "tg_logins")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

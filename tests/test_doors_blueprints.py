@@ -50,6 +50,10 @@ PANEL_WHATSAPP = {("/settings/whatsapp", "GET"), ("/settings/whatsapp", "POST"),
                   ("/settings/whatsapp/<instance>", "GET"), ("/settings/whatsapp/<instance>/link", "GET"),
                   ("/settings/whatsapp/<instance>/code", "POST"),
                   ("/settings/whatsapp/<instance>/<action>", "POST")}
+# Settings → Telegram accounts (doors/panel/tgaccounts.py)
+PANEL_TG = {("/settings/telegram", "GET"), ("/settings/telegram/logins", "POST"),
+            ("/settings/telegram/logins/<ref>", "GET"), ("/settings/telegram/logins/<ref>/state", "GET"),
+            ("/settings/telegram/logins/<ref>/answer", "POST"), ("/settings/telegram/<number>/<action>", "POST")}
 
 
 def test_the_telegram_door_serves_its_update_route_health_and_metrics(settings, db):
@@ -107,5 +111,5 @@ def test_a_whatsapp_provider_brings_only_its_own_routes(settings, db, tmp_path, 
 def test_the_panel_serves_its_pages_and_static_files(settings, db, prefix):
     from doors.panel import create_app
     app = create_app(settings.replace(web_secret_key="k" * 40), db, prefix=prefix)
-    pages = {(prefix + rule, methods) for rule, methods in PANEL_PAGES | PANEL_WHATSAPP}
+    pages = {(prefix + rule, methods) for rule, methods in PANEL_PAGES | PANEL_WHATSAPP | PANEL_TG}
     assert url_map(app) == pages | {(f"{prefix}/static/<path:filename>", "GET")}

@@ -32,7 +32,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-from doors.panel import pages, whatsapp
+from doors.panel import pages, tgaccounts, whatsapp
 from doors.web import Table
 from models.db import Database, is_conflict, is_unavailable
 from utils.http import mount, trust_proxies
@@ -141,6 +141,8 @@ BLUEPRINTS: Table = (
     ("panel", pages.blueprint, lambda p: pages.Panel(p.settings, p.db, p.deps, p.auth)),
     # /settings/whatsapp and an account's linking page (whatsapp.py)
     ("panel_whatsapp", whatsapp.blueprint, whatsapp.bind),
+    # /settings/telegram: the Telegram accounts, their logins (tgaccounts.py)
+    ("panel_tg", tgaccounts.blueprint, lambda p: tgaccounts.bind(p.settings, p.db)),
 )
 
 
