@@ -35,7 +35,9 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
           "order_context", "desk_chores",
           # the admin panel (issue 15)
-          "panel_users", "panel_throttle", "panel_sessions")
+          "panel_users", "panel_throttle", "panel_sessions",
+          # the figures by e-mail
+          "digests")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
