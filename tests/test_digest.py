@@ -117,11 +117,12 @@ def digest_environment(port: int, ca: Path, **more: str) -> dict[str, str]:
 
 
 def digest_settings(settings, port: int, ca: Path, **changes):
-    return settings.replace(digest_period="weekly", digest_hour=10,
-                            digest_recipients=(OWNER, "boss@shop.example"),
-                            digest_from="keepdesk@shop.example", smtp_host="127.0.0.1",
-                            smtp_port=port, smtp_security="starttls", smtp_login=LOGIN,
-                            smtp_password=PASSWORD, smtp_ca_file=ca, tz="UTC", **changes)
+    values = dict(digest_period="weekly", digest_hour=10, digest_recipients=(OWNER, "boss@shop.example"),
+                  digest_from="keepdesk@shop.example", smtp_host="127.0.0.1", smtp_port=port,
+                  smtp_security="starttls", smtp_login=LOGIN, smtp_password=PASSWORD,
+                  smtp_ca_file=ca, tz="UTC")
+    values.update(changes)
+    return settings.replace(**values)
 
 
 def run_digest_jobs(db, digests: Digests) -> list[str]:
@@ -271,7 +272,10 @@ def test_send_now_in_the_panel_sends_one_digest(settings, db, smtp, certificate)
                                      trusted_proxies=("127.0.0.1",)), db)
     PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
     client = app.test_client()
-    assert client.post("/reports/digest").status_code in (302, 401)   # no session: nothing
+    login_page = client.get("/login").data
+    # No session: refused, even with a valid form token.
+    assert client.post("/reports/digest", data={"csrf_token": token_of(login_page)}).status_code in (302, 401)
+    assert db.scalar("SELECT COUNT(*) FROM digests") == 0
     log_in(client)
     page = client.get("/reports").data.decode()
     assert "DIGEST_RECIPIENTS" in page and f"{OWNER}, boss@shop.example" in page
@@ -307,7 +311,7 @@ def running_desk(sandbox_settings, db, tg, crm):
 
 def test_an_smtp_outage_is_waited_out_and_the_digest_then_sent_once(sandbox_settings, running_desk, db, certificate):
     port = free_port()   # nothing listens there yet
-    desk = running_desk(digest_settings(sandbox_settings, port, certificate[0]))
+    desk = running_desk(digest_settings(sandbox_settings, port, certificate[0], digest_period=""))
     assert desk.deps.digests.send_now("owner")
     wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'digest_send' AND status = 'pending'"
                                " AND last_error LIKE '%cannot reach the mail server%'"), timeout=30)
@@ -324,7 +328,7 @@ def test_an_smtp_outage_is_waited_out_and_the_digest_then_sent_once(sandbox_sett
 
 def test_a_permanent_refusal_is_a_dead_letter_with_error(sandbox_settings, running_desk, db, smtp, certificate, tg):
     smtp.refuse = "554 5.7.1 Message rejected as spam"
-    desk = running_desk(digest_settings(sandbox_settings, smtp.port, certificate[0]))
+    desk = running_desk(digest_settings(sandbox_settings, smtp.port, certificate[0], digest_period=""))
     assert desk.deps.digests.send_now("owner")
     wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'digest_send' AND status = 'failed'"),
              timeout=30)
