@@ -373,3 +373,32 @@ def test_the_digest_without_a_strong_smtp_password_stops_start_up_naming_it(mari
     # Off, nothing is asked for.
     off = {k: v for k, v in env.items() if not k.startswith(("DIGEST_", "SMTP_"))}
     assert not load_settings(off, env_file=None).digest_on
+
+
+@pytest.mark.xdist_group("browser")
+def test_send_now_clicked_in_the_browser_reaches_the_mail_server_once(browser, sandbox_settings, running_desk,
+                                                                      db, smtp, certificate):
+    from selenium.webdriver.common.by import By
+    from doors.panel import create_app
+    from sandbox._server import ServerThread
+    from services.panel_auth import PanelAuth
+    from test_panel_browser import log_in as browser_log_in, submit
+    desk = running_desk(digest_settings(sandbox_settings, smtp.port, certificate[0], digest_period=""))
+    app = create_app(desk.settings.replace(web_secret_key="s" * 48), db, deps=desk.deps)
+    PanelAuth(db, desk.deps.clock).set_password("owner", "a long panel password", 9001)
+    server = ServerThread(app).start()
+    try:
+        browser_log_in(browser, server.url, password="a long panel password")
+        browser.get(f"{server.url}/reports")
+        settings_shown = browser.find_element(By.ID, "digest-settings").text
+        assert f"{OWNER}, boss@shop.example" in settings_shown and PASSWORD not in settings_shown
+        submit(browser, "send-digest")
+        assert "on its way" in browser.find_element(By.TAG_NAME, "body").text
+        wait_for(lambda: smtp.received, timeout=30)
+        wait_for(lambda: db.scalar("SELECT status FROM digests") == "sent", timeout=30)
+        browser.get(f"{server.url}/reports")
+        [row] = browser.find_elements(By.CSS_SELECTOR, "#digests tr[data-status]")
+        assert row.get_attribute("data-status") == "sent" and "owner" in row.text
+    finally:
+        server.stop()
+    assert len(smtp.received) == 1
