@@ -61,8 +61,9 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 class MailServer:
     """aiosmtpd on 127.0.0.1: STARTTLS required, AUTH LOGIN/PLAIN with one account."""
 
-    def __init__(self, cert: Path, key: Path, port: int) -> None:
+    def __init__(self, cert: Path, key: Path, port: int, *, implicit_tls: bool = False) -> None:
         import ssl
+        self.implicit_tls = implicit_tls
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(str(cert), str(key))
         self.port = port
@@ -83,9 +84,11 @@ class MailServer:
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> "MailServer":
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                     tls_context=self.context, require_starttls=True,
-                                     auth_required=True, authenticator=self.authenticate)
+        # (over implicit TLS aiosmtpd cannot tell the session is encrypted: AUTH is allowed)
+        tls = ({"ssl_context": self.context, "auth_require_tls": False} if self.implicit_tls
+               else {"tls_context": self.context, "require_starttls": True})
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, auth_required=True,
+                                     authenticator=self.authenticate, **tls)
         self.controller.start()
         return self
 
@@ -357,6 +360,26 @@ def test_a_send_cut_off_after_its_data_is_not_sent_again_by_itself(db, settings,
     assert run_digest_jobs(db, digests) == ["done"]
     [message] = smtp.messages()
     assert message["Message-ID"] == db.scalar("SELECT message_id FROM digests")
+
+
+def test_smtps_sends_over_implicit_tls_and_an_untrusted_certificate_is_refused(db, settings, certificate, tmp_path):
+    server = MailServer(*certificate, free_port(), implicit_tls=True).start()
+    try:
+        smtps = digest_settings(settings, server.port, certificate[0], smtp_security="smtps")
+        digests = Digests(smtps, db, JobQueue(db), datetime.utcnow)
+        assert digests.send_now("owner")
+        assert run_digest_jobs(db, digests) == ["done"] and len(server.received) == 1
+        # Another certificate than the one trusted: nothing is sent, a dead letter says why.
+        db.execute("DELETE FROM digests")
+        db.execute("DELETE FROM jobs")
+        (tmp_path / "other").mkdir()
+        other_ca, _ = self_signed(tmp_path / "other")
+        untrusting = Digests(smtps.replace(smtp_ca_file=other_ca), db, JobQueue(db), datetime.utcnow)
+        assert untrusting.send_now("owner")
+        assert run_digest_jobs(db, untrusting) == ["dead"] and len(server.received) == 1
+        assert "not trusted" in db.scalar("SELECT last_error FROM jobs WHERE kind = 'digest_send'")
+    finally:
+        server.stop()
 
 
 # -- settings ---------------------------------------------------------------------------------

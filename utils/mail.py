@@ -64,6 +64,9 @@ def send(server: SmtpServer, message: EmailMessage, recipients: list[str],
                                       context=server.context())
         else:
             client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise MailError(f"the mail server's certificate is not trusted: {exc.verify_message}",
+                        transient=False) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError(f"cannot reach the mail server {server.host}:{server.port}: "
                         f"{type(exc).__name__}", transient=True) from None
@@ -91,6 +94,8 @@ def send(server: SmtpServer, message: EmailMessage, recipients: list[str],
             raise _refusal("the mail server refused the login", exc) from None
         except smtplib.SMTPResponseException as exc:
             raise _refusal("the mail server refused the message", exc) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise MailError(f"the mail server cannot do what KeepDesk needs: {exc}", transient=False) from None
         except ssl.SSLCertVerificationError as exc:
             raise MailError(f"the mail server's certificate is not trusted: {exc.verify_message}",
                             transient=False) from None
