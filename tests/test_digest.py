@@ -174,8 +174,23 @@ def seed_week(db) -> None:
 
 # -- the figures --------------------------------------------------------------------------------
 
+def seed_notices_and_a_dead_letter(db) -> None:
+    """Friday: two 1C notices sent by WhatsApp and one failed; one answer a dead letter.
+    (And one notice and one dead letter the week after, which the week's digest leaves out.)"""
+    for status, at in (("sent", FRIDAY.replace(hour=11)), ("sent", FRIDAY.replace(hour=12)),
+                       ("failed", FRIDAY.replace(hour=13)), ("sent", FRIDAY + timedelta(days=4))):
+        db.execute("INSERT INTO wa_outbox (account, phone, purpose, kind, body, status, created_at, sent_at,"
+                   " attempted_at) VALUES ('main', '+380501234567', 'appointment', 'text', '{}', %s, %s, %s, %s)",
+                   (status, at, at if status == "sent" else None, at))
+    for at in (FRIDAY.replace(hour=15), FRIDAY + timedelta(days=4)):
+        db.execute("INSERT INTO jobs (queue, kind, payload, status, created_at, updated_at)"
+                   " VALUES ('send', 'deliver', '{}', 'failed', %s, %s)", (at, at))
+
+
 def test_the_weekly_digest_carries_the_weeks_figures_in_both_parts_with_its_charts(db, settings, smtp, certificate):
     seed_week(db)
+    db.execute("UPDATE messages SET created_at = %s", (FRIDAY.replace(hour=10),))  # received on Friday
+    seed_notices_and_a_dead_letter(db)
     settings = digest_settings(settings, smtp.port, certificate[0], working_hours="Mon-Fri 09-18",
                                sla_remind_minutes=15)
     # Monday 2026-11-30: the week of 23-29 November is due at 10:00 UTC, not before.
@@ -211,7 +226,10 @@ def test_the_weekly_digest_carries_the_weeks_figures_in_both_parts_with_its_char
     assert "@olena · whatsapp: 1 · median 90 min" in text
     assert "Customer messages: 6" in text and "2026-11-27 6" in text
     assert "10h 4, 11h 1, 17h 1" in text
-    assert "ERRORS (dead letters): 0" in text
+    assert "ERRORS (dead letters): 1" in text and "  deliver: 1" in text
+    assert 'id="dead-letters">1<' in html and "deliver: 1" in html
+    assert "  keepingcrm: 5 · 0 · 0 · 0" in text and "  whatsapp: 1 · 0 · 2 · 1" in text
+    assert re.search(r'<tr data-channel="whatsapp"><td>whatsapp</td><td>1</td><td>0</td><td>2</td><td>1</td></tr>', html)
     # The charts travel inside the message, each image referenced by the HTML.
     assert len(images) == 3
     for cid, data in images.items():
