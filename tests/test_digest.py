@@ -69,12 +69,16 @@ class MailServer:
         self.port = port
         self.received: list[tuple[str, list[str], bytes]] = []
         self.refuse: str | None = None
+        self.hold = threading.Event()      # set: keep the client waiting for the answer to DATA
         self.controller: Controller | None = None
 
     async def handle_DATA(self, server, session, envelope):
+        import asyncio
         if self.refuse:
             return self.refuse
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        while self.hold.is_set():
+            await asyncio.sleep(0.05)
         return "250 2.0.0 Ok: queued"
 
     @staticmethod
@@ -398,6 +402,40 @@ def test_smtps_sends_over_implicit_tls_and_an_untrusted_certificate_is_refused(d
         assert "not trusted" in db.scalar("SELECT last_error FROM jobs WHERE kind = 'digest_send'")
     finally:
         server.stop()
+
+
+def test_a_worker_killed_while_the_server_answers_its_data_leaves_one_message_and_an_error(
+        db, settings, smtp, certificate, subprocess_env, tg):
+    import os
+    import signal
+    env = dict(subprocess_env, TELEGRAM_API_URL=tg.url, WORKER_THREADS="2",
+               **digest_environment(smtp.port, certificate[0], DIGEST_PERIOD=""))
+    digests = Digests(digest_settings(settings, smtp.port, certificate[0]), db, JobQueue(db), datetime.utcnow)
+    smtp.hold.set()     # the server has the message; its 250 is slow to come
+    assert digests.send_now("owner")
+    first = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT, env=env, start_new_session=True)
+    second = None
+    try:
+        wait_for(lambda: smtp.received, timeout=60)
+        assert db.scalar("SELECT status FROM digests") == "sending"
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=20)
+        smtp.hold.clear()
+        second = subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT, env=env)
+        # The job's lease runs out; the second worker takes it up, finds the send cut off and
+        # does not send again: a dead letter with #ERROR.
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'digest_send' AND status = 'failed'"),
+                 timeout=60)
+        report = wait_for(lambda: [m for m in tg.messages(LOG_CHAT) if "#ERROR" in (m.get("text") or "")
+                                   and "may or may not" in (m.get("text") or "")], timeout=30)[0]["text"]
+        assert "Send now" in report
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+    assert db.scalar("SELECT status FROM digests") == "unknown"
+    assert len(smtp.received) == 1
 
 
 # -- settings ---------------------------------------------------------------------------------
