@@ -64,7 +64,7 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone)
 
 
-def due_period(now: datetime, settings: Settings) -> tuple[Period | None, datetime]:
+def due_period(now: datetime, settings: Settings) -> tuple[Period, datetime]:
     """The latest period whose send time has passed at `now` (naive UTC), and the next send
     time (naive UTC)."""
     zone = ZoneInfo(settings.tz)
@@ -73,8 +73,8 @@ def due_period(now: datetime, settings: Settings) -> tuple[Period | None, dateti
     if settings.digest_period == "weekly":
         monday = today - timedelta(days=today.weekday())
         send_at = datetime.combine(monday, time(settings.digest_hour), zone)
-        if local < send_at:
-            monday, send_at = monday - timedelta(days=7), send_at
+        if local < send_at:        # this Monday's digest is not due yet: last Monday's was
+            monday -= timedelta(days=7)
         else:
             send_at = datetime.combine(monday + timedelta(days=7), time(settings.digest_hour), zone)
         first = monday - timedelta(days=7)
@@ -84,7 +84,7 @@ def due_period(now: datetime, settings: Settings) -> tuple[Period | None, dateti
                         f"the week {first.isoformat()} – {(monday - timedelta(days=1)).isoformat()}")
         return period, _utc(send_at)
     send_at = datetime.combine(today, time(settings.digest_hour), zone)
-    if local < send_at:
+    if local < send_at:            # today's digest is not due yet: yesterday's was
         day = today - timedelta(days=2)
     else:
         day = today - timedelta(days=1)
@@ -149,7 +149,7 @@ class Digests:
             return CHECK_AT_MOST_EVERY
         now = self.clock()
         period, next_at = due_period(now, self.settings)
-        if period is not None and not self.rows.exists(period.key):
+        if not self.rows.exists(period.key):
             self._store(period, requested_by=None, now=now)
         return max(1.0, min(CHECK_AT_MOST_EVERY, (next_at - now).total_seconds()))
 
