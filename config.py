@@ -159,6 +159,18 @@ class Settings:
     # Keys and the public face (utils/keys.py; docs/security.md)
     secret_key: str = field(default="", repr=False)
     trusted_proxies: tuple[str, ...] = ()
+    # The figures by e-mail (docs/digest.md): off unless DIGEST_PERIOD is set
+    digest_period: str = ""                    # "", "daily" or "weekly"
+    digest_hour: int = 8                       # hour of day in TZ the digest goes out
+    digest_recipients: tuple[str, ...] = ()
+    digest_from: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 0                         # 0: 587 with STARTTLS, 465 with SMTPS
+    smtp_security: str = "starttls"            # "starttls" or "smtps"
+    smtp_login: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_ca_file: Path | None = None           # a CA to trust besides the system's
+    smtp_timeout: float = 30.0
 
     @property
     def crm_configured(self) -> bool:
@@ -216,8 +228,16 @@ class Settings:
                   self.whatsapp_greenapi_token, self.whatsapp_greenapi_webhook_token,
                   self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
                   self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key,
-                  self.secret_key)
+                  self.secret_key, self.smtp_password)
         return tuple(v for v in values if v)
+
+    @property
+    def digest_on(self) -> bool:
+        return bool(self.digest_period)
+
+    @property
+    def smtp_port_used(self) -> int:
+        return self.smtp_port or (465 if self.smtp_security == "smtps" else 587)
 
     @property
     def hours(self):
@@ -497,6 +517,52 @@ def _master_secret(raw: str) -> str:
     return value
 
 
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _email(raw: str) -> str:
+    value = raw.strip()
+    if not _EMAIL_RE.fullmatch(value):
+        raise ValueError(f"not an e-mail address like owner@shop.example: {value[:80]!r}")
+    return value
+
+
+def _emails(raw: str) -> tuple[str, ...]:
+    values = tuple(_email(part) for part in raw.split(",") if part.strip())
+    if not values:
+        raise ValueError("a comma-separated list of e-mail addresses")
+    if len(values) > 50:
+        raise ValueError("at most 50 recipients")
+    return values
+
+
+def _hour(raw: str) -> int:
+    value = _int(raw)
+    if not 0 <= value <= 23:
+        raise ValueError("an hour of the day, 0-23")
+    return value
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._:\[\]-]{1,253}", value):
+        raise ValueError("a host name or address")
+    return value
+
+
+# An SMTP password is the mail provider's; a short or well-known one is refused all the same.
+_WEAK_PASSWORDS = {"password", "passw0rd", "12345678", "123456789", "1234567890", "qwertyui",
+                   "qwerty123", "changeme", "secret12", "password1", "admin123", "letmein1"}
+
+
+def smtp_password_weakness(value: str) -> str | None:
+    if len(value) < 10:
+        return "must be at least 10 characters"
+    if value.lower() in _WEAK_PASSWORDS or len(set(value)) < 4:
+        return "is a well-known or repetitive password"
+    return None
+
+
 def _path(raw: str) -> Path:
     path = Path(raw.strip())
     return path if path.is_absolute() else ROOT / path
@@ -616,6 +682,18 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     # Keys and the public face (utils/keys.py)
     "SECRET_KEY": ("secret_key", _master_secret, False),
     "TRUSTED_PROXIES": ("trusted_proxies", _networks, False),
+    # The figures by e-mail (docs/digest.md)
+    "DIGEST_PERIOD": ("digest_period", _one_of("daily", "weekly"), False),
+    "DIGEST_HOUR": ("digest_hour", _hour, False),
+    "DIGEST_RECIPIENTS": ("digest_recipients", _emails, False),
+    "DIGEST_FROM": ("digest_from", _email, False),
+    "SMTP_HOST": ("smtp_host", _host, False),
+    "SMTP_PORT": ("smtp_port", _port, False),
+    "SMTP_SECURITY": ("smtp_security", _one_of("starttls", "smtps"), False),
+    "SMTP_LOGIN": ("smtp_login", _text, False),
+    "SMTP_PASSWORD": ("smtp_password", str, False),
+    "SMTP_CA_FILE": ("smtp_ca_file", _path, False),
+    "SMTP_TIMEOUT": ("smtp_timeout", _positive_float, False),
 }
 
 SETTING_NAMES = tuple(_SPEC)
@@ -667,6 +745,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
                           {"TG_ACCOUNTS_SANDBOX_URL": "tg_accounts_sandbox_url"})
     if not database_only:
         _check_public(values, problems)
+    if not database_only and values.get("digest_period"):
+        _check_digest(values, problems)
     if problems:
         raise SettingsError("KeepDesk cannot start: " + "; ".join(problems)
                             + ". See .env.example for every setting.")
@@ -738,6 +818,17 @@ def _check_public(values: dict, problems: list[str]) -> None:
             problems.append("WHATSAPP_GREENAPI_WEBHOOK_TOKEN is required with WHATSAPP_GREENAPI_RECEIVE=webhook"
                             " (anyone who knows the instance id could post to the webhook otherwise;"
                             " or receive by polling: WHATSAPP_GREENAPI_RECEIVE=poll)")
+
+
+def _check_digest(values: dict, problems: list[str]) -> None:
+    """The digest goes out by SMTP with a login: everything it needs, and a password that
+    is not weak (it is a secret like the others: never logged, never shown)."""
+    _require_together(values, problems, "when DIGEST_PERIOD is set", {
+        "DIGEST_RECIPIENTS": "digest_recipients", "DIGEST_FROM": "digest_from",
+        "SMTP_HOST": "smtp_host", "SMTP_LOGIN": "smtp_login", "SMTP_PASSWORD": "smtp_password"})
+    password = values.get("smtp_password")
+    if password and (problem := smtp_password_weakness(password)):
+        problems.append(f"SMTP_PASSWORD is weak: it {problem}")
 
 
 def _require_together(values: dict, problems: list[str], why: str, group: dict[str, str]) -> None:

@@ -27,6 +27,7 @@ from services.albums import Albums
 from services.claims import ChatClaims
 from services.dead_letters import DeadLetters
 from services.desk import DeskTools
+from services.digest import Digests
 from services.errors import ErrorReporter
 from services.ingest import Ingest
 from services.panel import Team
@@ -57,6 +58,7 @@ class Container:
     tools: DeskTools = field(default=None)       # type: ignore[assignment]  (SPEC §8)
     team: Team = field(default=None)             # type: ignore[assignment]
     dead_letters: DeadLetters = field(default=None)  # type: ignore[assignment]
+    digests: Digests = field(default=None)       # type: ignore[assignment]  (docs/digest.md)
     # Set by a worker's runtime: sync one KeepingCRM chat now (an admin's /get_chat_N).
     sync_now: Callable[[int], object] | None = None
 
@@ -65,6 +67,7 @@ class Container:
         settings = self.settings
         self.inbox = self.inbox or Inbox(self.jobs)
         self.dead_letters = self.dead_letters or DeadLetters(self.jobs)
+        self.digests = self.digests or Digests(settings, self.db, self.jobs, now)
         self.out = self.out or TelegramOut(self.jobs, codec=self.codec)
         self.claims = self.claims or ChatClaims(self.db, self.locks,
                                                 pin_ttl_hours=settings.pin_ttl_hours)

@@ -139,6 +139,24 @@ CREATE TABLE `desk_shifts` (
   PRIMARY KEY (`tg_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `digests` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `period_key` varchar(64) NOT NULL,
+  `since` datetime(6) NOT NULL,
+  `until` datetime(6) NOT NULL,
+  `status` enum('queued','sending','sent','unknown','failed') NOT NULL DEFAULT 'queued',
+  `message_id` varchar(191) NOT NULL,
+  `requested_by` varchar(64) DEFAULT NULL,
+  `attempts` int(11) NOT NULL DEFAULT 0,
+  `error` varchar(1024) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
+  `attempted_at` datetime(6) DEFAULT NULL,
+  `sent_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_digests_period` (`period_key`),
+  KEY `ix_digests_created` (`created_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `error_causes` (
   `cause_hash` char(40) NOT NULL,
   `cause` varchar(255) NOT NULL,

@@ -90,6 +90,9 @@ POLICIES: dict[str, Policy] = {
     # The order on a card: nice to have; a CRM away for long is not worth a dead letter
     # per card (the next news asks again), a refusal is.
     "order_context": Policy(backoff_cap=30.0, transient_attempts=5, permanent_attempts=2, report_after=5),
+    # The figures by e-mail: the mail server away or 4xx is waited out (about a day); a
+    # 5xx refusal, or a send whose outcome is unknown, is a dead letter at once (Permanent).
+    "digest_send": Policy(backoff_cap=300.0, transient_attempts=300, permanent_attempts=1, report_after=5),
     # A manager's album: as a manager's answer (its delivery then has the answer's policy).
     "send_album": Policy(backoff_cap=5.0, transient_attempts=60, permanent_attempts=2, report_after=4),
 }

@@ -28,6 +28,7 @@ from scripts.desk_jobs import DESK_PERIODIC, desk_jobs
 from scripts.expiry import PinExpiry
 from scripts.worker import Comeback, Executor, Worker, run_threads, wait_all, worker_name
 from services.chat_actions import MarkReadStep
+from services.digest import DIGEST_SCHEDULE, DIGEST_SEND
 from services.gateways import BatchSend, ConfirmSweep
 from services.notifications import SendOutbox, summary
 from services.tgrelay import relay_handlers
@@ -94,6 +95,7 @@ class WorkerRuntime:
                                        confirm_seconds=settings.whatsapp_devino_confirm_seconds),
         }
         self.handlers.update(desk_jobs(deps, self.api, self.handlers["clean"], clock))
+        self.handlers.update({DIGEST_SCHEDULE: deps.digests.schedule, DIGEST_SEND: deps.digests.send})
         for channel in deps.channels.values():
             self.handlers.update(channel.job_handlers(deps.ingest, deps.inbox))
         self.handlers.update(relay_handlers(settings, deps.db, deps.jobs, deps.ingest,
@@ -150,6 +152,7 @@ def schedule_periodic(deps: Container) -> None:
     deps.users.ensure_bootstrap_admins()
     deps.jobs.ensure_periodic(SYNC, "expire_pins")
     deps.jobs.ensure_periodic(SEND, "report_errors")
+    deps.jobs.ensure_periodic(SYNC, DIGEST_SCHEDULE)
     for queue, kind in DESK_PERIODIC:
         deps.jobs.ensure_periodic(queue, kind)
     for channel in deps.channels.values():

@@ -39,7 +39,9 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           # WhatsApp accounts added in the panel
           "wa_panel_accounts",
           # Telegram accounts logged in from the panel
-          "tg_logins")
+          "tg_logins",
+          # the figures by e-mail
+          "digests")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -41,6 +41,7 @@ PANEL_PAGES = {("/healthz", "GET"), ("/login", "GET,POST"), ("/setup", "GET,POST
                ("/conversations", "GET"), ("/conversations/<int:conversation_id>", "GET"),
                ("/conversations/<int:conversation_id>/files/<int:message_id>", "GET"),
                ("/team", "GET"), ("/team/<int:tg_id>/<action>", "POST"), ("/reports", "GET"),
+               ("/reports/digest", "POST"),
                ("/settings", "GET"), ("/settings/tokens", "POST"),
                ("/settings/tokens/<int:token_id>/revoke", "POST"), ("/settings/replies", "POST"),
                ("/settings/replies/<int:reply_id>/edit", "POST"),

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-BAR = "#3b82f6"
-BAR_ALT = "#10b981"
+from services.report_charts import BAR, BAR_ALT, Bars, PairedBars
+
 AXIS = "#6b7280"
+
+
+def draw(chart: Bars | PairedBars) -> Markup:
+    """One of the reports' charts (services/report_charts.py) as SVG."""
+    if isinstance(chart, PairedBars):
+        return hbars(list(chart.rows), title=chart.title, unit=chart.unit)
+    return bars(list(chart.values), list(chart.labels), title=chart.title, unit=chart.unit,
+                colour=chart.colour, label_every=chart.label_every)
 
 
 def bars(values: list[float], labels: list[str], *, title: str, unit: str = "",

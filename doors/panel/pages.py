@@ -18,11 +18,11 @@ from config import SETTING_NAMES, Settings, _SPEC
 from doors.panel import charts
 from models.conversations import ConversationRepository
 from models.panel import PanelFigures
-from models.responses import EVERYONE
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.api_tokens import ApiTokens
 from services.results import Refused
 from services.panel import Overview, Reports
+from services.report_charts import manager_names, report_charts
 from services.panel_auth import LoginOutcome
 from utils import procstats
 from utils.http import bound
@@ -376,27 +376,41 @@ def reports():
     until = now
     since = now - timedelta(days=days)
     report = p.reports.build(since, until)
-    names = {u["tg_id"]: (f"@{u['username']}" if u["username"] else u["first_name"] or str(u["tg_id"]))
-             for u in p.figures.team()}
-
-    def who(manager_id):
-        if manager_id == EVERYONE:
-            return "Everyone"
-        if manager_id is None:
-            return "Outside the desk"
-        return names.get(manager_id, str(manager_id))
-
-    per_manager = [f for f in report.first_response if f.channel is None and f.manager_id != EVERYONE]
-    hour_chart = charts.bars([float(v) for v in report.by_hour], [f"{h:02d}" for h in range(24)],
-                             title="Customer messages by hour of day", label_every=2)
-    day_chart = charts.bars([float(v) for _, v in report.by_day], [d[5:] for d, _ in report.by_day],
-                            title="Customer messages by day", colour=charts.BAR_ALT,
-                            label_every=max(1, len(report.by_day) // 14))
-    speed_chart = charts.hbars([(who(f.manager_id), f.median_minutes, f.p90_minutes)
-                                for f in per_manager], title="First response per manager")
+    who = manager_names(p.figures.team())
+    drawn = {key: charts.draw(chart) for key, chart in report_charts(report, who).items()}
+    hour_chart, day_chart, speed_chart = drawn["by_hour"], drawn["by_day"], drawn["speed"]
     return render_template("reports.html", report=report, days=days, who=who,
                            hour_chart=hour_chart, day_chart=day_chart, speed_chart=speed_chart,
-                           hours_text=p.settings.hours.text, tz=p.settings.tz)
+                           hours_text=p.settings.hours.text, tz=p.settings.tz,
+                           digest=digest_settings(p.settings), digests=p.deps.digests.recent(5))
+
+
+def digest_settings(settings: Settings) -> list[tuple[str, str]]:
+    """The digest's settings as the reports page shows them (the password only as set)."""
+    s = settings
+    return [("DIGEST_PERIOD", s.digest_period or "off"),
+            ("DIGEST_HOUR", f"{s.digest_hour:02d}:00 ({s.tz})"),
+            ("DIGEST_RECIPIENTS", ", ".join(s.digest_recipients) or "—"),
+            ("DIGEST_FROM", s.digest_from or "—"),
+            ("SMTP", f"{s.smtp_host}:{s.smtp_port_used} ({s.smtp_security.upper()})" if s.smtp_host else "—"),
+            ("SMTP_LOGIN", s.smtp_login or "—"),
+            ("SMTP_PASSWORD", "•••••• (set)" if s.smtp_password else "—")]
+
+
+@blueprint.post("/reports/digest")
+@login_required
+def send_digest():
+    """Send now: the digest of the last period up to now, once (the workers send it)."""
+    p = panel()
+    if not (p.settings.smtp_host and p.settings.digest_recipients and p.settings.digest_from):
+        flash("The digest has no mail server or recipients: set SMTP_HOST, DIGEST_FROM and"
+              " DIGEST_RECIPIENTS (docs/digest.md).", "warning")
+    elif p.deps.digests.send_now(current_user.login):
+        log.info("panel: %s asked for the digest now", current_user.login)
+        flash("The digest is on its way to " + ", ".join(p.settings.digest_recipients) + ".")
+    else:
+        flash("A digest was already asked for this minute.", "warning")
+    return redirect(url_for("panel.reports"))
 
 
 # -- settings -------------------------------------------------------------------------------
