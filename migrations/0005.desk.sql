@@ -10,7 +10,7 @@
 -- (answered_at NULL) is a customer waiting: the SLA sweep finds the due ones through the
 -- indexes on remind_at / takeback_at, which hold only what is still to do (set to NULL
 -- once done), so its cost follows the number due, not the number of open chats.
-CREATE TABLE responses (
+CREATE TABLE IF NOT EXISTS responses (
     id                   BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
     conversation_id      BIGINT      NOT NULL,
     channel              VARCHAR(16) NOT NULL,
@@ -34,7 +34,7 @@ CREATE TABLE responses (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- On / off shift per manager; no row = on shift.
-CREATE TABLE desk_shifts (
+CREATE TABLE IF NOT EXISTS desk_shifts (
     tg_id       BIGINT      NOT NULL PRIMARY KEY,
     on_shift    TINYINT(1)  NOT NULL DEFAULT 1,
     changed_at  DATETIME(6) NOT NULL
@@ -42,7 +42,7 @@ CREATE TABLE desk_shifts (
 
 -- An admin watching and answering beside the holder of one pin: the join ends with
 -- that pin (expiry, transfer, release) or when the admin leaves.
-CREATE TABLE chat_joins (
+CREATE TABLE IF NOT EXISTS chat_joins (
     id               BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
     conversation_id  BIGINT      NOT NULL,
     pin_id           BIGINT      NOT NULL,
@@ -55,7 +55,7 @@ CREATE TABLE chat_joins (
 
 -- Internal notes on a conversation: shown to colleagues on its card and in its history
 -- (after the message that was newest when the note was written), never sent.
-CREATE TABLE chat_notes (
+CREATE TABLE IF NOT EXISTS chat_notes (
     id               BIGINT      NOT NULL AUTO_INCREMENT PRIMARY KEY,
     conversation_id  BIGINT      NOT NULL,
     author_id        BIGINT      NOT NULL,
@@ -67,7 +67,7 @@ CREATE TABLE chat_notes (
 
 -- Canned replies kept by admins: text with placeholders ({order}, {name} …), optionally a
 -- photo or a file kept as its Telegram file_id. A deleted one is kept for history.
-CREATE TABLE canned_replies (
+CREATE TABLE IF NOT EXISTS canned_replies (
     id          BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     title       VARCHAR(64)   NOT NULL,
     text        TEXT          NOT NULL,
@@ -84,7 +84,7 @@ CREATE TABLE canned_replies (
 
 -- The parts of a manager's album (Telegram sends one update per photo or file, sharing a
 -- media_group_id) collected durably; one job sends them as one message.
-CREATE TABLE album_parts (
+CREATE TABLE IF NOT EXISTS album_parts (
     tg_chat_id       BIGINT       NOT NULL,
     media_group_id   VARCHAR(64)  NOT NULL,
     tg_message_id    BIGINT       NOT NULL,
@@ -99,14 +99,14 @@ CREATE TABLE album_parts (
 
 -- What the channel says of the order behind a conversation (product, sum, status,
 -- delivery), bounded at the border, refreshed in the background.
-CREATE TABLE order_context (
+CREATE TABLE IF NOT EXISTS order_context (
     conversation_id  BIGINT      NOT NULL PRIMARY KEY,
     data             TEXT        NULL,
     fetched_at       DATETIME(6) NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- When a housekeeping chore last ran (the daily cleaning).
-CREATE TABLE desk_chores (
+CREATE TABLE IF NOT EXISTS desk_chores (
     name         VARCHAR(64)  NOT NULL PRIMARY KEY,
     last_run_at  DATETIME(6)  NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -116,15 +116,15 @@ CREATE TABLE desk_chores (
 -- (prefix), by the last 9 digits of a phone, and by words of its title or of any message
 -- (InnoDB FULLTEXT: the built-in parser splits words at non-letters, Cyrillic included).
 ALTER TABLE conversations
-    ADD COLUMN status_changed_at DATETIME(6) NULL AFTER status,
-    ADD COLUMN phone_tail VARCHAR(9)
+    ADD COLUMN IF NOT EXISTS status_changed_at DATETIME(6) NULL AFTER status,
+    ADD COLUMN IF NOT EXISTS phone_tail VARCHAR(9)
         AS (RIGHT(REGEXP_REPLACE(customer_phone, '[^0-9]', ''), 9)) PERSISTENT AFTER customer_phone,
-    ADD KEY ix_conversations_external (external_id),
-    ADD KEY ix_conversations_email (customer_email),
-    ADD KEY ix_conversations_phone_tail (phone_tail),
-    ADD FULLTEXT KEY ft_conversations_title (title, customer_name, customer_email);
+    ADD KEY IF NOT EXISTS ix_conversations_external (external_id),
+    ADD KEY IF NOT EXISTS ix_conversations_email (customer_email),
+    ADD KEY IF NOT EXISTS ix_conversations_phone_tail (phone_tail),
+    ADD FULLTEXT KEY IF NOT EXISTS ft_conversations_title (title, customer_name, customer_email);
 
-ALTER TABLE messages ADD FULLTEXT KEY ft_messages_text (text);
+ALTER TABLE messages ADD FULLTEXT KEY IF NOT EXISTS ft_messages_text (text);
 
 -- schema_meta's version is left as it is: migrations of this release are numbered by
 -- yoyo (_yoyo_migration), and the release's version is set once when they are merged.

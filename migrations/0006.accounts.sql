@@ -5,7 +5,7 @@
 -- What the admin asked for (desired, generation) and what the accounts process reports
 -- (status, status_generation, last_error) live side by side; secrets only encrypted
 -- (Fernet, key TG_ACCOUNTS_KEY) or hashed.
-CREATE TABLE tg_accounts (
+CREATE TABLE IF NOT EXISTS tg_accounts (
     id                 BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     client_name        VARCHAR(128)  NOT NULL,
     number             VARCHAR(32)   NOT NULL,
@@ -32,13 +32,13 @@ CREATE TABLE tg_accounts (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Where the accounts process answers its loopback control calls (send, resolve, read).
-CREATE TABLE tg_account_hosts (
+CREATE TABLE IF NOT EXISTS tg_account_hosts (
     endpoint  VARCHAR(64)  NOT NULL PRIMARY KEY,
     seen_at   DATETIME(6)  NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Telegram users an account talks to, and the chat id Planfix knows them by.
-CREATE TABLE tg_contacts (
+CREATE TABLE IF NOT EXISTS tg_contacts (
     account      VARCHAR(32)   NOT NULL,
     tg_user_id   BIGINT        NOT NULL,
     chat_id      VARCHAR(128)  NOT NULL,
@@ -56,7 +56,7 @@ CREATE TABLE tg_contacts (
 -- Messages an account sent on someone's behalf (Planfix, a desk manager): recorded the
 -- moment Telegram gave their id, so a retry never sends twice, their outgoing event is
 -- not relayed back, and a "read" can be told to Planfix.
-CREATE TABLE tg_sent (
+CREATE TABLE IF NOT EXISTS tg_sent (
     id             BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     ref            VARCHAR(191)  NOT NULL,
     account        VARCHAR(32)   NOT NULL,
@@ -73,7 +73,7 @@ CREATE TABLE tg_sent (
 
 -- Files customers sent to an account, kept for Planfix (and the desk) to download
 -- through short-lived signed links on the integrations door; purged with old messages.
-CREATE TABLE tg_media (
+CREATE TABLE IF NOT EXISTS tg_media (
     id             BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     account        VARCHAR(32)   NOT NULL,
     tg_message_id  BIGINT        NOT NULL,

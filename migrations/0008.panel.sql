@@ -3,7 +3,7 @@
 
 -- A person who may log in to the panel (password_hash '!': none set yet). `session_version` is part of every session: a
 -- password change (or a forced log-out) bumps it, and every older session stops working.
-CREATE TABLE panel_users (
+CREATE TABLE IF NOT EXISTS panel_users (
     id BIGINT AUTO_INCREMENT PRIMARY KEY,
     login VARCHAR(64) NOT NULL,
     password_hash VARCHAR(255) NOT NULL,
@@ -21,7 +21,7 @@ CREATE TABLE panel_users (
 
 -- Failed logins per key ("login:<name>" or "ip:<address>") in the current window; shared
 -- by every gunicorn worker, so throttling holds whichever worker answers.
-CREATE TABLE panel_throttle (
+CREATE TABLE IF NOT EXISTS panel_throttle (
     throttle_key VARCHAR(191) NOT NULL PRIMARY KEY,
     failures INT NOT NULL DEFAULT 0,
     window_start DATETIME(6) NOT NULL,

@@ -3,4 +3,4 @@
 -- process killed) first asks the gateway whether it went out, instead of sending again.
 -- depends: 0007.gateways
 
-ALTER TABLE wa_outbox ADD COLUMN attempted_at DATETIME(6) NULL AFTER sent_at;
+ALTER TABLE wa_outbox ADD COLUMN IF NOT EXISTS attempted_at DATETIME(6) NULL AFTER sent_at;

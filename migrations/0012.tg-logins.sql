@@ -4,7 +4,7 @@
 -- (the QR code to show, the step reached). A login not finished by expires_at is refused.
 -- depends: 0006.accounts
 
-CREATE TABLE tg_logins (
+CREATE TABLE IF NOT EXISTS tg_logins (
     id                 BIGINT        NOT NULL AUTO_INCREMENT PRIMARY KEY,
     -- Random: the login's handle in the panel's URLs (the panel checks its user anyway).
     ref                CHAR(32)      NOT NULL,

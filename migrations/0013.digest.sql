@@ -7,7 +7,7 @@
 -- being handed over: the server may have it) → sent (the server accepted it, 250), or
 -- unknown (a send was cut off after its data went out: not sent again by itself),
 -- failed (the server refused it for good, 5xx).
-CREATE TABLE digests (
+CREATE TABLE IF NOT EXISTS digests (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     period_key VARCHAR(64) NOT NULL,
     since DATETIME(6) NOT NULL,

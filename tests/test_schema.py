@@ -117,3 +117,21 @@ def test_migrations_are_recorded_and_a_second_run_applies_nothing(db):
     from models.db import migration_ids
     assert applied[:3] == ["0001.baseline", "0002.side-effects", "0003.conversations"]
     assert sorted(applied) == migration_ids()
+
+
+def test_every_later_migration_can_run_again_after_an_interruption(db):
+    """MariaDB commits each DDL statement on its own, so a migration stopped half-way is
+    run again from its start: every statement of every migration after the conversations
+    one (which is made of guarded steps, tests/test_upgrade.py) must find its work done and
+    leave the schema as it is."""
+    from yoyo.migrations import read_sql_migration
+    from models.db import MIGRATIONS_PATH, schema_text
+    before = schema_text(db)
+    later = sorted(p for p in MIGRATIONS_PATH.glob("*.sql") if p.name >= "0004")
+    assert later
+    for path in later:
+        _, _, statements = read_sql_migration(str(path))
+        for statement in statements:
+            db.execute(statement)
+    assert schema_text(db) == before
+
