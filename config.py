@@ -139,6 +139,7 @@ class Settings:
     tg_sessions_dir: Path = ROOT / "sessions"
     tg_accounts_routing: str = "planfix"
     tg_accounts_rpc_port: int = 0
+    tg_accounts_rpc_host: str = "127.0.0.1"
     planfix_resolve_timeout: float = 8.0
     signed_url_ttl: float = 3600.0
     media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
@@ -470,6 +471,16 @@ def _devino_batch(raw: str) -> int:
     return value
 
 
+def _rpc_host(raw: str) -> str:
+    value = raw.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("an IP address of this host (127.0.0.1, or its private address when"
+                         " the app hosts are several)") from None
+    return value
+
+
 def _collect_seconds(raw: str) -> float:
     value = float(raw.strip())
     if not 0 <= value <= 1:
@@ -665,6 +676,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "TG_SESSIONS_DIR": ("tg_sessions_dir", _path, False),
     "TG_ACCOUNTS_ROUTING": ("tg_accounts_routing", _routing, False),
     "TG_ACCOUNTS_RPC_PORT": ("tg_accounts_rpc_port", _port, False),
+    "TG_ACCOUNTS_RPC_HOST": ("tg_accounts_rpc_host", _rpc_host, False),
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
     "SIGNED_URL_TTL": ("signed_url_ttl", _positive_float, False),
     "MEDIA_MAX_BYTES": ("media_max_bytes", _positive_int, False),

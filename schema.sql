@@ -196,6 +196,13 @@ CREATE TABLE `jobs` (
   KEY `ix_jobs_lease` (`status`,`lease_until`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `leases` (
+  `name` varchar(64) NOT NULL,
+  `holder` varchar(128) NOT NULL,
+  `until` datetime(6) NOT NULL,
+  PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `manager_state` (
   `tg_id` bigint(20) NOT NULL,
   `conversation_id` bigint(20) DEFAULT NULL,

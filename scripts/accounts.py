@@ -33,6 +33,8 @@ import collections
 import json
 import logging
 import os
+import secrets
+import socket
 import threading
 import time
 from dataclasses import asdict
@@ -50,6 +52,7 @@ from bot.outbox import TelegramOut
 from models.bells import BellRegistry
 from models.db import Database
 from models.jobs import SYNC, JobQueue
+from models.leases import LeaseRepository
 from models.tgaccounts import (OFFLINE, ONLINE, RUNNING, AccountHostRepository, AccountRepository,
                                AccountRow, Contact, ContactRepository, MediaRepository, SentRepository,
                                SentRow)
@@ -64,6 +67,10 @@ from utils.secretbox import SecretBox
 log = logging.getLogger(__name__)
 
 LOOK_EVERY = 0.5
+# The accounts' lease: one holder at a time, renewed every HEARTBEAT; a holder that died
+# is replaced this many seconds after its last renewal.
+LEADER = "tg-accounts"
+LEAD_SECONDS = 15.0
 MAX_BACKOFF = 30.0
 CALL_TIMEOUT = 60.0
 
@@ -252,6 +259,9 @@ class AccountsHost:
         self.wake = None  # asyncio.Event, made on the loop
         self.endpoint: str | None = None
         self.finished = threading.Event()
+        self.leases = LeaseRepository(db)
+        self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:128]
+        self.leading = False
 
     # -- storing what happened ----------------------------------------------------------
 
@@ -322,6 +332,31 @@ class AccountsHost:
             elif row.desired != RUNNING and row.status_generation != row.generation:
                 await asyncio.to_thread(self.accounts.report, number, row.generation, OFFLINE, None)
 
+    def lead(self) -> bool:
+        """Hold (or renew) the accounts' lease: one process, on one host, holds the sessions;
+        the others stand by and take over within LEAD_SECONDS of its death."""
+        was, self.leading = self.leading, self.leases.hold(LEADER, self.me, LEAD_SECONDS)
+        if not self.leading:
+            # A holder of this very host whose process is gone (killed, restarted by the
+            # supervisor) need not be waited out.
+            holder = self.leases.holder(LEADER) or ""
+            host, _, rest = holder.partition(":")
+            pid = rest.partition(":")[0]
+            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+                self.leading = self.leases.take_over(LEADER, holder, self.me, LEAD_SECONDS)
+        if self.leading and not was:
+            log.info("accounts: this process holds the Telegram accounts (%s)", self.me)
+        elif was and not self.leading:
+            log.warning("accounts: another process holds the Telegram accounts now; standing by")
+        return self.leading
+
+    async def stand_by(self) -> None:
+        """Not the holder (any more): no session of ours stays connected."""
+        await asyncio.to_thread(self.hosts.forget, self.endpoint)
+        for number, runner in list(self.runners.items()):
+            del self.runners[number]
+            await runner.stop()
+
     async def take_logins(self) -> None:
         """Expire logins past their time (closing their clients), and hold the new ones."""
         await asyncio.to_thread(self.logins.expire)
@@ -353,10 +388,15 @@ class AccountsHost:
             while not stop.is_set():
                 try:
                     if time.monotonic() - last_beat > HEARTBEAT:
-                        await asyncio.to_thread(self.hosts.register, self.endpoint)
+                        leading = await asyncio.to_thread(self.lead)
                         last_beat = time.monotonic()
-                    await self.take_logins()
-                    await self.reconcile()
+                        if leading:
+                            await asyncio.to_thread(self.hosts.register, self.endpoint)
+                    if self.leading:
+                        await self.take_logins()
+                        await self.reconcile()
+                    elif self.runners:
+                        await self.stand_by()
                 except Exception as exc:  # the database away: keep the sessions, look again
                     log.warning("accounts: %s", redact(repr(exc)))
                 try:
@@ -368,6 +408,8 @@ class AccountsHost:
             # Say so first (a stop must not wait on a call in flight to Telegram).
             try:
                 self.hosts.forget(self.endpoint)
+                if self.leading:
+                    self.leases.release(LEADER, self.me)
                 for runner in self.runners.values():
                     self.accounts.report(runner.number, runner.generation, OFFLINE,
                                          "the accounts process stopped")
@@ -446,9 +488,10 @@ class ControlServer:
         self.token = control_token(host.box)
         self.routes = {"/send": host.do_send, "/resolve": host.do_resolve, "/read": host.do_read,
                        "/wake": host.do_wake}
-        self.server = make_server("127.0.0.1", host.settings.tg_accounts_rpc_port, self.app, threaded=True,
+        bind = host.settings.tg_accounts_rpc_host
+        self.server = make_server(bind, host.settings.tg_accounts_rpc_port, self.app, threaded=True,
                                   request_handler=_Quiet)
-        self.endpoint = f"127.0.0.1:{self.server.server_port}"
+        self.endpoint = f"{bind}:{self.server.server_port}"
 
     def start(self) -> "ControlServer":
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -522,3 +565,19 @@ def serve(settings: Settings, stop) -> None:
     # (the interpreter would join them): its events come again to the next process.
     logging.shutdown()
     os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    """A process of this host with that number runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+

@@ -41,7 +41,9 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           # Telegram accounts logged in from the panel
           "tg_logins",
           # the figures by e-mail
-          "digests")
+          "digests",
+          # leases held by replicated rows (the Telegram accounts' holder)
+          "leases")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001

@@ -62,6 +62,29 @@ def received(planfix, cmd="newMessage", **match):
     return [r for r in planfix.received(cmd) if all(r.get(k) == v for k, v in match.items())]
 
 
+def test_a_second_accounts_process_stands_by_and_takes_the_accounts_over_when_the_first_dies(
+        relay, tga, planfix, tmp_path, db, accounts_env):
+    """Two hosts each run `python -m bot accounts`: one holds the accounts' sessions (a
+    lease row), the other connects nothing; killed -9, the first is replaced by the second,
+    and a customer's next message reaches Planfix."""
+    start_account(relay, tga, planfix, tmp_path)
+    holder = db.scalar("SELECT holder FROM leases WHERE name = 'tg-accounts'")
+    assert holder
+    connects = len(tga.calls("connect"))
+    standby = relay.start_accounts(accounts_env)
+    customer = tga.add_user("Olha")
+    tga.customer_writes(NUMBER, customer["id"], "Перше, поки працює перший")
+    wait_for(lambda: len(received(planfix)) == 1, timeout=20)
+    assert len(tga.calls("connect")) == connects            # the second connected nothing
+    assert db.scalar("SELECT holder FROM leases WHERE name = 'tg-accounts'") == holder
+    relay.accounts.kill()                                   # the first host is gone
+    tga.customer_writes(NUMBER, customer["id"], "Друге, після його смерті")
+    wait_for(lambda: len(received(planfix)) == 2, timeout=60)
+    assert received(planfix)[1]["message"] == "Друге, після його смерті"
+    assert db.scalar("SELECT holder FROM leases WHERE name = 'tg-accounts'") not in (None, holder)
+    assert standby.process.poll() is None
+
+
 def test_a_customer_and_planfix_talk_through_the_account(relay, tga, planfix, tmp_path, db):
     token = start_account(relay, tga, planfix, tmp_path)
     customer = tga.add_user("Ivan", last_name="Petrenko", username="ivan_p", phone="+380671234567")

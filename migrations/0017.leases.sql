@@ -1,0 +1,10 @@
+-- KeepDesk: leases decided by replicated rows (a Galera cluster has no shared lock server):
+-- the one process that may hold something — the Telegram accounts' sessions — holds its
+-- row until `until`, renewing it; when it dies another process takes the row over.
+-- depends: 0010.panel-sessions
+
+CREATE TABLE IF NOT EXISTS leases (
+    name    VARCHAR(64)   NOT NULL PRIMARY KEY,
+    holder  VARCHAR(128)  NOT NULL,
+    until   DATETIME(6)   NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
