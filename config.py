@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -140,6 +141,8 @@ class Settings:
     tg_accounts_routing: str = "planfix"
     tg_accounts_rpc_port: int = 0
     tg_accounts_rpc_host: str = "127.0.0.1"
+    # This app host's name among several (leases and job leases name their holder by it).
+    host_name: str = field(default_factory=socket.gethostname)
     planfix_resolve_timeout: float = 8.0
     signed_url_ttl: float = 3600.0
     media_max_bytes: int = 15 * 1024 * 1024   # under MariaDB's default max_allowed_packet (16 MiB)
@@ -471,6 +474,13 @@ def _devino_batch(raw: str) -> int:
     return value
 
 
+def _host_name(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,48}", value):
+        raise ValueError("letters, digits, _ . - (at most 48): this host's name among the app hosts")
+    return value
+
+
 def _rpc_host(raw: str) -> str:
     value = raw.strip()
     try:
@@ -677,6 +687,7 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "TG_ACCOUNTS_ROUTING": ("tg_accounts_routing", _routing, False),
     "TG_ACCOUNTS_RPC_PORT": ("tg_accounts_rpc_port", _port, False),
     "TG_ACCOUNTS_RPC_HOST": ("tg_accounts_rpc_host", _rpc_host, False),
+    "HOST_NAME": ("host_name", _host_name, False),
     "PLANFIX_RESOLVE_TIMEOUT": ("planfix_resolve_timeout", _positive_float, False),
     "SIGNED_URL_TTL": ("signed_url_ttl", _positive_float, False),
     "MEDIA_MAX_BYTES": ("media_max_bytes", _positive_int, False),

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import threading
 import time
 from dataclasses import asdict
@@ -260,7 +259,7 @@ class AccountsHost:
         self.endpoint: str | None = None
         self.finished = threading.Event()
         self.leases = LeaseRepository(db)
-        self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:128]
+        self.me = f"{settings.host_name}:{os.getpid()}:{secrets.token_hex(4)}"[:128]
         self.leading = False
 
     # -- storing what happened ----------------------------------------------------------
@@ -342,7 +341,7 @@ class AccountsHost:
             holder = self.leases.holder(LEADER) or ""
             host, _, rest = holder.partition(":")
             pid = rest.partition(":")[0]
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            if host == self.settings.host_name and pid.isdigit() and not _alive(int(pid)):
                 self.leading = self.leases.take_over(LEADER, holder, self.me, LEAD_SECONDS)
         if self.leading and not was:
             log.info("accounts: this process holds the Telegram accounts (%s)", self.me)

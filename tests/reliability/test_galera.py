@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -94,8 +95,9 @@ def galera_db(galera, settings) -> Database:
     return db
 
 
-def two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path) -> list[Cluster]:
-    """Two KeepDesk hosts: each its process group and var/, only the database shared."""
+def two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path, **extra: str) -> list[Cluster]:
+    """Two KeepDesk hosts: each its process group, var/ and host name, only the database
+    shared."""
     prometheus = tmp_path / "prometheus"
     prometheus.mkdir(exist_ok=True)
     hosts = []
@@ -104,9 +106,17 @@ def two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path) -> list[Cluster]:
         (workdir / "var").mkdir(parents=True)
         env = child_environment(mariadb, tg, crm, prometheus, **galera.environment(),
                                 KEEPDESK_VAR_DIR=str(workdir / "var"), JOB_LEASE_SECONDS="20",
-                                WORKER_THREADS="3")
+                                WORKER_THREADS="3", HOST_NAME=name, **extra)
         hosts.append(Cluster(env, workdir, db, figures, workers=1, http_workers=1).start())
     return hosts
+
+
+def kill_host(host: Cluster) -> None:
+    """The whole machine is gone: every process of it, -9."""
+    for child in host.children:
+        if child.alive():
+            host.killed.add(child.pid)
+            os.killpg(child.pid, signal.SIGKILL)
 
 
 def test_twenty_managers_tapping_one_chat_across_two_hosts_make_one_pin(galera, settings, mariadb, sandboxes,
@@ -185,10 +195,7 @@ def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, sett
         figures.fault("kill_galera_writer")
 
         time.sleep(SECONDS * 0.3)
-        for child in b.children:                      # the whole machine: every process, -9
-            if child.alive():
-                b.killed.add(child.pid)
-                os.killpg(child.pid, signal.SIGKILL)
+        kill_host(b)
         host_killed = time.time()
         customers[1].listener_url = a.listener_url    # the balancer sends its traffic to host A
         watch.urls = [a.listener_url]
@@ -229,3 +236,49 @@ def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, sett
         for host in hosts:
             host.stop()
         db.close()
+
+
+def test_the_host_holding_the_telegram_accounts_killed_hands_them_to_the_other(galera, settings, mariadb,
+                                                                             sandboxes, tga, planfix,
+                                                                             figures, tmp_path):
+    """Each host runs an accounts process; one holds the accounts (a lease row in the
+    cluster), the other stands by. The holder's whole host is killed -9: the other host's
+    process takes the accounts over, and a customer's next message reaches Planfix."""
+    from conftest import planfix_environment
+    from test_planfix_e2e import NUMBER, received, start_account
+    tg, crm = sandboxes
+    figures.add("trials")
+    db = galera_db(galera, settings)
+    sessions = tmp_path / "sessions"     # one machine plays both: a session file both can read
+    sessions.mkdir()
+    hosts = []
+    try:
+        hosts = two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path,
+                          **planfix_environment(mariadb, tga, planfix, sessions))
+        a, b = hosts
+        a.accounts = a._spawn("accounts", [sys.executable, "-m", "bot", "accounts"])
+        start_account(a, tga, planfix, sessions)
+        assert db.scalar("SELECT holder FROM leases WHERE name = 'tg-accounts'").startswith("host-a:")
+        b._spawn("accounts", [sys.executable, "-m", "bot", "accounts"])
+        customer = tga.add_user("Olha")
+        tga.customer_writes(NUMBER, customer["id"], "Перше повідомлення")
+        poll(lambda: len(received(planfix)) == 1, timeout=30)
+        kill_host(a)
+        killed = time.time()
+        figures.add("kills")
+        figures.fault("kill_accounts_host")
+        tga.customer_writes(NUMBER, customer["id"], "Після смерті першого хоста")
+        arrived = poll(lambda: [r for r in received(planfix) if r["message"] == "Після смерті першого хоста"],
+                       timeout=90)
+        took = time.time() - killed
+        holder = db.scalar("SELECT holder FROM leases WHERE name = 'tg-accounts'")
+        figures.messages(2, len(received(planfix)), max(0, len(received(planfix)) - 2))
+        figures.note(f"the accounts' holder's host killed: the other host's process took over and the next"
+                     f" message reached Planfix in {took:.1f} s (holder now {holder.split(':')[0]})")
+        assert arrived and holder.startswith("host-b:"), (holder, received(planfix))
+        assert took <= FAILOVER_GOAL, took
+    finally:
+        for host in hosts:
+            host.stop()
+        db.close()
+
