@@ -33,6 +33,9 @@ DeadHook = Callable[[Job, BaseException], None]
 PERIODIC_CHECK_SECONDS = 60.0
 # Tries to settle a finished job while the database is briefly away (about 6 s in all).
 SETTLE_TRIES = 6
+# A job of a kind this worker has no handler for waits this long, this many times (an hour).
+UNKNOWN_KIND_WAIT = 30.0
+UNKNOWN_KIND_DEFERRALS = 120
 
 
 def _period_of(job: Job) -> float | None:
@@ -95,6 +98,13 @@ class Executor:
         """Run `job`; returns how it was settled: done, later, retry or dead."""
         handler = self.handlers.get(job.kind)
         if handler is None:
+            # A kind this release does not know: during a rolling upgrade a newer host's
+            # work (its new periodic jobs, say) is left for a worker that has it; only a kind
+            # nobody took for an hour is a dead letter.
+            if job.deferrals < UNKNOWN_KIND_DEFERRALS:
+                self._try(lambda: self.jobs.defer(job, f"no handler for {job.kind!r} in this release:"
+                                                       " left for a worker that has one", UNKNOWN_KIND_WAIT))
+                return "later"
             return self._dead(job, LookupError(f"no handler for job kind {job.kind!r}"))
         with self.leases.holding(job):
             try:

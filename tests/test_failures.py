@@ -215,6 +215,22 @@ def test_a_job_finished_while_the_database_node_steps_out_is_settled_when_it_is_
     assert job_row(db, job_id)["status"] == "done"
 
 
+def test_a_job_of_a_kind_an_older_worker_does_not_know_is_left_for_a_newer_one(db, jobs):
+    """A rolling upgrade: a new host stores a kind of job the old host's workers have no
+    handler for. The old worker leaves it (no dead letter, no #ERROR); a new one runs it."""
+    runs = []
+    old = Worker(jobs, {"mark_read": lambda job: None}, queues=[SYNC])
+    new = Worker(jobs, {"mark_read": lambda job: None, "digest_schedule": lambda job: runs.append(job.id)},
+                 queues=[SYNC])
+    job_id = jobs.enqueue_id(SYNC, "digest_schedule", {})
+    assert old.run_once()
+    row = job_row(db, job_id)
+    assert row["status"] == "pending" and row["attempts"] == 0 and "in this release" in row["last_error"]
+    due_now(db, job_id)
+    assert new.run_once()
+    assert runs == [job_id] and job_row(db, job_id)["status"] == "done"
+
+
 def test_a_send_telegram_refuses_is_a_dead_letter_at_once_and_reported():
     verdict = decide("tg_send", 1, telegram_error(400, "Bad Request: chat not found"))
     assert verdict.dead and verdict.report
