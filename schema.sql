@@ -599,5 +599,6 @@ CREATE TABLE `wa_panel_accounts` (
 CREATE TABLE `worker_bells` (
   `endpoint` varchar(64) NOT NULL,
   `seen_at` datetime(6) NOT NULL,
+  `generation` smallint(6) DEFAULT NULL,
   PRIMARY KEY (`endpoint`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

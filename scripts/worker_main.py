@@ -20,7 +20,7 @@ from channels.media import MediaFetcher
 from config import Settings
 from container import Container
 from handlers import create_desk_bot
-from models.bells import BellRegistry
+from models.bells import GENERATION, BellRegistry
 from models.jobs import SEND, SYNC, Job, JobQueue
 from models.message_map import MessageMapRepository
 from scripts.clean import Cleaner
@@ -33,11 +33,14 @@ from services.gateways import BatchSend, ConfirmSweep
 from services.notifications import SendOutbox, summary
 from services.tgrelay import relay_handlers
 from services.writing import DeliverToCustomer
-from utils.bell import Bell, BellListener
+from utils.bell import STALE_AFTER as BELL_STALE_AFTER, Bell, BellListener
 from utils.signals import StopSignal
 
 log = logging.getLogger(__name__)
 
+# Periodic kinds the workers of an older generation do not know, by the generation that
+# brought them (models/bells.py::GENERATION).
+PERIODIC_SINCE = {DIGEST_SCHEDULE: 2}
 # Jobs that wait for Telegram itself (its outage is probed, not slept out).
 TELEGRAM_KINDS = (SEND_KIND, "tg_commands", "clean")
 
@@ -150,13 +153,15 @@ def schedule_periodic(deps: Container) -> None:
     """Start-up chores of a worker process (repeated every minute by the worker loop):
     bootstrap admins, and the periodic jobs — which can never stop."""
     deps.users.ensure_bootstrap_admins()
-    deps.jobs.ensure_periodic(SYNC, "expire_pins")
-    deps.jobs.ensure_periodic(SEND, "report_errors")
-    deps.jobs.ensure_periodic(SYNC, DIGEST_SCHEDULE)
-    for queue, kind in DESK_PERIODIC:
-        deps.jobs.ensure_periodic(queue, kind)
+    periodic = [(SYNC, "expire_pins"), (SEND, "report_errors"), (SYNC, DIGEST_SCHEDULE), *DESK_PERIODIC]
     for channel in deps.channels.values():
-        for queue, kind in channel.periodic():
+        periodic += channel.periodic()
+    # A rolling upgrade: while workers of an older generation run, the kinds they cannot
+    # run are not stored (they would take them up and fail); the first check after the
+    # last of them is gone stores them.
+    oldest = BellRegistry(deps.db).oldest_generation(BELL_STALE_AFTER)
+    for queue, kind in periodic:
+        if PERIODIC_SINCE.get(kind, 1) <= oldest:
             deps.jobs.ensure_periodic(queue, kind)
 
 
@@ -164,7 +169,7 @@ def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -
     deps = Container.build(settings)
     schedule_periodic(deps)
     bell = Bell()
-    listener = BellListener(BellRegistry(deps.db), bell).start()
+    listener = BellListener(BellRegistry(deps.db, generation=GENERATION), bell).start()
     runtime = WorkerRuntime(deps, bell)
     running = run_threads(runtime.worker, threads or settings.worker_threads, stop.event)
     log.info("worker started with %s threads", len(running))

@@ -685,3 +685,17 @@ def test_settings_printed_in_any_way_show_no_secret(mariadb):
         assert "AAFsecretBOTtoken" not in shown
     assert "desk.example.com" in repr(settings)  # the rest is still there to read
     assert set(SECRETS.values()) <= set(settings.secrets)
+
+
+def test_while_an_older_workers_generation_runs_the_periodic_kinds_it_cannot_run_wait(desk, db):
+    """A rolling upgrade: the older host's workers would take up a periodic job they have
+    no handler for; the kind is stored only once the last of them is gone."""
+    from scripts.worker_main import schedule_periodic
+    db.execute("DELETE FROM jobs WHERE kind = 'digest_schedule'")
+    db.execute("INSERT INTO worker_bells (endpoint, seen_at) VALUES ('127.0.0.1:9', NOW(6))")  # no generation
+    schedule_periodic(desk.deps)
+    assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'digest_schedule'") == 0
+    assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'expire_pins'") == 1     # known to both
+    db.execute("DELETE FROM worker_bells WHERE endpoint = '127.0.0.1:9'")
+    schedule_periodic(desk.deps)
+    assert db.scalar("SELECT COUNT(*) FROM jobs WHERE kind = 'digest_schedule'") == 1
