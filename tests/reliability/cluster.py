@@ -116,8 +116,10 @@ class Cluster:
     """gunicorn(webhook_server:app) + gunicorn(crm_listener:app) + N bot workers."""
 
     def __init__(self, env: dict[str, str], workdir: Path, db, figures=None, *,
-                 workers: int = 2, http_workers: int = 2, http_threads: int = 4) -> None:
+                 workers: int = 2, http_workers: int = 2, http_threads: int = 4,
+                 root: Path = ROOT) -> None:
         self.env = env
+        self.root = Path(root)           # the code it runs (another release's, for an upgrade)
         self.workdir = Path(workdir)
         self.db = db
         self.figures = figures
@@ -168,7 +170,7 @@ class Cluster:
         self._serial += 1
         log_path = self.workdir / f"{self._serial:02d}-{name}.log"
         with open(log_path, "wb") as log:
-            popen = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+            popen = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         child = Child(name, popen, log_path)
         self.children.append(child)
