@@ -12,3 +12,11 @@ CREATE TABLE IF NOT EXISTS leases (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 ALTER TABLE worker_bells ADD COLUMN IF NOT EXISTS generation SMALLINT NULL;
+
+-- The per-chat locks (models/locks.py): a row per lock held, its holder's time renewed
+-- while it holds it; a holder that died leaves a row whose time runs out.
+CREATE TABLE IF NOT EXISTS locks (
+    name    VARCHAR(64)   NOT NULL PRIMARY KEY,
+    holder  VARCHAR(64)   NOT NULL,
+    until   DATETIME(6)   NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

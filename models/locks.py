@@ -1,17 +1,27 @@
-"""LockManager: the per-chat lock, correct across threads, processes and machines.
+"""LockManager: the per-chat lock, correct across threads, processes and machines — on one
+MariaDB or a Galera cluster alike.
 
-MariaDB's GET_LOCK decides: the lock lives in the database server, so two workers on two
-machines that share the database still exclude each other. The lock is held on a pooled
-connection for the duration of the block and released even when the block raises; if
-the process dies, the server releases it with the connection.
+A lock is a row of `locks` (its name the primary key): taken by inserting it, or by
+taking over a row whose holder let its time run out; released by deleting it. The row
+replicates like any other, so two hosts writing to two nodes of a cluster still exclude
+each other (the second insert of one name fails certification and is tried again,
+models/db.py). A holder's time (LEASE seconds) is renewed by one thread of its process
+while the block runs; a holder that died frees the lock when its time is up.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
+import threading
+import time
 from typing import Iterator
 
 from models.db import Database
 from models.singleton import ProcessSingleton
+
+LEASE = 10.0          # seconds a lock outlives its holder's last renewal
+RENEW_EVERY = LEASE / 3
 
 
 class LockTimeout(RuntimeError):
@@ -22,24 +32,61 @@ class LockManager(ProcessSingleton):
     def __init__(self, db: Database, *, namespace: str = "keepdesk") -> None:
         self.db = db
         self.namespace = namespace
+        self._token = secrets.token_hex(4)
+        self._held: dict[str, str] = {}
+        self._guard = threading.Lock()
+        self._keeper: threading.Thread | None = None
 
     def name(self, kind: str, key: object) -> str:
-        # GET_LOCK names are limited to 64 characters.
         return f"{self.namespace}:{kind}:{key}"[:64]
 
     @contextlib.contextmanager
     def lock(self, kind: str, key: object, timeout: float = 10.0) -> Iterator[None]:
         name = self.name(kind, key)
-        with self.db.connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT GET_LOCK(%s, %s) AS got", (name, timeout))
-            if (cur.fetchone() or {}).get("got") != 1:
+        holder = f"{os.getpid()}:{self._token}:{threading.get_ident()}"[:64]   # this process, now
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while not self._take(name, holder):
+            if time.monotonic() >= deadline:
                 raise LockTimeout(f"lock {name} not obtained in {timeout}s")
-            try:
-                yield
-            finally:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
-                cur.fetchall()
+            time.sleep(pause)
+            pause = min(0.05, pause * 2)
+        self._hold(name, holder)
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._held.pop(name, None)
+            self.db.execute("DELETE FROM locks WHERE name = %s AND holder = %s", (name, holder))
 
     def chat_lock(self, id_i: int, timeout: float = 10.0):
         """The lock that serialises claims and pin changes of one CRM chat."""
         return self.lock("chat", int(id_i), timeout)
+
+    def _take(self, name: str, holder: str) -> bool:
+        lease = int(LEASE * 1e6)
+        if self.db.execute("INSERT IGNORE INTO locks (name, holder, until)"
+                           " VALUES (%s, %s, NOW(6) + INTERVAL %s MICROSECOND)", (name, holder, lease)) == 1:
+            return True
+        # Held — or left behind by a holder whose time ran out: then it is ours.
+        return self.db.execute("UPDATE locks SET holder = %s, until = NOW(6) + INTERVAL %s MICROSECOND"
+                               " WHERE name = %s AND until < NOW(6)", (holder, lease, name)) == 1
+
+    def _hold(self, name: str, holder: str) -> None:
+        with self._guard:
+            self._held[name] = holder
+            if self._keeper is None or not self._keeper.is_alive():
+                self._keeper = threading.Thread(target=self._renew, daemon=True, name="locks")
+                self._keeper.start()
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(RENEW_EVERY)
+            with self._guard:
+                held = list(self._held.items())
+            for name, holder in held:
+                try:
+                    self.db.execute("UPDATE locks SET until = NOW(6) + INTERVAL %s MICROSECOND"
+                                    " WHERE name = %s AND holder = %s", (int(LEASE * 1e6), name, holder))
+                except Exception:   # the database away: the next round tries again
+                    pass

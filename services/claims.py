@@ -4,7 +4,7 @@ every action on a chat goes through (SPEC §3, flow 2; §6).
 Claiming is one business action with one entry point and a result that says what
 happened.
 
-The per-chat lock (MariaDB GET_LOCK) serialises the decision across processes; the unique
+The per-chat lock (a replicated row, models/locks.py) serialises the decision across processes and hosts; the unique
 key on active pins makes a double pin impossible even without it. Order of the checks:
 the tapping manager already holds it → ALREADY_MINE; the client message was answered
 after it (e.g. from the CRM web page) → ALREADY_ANSWERED; another manager holds a live

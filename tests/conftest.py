@@ -42,8 +42,8 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           "tg_logins",
           # the figures by e-mail
           "digests",
-          # leases held by replicated rows (the Telegram accounts' holder)
-          "leases")
+          # leases and locks held by replicated rows
+          "leases", "locks")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
