@@ -167,6 +167,14 @@ class SmsSend(BatchSend):
             return Placed(message.id, "failed", error="the notice's SMS template gives no text")
         return SmsItem(message.phone, text, outbox_ref(message.id))
 
+    @staticmethod
+    def _placed(message: OutboxMessage, result) -> Placed:
+        placed = BatchSend._placed(message, result)
+        if placed.outcome == "failed":
+            # SMS is the last way to the customer: its refusal is a dead letter, with #ERROR.
+            return Placed(message.id, "dead", error=placed.error, error_code=placed.error_code)
+        return placed
+
     def __call__(self, job: Job) -> None:  # type: ignore[override]
         message = self.outbox.get(int(job.payload["outbox_id"]))
         if message is None or message.status != "queued" or message.channel != "sms":

@@ -75,7 +75,9 @@ class DevinoSms(SessionPerThread):
         public = (settings.public_url or "").rstrip("/")
         secret = settings.sms_devino_callback_secret
         self.callback_url = f"{public}/sms/devino/{secret}/status" if public and secret else None
-        self.read_timeout = read_timeout or min(READ_TIMEOUT, settings.whatsapp_gateway_timeout_seconds)
+        # A call outliving its job's lease could be made twice: at most half of it.
+        self.read_timeout = read_timeout or min(READ_TIMEOUT, settings.whatsapp_gateway_timeout_seconds,
+                                                settings.job_lease_seconds / 2)
 
     def __repr__(self) -> str:
         return f"DevinoSms(url={self.url!r}, sender={self.sender!r})"
