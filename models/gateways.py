@@ -170,6 +170,13 @@ class BatchRepository(Repository):
                              *[j for j, _ in folded]))
             return self._load(cur, batch_id, leader_id)
 
+    def of_message(self, outbox_id: int, runner: int) -> Batch | None:
+        """The batch this message went in, if any (never a new one)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT batch_id FROM wa_outbox WHERE id = %s", (outbox_id,))
+            row = cur.fetchone()
+            return self._load(cur, int(row["batch_id"]), runner) if row and row["batch_id"] else None
+
     def _load(self, cur, batch_id: int, runner: int) -> Batch:
         cur.execute("SELECT * FROM wa_batches WHERE id = %s", (batch_id,))
         batch = cur.fetchone()

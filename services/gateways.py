@@ -95,6 +95,14 @@ class BatchSend:
     def __call__(self, job: Job, message: OutboxMessage, channel) -> None:
         return self.send(job, message, channel)
 
+    def settled_before(self, job: Job, message: OutboxMessage) -> None:
+        """This job's message is settled already (a status callback named it) but its job
+        ran the batch's call and stopped before the answer: the rest of that batch is
+        unknown now, as the re-run of a stopped call finds it (its held jobs end)."""
+        batch = self.batches.of_message(message.id, job.id) if message.batch_id is not None else None
+        if batch is not None and batch.state == "sending" and batch.leader_job == job.id:
+            self._unknown(batch, "the worker stopped while the batch was being sent")
+
     def send(self, job: Job, message: OutboxMessage, channel) -> None:
         collect = self.collect_seconds()
         if collect and message.batch_id is None and message.status == "queued":

@@ -192,8 +192,12 @@ class SendOutbox:
 
     def __call__(self, job: Job) -> None:
         message = self.outbox.get(int(job.payload["outbox_id"]))
-        if message is None or message.status != "queued" or message.channel != "whatsapp":
-            return None  # settled already (or WhatsApp failed it and it went by SMS)
+        if message is None or message.channel != "whatsapp":
+            return None  # WhatsApp failed it and it went by SMS
+        if message.status != "queued":
+            if self.batches is not None and message.batch_id is not None:
+                self.batches.settled_before(job, message)
+            return None  # settled already
         channel = self.channels.get("whatsapp")
         if channel is None:
             raise Permanent("WhatsApp is not configured", f"wa_outbox {message.id}")

@@ -177,8 +177,10 @@ class SmsSend(BatchSend):
 
     def __call__(self, job: Job) -> None:  # type: ignore[override]
         message = self.outbox.get(int(job.payload["outbox_id"]))
-        if message is None or message.status != "queued" or message.channel != "sms":
-            return None   # settled already
+        if message is None or message.channel != "sms":
+            return None
+        if message.status != "queued":
+            return self.settled_before(job, message)   # settled already
         return self.send(job, message, self.route)
 
     def dead(self, job: Job, exc: BaseException) -> None:

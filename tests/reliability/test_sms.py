@@ -70,7 +70,9 @@ def test_appointments_to_phones_without_whatsapp_go_by_sms_exactly_once_through_
         cluster_factory, figures, dv, sms, db):
     rng = random.Random()
     dv.add_template("appointment", 3)
-    cluster = cluster_factory(workers=2, public_url=True, **devino_env(dv), **sms_env(
+    # A lease of 8 s: a call may take 4 s, longer than Devino holds the answer (3 s) — so the
+    # workers are surely killed while the call is under way, not after it timed out.
+    cluster = cluster_factory(workers=2, public_url=True, JOB_LEASE_SECONDS="8", **devino_env(dv), **sms_env(
         sms, SMS_DEVINO_BATCH="25", SMS_DEVINO_CONFIRM_SECONDS="4"))
     onec = OneC(cluster, db)
     without = [f"3806733{k:05d}" for k in range(12)]
@@ -78,7 +80,7 @@ def test_appointments_to_phones_without_whatsapp_go_by_sms_exactly_once_through_
     for phone in without:
         dv.not_on_whatsapp(phone)
     # Devino takes the first SMS batch and holds its answer while every worker is killed.
-    sms.hold_next_answer(4.0)
+    sms.hold_next_answer(3.0)
     ids = {phone: onec.appointment(phone, n) for n, phone in enumerate(without + with_whatsapp)}
     until(lambda: sms.calls, 60, db)
     time.sleep(0.3)
@@ -87,7 +89,7 @@ def test_appointments_to_phones_without_whatsapp_go_by_sms_exactly_once_through_
         kills += 1
     cluster.restart_workers()
     until(lambda: all(onec.message(ids[p]).get("delivery") == "delivered" for p in without), 90, db)
-    settle(db, timeout=60)
+    assert settle(db, timeout=60), unfinished_jobs(db)
     time.sleep(1.0)   # late callbacks
     got = [m["to"] for m in sms.sent()]
     figures.note(f"sms: {len(without)} notices in {len(sms.calls)} calls {sms.calls} after {kills} kills")
@@ -105,6 +107,8 @@ def test_appointments_to_phones_without_whatsapp_go_by_sms_exactly_once_through_
     for phone in with_whatsapp:
         answer = onec.message(ids[phone])
         assert answer["channel"] == "whatsapp" and answer["status"] == "sent", answer
+    # The killed call's batch: its re-run found it `sending` and did not send it again.
+    assert db.scalar("SELECT COUNT(*) FROM wa_batches WHERE account = 'sms' AND state = 'unknown'") >= 1
     assert db.scalar("SELECT COUNT(*) FROM jobs WHERE status = 'failed'") == 0, failed_jobs(db)
     cluster.assert_all_alive()
 
@@ -127,7 +131,7 @@ def test_an_sms_outage_is_retried_then_the_sms_is_delivered_once(cluster_factory
     finally:
         sms.come_back()
     until(lambda: onec.message(message_id).get("delivery") == "delivered", 90, db)
-    settle(db, timeout=30)
+    assert settle(db, timeout=30), unfinished_jobs(db)
     assert [m["to"] for m in sms.sent()] == [phone]
     answer = onec.message(message_id)
     assert (answer["channel"], answer["status"]) == ("sms", "sent"), answer
@@ -173,7 +177,7 @@ def test_without_an_sms_provider_a_notice_whatsapp_could_not_deliver_stays_a_wha
     onec = OneC(cluster, db)
     message_id = onec.appointment(phone, 1)
     until(lambda: onec.message(message_id)["status"] == "failed", 60, db)
-    settle(db, timeout=30)
+    assert settle(db, timeout=30), unfinished_jobs(db)
     answer = onec.message(message_id)
     assert (answer["channel"], answer["error_code"]) == ("whatsapp", 131026), answer
     assert "whatsapp" not in answer
