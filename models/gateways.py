@@ -123,6 +123,7 @@ class BatchRepository(Repository):
         self.kind, self.prefix = BATCH_CHANNELS[channel]
 
     def _keys(self, ids) -> dict[str, int]:
+        ids = list(ids)
         keys = {f"{self.prefix}:{i}": i for i in ids}
         keys.update({f"{self.prefix}:{i}:r1": i for i in ids})
         return keys
