@@ -35,7 +35,7 @@ from models.conversations import ConversationRepository
 from models.db import Database
 from models.gateways import BatchRepository, Placed
 from models.inbound import ConversationKey
-from models.jobs import SEND, Done, Job, RetryLater
+from models.jobs import SEND, Done, Job, Permanent, RetryLater
 from models.sms import SmsRepository
 from models.whatsapp import DeliveryStatusRepository, OutboxMessage, OutboxRepository
 from services.gateways import BatchSend, outbox_ref
@@ -203,9 +203,7 @@ class SmsStatuses:
         self.statuses = DeliveryStatusRepository(db)
 
     def __call__(self, job: Job) -> None:
-        statuses, unclear = parse_statuses(str(job.payload.get("body") or "").encode("utf-8"), self.clock())
-        for note in unclear[:5]:
-            log.warning("Devino SMS status callback: %s not understood", note)
+        statuses, trouble = parse_statuses(str(job.payload.get("body") or "").encode("utf-8"), self.clock())
         for status in statuses:
             message = None
             if status.ref and status.ref.startswith("o") and status.ref[1:].isdigit():
@@ -213,7 +211,7 @@ class SmsStatuses:
             if message is None:
                 message = self.repo.by_sms_id(status.message_id)
             if message is None or message.channel != "sms":
-                log.info("Devino SMS status %s for a message that is not ours", status.status)
+                trouble.append(f"a status of SMS {status.message_id}, which is none of ours")
                 continue
             if message.status in ("unknown", "queued") and message.batch_id is not None:
                 confirmed = self.batches.confirmed(message.id, status.message_id, self.clock())
@@ -230,6 +228,9 @@ class SmsStatuses:
                     self.repo.failed_delivery(cur, message.id, status.error_code, status.error)
             if moved and status.status == "failed":
                 log.info("SMS %s could not be delivered: %s", message.id, status.error)
+        if trouble:
+            # What was understood is kept; the rest is a dead letter with #ERROR.
+            raise Permanent("Devino SMS status callback not understood", "; ".join(trouble)[:2000])
         return None
 
     def whatsapp_history(self, message: OutboxMessage) -> None:
