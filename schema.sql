@@ -523,6 +523,7 @@ CREATE TABLE `wa_outbox` (
   `wa_error` varchar(1024) DEFAULT NULL,
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `sent_at` datetime(6) DEFAULT NULL,
+  `sms_queued_at` datetime(6) DEFAULT NULL,
   `attempted_at` datetime(6) DEFAULT NULL,
   `confirm_by` datetime(6) DEFAULT NULL,
   `resends` tinyint(4) NOT NULL DEFAULT 0,

@@ -7,5 +7,7 @@
 ALTER TABLE wa_outbox ADD COLUMN IF NOT EXISTS channel ENUM('whatsapp','sms') NOT NULL DEFAULT 'whatsapp' AFTER account;
 ALTER TABLE wa_outbox ADD COLUMN IF NOT EXISTS wa_error_code INT NULL AFTER error;
 ALTER TABLE wa_outbox ADD COLUMN IF NOT EXISTS wa_error VARCHAR(1024) NULL AFTER wa_error_code;
+-- When it was queued for SMS: SMS batches collect from then, as WhatsApp's from created_at.
+ALTER TABLE wa_outbox ADD COLUMN IF NOT EXISTS sms_queued_at DATETIME(6) NULL AFTER sent_at;
 -- The fallback's sweep (failed WhatsApp notices of the last hours) and SMS batches' heads.
 ALTER TABLE wa_outbox ADD KEY IF NOT EXISTS ix_wa_outbox_channel (channel, status, created_at);

@@ -17,7 +17,7 @@ class SmsRepository(Repository):
             f"SELECT id FROM wa_outbox WHERE channel = 'whatsapp' AND status = 'failed' AND created_at >= %s"
             f" AND purpose IN ({placeholders}) ORDER BY created_at LIMIT %s", (since, *purposes, limit))]
 
-    def switch(self, cur, outbox_id: int) -> bool:
+    def switch(self, cur, outbox_id: int, now: datetime) -> bool:
         """WhatsApp failed it: it goes by SMS — decided once, with its `sms_send` job, in
         `cur`'s transaction. WhatsApp's reason is kept; its own id is dropped (a late
         WhatsApp status about it must not touch the SMS)."""
@@ -29,8 +29,8 @@ class SmsRepository(Repository):
         changed = cur.execute(
             "UPDATE wa_outbox SET channel = 'sms', status = 'queued', wa_error_code = error_code,"
             " wa_error = error, error_code = NULL, error = NULL, external_id = NULL, batch_id = NULL,"
-            " batch_pos = NULL, confirm_by = NULL, resends = 0, attempted_at = NULL, sent_at = NULL"
-            " WHERE id = %s AND channel = 'whatsapp' AND status = 'failed'", (outbox_id,))
+            " batch_pos = NULL, confirm_by = NULL, resends = 0, attempted_at = NULL, sent_at = NULL,"
+            " sms_queued_at = %s WHERE id = %s AND channel = 'whatsapp' AND status = 'failed'", (now, outbox_id))
         if changed != 1:
             return False
         job = NewJob(SEND, "sms_send", {"outbox_id": outbox_id}, dedupe_key=f"sms:out:{outbox_id}",

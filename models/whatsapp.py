@@ -63,6 +63,7 @@ class OutboxMessage:
     channel: str = "whatsapp"               # whatsapp | sms (WhatsApp could not deliver it)
     wa_error_code: int | None = None        # why WhatsApp could not, when it went by SMS
     wa_error: str | None = None
+    sms_queued_at: datetime | None = None   # when it was queued for SMS
 
     @classmethod
     def from_row(cls, row: dict) -> "OutboxMessage":
@@ -72,7 +73,7 @@ class OutboxMessage:
                    error_code=row["error_code"], error=row["error"], created_at=row["created_at"],
                    sent_at=row["sent_at"], attempted_at=row.get("attempted_at"), batch_id=row.get("batch_id"),
                    channel=row.get("channel") or "whatsapp", wa_error_code=row.get("wa_error_code"),
-                   wa_error=row.get("wa_error"))
+                   wa_error=row.get("wa_error"), sms_queued_at=row.get("sms_queued_at"))
 
 
 class OutboxRepository(Repository):

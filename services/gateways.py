@@ -87,6 +87,9 @@ class BatchSend:
     def batch_account(self, message: OutboxMessage) -> str:
         return message.account
 
+    def queued_at(self, message: OutboxMessage) -> datetime:
+        return message.created_at
+
     def history_text(self, message: OutboxMessage) -> str:
         return self.summary(message.kind, message.body)
 
@@ -108,7 +111,7 @@ class BatchSend:
         if collect and message.batch_id is None and message.status == "queued":
             # Notices come in bursts (1C's day of appointments): the first waits a bounded
             # moment so the others arriving meanwhile go in its call.
-            young = collect - (self.clock() - message.created_at).total_seconds()
+            young = collect - (self.clock() - self.queued_at(message)).total_seconds()
             if young > 0.01:
                 raise RetryLater("collecting a Devino batch", young)
         batch = self.batches.claim(job.id, message.id, self.batch_account(message), self.batch_size())

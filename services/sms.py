@@ -80,7 +80,7 @@ class SmsFallback:
         """In `cur`'s transaction, right after WhatsApp's failure was recorded."""
         if not self.applies(message):
             return False
-        if self.repo.switch(cur, message.id):
+        if self.repo.switch(cur, message.id, self.clock()):
             log.info("notice %s: WhatsApp could not deliver it, it goes by SMS", message.id)
             return True
         return False
@@ -89,7 +89,7 @@ class SmsFallback:
         since = self.clock() - timedelta(hours=self.settings.sms_fallback_hours)
         for outbox_id in self.repo.failed_notices(NOTIFICATIONS, since):
             with self.db.transaction() as cur:
-                if self.repo.switch(cur, outbox_id):
+                if self.repo.switch(cur, outbox_id, self.clock()):
                     log.info("notice %s: WhatsApp failed it, it goes by SMS", outbox_id)
         return Done(again_in=SWEEP_SECONDS)
 
@@ -157,6 +157,9 @@ class SmsSend(BatchSend):
 
     def batch_account(self, message: OutboxMessage) -> str:
         return ACCOUNT
+
+    def queued_at(self, message: OutboxMessage) -> datetime:
+        return message.sms_queued_at or message.created_at
 
     def history_text(self, message: OutboxMessage) -> str:
         return f"✉️ SMS: {sms_text(self.settings, message)}"

@@ -6,6 +6,8 @@ over loopback.
   once — every worker killed with -9 while Devino holds the answer to the first SMS batch
   included — and 1C's GET /api/v1/messages/{id} says channel sms, delivered; the SMS is in
   the customer's history as the shop's message. Phones with WhatsApp get no SMS.
+* A Cloud API notice failed with 131026 (its status callback) goes by SMS; a delivered one
+  does not.
 * A gateway's checkWhatsapp false (the send's own answer) goes by SMS through an SMS
   outage (connection refused, then 5xx): retried, then delivered once.
 * A permanent refusal — REJECTED for a recipient, or a key Devino refuses (401) — is a
@@ -183,3 +185,25 @@ def test_without_an_sms_provider_a_notice_whatsapp_could_not_deliver_stays_a_wha
     assert "whatsapp" not in answer
     assert sms.calls == [] and db.scalar("SELECT COUNT(*) FROM jobs WHERE kind LIKE 'sms%%'") == 0
     assert not [p for p in log_posts(tg, "#ERROR") if "SMS" in p["visible_text"]]
+
+
+def test_a_cloud_api_notice_failed_with_131026_goes_by_sms_and_one_delivered_does_not(
+        cluster_factory, wa, sms, db):
+    wa.add_template("appointment", 3)
+    without, reached = "380675550005", "380675550006"
+    wa.not_on_whatsapp(without)
+    cluster = cluster_factory(workers=2, public_url=True, WHATSAPP_CLOUD_TOKEN=wa.token,
+                              WHATSAPP_CLOUD_PHONE_NUMBER_ID=wa.phone_number_id,
+                              WHATSAPP_CLOUD_APP_SECRET=wa.app_secret, WHATSAPP_CLOUD_VERIFY_TOKEN=wa.verify_token,
+                              WHATSAPP_CLOUD_GRAPH_URL=wa.url, WHATSAPP_TEMPLATE_APPOINTMENT="appointment",
+                              **sms_env(sms))
+    assert wa.subscribe(f"{cluster.listener_url}/whatsapp/cloud").status_code == 200
+    onec = OneC(cluster, db)
+    ids = {phone: onec.appointment(phone, n) for n, phone in enumerate((without, reached))}
+    until(lambda: onec.message(ids[without]).get("delivery") == "delivered", 60, db)
+    until(lambda: onec.message(ids[reached]).get("delivery") == "delivered", 60, db)
+    assert settle(db, timeout=30), unfinished_jobs(db)
+    assert [m["to"] for m in sms.sent()] == [without]
+    answer = onec.message(ids[without])
+    assert (answer["channel"], answer["status"], answer["whatsapp"]["error_code"]) == ("sms", "sent", 131026), answer
+    assert onec.message(ids[reached])["channel"] == "whatsapp"
