@@ -128,6 +128,22 @@ class Settings:
     whatsapp_devino_collect_seconds: float = 0.5
     whatsapp_gateway_timeout_seconds: float = 20.0
     whatsapp_template_texts: Path | None = None
+    # SMS when WhatsApp cannot reach a customer (docs/sms.md): Devino's SMS API
+    sms_devino_url: str = "https://api.devino.online"
+    sms_devino_key: str | None = field(default=None, repr=False)
+    sms_devino_from: str | None = None
+    sms_devino_callback_secret: str | None = field(default=None, repr=False)
+    sms_devino_batch: int = 100
+    sms_devino_limit_per_s: float = 20.0
+    sms_devino_confirm_seconds: float = 600.0
+    sms_devino_collect_seconds: float = 0.5
+    sms_devino_priority: str = "HIGH"
+    sms_validity_seconds: int = 86400
+    sms_fallback_hours: float = 24.0
+    sms_template_appointment: str = "Вас записано до {doctor} на {date} о {time}."
+    sms_template_review: str = "{name}, дякуємо за візит! Будемо раді вашому відгуку."
+    sms_template_birthday: str = "{name}, вітаємо з днем народження!"
+    sms_template_custom: str = "{params}"
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     planfix_provider_id: str = ""
     planfix_admin_token: str | None = field(default=None, repr=False)
@@ -206,6 +222,11 @@ class Settings:
         return self.whatsapp_provider or self.whatsapp_settings_provider or "cloud"
 
     @property
+    def sms_configured(self) -> bool:
+        """An SMS provider is set up: notices WhatsApp could not deliver go by SMS."""
+        return bool(self.sms_devino_key and self.sms_devino_from)
+
+    @property
     def planfix_configured(self) -> bool:
         """Telegram accounts relayed to Planfix: the management endpoint and the accounts
         process exist only with PLANFIX_ADMIN_TOKEN (and its group) set."""
@@ -231,6 +252,7 @@ class Settings:
                   self.whatsapp_cloud_verify_token, self.planfix_admin_token,
                   self.whatsapp_greenapi_token, self.whatsapp_greenapi_webhook_token,
                   self.whatsapp_devino_key, self.whatsapp_devino_callback_secret,
+                  self.sms_devino_key, self.sms_devino_callback_secret,
                   self.telegram_api_hash, self.tg_accounts_key, self.web_secret_key,
                   self.secret_key, self.smtp_password)
         return tuple(v for v in values if v)
@@ -498,6 +520,41 @@ def _collect_seconds(raw: str) -> float:
     return value
 
 
+SMS_PLACEHOLDERS = ("doctor", "date", "time", "name", "params")
+
+
+def _sms_template(raw: str) -> str:
+    value = raw.strip()
+    unknown = sorted(set(re.findall(r"{([^{}]*)}", value)) - set(SMS_PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} (known: "
+                         + ", ".join("{" + p + "}" for p in SMS_PLACEHOLDERS) + ")")
+    if len(value) > 1000:
+        raise ValueError("at most 1000 characters")
+    return value
+
+
+def _sms_sender(raw: str) -> str:
+    value = raw.strip()
+    if not (re.fullmatch(r"[A-Za-z0-9 ._-]{1,11}", value) or re.fullmatch(r"[0-9]{1,15}", value)):
+        raise ValueError("the approved sender name Devino gave the shop (up to 11 Latin letters or 15 digits)")
+    return value
+
+
+def _sms_priority(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("LOW", "MEDIUM", "HIGH", "REALTIME", "0", "1", "2", "3"):
+        raise ValueError("LOW, MEDIUM, HIGH or REALTIME (or 0 to 3)")
+    return value
+
+
+def _sms_validity(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 259200:
+        raise ValueError("at most 259200 seconds (3 days)")
+    return value
+
+
 def _web_secret(raw: str) -> str:
     value = raw.strip()
     if len(value) < 32:
@@ -674,6 +731,21 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WHATSAPP_DEVINO_COLLECT_SECONDS": ("whatsapp_devino_collect_seconds", _collect_seconds, False),
     "WHATSAPP_GATEWAY_TIMEOUT_SECONDS": ("whatsapp_gateway_timeout_seconds", _positive_float, False),
     "WHATSAPP_TEMPLATE_TEXTS": ("whatsapp_template_texts", _path, False),
+    "SMS_DEVINO_URL": ("sms_devino_url", _http_url, False),
+    "SMS_DEVINO_KEY": ("sms_devino_key", _text, False),
+    "SMS_DEVINO_FROM": ("sms_devino_from", _sms_sender, False),
+    "SMS_DEVINO_CALLBACK_SECRET": ("sms_devino_callback_secret", _path_secret, False),
+    "SMS_DEVINO_BATCH": ("sms_devino_batch", _devino_batch, False),
+    "SMS_DEVINO_LIMIT_PER_S": ("sms_devino_limit_per_s", _positive_float, False),
+    "SMS_DEVINO_CONFIRM_SECONDS": ("sms_devino_confirm_seconds", _positive_float, False),
+    "SMS_DEVINO_COLLECT_SECONDS": ("sms_devino_collect_seconds", _collect_seconds, False),
+    "SMS_DEVINO_PRIORITY": ("sms_devino_priority", _sms_priority, False),
+    "SMS_VALIDITY_SECONDS": ("sms_validity_seconds", _sms_validity, False),
+    "SMS_FALLBACK_HOURS": ("sms_fallback_hours", _positive_float, False),
+    "SMS_TEMPLATE_APPOINTMENT": ("sms_template_appointment", _sms_template, False),
+    "SMS_TEMPLATE_REVIEW": ("sms_template_review", _sms_template, False),
+    "SMS_TEMPLATE_BIRTHDAY": ("sms_template_birthday", _sms_template, False),
+    "SMS_TEMPLATE_CUSTOM": ("sms_template_custom", _sms_template, False),
     # Telegram user accounts ↔ Planfix (CHANNELS.md §5)
     "PLANFIX_PROVIDER_ID": ("planfix_provider_id", _text, False),
     "PLANFIX_ADMIN_TOKEN": ("planfix_admin_token", _secret_token, False),
@@ -759,6 +831,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *,
         _require_together(values, problems, "to connect a WhatsApp number", _WHATSAPP_GROUP)
     if not database_only:
         _check_gateways(values, problems)
+    if not database_only and any(attr in values for attr in _SMS_GROUP.values()):
+        _require_together(values, problems, "to send SMS through Devino", _SMS_GROUP)
     if not database_only and any(attr in values for attr in _CRM_GROUP.values()):
         _require_together(values, problems, "to connect the CRM", _CRM_GROUP)
     if not database_only and values.get("planfix_admin_token"):
@@ -802,6 +876,7 @@ _DEVINO_GROUP = {"WHATSAPP_DEVINO_KEY": "whatsapp_devino_key",
                  "WHATSAPP_DEVINO_FROM": "whatsapp_devino_from",
                  "WHATSAPP_DEVINO_CALLBACK_SECRET": "whatsapp_devino_callback_secret",
                  "PUBLIC_URL": "public_url"}
+_SMS_GROUP = {"SMS_DEVINO_KEY": "sms_devino_key", "SMS_DEVINO_FROM": "sms_devino_from"}
 _PROVIDER_GROUPS = {"cloud": _WHATSAPP_GROUP, "greenapi": _GREENAPI_GROUP, "devino": _DEVINO_GROUP}
 
 

@@ -17,6 +17,7 @@ from flask import Flask
 from apis import onec
 from apis.onec import compat, v1
 from channels import build_channels
+from channels import sms
 from channels.keepingcrm import listener
 from channels.whatsapp import WHATSAPP, gateways
 from channels.whatsapp import webhook as whatsapp_webhook
@@ -96,6 +97,8 @@ BLUEPRINTS: web.Table = (
     # POST /whatsapp/devino/<secret>/<incoming|status>, GET /whatsapp/files/<id> (with a Devino account)
     ("whatsapp_devino", gateways.devino_blueprint,
      lambda p: gateways.bind_devino(p.channels.get(WHATSAPP), p.intake)),
+    # POST /sms/devino/<secret>/status: the SMS provider's status callbacks (with one configured)
+    ("sms_devino", sms.blueprint, lambda p: sms.bind(p.settings, p.intake)),
     # GET|POST /custom_request, /review, /appointment, /happy_birthday_client, /get_all_data, /get_data
     ("onec", compat.blueprint, lambda p: p.onec),
     # /api/v1/…: notifications, messages, phones, contacts, reviews, openapi.json

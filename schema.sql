@@ -564,6 +564,7 @@ CREATE TABLE `wa_instances` (
 CREATE TABLE `wa_outbox` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `account` varchar(64) NOT NULL,
+  `channel` enum('whatsapp','sms') NOT NULL DEFAULT 'whatsapp',
   `phone` varchar(20) NOT NULL,
   `purpose` varchar(16) NOT NULL,
   `kind` varchar(16) NOT NULL,
@@ -575,8 +576,11 @@ CREATE TABLE `wa_outbox` (
   `batch_pos` int(11) DEFAULT NULL,
   `error_code` int(11) DEFAULT NULL,
   `error` varchar(1024) DEFAULT NULL,
+  `wa_error_code` int(11) DEFAULT NULL,
+  `wa_error` varchar(1024) DEFAULT NULL,
   `created_at` datetime(6) NOT NULL DEFAULT current_timestamp(6),
   `sent_at` datetime(6) DEFAULT NULL,
+  `sms_queued_at` datetime(6) DEFAULT NULL,
   `attempted_at` datetime(6) DEFAULT NULL,
   `confirm_by` datetime(6) DEFAULT NULL,
   `resends` tinyint(4) NOT NULL DEFAULT 0,
@@ -584,7 +588,8 @@ CREATE TABLE `wa_outbox` (
   KEY `ix_wa_outbox_phone` (`phone`,`purpose`,`created_at`),
   KEY `ix_wa_outbox_external` (`external_id`),
   KEY `ix_wa_outbox_waiting` (`account`,`status`,`id`),
-  KEY `ix_wa_outbox_confirm` (`status`,`confirm_by`)
+  KEY `ix_wa_outbox_confirm` (`status`,`confirm_by`),
+  KEY `ix_wa_outbox_channel` (`channel`,`status`,`created_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `wa_panel_accounts` (

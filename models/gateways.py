@@ -110,7 +110,24 @@ class Placed:
     delay: float = 0.0
 
 
+# What a batch sends by: WhatsApp (Devino's WhatsApp API, one account's batches) or SMS
+# (Devino's SMS API: every SMS-bound message, whatever WhatsApp account it came from).
+# Each has its job kind and its jobs' keys ("<prefix>:<outbox id>", a resend ":r1").
+BATCH_CHANNELS = {"whatsapp": ("wa_send", "wa:out"), "sms": ("sms_send", "sms:out")}
+
+
 class BatchRepository(Repository):
+    def __init__(self, db, channel: str = "whatsapp") -> None:
+        super().__init__(db)
+        self.channel = channel
+        self.kind, self.prefix = BATCH_CHANNELS[channel]
+
+    def _keys(self, ids) -> dict[str, int]:
+        ids = list(ids)
+        keys = {f"{self.prefix}:{i}": i for i in ids}
+        keys.update({f"{self.prefix}:{i}:r1": i for i in ids})
+        return keys
+
     def claim(self, leader_id: int, outbox_id: int, account: str, limit: int) -> Batch:
         """The leader job's batch: the one it decided before (a re-run), or a new one — its own
         message first, then up to `limit - 1` other messages of the account that wait as the
@@ -122,18 +139,22 @@ class BatchRepository(Repository):
             row = cur.fetchone()
             if row and row["batch_id"]:
                 return self._load(cur, int(row["batch_id"]), leader_id)
-            cur.execute("SELECT id FROM wa_outbox WHERE account = %s AND status = 'queued'"
-                        " AND batch_id IS NULL AND id <> %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                        (account, outbox_id, max(0, limit - 1) * 2))
+            if self.channel == "sms":
+                cur.execute("SELECT id FROM wa_outbox WHERE channel = 'sms' AND status = 'queued'"
+                            " AND batch_id IS NULL AND id <> %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                            (outbox_id, max(0, limit - 1) * 2))
+            else:
+                cur.execute("SELECT id FROM wa_outbox WHERE account = %s AND status = 'queued'"
+                            " AND channel = 'whatsapp' AND batch_id IS NULL AND id <> %s ORDER BY id"
+                            " LIMIT %s FOR UPDATE SKIP LOCKED", (account, outbox_id, max(0, limit - 1) * 2))
             candidates = [r["id"] for r in cur.fetchall()]
             folded: list[tuple[int, int]] = []
             if candidates and limit > 1:
-                keys = {f"wa:out:{i}": i for i in candidates}
-                keys.update({f"wa:out:{i}:r1": i for i in candidates})
+                keys = self._keys(candidates)
                 placeholders = ", ".join(["%s"] * len(keys))
                 cur.execute(f"SELECT j.id, j.dedupe_key FROM jobs j WHERE j.dedupe_key IN ({placeholders})"
-                            f" AND j.status = 'pending' AND j.kind = 'wa_send' AND {_IS_LANE_HEAD}"
-                            f" FOR UPDATE SKIP LOCKED", tuple(keys))
+                            f" AND j.status = 'pending' AND j.kind = %s AND {_IS_LANE_HEAD}"
+                            f" FOR UPDATE SKIP LOCKED", (*keys, self.kind))
                 found = sorted((keys[r["dedupe_key"]], r["id"]) for r in cur.fetchall())
                 folded = [(job_id, outbox) for outbox, job_id in found][:limit - 1]
             cur.execute("INSERT INTO wa_batches (account, leader_job, size) VALUES (%s, %s, %s)",
@@ -150,13 +171,19 @@ class BatchRepository(Repository):
                              *[j for j, _ in folded]))
             return self._load(cur, batch_id, leader_id)
 
+    def of_message(self, outbox_id: int, runner: int) -> Batch | None:
+        """The batch this message went in, if any (never a new one)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT batch_id FROM wa_outbox WHERE id = %s", (outbox_id,))
+            row = cur.fetchone()
+            return self._load(cur, int(row["batch_id"]), runner) if row and row["batch_id"] else None
+
     def _load(self, cur, batch_id: int, runner: int) -> Batch:
         cur.execute("SELECT * FROM wa_batches WHERE id = %s", (batch_id,))
         batch = cur.fetchone()
         cur.execute("SELECT * FROM wa_outbox WHERE batch_id = %s ORDER BY batch_pos", (batch_id,))
         messages = tuple(OutboxMessage.from_row(r) for r in cur.fetchall())
-        keys = {f"wa:out:{m.id}": m.id for m in messages}
-        keys.update({f"wa:out:{m.id}:r1": m.id for m in messages})
+        keys = self._keys(m.id for m in messages)
         placeholders = ", ".join(["%s"] * len(keys))
         cur.execute(f"SELECT id, dedupe_key FROM jobs WHERE dedupe_key IN ({placeholders})"
                     f" AND id NOT IN (%s, %s) AND status = 'pending'", (*keys, batch["leader_job"], runner))
@@ -278,8 +305,8 @@ class BatchRepository(Repository):
 
     def unconfirmed(self, now: datetime, limit: int = 200) -> list[OutboxMessage]:
         return [OutboxMessage.from_row(r) for r in self.db.fetchall(
-            "SELECT * FROM wa_outbox WHERE status = 'unknown' AND confirm_by < %s ORDER BY confirm_by"
-            " LIMIT %s", (now, limit))]
+            "SELECT * FROM wa_outbox WHERE status = 'unknown' AND confirm_by < %s AND channel = %s"
+            " ORDER BY confirm_by LIMIT %s", (now, self.channel, limit))]
 
     def resend(self, message: OutboxMessage, job: NewJob) -> bool:
         """No word of it after the wait: it is queued once more (its new job stored with it)."""

@@ -60,6 +60,10 @@ class OutboxMessage:
     sent_at: datetime | None
     attempted_at: datetime | None = None   # an attempt to send it began (its outcome may be unknown)
     batch_id: int | None = None             # a Devino batch it went (or goes) in
+    channel: str = "whatsapp"               # whatsapp | sms (WhatsApp could not deliver it)
+    wa_error_code: int | None = None        # why WhatsApp could not, when it went by SMS
+    wa_error: str | None = None
+    sms_queued_at: datetime | None = None   # when it was queued for SMS
 
     @classmethod
     def from_row(cls, row: dict) -> "OutboxMessage":
@@ -67,7 +71,9 @@ class OutboxMessage:
                    kind=row["kind"], body=json.loads(row["body"]), status=row["status"],
                    external_id=row["external_id"], conversation_id=row["conversation_id"],
                    error_code=row["error_code"], error=row["error"], created_at=row["created_at"],
-                   sent_at=row["sent_at"], attempted_at=row.get("attempted_at"), batch_id=row.get("batch_id"))
+                   sent_at=row["sent_at"], attempted_at=row.get("attempted_at"), batch_id=row.get("batch_id"),
+                   channel=row.get("channel") or "whatsapp", wa_error_code=row.get("wa_error_code"),
+                   wa_error=row.get("wa_error"), sms_queued_at=row.get("sms_queued_at"))
 
 
 class OutboxRepository(Repository):
@@ -81,8 +87,8 @@ class OutboxRepository(Repository):
         cur.execute(sql, args)
         return cur.lastrowid
 
-    def get(self, outbox_id: int) -> OutboxMessage | None:
-        row = self.db.fetchone("SELECT * FROM wa_outbox WHERE id = %s", (outbox_id,))
+    def get(self, outbox_id: int, cur=None) -> OutboxMessage | None:
+        row = self._one(cur, "SELECT * FROM wa_outbox WHERE id = %s", (outbox_id,))
         return OutboxMessage.from_row(row) if row else None
 
     def mark_attempt(self, outbox_id: int, at: datetime) -> None:
@@ -104,7 +110,7 @@ class OutboxRepository(Repository):
     def fail_by_external(self, cur, external_id: str, error_code: int | None, error: str | None) -> None:
         """A message WhatsApp took and then could not deliver (a `failed` status)."""
         self._execute(cur, "UPDATE wa_outbox SET status = 'failed', error_code = %s, error = %s"
-                           " WHERE external_id = %s",
+                           " WHERE external_id = %s AND channel = 'whatsapp'",
                       (error_code, (error or None) and error[:1024], external_id))
 
     def by_external(self, external_id: str) -> OutboxMessage | None:

@@ -1,5 +1,5 @@
 """`python -m sandbox` (sandbox/__main__.py): run the Telegram, CRM, WhatsApp (Cloud API, a Green-API-compatible
-gateway, Devino), Telegram accounts and Planfix emulators until Ctrl-C.
+gateway, Devino), Devino's SMS API, Telegram accounts and Planfix emulators until Ctrl-C.
 
 Prints the settings that point KeepDesk at them, so that in another terminal
 `make run` talks to the sandbox instead of the real services.
@@ -12,6 +12,7 @@ import threading
 
 from sandbox.crm import CrmSandbox
 from sandbox.devino import DevinoSandbox
+from sandbox.devino_sms import DevinoSmsSandbox
 from sandbox.greenapi import GreenApiSandbox
 from sandbox.planfix import PlanfixSandbox
 from sandbox.tgaccounts import TgAccountsSandbox
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planfix-port", type=int, default=8085)
     parser.add_argument("--greenapi-port", type=int, default=8086)
     parser.add_argument("--devino-port", type=int, default=8087)
+    parser.add_argument("--devino-sms-port", type=int, default=8088)
     parser.add_argument("--enforce-limits", action="store_true",
                         help="answer 429 like Telegram when its limits are exceeded")
     args = parser.parse_args(argv)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     planfix = PlanfixSandbox(port=args.planfix_port).start()
     ga = GreenApiSandbox(port=args.greenapi_port).start()
     dv = DevinoSandbox(port=args.devino_port).start()
+    sms = DevinoSmsSandbox(port=args.devino_sms_port).start()
     for item in filter(None, args.whatsapp_templates.split(",")):
         name, _, count = item.partition(":")
         dv.add_template(name.strip(), int(count or 0))
@@ -76,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
           "  a PUBLIC_URL also needs SECRET_KEY=<32+ random characters> and METRICS_TOKEN):\n"
           f"  WHATSAPP_DEVINO_URL={dv.url} WHATSAPP_DEVINO_KEY={dv.key} WHATSAPP_DEVINO_FROM={dv.sender}"
           " WHATSAPP_DEVINO_CALLBACK_SECRET=<8+ characters>\n"
+          "SMS when WhatsApp cannot reach a customer (docs/sms.md; callbacks need PUBLIC_URL as above):\n"
+          f"  SMS_DEVINO_URL={sms.url} SMS_DEVINO_KEY={sms.key} SMS_DEVINO_FROM={sms.sender}"
+          " SMS_DEVINO_CALLBACK_SECRET=<8+ characters>\n"
           "Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     wa.stop()
     ga.stop()
     dv.stop()
+    sms.stop()
     planfix.stop()
     accounts.stop()
     crm.stop()

@@ -70,7 +70,8 @@ class LocalDesk:
         create_bot(self.settings).set_webhook(
             url=f"{self.webhook.url}/telegram/{self.settings.webhook_secret_path}",
             secret_token=self.settings.webhook_secret_token)
-        if self.settings.planfix_configured or _devino(self.settings):
+        if self.settings.planfix_configured or _devino(self.settings) or (
+                self.settings.sms_configured and self.settings.sms_devino_callback_secret):
             # Here the integrations door is reached where it listens: Planfix's downloads too.
             self.settings = self.settings.replace(public_url=self.listener.url)
         overrides = {}

@@ -70,6 +70,10 @@ POLICIES: dict[str, Policy] = {
     # on its own (1C, the API), like a manager's answer — for as long as Meta is away.
     "wa_webhook": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     "wa_send": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    # A notice WhatsApp could not deliver, by SMS: as long as the SMS provider is away; its
+    # stored status callback like a webhook body. (`sms_fallback`, `sms_confirm`: periodic.)
+    "sms_send": Policy(backoff_cap=30.0, transient_attempts=3000, permanent_attempts=3, report_after=6),
+    "sms_status": Policy(backoff_cap=30.0, transient_attempts=200, permanent_attempts=3, report_after=5),
     # (`wa_poll`, a Green-API queue's long poll, and `wa_confirm`, Devino's lost
     # answers, are periodic: they follow PERIODIC. A Devino batch is part of `wa_send`.)
     # Telegram accounts ↔ Planfix (CHANNELS.md §5). An account's event into the desk(s):

@@ -30,6 +30,7 @@ from scripts.worker import Comeback, Executor, Worker, run_threads, wait_all, wo
 from services.chat_actions import MarkReadStep
 from services.digest import DIGEST_SCHEDULE, DIGEST_SEND
 from services.gateways import BatchSend, ConfirmSweep
+from services.sms import SmsFallback, SmsSend, SmsStatuses, sms_periodic
 from services.notifications import SendOutbox, summary
 from services.tgrelay import relay_handlers
 from services.writing import DeliverToCustomer
@@ -84,6 +85,7 @@ class WorkerRuntime:
                              media=MediaFetcher(deps.db, deps.channels))
         deliver = DeliverToCustomer(deps.db, deps.jobs, deps.channels, notices=deps.out,
                                     download=TelegramFiles(self.api).download, clock=clock)
+        fallback = SmsFallback(settings, deps.db, clock) if settings.sms_configured else None
         self.handlers: dict[str, Callable] = {
             "tg_update": self.handle_update,
             SEND_KIND: self.sender,
@@ -93,10 +95,19 @@ class WorkerRuntime:
             "clean": Cleaner(settings, deps.db, self.api, deps.jobs, deps.users, deps.out, clock),
             "report_errors": deps.reporter,
             "wa_send": (send_outbox := SendOutbox(deps.db, deps.channels, clock, batches=BatchSend(
-                settings, deps.db, deps.reporter.report, summary, clock))),
+                settings, deps.db, deps.reporter.report, summary, clock), fallback=fallback)),
             "wa_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock,
                                        confirm_seconds=settings.whatsapp_devino_confirm_seconds),
         }
+        if fallback is not None:
+            # SMS when WhatsApp cannot reach a customer (services/sms.py)
+            whatsapp = deps.channels.get("whatsapp")
+            self.handlers.update({
+                "sms_fallback": fallback,
+                "sms_send": SmsSend(settings, deps.db, deps.reporter.report, whatsapp, clock=clock),
+                "sms_status": SmsStatuses(deps.db, whatsapp, settings, clock),
+                "sms_confirm": ConfirmSweep(deps.db, deps.reporter.report, clock, channel="sms",
+                                            confirm_seconds=settings.sms_devino_confirm_seconds)})
         self.handlers.update(desk_jobs(deps, self.api, self.handlers["clean"], clock))
         self.handlers.update({DIGEST_SCHEDULE: deps.digests.schedule, DIGEST_SEND: deps.digests.send})
         for channel in deps.channels.values():
@@ -110,6 +121,8 @@ class WorkerRuntime:
             "deliver": deliver.dead,
             "wa_send": send_outbox.dead,
         }
+        if "sms_send" in self.handlers:
+            self.dead_hooks["sms_send"] = self.handlers["sms_send"].dead
         # Telegram away: its sends back off up to a minute; a probe ends that on its return.
         telegram = Comeback(TELEGRAM_KINDS, self.api.alive, lambda: deps.jobs.wake(TELEGRAM_KINDS))
         self.worker = Worker(deps.jobs, self.handlers, bell=bell, report=deps.reporter.report,
@@ -163,6 +176,8 @@ def schedule_periodic(deps: Container) -> None:
     for queue, kind in periodic:
         if PERIODIC_SINCE.get(kind, 1) <= oldest:
             deps.jobs.ensure_periodic(queue, kind)
+    for queue, kind in sms_periodic(deps.settings):
+        deps.jobs.ensure_periodic(queue, kind)
 
 
 def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -> None:

@@ -56,7 +56,12 @@ def outbox_ref(outbox_id: int) -> str:
 
 
 class BatchSend:
-    """`wa_send` for an account whose provider sends in batches."""
+    """`wa_send` for an account whose provider sends in batches. The same steps serve
+    Devino's SMS API (services/sms.py::SmsSend): what differs — the batch's channel and
+    account, the settings, each message's wire item and its line in the history — is in
+    the hooks below."""
+    batch_channel = "whatsapp"
+    provider_label = "Devino"
 
     def __init__(self, settings: Settings, db: Database, report: Callable[..., object],
                  summary: Callable[[str, dict], str], clock: Callable[[], datetime] = utc_now) -> None:
@@ -65,18 +70,51 @@ class BatchSend:
         self.report = report
         self.summary = summary
         self.clock = clock
-        self.batches = BatchRepository(db)
+        self.batches = BatchRepository(db, self.batch_channel)
         self.onec = OnecRepository(db)
 
+    # -- hooks ---------------------------------------------------------------------------
+
+    def collect_seconds(self) -> float:
+        return self.settings.whatsapp_devino_collect_seconds
+
+    def batch_size(self) -> int:
+        return self.settings.whatsapp_devino_batch
+
+    def confirm_seconds(self) -> float:
+        return self.settings.whatsapp_devino_confirm_seconds
+
+    def batch_account(self, message: OutboxMessage) -> str:
+        return message.account
+
+    def queued_at(self, message: OutboxMessage) -> datetime:
+        return message.created_at
+
+    def history_text(self, message: OutboxMessage) -> str:
+        return self.summary(message.kind, message.body)
+
+    # -- the step ------------------------------------------------------------------------
+
     def __call__(self, job: Job, message: OutboxMessage, channel) -> None:
-        collect = self.settings.whatsapp_devino_collect_seconds
+        return self.send(job, message, channel)
+
+    def settled_before(self, job: Job, message: OutboxMessage) -> None:
+        """This job's message is settled already (a status callback named it) but its job
+        ran the batch's call and stopped before the answer: the rest of that batch is
+        unknown now, as the re-run of a stopped call finds it (its held jobs end)."""
+        batch = self.batches.of_message(message.id, job.id) if message.batch_id is not None else None
+        if batch is not None and batch.state == "sending" and batch.leader_job == job.id:
+            self._unknown(batch, "the worker stopped while the batch was being sent")
+
+    def send(self, job: Job, message: OutboxMessage, channel) -> None:
+        collect = self.collect_seconds()
         if collect and message.batch_id is None and message.status == "queued":
             # Notices come in bursts (1C's day of appointments): the first waits a bounded
             # moment so the others arriving meanwhile go in its call.
-            young = collect - (self.clock() - message.created_at).total_seconds()
+            young = collect - (self.clock() - self.queued_at(message)).total_seconds()
             if young > 0.01:
                 raise RetryLater("collecting a Devino batch", young)
-        batch = self.batches.claim(job.id, message.id, message.account, self.settings.whatsapp_devino_batch)
+        batch = self.batches.claim(job.id, message.id, self.batch_account(message), self.batch_size())
         if batch.state == "sending":
             # This job ran the call before and stopped before hearing the answer.
             self._unknown(batch, "the worker stopped while the batch was being sent")
@@ -98,7 +136,11 @@ class BatchSend:
                     and self.onec.is_unsubscribed(queued.phone):
                 placed.append(Placed(queued.id, "skipped", error="the phone unsubscribed"))
             else:
-                items.append((queued, self._item(account.id, queued)))
+                item = self._item(account.id, queued)
+                if isinstance(item, Placed):
+                    placed.append(item)
+                else:
+                    items.append((queued, item))
         if items:
             try:
                 channel.reserve(account.id, items[0][0].phone)
@@ -122,10 +164,10 @@ class BatchSend:
                 # Refused as a whole (a bad key, billing): nothing was taken; each message
                 # goes back to its own job, and this one is a dead letter with #ERROR.
                 self.batches.dissolve(batch, str(exc))
-                raise Permanent("Devino refused the batch", str(exc)) from exc
+                raise Permanent(f"{self.provider_label} refused the batch", str(exc)) from exc
             if len(results) != len(items):
-                reason = f"Devino answered {len(results)} results for {len(items)} messages"
-                self.report("Devino's answer does not match its batch",
+                reason = f"{self.provider_label} answered {len(results)} results for {len(items)} messages"
+                self.report(f"{self.provider_label}'s answer does not match its batch",
                             f"{reason} (batch {batch.id}): nothing was marked sent; each message waits for"
                             " its status callback")
                 self._unknown(batch, reason)
@@ -134,11 +176,10 @@ class BatchSend:
                 placed.append(self._placed(queued, result))
         sent = self.batches.settle(batch, placed, self.clock())
         for shop in sent:
-            channel.record_shop_message(shop.account, shop.phone, shop.external_id,
-                                        self.summary(shop.kind, shop.body))
+            channel.record_shop_message(shop.account, shop.phone, shop.external_id, self.history_text(shop))
         for item in placed:
             if item.outcome == "dead":
-                self.report("Devino refused a message: the shop must act", item.error or "")
+                self.report(f"{self.provider_label} refused a message: the shop must act", item.error or "")
         mine = next((p for p in placed if p.outbox_id == message.id), None)
         if mine is not None and mine.outcome == "later":
             raise RetryLater(mine.error or "Devino: too many messages", mine.delay)
@@ -163,9 +204,9 @@ class BatchSend:
                       error_code=getattr(error, "code", None))
 
     def _unknown(self, batch, reason: str) -> None:
-        confirm_by = self.clock() + timedelta(seconds=self.settings.whatsapp_devino_confirm_seconds)
+        confirm_by = self.clock() + timedelta(seconds=self.confirm_seconds())
         count = self.batches.unknown(batch, reason, confirm_by)
-        log.warning("Devino batch %s: %s — %s message(s) wait for their status callbacks", batch.id, reason, count)
+        log.warning(f"{self.provider_label} batch %s: %s — %s message(s) wait for their status callbacks", batch.id, reason, count)
 
 
 class ConfirmSweep:
@@ -174,8 +215,10 @@ class ConfirmSweep:
     second silence is a reported failure)."""
 
     def __init__(self, db: Database, report: Callable[..., object],
-                 clock: Callable[[], datetime] = utc_now, *, confirm_seconds: float = 600.0) -> None:
-        self.batches = BatchRepository(db)
+                 clock: Callable[[], datetime] = utc_now, *, confirm_seconds: float = 600.0,
+                 channel: str = "whatsapp") -> None:
+        self.batches = BatchRepository(db, channel)
+        self.channel = channel
         self.report = report
         self.clock = clock
         self.every = min(CONFIRM_SWEEP_SECONDS, max(0.5, confirm_seconds / 2))
@@ -183,10 +226,13 @@ class ConfirmSweep:
     def __call__(self, job: Job) -> Done:
         for message in self.batches.unconfirmed(self.clock()):
             if self.batches.resends_of(message.id) == 0:
-                resend = NewJob(SEND, "wa_send", {"outbox_id": message.id}, dedupe_key=f"wa:out:{message.id}:r1",
-                                lane=f"wa:{message.phone}")
+                lane = f"{'sms' if self.channel == 'sms' else 'wa'}:{message.phone}"
+                resend = NewJob(SEND, self.batches.kind, {"outbox_id": message.id},
+                                dedupe_key=f"{self.batches.prefix}:{message.id}:r1", lane=lane)
                 if self.batches.resend(message, resend):
-                    log.warning("WhatsApp message %s: no word from Devino, sent once more", message.id)
+                    log.warning("%s message %s: no word from Devino, sent once more",
+                                "SMS" if self.channel == "sms" else "WhatsApp", message.id)
             elif self.batches.give_up(message, "Devino never confirmed it (its batch's answer was lost)"):
-                self.report("Devino never confirmed a message", f"wa_outbox {message.id}: given up after a resend")
+                self.report("Devino never confirmed a message",
+                            f"wa_outbox {message.id} ({self.channel}): given up after a resend")
         return Done(again_in=self.every)

@@ -181,17 +181,22 @@ class SendOutbox:
     """The `wa_send` job."""
 
     def __init__(self, db: Database, channels, clock: Callable[[], datetime] = utc_now, *,
-                 batches: Callable | None = None) -> None:
+                 batches: Callable | None = None, fallback=None) -> None:
         self.db = db
         self.channels = channels
         self.clock = clock
         self.outbox = OutboxRepository(db)
         self.onec = OnecRepository(db)
         self.batches = batches    # services/gateways.py::BatchSend: providers that send in batches
+        self.fallback = fallback  # services/sms.py::SmsFallback: a failed notice goes by SMS
 
     def __call__(self, job: Job) -> None:
         message = self.outbox.get(int(job.payload["outbox_id"]))
-        if message is None or message.status != "queued":
+        if message is None or message.channel != "whatsapp":
+            return None  # WhatsApp failed it and it went by SMS
+        if message.status != "queued":
+            if self.batches is not None and message.batch_id is not None:
+                self.batches.settled_before(job, message)
             return None  # settled already
         channel = self.channels.get("whatsapp")
         if channel is None:
@@ -212,6 +217,7 @@ class SendOutbox:
             with self.db.transaction() as cur:
                 self.outbox.settle(cur, message.id, "failed", self.clock(),
                                    error_code=getattr(exc, "code", None), error=exc.reason)
+                self._fall_back(cur, message.id)
             log.warning("WhatsApp refused message %s to %s: %s", message.id, display(message.phone),
                         exc.reason)
             return None
@@ -232,3 +238,13 @@ class SendOutbox:
             self.outbox.settle(cur, int(job.payload["outbox_id"]), "failed", self.clock(),
                                error_code=getattr(getattr(exc, "__cause__", None), "code", None),
                                error=str(exc)[:1000])
+            self._fall_back(cur, int(job.payload["outbox_id"]))
+
+    def _fall_back(self, cur, outbox_id: int) -> None:
+        """WhatsApp failed a notice: with an SMS provider it goes by SMS (decided here, in
+        the transaction that records the failure)."""
+        if self.fallback is None:
+            return
+        message = self.outbox.get(outbox_id, cur)
+        if message is not None:
+            self.fallback.switch(cur, message)

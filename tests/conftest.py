@@ -357,6 +357,22 @@ def dv(_dv_server):
     _dv_server.reset()
 
 
+@pytest.fixture(scope="session")
+def _sms_server():
+    from sandbox.devino_sms import DevinoSmsSandbox
+    server = DevinoSmsSandbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sms(_sms_server):
+    """Devino's SMS API sandbox, emptied for this test."""
+    _sms_server.reset()
+    yield _sms_server
+    _sms_server.reset()
+
+
 @pytest.fixture(params=["cloud", "greenapi", "devino"])
 def wa_any(request, sandbox_settings, db, tg, crm):
     """One WhatsApp account of each provider in turn: (driver, desk). The driver speaks

@@ -248,8 +248,12 @@ def message_status(api, body, message_id: int):
         conversation_id = message.conversation_id
     if message.external_id and conversation_id is not None:
         delivery = api.statuses.get(conversation_id, message.external_id)
+    extra = {}
+    if message.channel == "sms":
+        # WhatsApp could not deliver it: it went (or goes) by SMS; status and delivery are the SMS's.
+        extra["whatsapp"] = {"error_code": message.wa_error_code, "error": message.wa_error}
     return jsonify({"ok": True, "id": message.id, "phone": message.phone, "purpose": message.purpose,
-                    "type": message.kind, "status": message.status,
+                    "type": message.kind, "channel": message.channel, **extra, "status": message.status,
                     "delivery": delivery["status"] if delivery else None,
                     "error": message.error or (delivery["error"] if delivery else None),
                     "error_code": message.error_code or (delivery["error_code"] if delivery else None),
@@ -393,7 +397,9 @@ OPENAPI = {
                                   file={"type": "string", "format": "binary", "required": True},
                                   caption=dict(_S), account=dict(_ACCOUNT), request_id=dict(_RID))}}}}},
         "/messages/{id}": {"get": {
-            "summary": "A sent message: status (queued, sent, failed, skipped) and delivery (sent, delivered, read, failed)",
+            "summary": "A sent message: the channel it went by (whatsapp, or sms when WhatsApp could not deliver"
+                       " a notice — then `whatsapp` says why), status (queued, sent, failed, skipped) and"
+                       " delivery (sent, delivered, read, failed) on that channel",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "the message"}, "404": {"description": "unknown id"}}}},
         "/phones/{phone}": {"get": {
