@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Periodic kinds the workers of an older generation do not know, by the generation that
 # brought them (models/bells.py::GENERATION).
-PERIODIC_SINCE = {DIGEST_SCHEDULE: 2}
+PERIODIC_SINCE = {DIGEST_SCHEDULE: 2, "sms_fallback": 2, "sms_confirm": 2}
 # Jobs that wait for Telegram itself (its outage is probed, not slept out).
 TELEGRAM_KINDS = (SEND_KIND, "tg_commands", "clean")
 
@@ -166,7 +166,8 @@ def schedule_periodic(deps: Container) -> None:
     """Start-up chores of a worker process (repeated every minute by the worker loop):
     bootstrap admins, and the periodic jobs — which can never stop."""
     deps.users.ensure_bootstrap_admins()
-    periodic = [(SYNC, "expire_pins"), (SEND, "report_errors"), (SYNC, DIGEST_SCHEDULE), *DESK_PERIODIC]
+    periodic = [(SYNC, "expire_pins"), (SEND, "report_errors"), (SYNC, DIGEST_SCHEDULE), *DESK_PERIODIC,
+                *sms_periodic(deps.settings)]
     for channel in deps.channels.values():
         periodic += channel.periodic()
     # A rolling upgrade: while workers of an older generation run, the kinds they cannot
@@ -176,8 +177,6 @@ def schedule_periodic(deps: Container) -> None:
     for queue, kind in periodic:
         if PERIODIC_SINCE.get(kind, 1) <= oldest:
             deps.jobs.ensure_periodic(queue, kind)
-    for queue, kind in sms_periodic(deps.settings):
-        deps.jobs.ensure_periodic(queue, kind)
 
 
 def serve(settings: Settings, stop: StopSignal, *, threads: int | None = None) -> None:
