@@ -91,11 +91,11 @@ class DigestRepository(Repository):
         """The shop's notices (1C: appointments, reviews, birthdays, custom) sent or failed
         in the period, per channel they went by."""
         return self.db.fetchall(
-            "SELECT 'whatsapp' AS channel, SUM(status = 'sent') AS sent,"
+            "SELECT channel, SUM(status = 'sent') AS sent,"
             " SUM(status = 'failed') AS failed FROM wa_outbox"
             " WHERE COALESCE(sent_at, attempted_at, created_at) >= %s"
             " AND COALESCE(sent_at, attempted_at, created_at) < %s"
-            " HAVING COUNT(*) > 0", (since, until))
+            " GROUP BY channel ORDER BY channel = 'sms', channel", (since, until))
 
     def dead_letters(self, since: datetime, until: datetime) -> list[dict]:
         """Jobs that became dead letters in the period, per kind."""

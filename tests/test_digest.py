@@ -179,13 +179,18 @@ def seed_week(db) -> None:
 # -- the figures --------------------------------------------------------------------------------
 
 def seed_notices_and_a_dead_letter(db) -> None:
-    """Friday: two 1C notices sent by WhatsApp and one failed; one answer a dead letter.
+    """Friday: two 1C notices sent by WhatsApp and one failed, one sent by SMS; one answer a dead letter.
     (And one notice and one dead letter the week after, which the week's digest leaves out.)"""
     for status, at in (("sent", FRIDAY.replace(hour=11)), ("sent", FRIDAY.replace(hour=12)),
                        ("failed", FRIDAY.replace(hour=13)), ("sent", FRIDAY + timedelta(days=4))):
         db.execute("INSERT INTO wa_outbox (account, phone, purpose, kind, body, status, created_at, sent_at,"
                    " attempted_at) VALUES ('main', '+380501234567', 'appointment', 'text', '{}', %s, %s, %s, %s)",
                    (status, at, at if status == "sent" else None, at))
+    # One more that WhatsApp could not deliver went by SMS instead.
+    at = FRIDAY.replace(hour=14)
+    db.execute("INSERT INTO wa_outbox (account, channel, phone, purpose, kind, body, status, created_at, sent_at,"
+               " attempted_at) VALUES ('main', 'sms', '+380501234568', 'appointment', 'text', '{}', 'sent',"
+               " %s, %s, %s)", (at, at, at))
     for at in (FRIDAY.replace(hour=15), FRIDAY + timedelta(days=4)):
         db.execute("INSERT INTO jobs (queue, kind, payload, status, created_at, updated_at)"
                    " VALUES ('send', 'deliver', '{}', 'failed', %s, %s)", (at, at))
@@ -233,6 +238,7 @@ def test_the_weekly_digest_carries_the_weeks_figures_in_both_parts_with_its_char
     assert "ERRORS (dead letters): 1" in text and "  deliver: 1" in text
     assert 'id="dead-letters">1<' in html and "deliver: 1" in html
     assert "  keepingcrm: 5 · 0 · 0 · 0" in text and "  whatsapp: 1 · 0 · 2 · 1" in text
+    assert "  sms: 0 · 0 · 1 · 0" in text                      # the notice that went by SMS
     assert re.search(r'<tr data-channel="whatsapp"><td>whatsapp</td><td>1</td><td>0</td><td>2</td><td>1</td></tr>', html)
     # The charts travel inside the message, each image referenced by the HTML.
     assert len(images) == 3
