@@ -177,9 +177,9 @@ def test_doors_answer_503_while_a_cluster_node_is_out_of_the_primary_component(s
         raise pymysql.err.OperationalError(code, words)
         yield  # pragma: no cover
 
-    db.connection = db.single = refusing
     tg = webhook_server.create_app(settings, db=db).test_client()
     crm = crm_listener.create_app(settings, db=db).test_client()
+    db.connection = db.single = refusing          # the doors run; their node steps out
     assert tg.post("/telegram/test-webhook-path", json=UPDATE, headers=SECRET).status_code == 503
     assert crm.post("/messages/test-link-key", json={"InvoiceId": 5}).status_code == 503
 

@@ -79,7 +79,9 @@ def a_customer_reaches_the_desk(desk, tg, ga, words: str) -> None:
     post = wait_for(lambda: [m for m in tg.messages(SHARED_CHAT)
                              if words in parse_html(m.get("text") or "")[0]], timeout=30)[-1]
     assert "Оксана" in parse_html(post["text"])[0]
-    assert desk.db.scalar("SELECT account FROM conversations WHERE external_id = %s", (CUSTOMER,)) == ga.instance
+    # On the gateway's account (another test's Cloud customer with the same phone may exist).
+    assert ga.instance in {r["account"] for r in desk.db.fetchall(
+        "SELECT account FROM conversations WHERE external_id = %s", (CUSTOMER,))}
 
 
 def test_an_owner_links_a_gateway_by_its_qr_code_and_customers_reach_the_desk(
