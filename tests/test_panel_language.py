@@ -51,6 +51,13 @@ def heading(page: str) -> str:
     return re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
 
 
+CYRILLIC = re.compile("[А-Яа-яІіЇїЄє]")
+
+
+def webhook_cell(page: str) -> str:
+    return re.search(r'id="webhook">(.*?)</td>', page).group(1)
+
+
 def choose(client, language: str, page: str = "/account", back: str | None = None):
     form = {"csrf_token": token_of(client.get(page).data), "language": language}
     if back:
@@ -82,7 +89,8 @@ def test_a_new_panel_user_sees_every_page_in_ukrainian(settings, db, owner):
 def test_english_chosen_on_the_account_page_switches_every_page_at_once(settings, db, owner):
     client = make_client(settings, db)
     log_in(client)
-    assert heading(client.get("/").get_data(as_text=True)) == "Головна"
+    home = client.get("/").get_data(as_text=True)
+    assert heading(home) == "Головна" and CYRILLIC.search(webhook_cell(home))
     answer = choose(client, "en")
     assert answer.status_code == 302 and answer.location.endswith("/account")
     account = client.get("/account").get_data(as_text=True)
@@ -93,6 +101,8 @@ def test_english_chosen_on_the_account_page_switches_every_page_at_once(settings
         page = client.get(path).get_data(as_text=True)
         assert heading(page).startswith(en), path
         assert 'lang="en"' in page and uk not in page, path
+    # What the panel words itself, kept between pages (Telegram's webhook state), too.
+    assert webhook_cell(client.get("/").get_data(as_text=True)).startswith(("unknown (", "not set", "set;"))
     # Error pages and flash messages too.
     missing = client.get("/conversations/999999").get_data(as_text=True)
     assert "No such page" in missing and "There is no such conversation." in missing

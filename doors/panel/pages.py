@@ -56,13 +56,15 @@ class Panel:
         self.conversations = ConversationRepository(db)
         self.media = MediaFetcher(db, deps.channels)
         self.started = time.time()
-        self._webhook: tuple[float, str] | None = None
+        self._webhook: tuple[float, tuple[str, dict]] | None = None
 
     def webhook_status(self) -> str:
-        """Telegram's view of the webhook (getWebhookInfo), asked at most every 30 s."""
+        """Telegram's view of the webhook (getWebhookInfo), asked at most every 30 s, in
+        the reader's language (kept as a catalogue key and its values)."""
         now = time.monotonic()
         if self._webhook and now - self._webhook[0] < 30:
-            return self._webhook[1]
+            key, values = self._webhook[1]
+            return text(key, **values)
         try:
             from bot.factory import create_bot
             from bot.sender import TelegramApi
