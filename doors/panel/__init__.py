@@ -143,7 +143,7 @@ class Parts:
 # The panel's whole URL map (name: the blueprint's name and its endpoints' prefix), under
 # `prefix`; besides it only Flask's static files, `<prefix>/static/…`.
 BLUEPRINTS: Table = (
-    # /, /login, /setup, /account, /logout, /errors, /conversations, /team, /reports,
+    # /, /login, /setup, /account, /language, /logout, /errors, /conversations, /team, /reports,
     # /settings and their forms; /healthz (pages.py)
     ("panel", pages.blueprint, lambda p: pages.Panel(p.settings, p.db, p.deps, p.auth)),
     # /settings/whatsapp and an account's linking page (whatsapp.py)
