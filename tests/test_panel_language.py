@@ -74,6 +74,11 @@ def owner(db):
 def test_a_new_panel_user_sees_every_page_in_ukrainian(settings, db, owner):
     assert settings.bot_language is None
     client = make_client(settings, db)
+    setup = client.get("/setup").data
+    short = client.post("/setup", data={"csrf_token": token_of(setup), "login": "owner", "code": "1",
+                                        "password": "short", "again": "short"})
+    assert short.status_code == 400
+    assert "Не задано: пароль має щонайменше 10 символів." in short.get_data(as_text=True)
     login_page = client.get("/login").get_data(as_text=True)
     assert 'lang="uk"' in login_page and heading(login_page) == "Вхід" and "Password" not in login_page
     log_in(client)

@@ -26,7 +26,7 @@ from services.api_tokens import ApiTokens
 from services.results import Refused
 from services.panel import Overview, Reports
 from services.report_charts import manager_names, report_charts
-from services.panel_auth import LoginOutcome
+from services.panel_auth import MAX_PASSWORD, MIN_PASSWORD, LoginOutcome
 from utils import procstats
 from utils.http import bound
 
@@ -140,6 +140,16 @@ def login():
     return render_template("login.html", error=message), status
 
 
+def _password_words(password: str | None, problem: str) -> str:
+    """What is wrong with a new password (services/panel_auth.py::password_problem), in the
+    reader's language."""
+    if not password or len(password) < MIN_PASSWORD:
+        return text("password.too_short", count=MIN_PASSWORD)
+    if len(password) > MAX_PASSWORD:
+        return text("password.too_long", count=MAX_PASSWORD)
+    return problem
+
+
 def _open_session(user) -> None:
     """A new server-side session for this browser (and a fresh signed cookie)."""
     from doors.panel import SessionUser
@@ -161,7 +171,7 @@ def setup():
                                        client_address())
     if isinstance(result, str):
         return render_template("setup.html", login=form.get("login", "")[:64],
-                               error=text("setup.not_set", why=result)), 400
+                               error=text("setup.not_set", why=_password_words(form.get("password"), result))), 400
     if result.outcome is LoginOutcome.OK:
         log.info("panel: %s set a password with a /web_access code", result.user.login)
         flash(text("setup.done"))
@@ -183,7 +193,7 @@ def account():
     result = panel().auth.change_password(current_user.user, form.get("current"),
                                           form.get("password"), client_address())
     if isinstance(result, str):
-        return render_template("account.html", error=text("account.not_changed", why=result)), 400
+        return render_template("account.html", error=text("account.not_changed", why=_password_words(form.get("password"), result))), 400
     if result.outcome is not LoginOutcome.OK:
         error = (text("login.locked", minutes=result.retry_minutes)
                  if result.outcome is LoginOutcome.LOCKED else text("account.wrong"))
