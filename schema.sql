@@ -309,6 +309,7 @@ CREATE TABLE `panel_users` (
   `session_version` int(11) NOT NULL DEFAULT 1,
   `tg_id` bigint(20) DEFAULT NULL,
   `disabled` tinyint(1) NOT NULL DEFAULT 0,
+  `language` varchar(8) DEFAULT NULL,
   `last_login_at` datetime(6) DEFAULT NULL,
   `setup_code_hash` char(64) DEFAULT NULL,
   `setup_expires` datetime(6) DEFAULT NULL,

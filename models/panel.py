@@ -20,12 +20,14 @@ class PanelUser:
     tg_id: int | None
     disabled: bool
     last_login_at: datetime | None
+    language: str | None = None    # the panel's language this user chose (None: the shop's)
 
     @classmethod
     def from_row(cls, row: dict) -> "PanelUser":
         return cls(id=row["id"], login=row["login"], password_hash=row["password_hash"],
                    session_version=row["session_version"], tg_id=row["tg_id"],
-                   disabled=bool(row["disabled"]), last_login_at=row["last_login_at"])
+                   disabled=bool(row["disabled"]), last_login_at=row["last_login_at"],
+                   language=row.get("language"))
 
     def __repr__(self) -> str:  # the hash never goes into a log line
         return f"PanelUser(id={self.id}, login={self.login!r})"
@@ -118,6 +120,10 @@ class PanelUserRepository(Repository):
         """A rehash with newer parameters: the same password, sessions stay."""
         self.db.execute("UPDATE panel_users SET password_hash = %s WHERE id = %s",
                         (password_hash, user_id))
+
+    def set_language(self, user_id: int, language: str | None) -> None:
+        """The panel's language this user chose ('uk', 'en'; None: the shop's)."""
+        self.db.execute("UPDATE panel_users SET language = %s WHERE id = %s", (language, user_id))
 
     def logged_in(self, user_id: int, at: datetime) -> None:
         self.db.execute("UPDATE panel_users SET last_login_at = %s WHERE id = %s", (at, user_id))

@@ -299,7 +299,7 @@ def test_two_worker_processes_send_the_daily_digest_once(db, settings, smtp, cer
 def test_send_now_in_the_panel_sends_one_digest(settings, db, smtp, certificate):
     from doors.panel import create_app
     from services.panel_auth import PanelAuth
-    app = create_app(digest_settings(settings, smtp.port, certificate[0], web_secret_key="k" * 40,
+    app = create_app(digest_settings(settings, smtp.port, certificate[0], web_secret_key="k" * 40, bot_language="en",
                                      trusted_proxies=("127.0.0.1",)), db)
     PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
     client = app.test_client()
@@ -469,7 +469,7 @@ def test_send_now_clicked_in_the_browser_reaches_the_mail_server_once(browser, s
     from services.panel_auth import PanelAuth
     from test_panel_browser import log_in as browser_log_in, submit
     desk = running_desk(digest_settings(sandbox_settings, smtp.port, certificate[0], digest_period=""))
-    app = create_app(desk.settings.replace(web_secret_key="s" * 48), db, deps=desk.deps)
+    app = create_app(desk.settings.replace(web_secret_key="s" * 48, bot_language="en"), db, deps=desk.deps)
     PanelAuth(db, desk.deps.clock).set_password("owner", "a long panel password", 9001)
     server = ServerThread(app).start()
     try:

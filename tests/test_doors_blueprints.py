@@ -37,6 +37,7 @@ PLANFIX = {("/planfix/clients", "POST"), ("/planfix/clients", "GET"), ("/planfix
            ("/planfix/clients", "PUT"), ("/planfix/webhook", "POST")}
 MEDIA = {("/media/<int:media_id>", "GET")}
 PANEL_PAGES = {("/healthz", "GET"), ("/login", "GET,POST"), ("/setup", "GET,POST"), ("/account", "GET,POST"),
+               ("/language", "POST"),
                ("/logout", "POST"), ("/", "GET"), ("/errors", "GET"), ("/errors/<int:job_id>/retry", "POST"),
                ("/conversations", "GET"), ("/conversations/<int:conversation_id>", "GET"),
                ("/conversations/<int:conversation_id>/files/<int:message_id>", "GET"),

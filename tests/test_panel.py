@@ -125,7 +125,7 @@ def test_a_new_password_ends_every_older_session(db):
 @pytest.fixture
 def client(settings, db):
     from doors.panel import create_app
-    app = create_app(settings.replace(web_secret_key="k" * 40, whatsapp_cloud_token="EAAG-secret-token-1",
+    app = create_app(settings.replace(web_secret_key="k" * 40, whatsapp_cloud_token="EAAG-secret-token-1", bot_language="en",
                                       trusted_proxies=("127.0.0.1",)), db)
     PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
     return app.test_client()
@@ -206,7 +206,7 @@ def test_web_access_gives_a_telegram_admin_a_one_time_code_for_the_panel(desk, d
     code = re.search(r"([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})", message).group(1)
     assert login == "shop_admin"
 
-    client = create_app(desk.settings.replace(web_secret_key="w" * 40), db, deps=desk.deps).test_client()
+    client = create_app(desk.settings.replace(web_secret_key="w" * 40, bot_language="en"), db, deps=desk.deps).test_client()
     form = lambda page, **fields: dict(fields, csrf_token=token_of(client.get(page).data))  # noqa: E731
     wrong = client.post("/setup", data=form("/setup", login=login, code="AAAA-BBBB-CCCC",
                                             password="my new password", again="my new password"))
@@ -276,14 +276,14 @@ def test_behind_the_proxy_one_client_locked_out_does_not_lock_out_the_others(cli
 def test_forwarded_headers_from_a_peer_not_named_a_proxy_change_nothing(settings, db):
     from doors.panel import create_app
     from services.panel_auth import IP_LIMIT
-    client = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    client = create_app(settings.replace(web_secret_key="k" * 40, bot_language="en"), db).test_client()
     PanelAuth(db, datetime.utcnow).set_password("owner", "correct horse battery")
     page = client.get("/login").data
     for n in range(IP_LIMIT):      # a guesser rotating made-up addresses is still one peer
         answer = client.post("/login", headers={"X-Forwarded-For": f"203.0.113.{n}"},
                              data={"csrf_token": token_of(page), "login": f"guess{n}", "password": "x" * 12})
     assert answer.status_code == 429
-    fresh = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    fresh = create_app(settings.replace(web_secret_key="k" * 40, bot_language="en"), db).test_client()
     page = fresh.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Secure" not in page.headers["Set-Cookie"] and "Strict-Transport-Security" not in page.headers
 
@@ -345,7 +345,7 @@ def test_without_web_secret_key_one_private_key_is_made_and_kept(tmp_path, setti
 
 def test_changing_my_password_keeps_this_session_and_ends_the_others(client, settings, db):
     from doors.panel import create_app
-    other = create_app(settings.replace(web_secret_key="k" * 40), db).test_client()
+    other = create_app(settings.replace(web_secret_key="k" * 40, bot_language="en"), db).test_client()
     log_in(client)
     log_in(other)
     form = lambda **fields: dict(fields, csrf_token=token_of(client.get("/account").data))  # noqa: E731

@@ -35,7 +35,7 @@ OLENA = 7001          # a second Telegram admin, with a panel login of her own
 @pytest.fixture
 def panel(desk, db):
     from doors.panel import create_app
-    app = create_app(desk.settings.replace(web_secret_key="a" * 48, trusted_proxies=("127.0.0.1",)), db, deps=desk.deps)
+    app = create_app(desk.settings.replace(web_secret_key="a" * 48, trusted_proxies=("127.0.0.1",), bot_language="en"), db, deps=desk.deps)
     server = ServerThread(app).start()
     server.app = app
     yield server

@@ -31,7 +31,7 @@ PASSWORD = "a long panel password"
 @pytest.fixture
 def panel(desk, db):
     from doors.panel import create_app
-    app = create_app(desk.settings.replace(web_secret_key="s" * 48), db, deps=desk.deps)
+    app = create_app(desk.settings.replace(web_secret_key="s" * 48, bot_language="en"), db, deps=desk.deps)
     PanelAuth(db, desk.deps.clock).set_password("owner", PASSWORD, 9001)
     server = ServerThread(app).start()
     yield server.url

@@ -21,7 +21,7 @@ PASSWORD = "a long panel password"
 
 def start_panel(desk, db, **changes):
     from doors.panel import create_app
-    settings = desk.settings.replace(web_secret_key="w" * 48, **changes)
+    settings = desk.settings.replace(web_secret_key="w" * 48, bot_language="en", **changes)
     return ServerThread(create_app(settings, db, deps=desk.deps)).start()
 
 

@@ -35,7 +35,7 @@ def running(sandbox_settings, db, tg, crm, wa, ga):
     desk = Desk(settings, db, tg, crm, wa=wa).start()
     ga.set_state("notAuthorized")
     # The panel knows KeepDesk's public address: here the integrations door itself.
-    app = create_app(desk.settings.replace(web_secret_key="b" * 48, public_url=desk.listener_url),
+    app = create_app(desk.settings.replace(web_secret_key="b" * 48, public_url=desk.listener_url, bot_language="en"),
                      db, deps=desk.deps)
     PanelAuth(db, desk.deps.clock).set_password("owner", PASSWORD, 9001)
     server = ServerThread(app).start()

@@ -41,7 +41,7 @@ def relay(planfix_settings, db, tg, crm, tga, planfix, accounts_env):
 @pytest.fixture
 def panel(relay, db):
     from doors.panel import create_app
-    app = create_app(relay.settings.replace(web_secret_key="t" * 48), db, deps=relay.deps)
+    app = create_app(relay.settings.replace(web_secret_key="t" * 48, bot_language="en"), db, deps=relay.deps)
     PanelAuth(db, relay.deps.clock).set_password("owner", PASSWORD, 9001)
     server = ServerThread(app).start()
     yield server.url

@@ -32,7 +32,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
-from doors.panel import pages, tgaccounts, whatsapp
+from doors.panel import pages, texts, tgaccounts, whatsapp
+from doors.panel.texts import text
 from doors.web import Table
 from models.db import Database, is_conflict, is_unavailable
 from utils.http import mount, trust_proxies
@@ -102,26 +103,32 @@ def headers(response):
 
 
 def csrf_error(exc: CSRFError):
-    return render_template("message.html", title="The form was refused",
-                           message="This form's security token is missing, expired or not "
-                                   "from this panel. Nothing was changed: go back, reload the "
-                                   "page and try again."), 400
+    return render_template("message.html", title=text("error.csrf_title"),
+                           message=text("error.csrf")), 400
 
 
 def http_error(exc: HTTPException):
-    titles = {404: "No such page", 405: "Not allowed here", 413: "Too large"}
-    return render_template("message.html", title=titles.get(exc.code, exc.name),
-                           message=f"{exc.code}: {exc.description}"), exc.code or 500
+    """An error page in the reader's language: an abort() of the panel's own names a
+    catalogue key; Werkzeug's own answers get the panel's words for their code."""
+    described = exc.description or ""
+    if exc.code in (404, 405, 413):
+        title = text(f"error.{exc.code}")
+        described = text(described) if described in texts.TEXTS[texts.DEFAULT_LANGUAGE] \
+            else text(f"error.desc_{exc.code}")
+    else:
+        title = text("error.other")
+    return render_template("message.html", title=title,
+                           message=f"{exc.code}: {described}"), exc.code or 500
 
 
 def unexpected(exc: Exception):
     if is_unavailable(exc) or is_conflict(exc):
         log.warning("database unavailable: %s", exc)
-        return render_template("message.html", title="Temporarily unavailable",
-                               message="The database does not answer; try again shortly."), 503
+        return render_template("message.html", title=text("error.unavailable_title"),
+                               message=text("error.unavailable")), 503
     log.exception("unexpected error in the panel at %s", request.path)
-    return render_template("message.html", title="Something went wrong",
-                           message="The error was logged. Nothing secret is shown here."), 500
+    return render_template("message.html", title=text("error.unexpected_title"),
+                           message=text("error.unexpected")), 500
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,7 @@ class Parts:
 # The panel's whole URL map (name: the blueprint's name and its endpoints' prefix), under
 # `prefix`; besides it only Flask's static files, `<prefix>/static/…`.
 BLUEPRINTS: Table = (
-    # /, /login, /setup, /account, /logout, /errors, /conversations, /team, /reports,
+    # /, /login, /setup, /account, /language, /logout, /errors, /conversations, /team, /reports,
     # /settings and their forms; /healthz (pages.py)
     ("panel", pages.blueprint, lambda p: pages.Panel(p.settings, p.db, p.deps, p.auth)),
     # /settings/whatsapp and an account's linking page (whatsapp.py)
@@ -169,14 +176,15 @@ def create_app(settings: Settings, db: Database | None = None, *, deps=None,
 
     manager = LoginManager(app)
     manager.login_view = "panel.login"
-    manager.login_message = ("Please log in (a session that ended, e.g. after a new password,"
-                             " a logout or a change of your Telegram role, needs a new login).")
+    manager.login_message = "login.needed"          # a catalogue key, in the reader's language
+    manager.localize_callback = text
     manager.login_message_category = "warning"
     manager.session_protection = "basic"
     manager.user_loader(load_user)
 
     for name, blueprint, bind in BLUEPRINTS:
         mount(app, name, blueprint, bind(parts), url_prefix=prefix or None)
+    app.context_processor(texts.template_globals)
     app.after_request(headers)
     app.register_error_handler(CSRFError, csrf_error)
     app.register_error_handler(HTTPException, http_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
+from doors.panel.texts import text
 from services.report_charts import BAR, BAR_ALT, Bars, PairedBars
 
 AXIS = "#6b7280"
@@ -61,9 +62,9 @@ def hbars(rows: list[tuple[str, float, float]], *, title: str, unit: str = " min
              f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
              f'<title>{escape(title)}</title>',
              f'<rect x="{left}" y="4" width="10" height="8" fill="{BAR}"/>'
-             f'<text x="{left + 14}" y="12" font-size="10" fill="{AXIS}">median</text>'
+             f'<text x="{left + 14}" y="12" font-size="10" fill="{AXIS}">{escape(text("chart.median"))}</text>'
              f'<rect x="{left + 70}" y="4" width="10" height="8" fill="{BAR_ALT}"/>'
-             f'<text x="{left + 84}" y="12" font-size="10" fill="{AXIS}">p90</text>']
+             f'<text x="{left + 84}" y="12" font-size="10" fill="{AXIS}">{escape(text("chart.p90"))}</text>']
     for i, (label, median, p90) in enumerate(rows):
         y = 20 + i * row_h
         parts.append(f'<text x="{left - 6}" y="{y + 16}" font-size="11" text-anchor="end" '

@@ -3,6 +3,7 @@ repository, render. Every POST is CSRF-checked (the app's CSRFProtect) and answe
 redirect and a flash message (post/redirect/get)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
@@ -16,14 +17,16 @@ from channels.base import Rejected
 from channels.media import MediaFetcher
 from config import SETTING_NAMES, Settings, _SPEC
 from doors.panel import charts
+from doors.panel.texts import COOKIE, COOKIE_AGE, LANGUAGES, TEXTS, text
 from models.conversations import ConversationRepository
-from models.panel import PanelFigures
+from models.panel import PanelFigures, PanelUserRepository
+from models.responses import EVERYONE
 from models.users import ADMIN, BANNED, MANAGER, User
 from services.api_tokens import ApiTokens
 from services.results import Refused
 from services.panel import Overview, Reports
 from services.report_charts import manager_names, report_charts
-from services.panel_auth import LoginOutcome
+from services.panel_auth import MAX_PASSWORD, MIN_PASSWORD, LoginOutcome
 from utils import procstats
 from utils.http import bound
 
@@ -53,28 +56,30 @@ class Panel:
         self.conversations = ConversationRepository(db)
         self.media = MediaFetcher(db, deps.channels)
         self.started = time.time()
-        self._webhook: tuple[float, str] | None = None
+        self._webhook: tuple[float, tuple[str, dict]] | None = None
 
     def webhook_status(self) -> str:
-        """Telegram's view of the webhook (getWebhookInfo), asked at most every 30 s."""
+        """Telegram's view of the webhook (getWebhookInfo), asked at most every 30 s, in
+        the reader's language (kept as a catalogue key and its values)."""
         now = time.monotonic()
         if self._webhook and now - self._webhook[0] < 30:
-            return self._webhook[1]
+            key, values = self._webhook[1]
+            return text(key, **values)
         try:
             from bot.factory import create_bot
             from bot.sender import TelegramApi
             info = TelegramApi(create_bot(self.settings)).webhook_info(timeout=3)
             if not info.url:
-                status = "not set (long polling)"
+                status = ("webhook.not_set", {})
             elif info.last_error_message:
-                status = (f"set; {info.pending_update_count} pending; last error: "
-                          f"{info.last_error_message[:120]}")
+                status = ("webhook.set_error", {"pending": info.pending_update_count,
+                                                "error": info.last_error_message[:120]})
             else:
-                status = f"set; {info.pending_update_count} pending"
+                status = ("webhook.set", {"pending": info.pending_update_count})
         except Exception as exc:  # a page must show even when Telegram does not answer
-            status = f"unknown ({type(exc).__name__})"
+            status = ("webhook.unknown", {"error": type(exc).__name__})
         self._webhook = (now, status)
-        return status
+        return text(status[0], **status[1])
 
 
 def panel() -> Panel:
@@ -125,14 +130,24 @@ def login():
         log.info("panel: %s logged in", result.user.login)
         return redirect(url_for("panel.home"))
     if result.outcome is LoginOutcome.LOCKED:
-        message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s).")
+        message = text("login.locked", minutes=result.retry_minutes)
     elif result.outcome is LoginOutcome.NOT_ADMIN:
-        message = "This login's Telegram account is not an admin: the panel is closed to it."
+        message = text("login.not_admin")
     else:
-        message = "Wrong login or password."
+        message = text("login.wrong")
     log.warning("panel: login refused (%s) from %s", result.outcome.value, client_address())
     status = {LoginOutcome.LOCKED: 429, LoginOutcome.NOT_ADMIN: 403}.get(result.outcome, 401)
     return render_template("login.html", error=message), status
+
+
+def _password_words(password: str | None, problem: str) -> str:
+    """What is wrong with a new password (services/panel_auth.py::password_problem), in the
+    reader's language."""
+    if not password or len(password) < MIN_PASSWORD:
+        return text("password.too_short", count=MIN_PASSWORD)
+    if len(password) > MAX_PASSWORD:
+        return text("password.too_long", count=MAX_PASSWORD)
+    return problem
 
 
 def _open_session(user) -> None:
@@ -151,19 +166,18 @@ def setup():
     form = request.form
     if form.get("password") != form.get("again"):
         return render_template("setup.html", login=form.get("login", "")[:64],
-                               error="The two passwords differ."), 400
+                               error=text("setup.differ")), 400
     result = panel().auth.finish_setup(form.get("login"), form.get("code"), form.get("password"),
                                        client_address())
     if isinstance(result, str):
         return render_template("setup.html", login=form.get("login", "")[:64],
-                               error=f"Not set: {result}."), 400
+                               error=text("setup.not_set", why=_password_words(form.get("password"), result))), 400
     if result.outcome is LoginOutcome.OK:
         log.info("panel: %s set a password with a /web_access code", result.user.login)
-        flash("Password set. Log in with it.")
+        flash(text("setup.done"))
         return redirect(url_for("panel.login"))
-    message = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
-               if result.outcome is LoginOutcome.LOCKED else
-               "Wrong login or code, or the code expired (it works once, for 15 minutes).")
+    message = (text("login.locked", minutes=result.retry_minutes)
+               if result.outcome is LoginOutcome.LOCKED else text("setup.wrong"))
     return render_template("setup.html", login=form.get("login", "")[:64], error=message), 400
 
 
@@ -175,18 +189,18 @@ def account():
         return render_template("account.html")
     form = request.form
     if form.get("password") != form.get("again"):
-        return render_template("account.html", error="The two new passwords differ."), 400
+        return render_template("account.html", error=text("account.differ")), 400
     result = panel().auth.change_password(current_user.user, form.get("current"),
                                           form.get("password"), client_address())
     if isinstance(result, str):
-        return render_template("account.html", error=f"Not changed: {result}."), 400
+        return render_template("account.html", error=text("account.not_changed", why=_password_words(form.get("password"), result))), 400
     if result.outcome is not LoginOutcome.OK:
-        error = (f"Too many failed attempts. Try again in {result.retry_minutes} minute(s)."
-                 if result.outcome is LoginOutcome.LOCKED else "The current password is wrong.")
+        error = (text("login.locked", minutes=result.retry_minutes)
+                 if result.outcome is LoginOutcome.LOCKED else text("account.wrong"))
         return render_template("account.html", error=error), 400
     _open_session(result.user)
     log.info("panel: %s changed their password", result.user.login)
-    flash("Password changed. Every other session of yours has ended.")
+    flash(text("account.changed"))
     return redirect(url_for("panel.home"))
 
 
@@ -196,8 +210,36 @@ def logout():
     """Ends this session on the server too: a copy of the cookie opens nothing after."""
     panel().auth.end_session(current_user.session_id)
     logout_user()
-    flash("You are logged out.")
+    flash(text("login.logged_out"))
     return redirect(url_for("panel.login"))
+
+
+# -- language ---------------------------------------------------------------------------
+
+BACK_BEFORE_LOGIN = ("panel.login", "panel.setup")
+
+
+@blueprint.post("/language")
+def language():
+    """The panel's language: kept in this browser's cookie (the switch before login) and,
+    for a logged-in user, on their panel user — every page follows it from the next one."""
+    chosen = request.form.get("language")
+    if current_user.is_authenticated:
+        back = url_for("panel.account")
+    else:
+        endpoint = request.form.get("back")
+        back = url_for(endpoint if endpoint in BACK_BEFORE_LOGIN else "panel.login")
+    if chosen not in LANGUAGES:
+        return redirect(back)
+    if current_user.is_authenticated:
+        PanelUserRepository(panel().db).set_language(current_user.user.id, chosen)
+        log.info("panel: %s chose the language %s", current_user.login, chosen)
+        flash(text("account.language_saved", chosen))
+    answer = redirect(back)
+    from doors.panel import reached_over_https
+    answer.set_cookie(COOKIE, chosen, max_age=COOKIE_AGE, httponly=True, samesite="Lax",
+                      secure=reached_over_https())
+    return answer
 
 
 # -- home -----------------------------------------------------------------------------------
@@ -239,12 +281,12 @@ def errors():
 def retry(job_id: int):
     retried = panel().deps.dead_letters.retry(job_id, by=f"panel: {current_user.login}")
     if retried.done:
-        flash(f"Job #{job_id} will run again from its first step not done.")
+        flash(text("retry.done", id=job_id))
     else:
         status = retried.status
-        what = {"done": "it is already done", "pending": "it is already waiting to run",
-                "running": "it is running now", None: "there is no such job"}.get(status, status)
-        flash(f"Job #{job_id} was not retried: {what}. Nothing changed.", "warning")
+        what = (text(f"retry.why_{status or 'missing'}") if status in ("done", "pending", "running", None)
+                else status)
+        flash(text("retry.refused", id=job_id, why=what), "warning")
     return redirect(url_for("panel.errors"))
 
 
@@ -267,7 +309,7 @@ def conversations():
     if query:
         found = p.deps.tools.search.find(query, limit=PAGE)
         if isinstance(found, Refused):
-            refused, rows, total = f"A search needs at least {found.limit} characters.", [], 0
+            refused, rows, total = text("conversations.search_short", limit=found.limit), [], 0
         else:
             holders = p.figures.holders([c.id for c in found])
             rows, total = [(c, holders.get(c.id)) for c in found], len(found)
@@ -287,7 +329,7 @@ def conversation(conversation_id: int):
     p = panel()
     chat = p.conversations.get(conversation_id)
     if chat is None:
-        abort(404, "There is no such conversation.")
+        abort(404, "error.no_conversation")
     holder = p.figures.holders([chat.id]).get(chat.id)
     people = {u["tg_id"]: u for u in p.figures.team()}
     return render_template("conversation.html", chat=chat, holder=holder, people=people,
@@ -303,7 +345,7 @@ def message_file(conversation_id: int, message_id: int):
     p = panel()
     row = p.figures.message_file(conversation_id, message_id)
     if row is None or not (row["media_ref"] or row["url"]):
-        abort(404, "This message has no file.")
+        abort(404, "error.no_file")
     name = (row["filename"] or f"file-{message_id}").replace('"', "")
     try:
         if row["media_ref"]:
@@ -311,13 +353,13 @@ def message_file(conversation_id: int, message_id: int):
             body, mime = media.content, media.mime or "application/octet-stream"
         else:
             if not row["url"].lower().startswith(("https://", "http://")):
-                abort(404, "This message has no file the panel can fetch.")
+                abort(404, "error.no_fetchable_file")
             from utils import fetch   # the CRM's link: only a public address or a configured origin
             try:
                 got = fetch.for_settings(p.settings, read_timeout=10, deadline=30).get(row["url"],
                                                                                       max_bytes=MAX_FILE)
             except fetch.TooLarge:
-                abort(413, "The file is larger than the panel shows.")
+                abort(413, "error.file_too_large")
             except fetch.FetchError as exc:
                 raise Rejected(str(exc)) from None
             if got.status != 200:
@@ -325,7 +367,7 @@ def message_file(conversation_id: int, message_id: int):
             body, mime = got.data, got.mime
     except (Rejected, requests.RequestException) as exc:
         log.warning("panel: file of message %s unavailable: %s", message_id, type(exc).__name__)
-        abort(404, "The file could not be fetched from its channel.")
+        abort(404, "error.file_unavailable")
     inline = mime.startswith("image/") and mime != "image/svg+xml"
     response = Response(body, mimetype=mime if inline else "application/octet-stream")
     response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{name}"'
@@ -350,18 +392,18 @@ def team():
 def team_action(tg_id: int, action: str):
     role = ROLE_ACTIONS.get(action)
     if role is None:
-        abort(404, "No such action.")
+        abort(404, "error.no_action")
     p = panel()
     if p.deps.users.get(tg_id) is None:
-        abort(404, "Nobody with this Telegram id has written to the bot.")
+        abort(404, "error.no_person")
     decision = f"panel:{current_user.user.id}:{tg_id}:{action}:{time.time_ns()}"
     changed = p.team.set_role(tg_id, role, by_tg_id=current_user.user.tg_id,
                               key=lambda purpose: f"{decision}:{purpose}")
     if changed is None:
-        flash("Nothing changed: an admin cannot change their own role.", "warning")
+        flash(text("team.own_role"), "warning")
     else:
         log.info("panel: %s set %s to %s", current_user.login, tg_id, role)
-        flash(f"{changed.display_name} is now {role}.")
+        flash(text("team.now", name=changed.display_name, role=text(f"role.{role}")))
     return redirect(url_for("panel.team"))
 
 
@@ -376,8 +418,8 @@ def reports():
     until = now
     since = now - timedelta(days=days)
     report = p.reports.build(since, until)
-    who = manager_names(p.figures.team())
-    drawn = {key: charts.draw(chart) for key, chart in report_charts(report, who).items()}
+    who = _who(manager_names(p.figures.team()))
+    drawn = {key: charts.draw(_titled(chart)) for key, chart in report_charts(report, who).items()}
     hour_chart, day_chart, speed_chart = drawn["by_hour"], drawn["by_day"], drawn["speed"]
     return render_template("reports.html", report=report, days=days, who=who,
                            hour_chart=hour_chart, day_chart=day_chart, speed_chart=speed_chart,
@@ -385,16 +427,45 @@ def reports():
                            digest=digest_settings(p.settings), digests=p.deps.digests.recent(5))
 
 
+def _who(names):
+    """The reports' names, with Everyone and Outside the desk in the reader's language."""
+    def who(manager_id):
+        if manager_id == EVERYONE:
+            return text("reports.everyone")
+        if manager_id is None:
+            return text("reports.outside")
+        return names(manager_id)
+    return who
+
+
+CHART_TITLES = {"speed": "reports.speed_chart", "by_hour": "reports.hour_chart",
+                "by_day": "reports.day_chart"}
+
+
+def _titled(chart):
+    """A report chart with its title (and a minutes unit) in the reader's language."""
+    changes = {"title": text(CHART_TITLES[chart.key])} if chart.key in CHART_TITLES else {}
+    if chart.unit == " min":
+        changes["unit"] = text("chart.minutes")
+    return dataclasses.replace(chart, **changes)
+
+
+def _refusal(result: Refused) -> str:
+    why = TEXTS["en"].get(f"refusal.{result.why.value}") and text(f"refusal.{result.why.value}")
+    why = why or result.why.value.replace("_", " ")
+    return f"{why} {result.detail}" if result.detail else why
+
+
 def digest_settings(settings: Settings) -> list[tuple[str, str]]:
     """The digest's settings as the reports page shows them (the password only as set)."""
     s = settings
-    return [("DIGEST_PERIOD", s.digest_period or "off"),
+    return [("DIGEST_PERIOD", s.digest_period or text("digest.off")),
             ("DIGEST_HOUR", f"{s.digest_hour:02d}:00 ({s.tz})"),
             ("DIGEST_RECIPIENTS", ", ".join(s.digest_recipients) or "—"),
             ("DIGEST_FROM", s.digest_from or "—"),
             ("SMTP", f"{s.smtp_host}:{s.smtp_port_used} ({s.smtp_security.upper()})" if s.smtp_host else "—"),
             ("SMTP_LOGIN", s.smtp_login or "—"),
-            ("SMTP_PASSWORD", "•••••• (set)" if s.smtp_password else "—")]
+            ("SMTP_PASSWORD", text("settings.secret_set") if s.smtp_password else "—")]
 
 
 @blueprint.post("/reports/digest")
@@ -403,13 +474,12 @@ def send_digest():
     """Send now: the digest of the last period up to now, once (the workers send it)."""
     p = panel()
     if not (p.settings.smtp_host and p.settings.digest_recipients and p.settings.digest_from):
-        flash("The digest has no mail server or recipients: set SMTP_HOST, DIGEST_FROM and"
-              " DIGEST_RECIPIENTS (docs/digest.md).", "warning")
+        flash(text("digest.no_server"), "warning")
     elif p.deps.digests.send_now(current_user.login):
         log.info("panel: %s asked for the digest now", current_user.login)
-        flash("The digest is on its way to " + ", ".join(p.settings.digest_recipients) + ".")
+        flash(text("digest.on_its_way", recipients=", ".join(p.settings.digest_recipients)))
     else:
-        flash("A digest was already asked for this minute.", "warning")
+        flash(text("digest.already"), "warning")
     return redirect(url_for("panel.reports"))
 
 
@@ -424,12 +494,12 @@ def effective_settings(settings: Settings) -> list[tuple[str, str]]:
         attr = _SPEC[name][0]
         value = getattr(settings, attr, None)
         if value in (None, "", ()):
-            text = "—"
+            shown_value = "—"
         elif not settings.__dataclass_fields__[attr].repr or value in secret_values:
-            text = "•••••• (set)"
+            shown_value = text("settings.secret_set")
         else:
-            text = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        shown.append((name, text))
+            shown_value = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        shown.append((name, shown_value))
     return shown
 
 
@@ -449,7 +519,7 @@ def token_issue():
     p = panel()
     name = (request.form.get("name") or "").strip()[:64]
     if not name:
-        flash("A token needs a name (e.g. 1c-main).", "warning")
+        flash(text("settings.token_needs_name"), "warning")
         return redirect(url_for("panel.settings_page"))
     token = p.tokens.create(name)
     log.info("panel: %s issued 1C token %r", current_user.login, name)
@@ -464,7 +534,7 @@ def token_issue():
 @login_required
 def token_revoke(token_id: int):
     count = panel().tokens.revoke_id(token_id)
-    flash("Token revoked." if count else "Nothing changed: no such active token.",
+    flash(text("settings.token_revoked") if count else text("settings.no_such_token"),
           None if count else "warning")
     return redirect(url_for("panel.settings_page"))
 
@@ -476,10 +546,9 @@ def reply_add():
     body = (request.form.get("text") or "").strip()
     result = panel().deps.tools.replies.add(_actor(), f"{title}\n{body}" if body else title)
     if isinstance(result, Refused):
-        flash(f"The reply was not saved: {result.why.value.replace('_', ' ')}"
-              f"{' ' + result.detail if result.detail else ''}.", "warning")
+        flash(text("settings.reply_not_saved", why=_refusal(result)), "warning")
     else:
-        flash(f"Canned reply “{result.title}” saved.")
+        flash(text("settings.reply_saved", title=result.title))
     return redirect(url_for("panel.settings_page"))
 
 
@@ -490,16 +559,15 @@ def reply_edit(reply_id: int):
     the old one open keep a consistent text)."""
     replies = panel().deps.tools.replies
     if replies.get(reply_id) is None:
-        abort(404, "There is no such canned reply.")
+        abort(404, "error.no_reply")
     title = (request.form.get("title") or "").strip()
     body = (request.form.get("text") or "").strip()
     result = replies.add(_actor(), f"{title}\n{body}" if body else title)
     if isinstance(result, Refused):
-        flash(f"Nothing changed: {result.why.value.replace('_', ' ')}"
-              f"{' ' + result.detail if result.detail else ''}.", "warning")
+        flash(text("settings.reply_unchanged", why=_refusal(result)), "warning")
     else:
         replies.delete(reply_id)
-        flash(f"Canned reply “{result.title}” saved.")
+        flash(text("settings.reply_saved", title=result.title))
     return redirect(url_for("panel.settings_page"))
 
 
@@ -507,7 +575,7 @@ def reply_edit(reply_id: int):
 @login_required
 def reply_delete(reply_id: int):
     done = panel().deps.tools.replies.delete(reply_id)
-    flash("Canned reply deleted." if done else "Nothing changed: no such reply.",
+    flash(text("settings.reply_deleted") if done else text("settings.no_such_reply"),
           None if done else "warning")
     return redirect(url_for("panel.settings_page"))
 
@@ -519,15 +587,15 @@ def duration(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return text("unit.days", days=days, hours=hours)
     if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s"
+        return text("unit.hours", hours=hours, minutes=minutes)
+    return text("unit.minutes", minutes=minutes, seconds=secs)
 
 
 @blueprint.app_template_filter("megabytes")
 def megabytes(value: int) -> str:
-    return f"{value / 1048576:.0f} MB"
+    return text("unit.megabytes", value=f"{value / 1048576:.0f}")
 
 
 @blueprint.app_template_filter("when")

@@ -16,6 +16,7 @@ import segno
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from doors.panel.texts import text
 from services.tglogins import BadLogin, TgLogins
 from utils.http import bound
 
@@ -28,7 +29,7 @@ def logins(*, configured: bool = True) -> TgLogins:
     """The views' context; 404 (what to set) when Telegram accounts are not configured."""
     t = bound()
     if configured and not t.configured:
-        abort(404, "Telegram accounts are not configured (PLANFIX_ADMIN_TOKEN, TG_ACCOUNTS_KEY).")
+        abort(404, "error.tg_not_configured")
     return t
 
 
@@ -51,7 +52,7 @@ def step_of(row) -> tuple[str, str]:
 def _login_or_404(ref: str):
     row = logins().get(ref)
     if row is None:
-        abort(404, "There is no such login.")
+        abort(404, "error.no_login")
     return row
 
 
@@ -74,7 +75,7 @@ def login_start():
                       client_name=form.get("client_name", ""), url_planfix=form.get("url_planfix", ""),
                       token_planfix=form.get("token_planfix", ""), by=f"panel:{current_user.login}")
     except BadLogin as exc:
-        flash(f"Not started: {exc}", "warning")
+        flash(text("tg.not_started", why=exc), "warning")
         return redirect(url_for("panel_tg.accounts"))
     log.info("panel: %s started a Telegram login by %s", current_user.login, form.get("method"))
     return redirect(url_for("panel_tg.login_page", ref=ref))
@@ -111,7 +112,7 @@ def login_answer(ref: str):
     try:
         logins().answer(ref, request.form.get("answer", ""))
     except BadLogin as exc:
-        flash(f"Not taken: {exc}", "warning")
+        flash(text("tg.not_taken", why=exc), "warning")
     return redirect(url_for("panel_tg.login_page", ref=ref))
 
 
@@ -120,11 +121,11 @@ def login_answer(ref: str):
 def account_action(number: str, action: str):
     t = logins()
     if action not in ACTIONS or not number.isdigit():
-        abort(404, "No such action.")
+        abort(404, "error.no_action")
     done = t.stop_account(number) if action == "stop" else t.start_account(number)
     if not done:
-        abort(404, "There is no such account.")
+        abort(404, "error.no_account")
     log.info("panel: %s: %s Telegram account %s", current_user.login, action, number)
-    flash({"stop": f"+{number} is stopped.", "start": f"+{number} is starting.",
-           "restart": f"+{number} is restarting."}[action])
+    flash(text({"stop": "tg.stopped", "start": "tg.starting", "restart": "tg.restarting"}[action],
+               number=number))
     return redirect(url_for("panel_tg.accounts"))

@@ -11,6 +11,7 @@ import logging
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from doors.panel.texts import text
 from services.wa_accounts import AccountProblem, WhatsAppAccounts
 from utils.http import bound
 
@@ -47,17 +48,15 @@ def add():
                           style=_form("style", 10) or "path", media_url=_form("media_url"),
                           label=_form("label", 64), by=current_user.login)
     except AccountProblem as exc:
-        flash(f"Not added: {exc}.", "warning")
+        flash(text("wa.not_added", why=exc), "warning")
         return redirect(url_for("panel_whatsapp.page"))
     if row.configure_error:
-        flash(f"Added, but the gateway was not set up: {row.configure_error}. Press “Set up again”.",
-              "warning")
+        flash(text("wa.added_not_set_up", why=row.configure_error), "warning")
     else:
-        flash(f"Instance {row.instance} added and set up "
-              f"({'webhook' if row.receive == 'webhook' else 'polled: no PUBLIC_URL'}).")
+        how = text("wa.added_webhook" if row.receive == "webhook" else "wa.added_polled")
+        flash(text("wa.added", instance=row.instance, how=how))
     if service.channel is None:
-        flash("WhatsApp was not running in KeepDesk: restart the workers and the integrations door"
-              " (the first WhatsApp account only; later ones need no restart).", "warning")
+        flash(text("wa.not_running"), "warning")
     return redirect(url_for("panel_whatsapp.link_page", instance=row.instance))
 
 
@@ -67,7 +66,7 @@ def link_page(instance: str, code: str | None = None):
     service = accounts()
     row = service.repository.get(instance) if instance.isdigit() else None
     if row is None:
-        flash("No such account added in the panel.", "warning")
+        flash(text("wa.no_such"), "warning")
         return redirect(url_for("panel_whatsapp.page"))
     return render_template("whatsapp_link.html", row=row, code=code)
 
@@ -89,7 +88,7 @@ def phone_code(instance: str):
     try:
         code = accounts().phone_code(instance, _form("phone", 32))
     except AccountProblem as exc:
-        flash(f"No code: {exc}.", "warning")
+        flash(text("wa.no_code", why=exc), "warning")
         return redirect(url_for("panel_whatsapp.link_page", instance=instance))
     # Shown on this answer only (never in a flash cookie or a log).
     return link_page(instance, code=code)
@@ -102,23 +101,23 @@ def act(instance: str, action: str):
     try:
         if action == "logout":
             done = service.logout(instance)
-            flash("Logged out: scan a new QR code to link it again." if done
-                  else "The gateway did not log it out.", None if done else "warning")
+            flash(text("wa.logged_out") if done else text("wa.logout_failed"),
+                  None if done else "warning")
         elif action == "reboot":
             done = service.reboot(instance)
-            flash("Rebooting: the state comes back in a moment." if done
-                  else "The gateway did not reboot it.", None if done else "warning")
+            flash(text("wa.rebooting") if done else text("wa.reboot_failed"),
+                  None if done else "warning")
         elif action == "setup":
             error = service.configure(instance)
-            flash(f"Not set up: {error}." if error else "The gateway is set up for KeepDesk.",
+            flash(text("wa.setup_failed", why=error) if error else text("wa.setup_done"),
                   "warning" if error else None)
         elif action == "remove":
             service.remove(instance)
             log.info("panel: %s removed the WhatsApp instance %s", current_user.login, instance)
-            flash(f"Instance {instance} removed from KeepDesk (the gateway keeps it).")
+            flash(text("wa.removed", instance=instance))
             return redirect(url_for("panel_whatsapp.page"))
         else:
             return redirect(url_for("panel_whatsapp.page"))
     except AccountProblem as exc:
-        flash(f"{exc}.", "warning")
+        flash(text("wa.problem", why=exc), "warning")
     return redirect(url_for("panel_whatsapp.link_page", instance=instance))
