@@ -1,7 +1,7 @@
 """`python -m bot run`: everything KeepDesk needs, in one process group.
 
 The supervisor starts a local MariaDB under var/ when no database is configured, applies
-the schema, then starts the two HTTP doors under gunicorn and the worker processes, and
+the schema, then starts the three HTTP doors in one gunicorn and the worker processes, and
 takes updates from Telegram — by webhook when WEBHOOK_URL is set, by long polling
 otherwise. A child that dies is restarted. Ctrl-C (or SIGTERM) stops everything it
 started, the database last.
@@ -69,16 +69,14 @@ class Supervisor:
         log.info("database up to date (%s)", ", ".join(applied) if applied else "no migration to apply")
         python = sys.executable
         bind = self.settings.bind_host
-        for name, module, port in (("webhook", "webhook_server:app", self.settings.webhook_port),
-                                   ("listener", "crm_listener:app", self.settings.listener_port)):
-            self.children.append(Child(name, [
-                python, "-m", "gunicorn", "--workers", str(self.settings.http_workers),
-                "--worker-class", "gthread", "--threads", "8", "--bind", f"{bind}:{port}",
-                "--graceful-timeout", "5", "--log-level", "warning", module]))
-        self.children.append(Child("panel", [  # the admin panel (WEB.md §1), its own door
-            python, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-            "--threads", "4", "--bind", f"{self.settings.web_bind}:{self.settings.web_port}",
-            "--graceful-timeout", "5", "--log-level", "warning", "doors.panel:app"]))
+        # The three doors — Telegram's, the integrations', the admin panel (WEB.md §1) — in
+        # one WSGI server, each on its port (doors/all.py).
+        self.children.append(Child("doors", [
+            python, "-m", "gunicorn", "--workers", str(self.settings.http_workers),
+            "--worker-class", "gthread", "--threads", "8",
+            "--bind", f"{bind}:{self.settings.webhook_port}", "--bind", f"{bind}:{self.settings.listener_port}",
+            "--bind", f"{self.settings.web_bind}:{self.settings.web_port}",
+            "--graceful-timeout", "5", "--log-level", "warning", "doors.all:app"]))
         for index in range(self.settings.workers):
             self.children.append(Child(f"worker-{index}", [python, "-m", "bot", "worker"]))
         if self.settings.planfix_configured:  # the Telegram accounts' sessions (CHANNELS.md §5)

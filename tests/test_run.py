@@ -66,8 +66,9 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tg, tmp_path):
         home = panel.post(f"http://127.0.0.1:{web_port}/login", timeout=10, data={
             "csrf_token": token, "login": "owner", "password": "a long password 1"}).text
         panel.close()   # no keep-alive connection left for gunicorn's graceful stop to wait out
-        processes = int(re.search(r"(\d+) process\(es\)", home).group(1))
-        assert processes >= 5   # the supervisor, two doors' masters and workers, a worker…
+        processes = int(re.search(r"процесів: (\d+)", home).group(1))    # the panel speaks Ukrainian
+        # The supervisor, the doors' one gunicorn and its two workers, a worker.
+        assert processes >= 5
         database = LocalMariaDB(var_dir / "mysql")
         assert database.is_running()
         with database.connect_app("keepdesk") as conn, conn.cursor() as cur:
