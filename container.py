@@ -23,6 +23,7 @@ from models.jobs import JobQueue
 from models.locks import LockManager
 from models.users import UserManager
 from services.chat_actions import ChatActions
+from services.after_hours import AfterHours
 from services.albums import Albums
 from services.claims import ChatClaims
 from services.dead_letters import DeadLetters
@@ -97,7 +98,9 @@ class Container:
                                             statuses=DeliveryStatuses(self.db, self.out,
                                                                       self.reporter.report, now),
                                             interceptors=business_dialogues(self, now),
-                                            waits=tools.waits, orders=tools.orders)
+                                            waits=tools.waits, orders=tools.orders,
+                                            after_hours=AfterHours(settings, self.db, self.jobs,
+                                                                   self.channels, now))
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None, **channel_overrides) -> "Container":

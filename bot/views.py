@@ -45,7 +45,8 @@ def chat_card(chat: Chat, holder: User | None, language: str) -> Html:
 def message_block(message: StoredMessage, language: str, *, snippet: int = HISTORY_SNIPPET) -> Html:
     """One message in a history: who and when, its text (at most `snippet` characters,
     the rest is at its source), and its file or image as a link."""
-    who = text("from_client" if message.from_client else "from_shop", language)
+    who = text("from_client" if message.from_client
+               else "from_shop_auto" if message.automatic else "from_shop", language)
     when = message.date_written.strftime("%d.%m %H:%M") if message.date_written else ""
     lines = [fmt.join(" ", [fmt.bold(who), fmt.italic(when)])]
     body = fmt.crm_text(message.text)

@@ -59,8 +59,10 @@ class Ingest:
                  clock: Callable[[], datetime] = utc_now,
                  statuses: Callable | None = None,
                  interceptors: Sequence[Callable[[Incoming], Incoming]] = (),
-                 waits=None, orders=None) -> None:
+                 waits=None, orders=None, after_hours=None) -> None:
         self.db = db
+        # The answer outside working hours (services/after_hours.py::AfterHours).
+        self.after_hours = after_hours
         # How long customers wait (services/sla.py::Waits), and the order behind a new
         # conversation (services/orders.py::OrderContext).
         self.waits = waits
@@ -121,6 +123,8 @@ class Ingest:
             holder = self.claims.holder_or_expire(cur, conversation_id, now)
             if self.waits is not None:
                 self.waits.after_store(cur, conversation, to_post, now)
+            if self.after_hours is not None and to_post:
+                self.after_hours.after_store(cur, conversation, to_post, now)
             posts: list[int] = []
             if to_post:
                 for desk in self.desks:

@@ -1,0 +1,161 @@
+"""A customer is never left wondering, end to end: the answer outside working hours on
+WhatsApp, over the WhatsApp and Telegram sandboxes, the workers and a real MariaDB, with
+time moved by the desk's clock (never by sleeping)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from conftest import SHARED_CHAT
+from harness import Desk, wait_for
+from sandbox.telegram import parse_html
+from utils.clock import MovableClock
+from utils.hours import WorkingHours, opens_at
+
+PHONE = "380671234567"
+OLENA = 701
+# Friday 5 December 2025, 22:00 in Kyiv (UTC+2): the shop ("Mon-Fri 09-18") is closed.
+FRIDAY_22 = datetime(2025, 12, 5, 20, 0)
+MONDAY_0905 = datetime(2025, 12, 8, 7, 5)
+CLOSED_UK = "Дякуємо за повідомлення! Зараз ми не працюємо. Ми відповімо у понеділок після 09:00."
+CLOSED_EN = "Thank you for your message! We are closed now. We will answer on Monday after 09:00."
+
+
+@pytest.fixture
+def clock():
+    return MovableClock(FRIDAY_22)
+
+
+@pytest.fixture
+def shop(wa_settings, db, tg, crm, wa, clock):
+    """A desk with one WhatsApp number, open Mon-Fri 09-18 in Kyiv, its clock in the test's hand."""
+    settings = wa_settings.replace(working_hours="Mon-Fri 09-18", tz="Europe/Kyiv")
+    running = Desk(settings, db, tg, crm, wa=wa).start(workers=False)
+    running.deps.clock = clock          # before any job runs: every job sees the test's time
+    running.start_workers()
+    yield running
+    running.stop()
+
+
+def visible(message) -> str:
+    return parse_html(message.get("text") or message.get("caption") or "")[0]
+
+
+def manager(db, tg_id=OLENA, language="uk"):
+    db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+               " VALUES (%s, 'olena', 'Olena', %s, 'manager')", (tg_id, language))
+    return tg_id
+
+
+def shared_posts(tg, needle):
+    return [m for m in tg.messages(SHARED_CHAT) if needle in visible(m)]
+
+
+def take(shop, tg, user_id, post):
+    [button] = [b for row in post["reply_markup"]["inline_keyboard"] for b in row]
+    update = tg.user_presses_button(user_id, SHARED_CHAT, post["message_id"], button["callback_data"],
+                                    username="olena")
+    query = update["callback_query"]["id"]
+    answer = wait_for(lambda: [a for a in tg.callback_answers() if a["callback_query_id"] == query])[0]
+    shop.idle()
+    return answer
+
+
+def test_a_customer_writing_at_night_is_told_once_when_the_shop_opens_and_the_morning_goes_on(
+        shop, wa, tg, db, clock):
+    olena = manager(db)
+    wa.customer_writes(PHONE, "Добрий вечір! Є розмір M?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Є розмір M?"))
+    wait_for(lambda: wa.message_texts(PHONE) == [CLOSED_UK])
+
+    clock.advance(minutes=40)                           # 22:40: the same closed period
+    wa.customer_writes(PHONE, "Алло? Ви тут?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Ви тут?"))
+    shop.idle()
+    assert wa.message_texts(PHONE) == [CLOSED_UK]       # told once
+
+    clock.set(MONDAY_0905)                              # the next working morning
+    post = shared_posts(tg, "Ви тут?")[-1]
+    assert take(shop, tg, olena, post)["text"].startswith("✅")
+    history = [visible(m) for m in tg.messages(olena) if "Історія чата" in visible(m)]
+    assert history and "🏪 Магазин · 🤖 автоматично" in history[-1] and CLOSED_UK in history[-1]
+    tg.user_sends_text(olena, "Так, є, відправимо сьогодні", username="olena")
+    wait_for(lambda: wa.message_texts(PHONE) == [CLOSED_UK, "Так, є, відправимо сьогодні"])
+    shop.idle()
+    # The customer's wait was ended by the manager's answer, not by the automatic one.
+    waits = db.fetchall("SELECT answered_by, answered_at FROM responses ORDER BY id")
+    assert [w["answered_by"] for w in waits] == [olena]
+    assert waits[0]["answered_at"] == MONDAY_0905
+
+
+def test_a_customer_writing_in_english_is_answered_in_english(shop, wa, tg, db):
+    wa.customer_writes(PHONE, "Hello, do you ship to Poland?", name="Anna")
+    wait_for(lambda: shared_posts(tg, "ship to Poland"))
+    wait_for(lambda: wa.message_texts(PHONE) == [CLOSED_EN])
+
+
+def test_inside_working_hours_nobody_is_answered_automatically(shop, wa, tg, db, clock):
+    clock.set(MONDAY_0905)
+    wa.customer_writes(PHONE, "Добрий ранок, є розмір M?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Добрий ранок"))
+    shop.idle()
+    assert wa.message_texts(PHONE) == []
+
+
+def test_the_automatic_answer_is_decided_once_however_many_times_it_is_asked(shop, wa, tg, db, clock):
+    wa.customer_writes(PHONE, "Добрий вечір!", name="Оксана")
+    wait_for(lambda: wa.message_texts(PHONE) == [CLOSED_UK])
+    deps = shop.deps
+    conversation_id = db.scalar("SELECT id FROM conversations WHERE channel = 'whatsapp'")
+    conversation = deps.ingest.conversations.get(conversation_id)
+    announced = deps.ingest.messages.page(conversation_id, 0, 10)
+    for _ in range(2):   # a second worker deciding the same period finds the row
+        with db.transaction() as cur:
+            assert deps.ingest.after_hours.after_store(cur, conversation, announced, clock()) is None
+    assert db.scalar("SELECT COUNT(*) FROM outbound WHERE conversation_id = %s",
+                     (conversation_id,)) == 1
+
+
+def test_the_shop_opens_after_its_holidays():
+    hours = WorkingHours.parse("Mon-Fri 09-18", "Europe/Kyiv")
+    assert opens_at(hours, FRIDAY_22) == datetime(2025, 12, 8, 7, 0)          # Monday 09:00
+    assert opens_at(hours, FRIDAY_22, frozenset({date(2025, 12, 8)})) == datetime(2025, 12, 9, 7, 0)
+    assert opens_at(hours, MONDAY_0905) is None
+    assert opens_at(hours, MONDAY_0905, frozenset({date(2025, 12, 8)})) == datetime(2025, 12, 9, 7, 0)
+
+
+@pytest.fixture
+def office(sandbox_settings, db, tg, crm, clock):
+    """A desk with the CRM, open Mon-Fri 09-18 in Kyiv, its clock in the test's hand."""
+    settings = sandbox_settings.replace(working_hours="Mon-Fri 09-18", tz="Europe/Kyiv",
+                                        tg_limit_private_per_s=100.0)
+    running = Desk(settings, db, tg, crm).start(workers=False)
+    running.deps.clock = clock
+    running.start_workers()
+    yield running
+    running.stop()
+
+
+def test_a_crm_customer_writing_at_night_hears_it_through_the_crm_and_still_waits_for_a_manager(
+        office, crm, tg, db, clock):
+    olena = manager(db)
+    crm.customer_writes(9301, "Де моє замовлення?", email="client9301@example.com")
+    assert crm.signal(office.listener_url, "test-link-key", 9301) == [200]
+    wait_for(lambda: shared_posts(tg, "Де моє замовлення?"))
+    wait_for(lambda: [m["message"] for m in crm.messages(9301) if m["seller"]] == [CLOSED_UK])
+    office.idle()
+    # The CRM's copy of the reply came back with its sync: it is automatic, the wait goes on.
+    assert db.scalar("SELECT COUNT(*) FROM messages WHERE conversation_id = 9301"
+                     " AND direction = 'shop'") == 1
+    assert db.scalar("SELECT COUNT(*) FROM responses WHERE conversation_id = 9301"
+                     " AND answered_at IS NULL") == 1
+    crm.customer_writes(9301, "Алло?", email="client9301@example.com")
+    assert crm.signal(office.listener_url, "test-link-key", 9301) == [200]
+    wait_for(lambda: shared_posts(tg, "Алло?"))
+    office.idle()
+    assert [m["message"] for m in crm.messages(9301) if m["seller"]] == [CLOSED_UK]
+    clock.set(MONDAY_0905)
+    assert take(office, tg, olena, shared_posts(tg, "Алло?")[-1])["text"].startswith("✅")
+    history = [visible(m) for m in tg.messages(olena) if "Історія чата" in visible(m)]
+    assert history and "🏪 Магазин · 🤖 автоматично" in history[-1]
