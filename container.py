@@ -99,6 +99,7 @@ class Container:
                                                                       self.reporter.report, now),
                                             interceptors=business_dialogues(self, now),
                                             waits=tools.waits, orders=tools.orders,
+                                            assign=tools.assign,
                                             after_hours=AfterHours(settings, self.db, self.jobs,
                                                                    self.channels, now))
 

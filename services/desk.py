@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.auto_assign import AutoAssign
 from services.desk_tools import CannedReplies, Notes, Search
 from services.handover import HandOver, Joins, Shifts
 from services.orders import OrderContext
@@ -26,6 +27,7 @@ class DeskTools:
     tasks: Tasks
     orders: OrderContext
     albums: object = None       # services/albums.py::Albums, set once the writer exists
+    assign: object = None       # services/auto_assign.py::AutoAssign
 
     @classmethod
     def build(cls, deps) -> "DeskTools":
@@ -36,8 +38,11 @@ class DeskTools:
                            settings.hours)
         waits = Waits(db, policy)
         common = dict(clock=now)
+        assign = AutoAssign(db, deps.claims, deps.locks, deps.out, deps.desk,
+                            shared_chat_id=settings.chat_new_message,
+                            log_chat_id=settings.channel_log, on_claim=waits.rearm, **common)
         return cls(
-            policy=policy, waits=waits,
+            assign=assign, policy=policy, waits=waits,
             sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.desk, policy,
                            shared_chat_id=settings.chat_new_message,
                            log_chat_id=settings.channel_log, **common),

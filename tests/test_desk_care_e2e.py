@@ -159,3 +159,92 @@ def test_a_crm_customer_writing_at_night_hears_it_through_the_crm_and_still_wait
     assert take(office, tg, olena, shared_posts(tg, "Алло?")[-1])["text"].startswith("✅")
     history = [visible(m) for m in tg.messages(olena) if "Історія чата" in visible(m)]
     assert history and "🏪 Магазин · 🤖 автоматично" in history[-1]
+
+
+# -- auto-assignment -------------------------------------------------------------------------
+
+PETRO, IVAN, MARTA = 702, 703, 704
+
+
+def press(shop, tg, user_id, message, label):
+    [data] = [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"]
+              for b in row if b["text"] == label]
+    update = tg.user_presses_button(user_id, message["chat_id"], message["message_id"], data)
+    query = update["callback_query"]["id"]
+    answer = wait_for(lambda: [a for a in tg.callback_answers() if a["callback_query_id"] == query])[0]
+    shop.idle()
+    return answer
+
+
+def team(db):
+    for tg_id, name in ((OLENA, "olena"), (PETRO, "petro"), (IVAN, "ivan"), (MARTA, "marta")):
+        db.execute("INSERT INTO users (tg_id, username, first_name, language, role)"
+                   " VALUES (%s, %s, %s, 'uk', 'manager')", (tg_id, name, name.title()))
+    db.execute("INSERT INTO desk_shifts (tg_id, on_shift, changed_at) VALUES (%s, 0, NOW())", (MARTA,))
+
+
+def switch_on(shop, tg):
+    from conftest import ADMIN_ID
+    tg.user_sends_text(ADMIN_ID, "/auto_assign whatsapp on", username="boss")
+    shop.idle()
+    return wait_for(lambda: [visible(m) for m in tg.messages(ADMIN_ID) if "Автопризначення" in visible(m)])[-1]
+
+
+def open_chats(db):
+    return {r["manager_id"]: r["n"] for r in db.fetchall(
+        "SELECT manager_id, COUNT(*) AS n FROM pins WHERE state = 'ACTIVE' GROUP BY manager_id")}
+
+
+def test_new_chats_are_spread_over_the_managers_on_shift_and_never_to_one_off_shift(shop, wa, tg, db, clock):
+    clock.set(MONDAY_0905)
+    team(db)
+    assert "whatsapp: увімкнено" in switch_on(shop, tg)
+    for n in range(12):
+        wa.customer_writes(f"3806700000{n:02d}", f"Питання номер {n}", name=f"Клієнт {n}")
+        wait_for(lambda: shared_posts(tg, f"Питання номер {n}"))
+    shop.idle()
+    assert open_chats(db) == {OLENA: 4, PETRO: 4, IVAN: 4}
+    # The shared chat saw every chat, saying who got it; each manager was told.
+    posts = shared_posts(tg, "Питання номер")
+    assert len(posts) == 12
+    named = [line for p in posts for line in visible(p).splitlines() if "Закріплений менеджер" in line]
+    assert sorted(named) == sorted([f"Закріплений менеджер: @{n}" for n in ("olena", "petro", "ivan")] * 4)
+    assert not any(p.get("reply_markup") for p in posts)   # nothing left to take
+    for manager_id in (OLENA, PETRO, IVAN):
+        told = [m for m in tg.messages(manager_id) if "Вам призначено новий чат" in visible(m)]
+        assert len(told) == 4
+    assert not [m for m in tg.messages(MARTA) if "Вам призначено" in visible(m)]
+
+
+def test_a_manager_passes_an_assigned_chat_on_and_the_last_one_gives_it_back_to_the_shared_chat(
+        shop, wa, tg, db, clock):
+    clock.set(MONDAY_0905)
+    team(db)
+    switch_on(shop, tg)
+    wa.customer_writes(PHONE, "Є розмір M?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Є розмір M?"))
+    shop.idle()
+    assert open_chats(db) == {OLENA: 1}
+    passed = []
+    for holder in (OLENA, PETRO, IVAN):
+        told = wait_for(lambda: [m for m in tg.messages(holder) if "Вам призначено новий чат" in visible(m)])
+        answer = press(shop, tg, holder, told[-1], "🔁 Передати")
+        passed.append(answer["text"])
+        assert holder not in open_chats(db)
+    assert passed[0].startswith("🔁 Чат") and "@petro" in passed[0]
+    assert "@ivan" in passed[1]
+    assert passed[2].startswith("🔁 Чат") and "спільний чат" in passed[2]
+    assert open_chats(db) == {}
+    back = shared_posts(tg, "Повернуто у спільний чат")
+    assert back and "@ivan передав(ла) чат" in visible(back[-1])
+    labels = [b["text"] for row in back[-1]["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["✍ Відповісти"]
+
+
+def test_auto_assignment_is_off_by_default(shop, wa, tg, db, clock):
+    clock.set(MONDAY_0905)
+    team(db)
+    wa.customer_writes(PHONE, "Є розмір M?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Є розмір M?"))
+    shop.idle()
+    assert open_chats(db) == {}
