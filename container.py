@@ -97,7 +97,8 @@ class Container:
                                             task_pattern=settings.task_product_pattern, clock=now,
                                             statuses=DeliveryStatuses(self.db, self.out,
                                                                       self.reporter.report, now),
-                                            interceptors=business_dialogues(self, now),
+                                            interceptors=business_dialogues(self, now)
+                                            + (tools.scores,),
                                             waits=tools.waits, orders=tools.orders,
                                             assign=tools.assign,
                                             after_hours=AfterHours(settings, self.db, self.jobs,

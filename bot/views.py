@@ -149,5 +149,6 @@ def chat_menu(codec: CallbackCodec, language: str, chat: Chat, *, mine: bool,
         rows.append([(text("edit_status_activate_key", language), codec.encode("status", chat.id))])
     if mine and mine_kind == "PIN":
         rows.append([(text("un_status_chat", language), codec.encode("unpin", chat.id))])
+        rows.append([(text("btn_mark_done", language), codec.encode("done", chat.id))])
     rows.append([(text("back", language), codec.encode("menu"))])
     return inline(rows)

@@ -205,6 +205,22 @@ def unpin(desk: Desk, call: types.CallbackQuery, user: User) -> None:
              key="unpinned")
 
 
+def mark_done(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    """"🏁 Розмову завершено": the pin ends, the chat is done, the customer asked for a score."""
+    chat = known_chat(desk, call, user)
+    if chat is None:
+        return
+    done = desk.deps.tools.scores.mark_done(user, chat.id)
+    if isinstance(done, Refused):
+        desk.answer(call, refusal_text(desk, user, done, chat.id), alert=True)
+        return
+    answer = desk.t(user, "marked_done_asked" if done.asked else "marked_done", id_i=chat.ref)
+    desk.state.clear(user.tg_id)
+    desk.log_change_pin(user, text("change_pin_removed", desk.lang(None)), chat.id)
+    desk.answer(call, answer)
+    desk.say(user.tg_id, answer, main_menu(desk.lang(user)), key="marked_done")
+
+
 def send_mode_label(desk: Desk, message: types.Message, user: User) -> None:
     """The reply-keyboard buttons shown while writing to a client."""
     state = desk.state.get(user.tg_id)
@@ -232,7 +248,8 @@ def _is_history(desk: Desk, call: types.CallbackQuery) -> bool:
 
 def register(bot: TeleBot, desk: Desk) -> None:
     for handler, action in ((open_chat, "open"), (history_page, "hist"), (write, "write"),
-                            (read, "read"), (toggle_status, "status"), (unpin, "unpin")):
+                            (read, "read"), (toggle_status, "status"), (unpin, "unpin"),
+                            (mark_done, "done")):
         bot.register_callback_query_handler(partial(handler, desk), func=None, action=action,
                                             role="manager")
     bot.register_message_handler(

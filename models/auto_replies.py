@@ -60,3 +60,42 @@ class AutoReplyRepository(Repository):
                                 + (" AND kind = %s" if kind else "") + " ORDER BY id",
                                 (conversation_id, kind) if kind else (conversation_id,))
         return [AutoReply.from_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    conversation_id: int
+    channel: str
+    manager_id: int | None
+    score: int
+    comment: str | None
+    scored_at: datetime
+
+
+class ScoreRepository(Repository):
+    def record(self, cur, request: AutoReply, channel: str, score: int, comment: str | None,
+               now: datetime) -> bool:
+        """The customer's score of one request, once."""
+        return cur.execute("INSERT IGNORE INTO scores (request_id, conversation_id, channel,"
+                           " manager_id, score, comment, scored_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                           (request.id, request.conversation_id, channel, request.manager_id, score,
+                            comment, now)) == 1
+
+    def between(self, since: datetime, until: datetime) -> list[ScoreRow]:
+        rows = self.db.fetchall("SELECT conversation_id, channel, manager_id, score, comment, scored_at"
+                                " FROM scores WHERE scored_at >= %s AND scored_at < %s ORDER BY id",
+                                (since, until))
+        return [ScoreRow(**r) for r in rows]
+
+    def mark_done(self, cur, conversation_id: int, now: datetime) -> None:
+        """The conversation is done (the resolution figures count to this moment)."""
+        cur.execute("UPDATE conversations SET status = 'done', status_changed_at = %s WHERE id = %s",
+                    (now, conversation_id))
+
+    def mark_seen(self, cur, conversation_id: int, external_id: str) -> int | None:
+        """A customer message the desk need not be told of (a score): announced; its id."""
+        cur.execute("UPDATE messages SET announced_at = COALESCE(announced_at, NOW(6))"
+                    " WHERE conversation_id = %s AND external_id = %s", (conversation_id, external_id))
+        row = self._one(cur, "SELECT id FROM messages WHERE conversation_id = %s AND external_id = %s",
+                        (conversation_id, external_id))
+        return row["id"] if row else None

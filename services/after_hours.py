@@ -121,16 +121,23 @@ class AfterHours:
                 return None
             template = {"name": self.settings.after_hours_template,
                         "language": self.settings.whatsapp_template_language, "params": []}
-        outbound_id = self.outbound.record(
-            cur, key=f"auto:{CLOSED}:{reply_id}", conversation_id=conversation.id,
-            manager_id=AUTOMATIC, tg_chat_id=0, tg_message_id=reply_id, text=text,
-            attachment=None, after_message_id=self.messages.max_numeric_external_id(conversation.id),
-            template=template)
-        if outbound_id is None:
-            return None
-        self.replies.attach(cur, reply_id, outbound_id)
-        from services.writing import deliver_lane
-        self.jobs.enqueue(UPDATES, "deliver", {"outbound_id": outbound_id},
-                          dedupe_key=f"out:{outbound_id}", lane=deliver_lane(conversation.id),
-                          priority=1, cur=cur)
-        return outbound_id
+        return send_automatic(cur, self, conversation.id, CLOSED, reply_id, text, template)
+
+
+def send_automatic(cur, owner, conversation_id: int, kind: str, reply_id: int, text: str,
+                   template: dict | None = None) -> int | None:
+    """Record the shop's own message (outbound, manager 0) with its `deliver` step, in the
+    deciding transaction. `owner` has `outbound`, `messages`, `replies` and `jobs`."""
+    from services.writing import deliver_lane
+    outbound_id = owner.outbound.record(
+        cur, key=f"auto:{kind}:{reply_id}", conversation_id=conversation_id,
+        manager_id=AUTOMATIC, tg_chat_id=0, tg_message_id=reply_id, text=text,
+        attachment=None, after_message_id=owner.messages.max_numeric_external_id(conversation_id),
+        template=template)
+    if outbound_id is None:
+        return None
+    owner.replies.attach(cur, reply_id, outbound_id)
+    owner.jobs.enqueue(UPDATES, "deliver", {"outbound_id": outbound_id},
+                       dedupe_key=f"out:{outbound_id}", lane=deliver_lane(conversation_id),
+                       priority=1, cur=cur)
+    return outbound_id

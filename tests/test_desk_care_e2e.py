@@ -248,3 +248,80 @@ def test_auto_assignment_is_off_by_default(shop, wa, tg, db, clock):
     wait_for(lambda: shared_posts(tg, "Є розмір M?"))
     shop.idle()
     assert open_chats(db) == {}
+
+
+# -- a score after the answer ---------------------------------------------------------------
+
+def answer_and_mark_done(shop, wa, tg, db, phone, question, reply):
+    wa.customer_writes(phone, question, name="Клієнт")
+    post = wait_for(lambda: shared_posts(tg, question))[-1]
+    assert take(shop, tg, OLENA, post)["text"].startswith("✅")
+    tg.user_sends_text(OLENA, reply, username="olena")
+    wait_for(lambda: reply in wa.message_texts(phone))
+    shop.idle()
+    conversation_id = db.scalar("SELECT id FROM conversations WHERE external_id = %s", (phone,))
+    tg.user_sends_text(OLENA, f"/open_chat_{conversation_id}", username="olena")
+    shop.idle()
+    card = wait_for(lambda: [m for m in tg.messages(OLENA)
+                             if visible(m).startswith(f"💬 Чат #{conversation_id}")])[-1]
+    return conversation_id, press(shop, tg, OLENA, card, "🏁 Розмову завершено")
+
+
+def test_a_score_after_the_answer_reaches_the_manager_the_desk_and_the_reports(
+        shop, wa, tg, db, clock, settings):
+    from utils.clock import utc_now
+    from services.scores import REQUEST_TEXTS
+    clock.set(utc_now())                # the reports page counts the last days of real time
+    manager(db)
+    asks = lambda phone: [t for t in wa.message_texts(phone) if t == REQUEST_TEXTS["uk"]]  # noqa: E731
+    first, done = answer_and_mark_done(shop, wa, tg, db, PHONE, "Де моє замовлення?", "Вже в дорозі")
+    assert done["text"].startswith(f"🏁 Чат #{first} завершено. Клієнта попросили оцінити")
+    wait_for(lambda: asks(PHONE))
+    wa.customer_writes(PHONE, "2 довго чекала", name="Клієнт")
+    told = wait_for(lambda: [visible(m) for m in tg.messages(OLENA) if "⭐ Оцінка клієнта" in visible(m)])
+    assert told == [f"⭐ Оцінка клієнта за чат #{first}: 2/5\n💬 довго чекала"]
+    low = wait_for(lambda: shared_posts(tg, "⚠️ Низька оцінка"))
+    assert visible(low[0]).startswith(f"⚠️ Низька оцінка: 2/5 за чат #{first}")
+    assert [b["text"] for row in low[0]["reply_markup"]["inline_keyboard"] for b in row] == ["✍ Відповісти"]
+    shop.idle()
+    assert len(shared_posts(tg, "довго чекала")) == 1      # the score is no new customer message
+    history = deps_history(shop, db, first)
+    assert "2 довго чекала" in history and "Оцініть, будь ласка" in history
+
+    # Done again the same day: not asked twice.
+    _, again = answer_and_mark_done(shop, wa, tg, db, PHONE, "А ще питання", "Відповідаю")
+    assert again["text"] == f"🏁 Чат #{first} завершено."
+    shop.idle()
+    assert len(asks(PHONE)) == 1
+
+    for phone, score in (("380671110004", "4"), ("380671110005", "5 дякую!")):
+        answer_and_mark_done(shop, wa, tg, db, phone, f"Питання від {phone}", "Відповідь")
+        wait_for(lambda: asks(phone))
+        wa.customer_writes(phone, score, name="Клієнт")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM scores WHERE conversation_id ="
+                                   " (SELECT id FROM conversations WHERE external_id = %s)", (phone,)) == 1)
+    assert len(shared_posts(tg, "⚠️ Низька оцінка")) == 1
+
+    from doors.panel import create_app
+    from services.panel_auth import PanelAuth
+    import re
+    app = create_app(shop.settings.replace(web_secret_key="k" * 40), db)
+    PanelAuth(db, utc_now).set_password("owner", "correct horse battery")
+    client = app.test_client()
+    login = client.get("/login").data
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', login).group(1).decode()
+    assert client.post("/login", data={"csrf_token": token, "login": "owner",
+                                       "password": "correct horse battery"}).status_code == 302
+    page = client.get("/reports").data.decode()
+    table = page[page.index('<table id="scores">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r'<tr class="(total)?" data-manager="([^"]*)" data-channel="([^"]*)">.*?'
+                      r'<td class="count">(\d+)</td><td class="median">([^<]*)</td><td class="low">(\d+)</td>',
+                      table)
+    whatsapp_everyone = [r for r in rows if r[2] == "whatsapp"][-1]
+    assert whatsapp_everyone[3:] == ("3", "4", "1")
+    assert [r for r in rows if r[2] == "all"][-1][3:] == ("3", "4", "1")
+
+
+def deps_history(shop, db, conversation_id):
+    return "\n".join(m.text for m in shop.deps.ingest.messages.page(conversation_id, 0, 50))
