@@ -40,6 +40,10 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
     card = views.chat_card(chat, holder[1] if holder else None, language)
     extras = desk_card_extras(desk, chat, language)
     card = fmt.join("\n", [card, extras]) if extras else card
+    others = [(other, source_label(desk, other)) for other in desk.deps.tools.customers.others(chat)]
+    if others:
+        card = fmt.join("\n", [card, desk.t(user, "card_also", chats=", ".join(
+            f"{label} #{other.ref}" for other, label in others))])
     blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id, recent)]
     body = card
     # Whole message blocks only, newest kept: finished HTML is never cut.
@@ -53,8 +57,17 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
                                mine_kind=holder[0].kind if mine else None)
     joined = user.is_admin and desk.deps.tools.joins.joins.is_joined(chat.id, user.tg_id)
     keyboard = desk_views.with_rows(keyboard, desk_views.desk_rows(
-        desk.codec, language, chat, user, holder=holder[1] if holder else None, joined=joined))
+        desk.codec, language, chat, user, holder=holder[1] if holder else None, joined=joined)
+        + [[(desk.t(user, "btn_also", chat=f"{label} #{other.ref}"), desk.codec.encode("open", other.id))]
+           for other, label in others])
     return body, keyboard
+
+
+def source_label(desk: Desk, chat: Chat) -> str:
+    """The channel's name as people know it (also for a channel this process does not run)."""
+    from channels import REGISTRY
+    labels = {kind.name: kind.label for kind in REGISTRY}
+    return labels.get(chat.channel, chat.channel)
 
 
 def desk_card_extras(desk: Desk, chat: Chat, language: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.auto_assign import AutoAssign
+from services.customers import Customers
 from services.desk_tools import CannedReplies, Notes, Search
 from services.handover import HandOver, Joins, Shifts
 from services.orders import OrderContext
@@ -30,6 +31,7 @@ class DeskTools:
     albums: object = None       # services/albums.py::Albums, set once the writer exists
     assign: object = None       # services/auto_assign.py::AutoAssign
     scores: object = None       # services/scores.py::Scores
+    customers: object = None    # services/customers.py::Customers (one customer across channels)
 
     @classmethod
     def build(cls, deps) -> "DeskTools":
@@ -48,7 +50,8 @@ class DeskTools:
         tasks = Tasks(db, deps.claims, deps.users, deps.out, now)
         tasks.on_done = scores.after_task_done
         return cls(
-            assign=assign, scores=scores, policy=policy, waits=waits,
+            assign=assign, scores=scores, customers=Customers(db, settings.phone_default_region),
+            policy=policy, waits=waits,
             sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.desk, policy,
                            shared_chat_id=settings.chat_new_message,
                            log_chat_id=settings.channel_log, **common),

@@ -325,3 +325,54 @@ def test_a_score_after_the_answer_reaches_the_manager_the_desk_and_the_reports(
 
 def deps_history(shop, db, conversation_id):
     return "\n".join(m.text for m in shop.deps.ingest.messages.page(conversation_id, 0, 50))
+
+
+# -- one customer across channels -----------------------------------------------------------
+
+def card_of(shop, tg, user_id, conversation_id):
+    tg.user_sends_text(user_id, f"/open_chat_{conversation_id}", username="olena")
+    shop.idle()
+    return wait_for(lambda: [m for m in tg.messages(user_id)
+                             if visible(m).startswith(f"💬 Чат #{conversation_id}")])[-1]
+
+
+def labels_of(message):
+    return [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+
+
+def test_the_same_customer_on_whatsapp_and_a_telegram_account_is_shown_on_both_cards(shop, wa, tg, db):
+    olena = manager(db)
+    wa.customer_writes(PHONE, "Є розмір M?", name="Оксана")
+    wait_for(lambda: shared_posts(tg, "Є розмір M?"))
+    shop.idle()
+    whatsapp = db.scalar("SELECT id FROM conversations WHERE channel = 'whatsapp'")
+    # The same person on one of the shop's Telegram accounts, her phone written nationally.
+    db.execute("INSERT INTO conversations (id, channel, account, external_id, customer_name,"
+               " customer_phone, last_date) VALUES (777001, 'tgaccount', 'shop', '5550001', 'Оксана',"
+               " '067 123 45 67', NOW())")
+    db.execute("INSERT INTO conversations (id, channel, account, external_id, customer_phone,"
+               " last_date) VALUES (777002, 'tgaccount', 'shop', '5550002', '+48 512 345 678', NOW())")
+    card = card_of(shop, tg, olena, whatsapp)
+    assert "🔗 Цей клієнт також: Telegram #777001" in visible(card)   # not the Polish number
+    also = [label for label in labels_of(card) if label.startswith("🔗")]
+    assert len(also) == 1 and also[0].endswith("#777001")
+    press(shop, tg, olena, card, also[0])             # the button opens the other conversation
+    other = card_of(shop, tg, olena, 777001)
+    assert f"WhatsApp #{whatsapp}" in visible(other)
+    assert [label for label in labels_of(other) if label.startswith("🔗")] == [f"🔗 WhatsApp #{whatsapp}"]
+
+
+def test_two_crm_orders_of_one_email_are_one_customer(office, crm, tg, db):
+    olena = manager(db)
+    for id_i in (9401, 9402):
+        crm.customer_writes(id_i, f"Питання {id_i}", email="Same.Buyer@example.com" if id_i == 9401
+                            else "same.buyer@example.com")
+        assert crm.signal(office.listener_url, "test-link-key", id_i) == [200]
+        wait_for(lambda: shared_posts(tg, f"Питання {id_i}"))
+    crm.customer_writes(9403, "Інший клієнт", email="other@example.com")
+    assert crm.signal(office.listener_url, "test-link-key", 9403) == [200]
+    wait_for(lambda: shared_posts(tg, "Інший клієнт"))
+    office.idle()
+    assert "🔗 Цей клієнт також: KeepingCRM #9402" in visible(card_of(office, tg, olena, 9401))
+    assert "🔗 Цей клієнт також: KeepingCRM #9401" in visible(card_of(office, tg, olena, 9402))
+    assert "Цей клієнт також" not in visible(card_of(office, tg, olena, 9403))
