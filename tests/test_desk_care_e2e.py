@@ -376,3 +376,84 @@ def test_two_crm_orders_of_one_email_are_one_customer(office, crm, tg, db):
     assert "🔗 Цей клієнт також: KeepingCRM #9402" in visible(card_of(office, tg, olena, 9401))
     assert "🔗 Цей клієнт також: KeepingCRM #9401" in visible(card_of(office, tg, olena, 9402))
     assert "Цей клієнт також" not in visible(card_of(office, tg, olena, 9403))
+
+
+# -- the answer outside working hours on a Telegram account -----------------------------------
+
+TG_NUMBER = "380501112233"
+
+
+@pytest.fixture
+def account_desk(planfix_settings, db, tg, crm, tga, planfix, accounts_env, clock, tmp_path):
+    """A desk whose Telegram account's customers come to the desk, its clock in the test's hand."""
+    import requests
+    from conftest import PLANFIX_ADMIN_TOKEN
+    settings = planfix_settings.replace(tg_accounts_routing="desk", working_hours="Mon-Fri 09-18",
+                                        tz="Europe/Kyiv")
+    running = Desk(settings, db, tg, crm).start(workers=False)
+    running.deps.clock = clock
+    running.start_workers()
+    running.accounts = running.start_accounts(dict(accounts_env, TG_ACCOUNTS_ROUTING="desk"))
+    (tmp_path / "main.session").write_text(tga.add_account(TG_NUMBER))
+    body = {"name": "shop", "number": "+" + TG_NUMBER, "url_planfix": planfix.url,
+            "token_planfix": planfix.token, "name_session": "main", "path_session": "."}
+    answer = requests.post(f"{running.listener_url}/planfix/clients", json=body,
+                           headers={"Token": PLANFIX_ADMIN_TOKEN}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["token"]
+    wait_for(lambda: requests.get(f"{running.listener_url}/planfix/clients",
+                                  json={"name": "shop", "number": TG_NUMBER},
+                                  headers={"Token": token}, timeout=10).json().get("status") == "online",
+             timeout=20)
+    yield running
+    running.stop()
+
+
+def test_a_telegram_account_customer_writing_at_night_is_told_once_through_the_account(
+        account_desk, tga, tg, db):
+    customer = tga.add_user("Ivan", username="ivan_p")
+    tga.customer_writes(TG_NUMBER, customer["id"], "Коли доставка?")
+    wait_for(lambda: shared_posts(tg, "Коли доставка?"), timeout=20)
+    wait_for(lambda: [m["text"] for m in tga.sent(TG_NUMBER, to=customer["id"])] == [CLOSED_UK], timeout=20)
+    tga.customer_writes(TG_NUMBER, customer["id"], "Алло?")
+    wait_for(lambda: shared_posts(tg, "Алло?"), timeout=20)
+    account_desk.idle(timeout=20)
+    assert [m["text"] for m in tga.sent(TG_NUMBER, to=customer["id"])] == [CLOSED_UK]
+
+
+def test_outside_the_whatsapp_window_only_the_configured_template_goes(wa_settings, db, tg, crm, wa):
+    """A message that reaches the desk more than a day after it was written (a gateway
+    that was away): the free text may not go; AFTER_HOURS_TEMPLATE does."""
+    from datetime import timedelta
+    from utils.clock import utc_now
+    later = utc_now() + timedelta(days=2)
+    local_day = (later + timedelta(hours=2)).date()      # Kyiv in December: UTC+2
+    wa.add_template("closed_notice", 0)
+    settings = wa_settings.replace(working_hours="Mon-Fri 09-18", tz="Europe/Kyiv",
+                                   holidays=(local_day, local_day + timedelta(days=1)),
+                                   after_hours_template="closed_notice")
+    running = Desk(settings, db, tg, crm, wa=wa).start(workers=False)
+    running.deps.clock = MovableClock(later)
+    running.start_workers()
+    try:
+        wa.customer_writes(PHONE, "Добрий вечір!", name="Оксана")
+        wait_for(lambda: shared_posts(tg, "Добрий вечір!"))
+        wait_for(lambda: wa.message_texts(PHONE) == ["[closed_notice] "])   # never the free text
+    finally:
+        running.stop()
+
+
+def test_the_settings_of_the_answer_outside_working_hours_are_checked_and_named():
+    from config import SettingsError, load_settings
+    from test_config import VALID
+    s = load_settings(dict(VALID, HOLIDAYS="2026-01-07, 2026-01-01", AFTER_HOURS_CHANNELS="whatsapp",
+                           AFTER_HOURS_TEXT_WHATSAPP_EN="Closed till {when}"), env_file=None)
+    assert s.holidays == (date(2026, 1, 1), date(2026, 1, 7))
+    assert s.after_hours_channels == ("whatsapp",)
+    assert s.after_hours_text("whatsapp", "en") == "Closed till {when}"
+    assert s.after_hours_text("keepingcrm", "en") == ""       # the built-in words
+    assert load_settings(dict(VALID, AFTER_HOURS_CHANNELS="off"), env_file=None).after_hours_channels == ()
+    for name, value in (("HOLIDAYS", "7 January"), ("AFTER_HOURS_CHANNELS", "viber"),
+                        ("AFTER_HOURS_TEXT_UK", "Ми відповімо {коли}")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings(dict(VALID, **{name: value}), env_file=None)
