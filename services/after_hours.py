@@ -35,7 +35,9 @@ DEFAULT_TEXTS = {
     "uk": "Дякуємо за повідомлення! Зараз ми не працюємо. Ми відповімо {when}.",
     "en": "Thank you for your message! We are closed now. We will answer {when}.",
 }
-_DAYS_UK = ("у понеділок", "у вівторок", "у середу", "у четвер", "у п'ятницю", "у суботу",
+# The typographic apostrophe (as Ukrainian writes it): it passes through the CRM's HTML
+# unchanged, so the CRM's copy of the reply is still known as automatic by its text.
+_DAYS_UK = ("у понеділок", "у вівторок", "у середу", "у четвер", "у п’ятницю", "у суботу",
             "у неділю")
 _DAYS_EN = ("on Monday", "on Tuesday", "on Wednesday", "on Thursday", "on Friday",
             "on Saturday", "on Sunday")

@@ -457,3 +457,16 @@ def test_the_settings_of_the_answer_outside_working_hours_are_checked_and_named(
                         ("AFTER_HOURS_TEXT_UK", "Ми відповімо {коли}")):
         with pytest.raises(SettingsError, match=name):
             load_settings(dict(VALID, **{name: value}), env_file=None)
+
+
+def test_the_opening_is_named_in_the_customers_words():
+    from services.after_hours import when_words
+    hours = WorkingHours.parse("Mon-Fri 09-18, Sat 10-14", "Europe/Kyiv")
+    thursday_22 = datetime(2025, 12, 4, 20, 0)
+    assert when_words(opens_at(hours, thursday_22), thursday_22, hours, "uk") == "завтра після 09:00"
+    assert when_words(opens_at(hours, FRIDAY_22), FRIDAY_22, hours, "uk") == "завтра після 10:00"
+    early = datetime(2025, 12, 5, 5, 0)                                  # Friday 07:00
+    assert when_words(opens_at(hours, early), early, hours, "en") == "today after 09:00"
+    holidays = frozenset({date(2025, 12, 6), date(2025, 12, 8), date(2025, 12, 9)})
+    assert when_words(opens_at(hours, FRIDAY_22, holidays), FRIDAY_22, hours, "uk") == "у середу після 09:00"
+    assert when_words(opens_at(hours, FRIDAY_22, holidays), FRIDAY_22, hours, "en") == "on Wednesday after 09:00"
