@@ -137,6 +137,16 @@ CREATE TABLE `conversations` (
   FULLTEXT KEY `ft_conversations_title` (`title`,`customer_name`,`customer_email`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `customer_links` (
+  `low_id` bigint(20) NOT NULL,
+  `high_id` bigint(20) NOT NULL,
+  `linked` tinyint(1) NOT NULL,
+  `by_manager` bigint(20) DEFAULT NULL,
+  `changed_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`low_id`,`high_id`),
+  KEY `ix_customer_links_high` (`high_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `delivery_statuses` (
   `conversation_id` bigint(20) NOT NULL,
   `external_id` varchar(128) NOT NULL,

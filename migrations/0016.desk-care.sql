@@ -42,3 +42,15 @@ CREATE TABLE scores (
     UNIQUE KEY uq_scores_request (request_id),
     KEY ix_scores_time (scored_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- One customer across channels, by hand: two conversations linked (1) or kept apart (0)
+-- whatever their phones and e-mails say; low_id < high_id.
+CREATE TABLE customer_links (
+    low_id BIGINT NOT NULL,
+    high_id BIGINT NOT NULL,
+    linked TINYINT(1) NOT NULL,
+    by_manager BIGINT DEFAULT NULL,
+    changed_at DATETIME(6) NOT NULL,
+    PRIMARY KEY (low_id, high_id),
+    KEY ix_customer_links_high (high_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

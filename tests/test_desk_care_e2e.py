@@ -470,3 +470,25 @@ def test_the_opening_is_named_in_the_customers_words():
     holidays = frozenset({date(2025, 12, 6), date(2025, 12, 8), date(2025, 12, 9)})
     assert when_words(opens_at(hours, FRIDAY_22, holidays), FRIDAY_22, hours, "uk") == "у середу після 09:00"
     assert when_words(opens_at(hours, FRIDAY_22, holidays), FRIDAY_22, hours, "en") == "on Wednesday after 09:00"
+
+
+def test_a_manager_links_two_chats_by_hand_and_keeps_two_apart(office, crm, tg, db):
+    olena = manager(db)
+    for id_i, email in ((9501, "a@example.com"), (9502, "b@example.com"), (9503, "a@example.com")):
+        crm.customer_writes(id_i, f"Питання {id_i}", email=email)
+        assert crm.signal(office.listener_url, "test-link-key", id_i) == [200]
+        wait_for(lambda: shared_posts(tg, f"Питання {id_i}"))
+    office.idle()
+
+    def said(text):
+        tg.user_sends_text(olena, text, username="olena")
+        office.idle()
+        return visible(tg.messages(olena)[-1])
+
+    assert said("/link_9501_9502").startswith("🔗 Чати #9501 і #9502 — один клієнт")
+    assert said("/unlink_9503_9501").startswith("✂️ Чати #9503 і #9501 — різні клієнти")
+    assert said("/link_9501_9501").startswith("Це той самий чат")
+    assert "🔗 Цей клієнт також: KeepingCRM #9502" in visible(card_of(office, tg, olena, 9501))
+    assert "KeepingCRM #9503" not in visible(card_of(office, tg, olena, 9501))   # apart, same e-mail
+    assert "🔗 Цей клієнт також: KeepingCRM #9501" in visible(card_of(office, tg, olena, 9502))
+    assert "Цей клієнт також" not in visible(card_of(office, tg, olena, 9503))
