@@ -170,6 +170,19 @@ class Settings:
     sla_takeback_minutes: int = 60
     working_hours: str = ""
     tz: str = "Europe/Kyiv"
+    # The answer outside working hours (docs/desk-care.md)
+    holidays: tuple = ()                       # local dates (datetime.date) the shop is closed
+    after_hours_channels: tuple[str, ...] = ("whatsapp", "tgaccount", "keepingcrm")
+    # the reply's words with {when}; per channel (…_WHATSAPP_UK) over all channels (…_UK)
+    after_hours_text_uk: str = ""
+    after_hours_text_en: str = ""
+    after_hours_text_whatsapp_uk: str = ""
+    after_hours_text_whatsapp_en: str = ""
+    after_hours_text_tgaccount_uk: str = ""
+    after_hours_text_tgaccount_en: str = ""
+    after_hours_text_keepingcrm_uk: str = ""
+    after_hours_text_keepingcrm_en: str = ""
+    after_hours_template: str = ""             # WhatsApp, outside the 24-hour window
     # The admin panel (WEB.md §1): its own door
     web_port: int = 8090
     web_bind: str = "127.0.0.1"
@@ -270,6 +283,11 @@ class Settings:
         """WORKING_HOURS in TZ, as the SLA counts time (utils/hours.py)."""
         from utils.hours import WorkingHours
         return WorkingHours.parse(self.working_hours, self.tz)
+
+    def after_hours_text(self, channel: str, language: str) -> str:
+        """The answer outside working hours set for this channel and language ("" unset)."""
+        return (getattr(self, f"after_hours_text_{channel}_{language}", "")
+                or getattr(self, f"after_hours_text_{language}", ""))
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -403,6 +421,49 @@ def _working_hours(raw: str) -> str:
     from utils.hours import WorkingHours
     WorkingHours.parse(raw)  # HoursError (a ValueError) says what is wrong
     return raw.strip()
+
+
+def _holidays(raw: str) -> tuple:
+    """"2026-01-01, 2026-01-07": the local dates the shop is closed all day."""
+    from datetime import date
+    days = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            days.append(date.fromisoformat(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a date: write YYYY-MM-DD, separated by commas") from None
+    return tuple(sorted(set(days)))
+
+
+AFTER_HOURS_CHANNEL_NAMES = ("whatsapp", "tgaccount", "keepingcrm")
+
+
+def _after_hours_channels(raw: str) -> tuple[str, ...]:
+    """"whatsapp, tgaccount" (or "off"): the channels that answer outside working hours."""
+    if raw.strip().lower() in ("off", "none", "no"):
+        return ()
+    names = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    unknown = [n for n in names if n not in AFTER_HOURS_CHANNEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown channel {unknown[0]!r}: use "
+                         + ", ".join(AFTER_HOURS_CHANNEL_NAMES) + " or off")
+    return names
+
+
+def _template_name(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z0-9_]{1,512}", value):
+        raise ValueError("must be an approved template's name (lower case letters, digits, _)")
+    return value
+
+
+def _after_hours_text(raw: str) -> str:
+    value = raw.strip()
+    if "{" in value.replace("{when}", ""):
+        raise ValueError("may hold only the placeholder {when} (when the shop opens)")
+    if len(value) > 1000:
+        raise ValueError("must be at most 1000 characters")
+    return value
 
 
 def _time_zone(raw: str) -> str:
@@ -768,6 +829,18 @@ _SPEC: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "SLA_TAKEBACK_MINUTES": ("sla_takeback_minutes", _minutes, False),
     "WORKING_HOURS": ("working_hours", _working_hours, False),
     "TZ": ("tz", _time_zone, False),
+    # The answer outside working hours (docs/desk-care.md)
+    "HOLIDAYS": ("holidays", _holidays, False),
+    "AFTER_HOURS_CHANNELS": ("after_hours_channels", _after_hours_channels, False),
+    "AFTER_HOURS_TEMPLATE": ("after_hours_template", _template_name, False),
+    "AFTER_HOURS_TEXT_UK": ("after_hours_text_uk", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_EN": ("after_hours_text_en", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_WHATSAPP_UK": ("after_hours_text_whatsapp_uk", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_WHATSAPP_EN": ("after_hours_text_whatsapp_en", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_TGACCOUNT_UK": ("after_hours_text_tgaccount_uk", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_TGACCOUNT_EN": ("after_hours_text_tgaccount_en", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_KEEPINGCRM_UK": ("after_hours_text_keepingcrm_uk", _after_hours_text, False),
+    "AFTER_HOURS_TEXT_KEEPINGCRM_EN": ("after_hours_text_keepingcrm_en", _after_hours_text, False),
     # The admin panel (WEB.md §1)
     "WEB_PORT": ("web_port", _port, False),
     "WEB_BIND": ("web_bind", _text, False),

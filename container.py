@@ -23,6 +23,7 @@ from models.jobs import JobQueue
 from models.locks import LockManager
 from models.users import UserManager
 from services.chat_actions import ChatActions
+from services.after_hours import AfterHours
 from services.albums import Albums
 from services.claims import ChatClaims
 from services.dead_letters import DeadLetters
@@ -96,8 +97,12 @@ class Container:
                                             task_pattern=settings.task_product_pattern, clock=now,
                                             statuses=DeliveryStatuses(self.db, self.out,
                                                                       self.reporter.report, now),
-                                            interceptors=business_dialogues(self, now),
-                                            waits=tools.waits, orders=tools.orders)
+                                            interceptors=business_dialogues(self, now)
+                                            + (tools.scores,),
+                                            waits=tools.waits, orders=tools.orders,
+                                            assign=tools.assign,
+                                            after_hours=AfterHours(settings, self.db, self.jobs,
+                                                                   self.channels, now))
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None, **channel_overrides) -> "Container":

@@ -44,6 +44,29 @@ CREATE TABLE `appointments` (
   KEY `ix_appointments_state` (`state`,`created_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `auto_assign` (
+  `channel` varchar(32) NOT NULL,
+  `enabled` tinyint(1) NOT NULL DEFAULT 0,
+  `last_manager_id` bigint(20) DEFAULT NULL,
+  `updated_at` datetime(6) NOT NULL DEFAULT current_timestamp(6) ON UPDATE current_timestamp(6),
+  PRIMARY KEY (`channel`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `auto_replies` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `conversation_id` bigint(20) NOT NULL,
+  `kind` enum('closed','score') NOT NULL,
+  `period_key` varchar(64) NOT NULL,
+  `language` varchar(8) NOT NULL DEFAULT 'uk',
+  `outbound_id` bigint(20) DEFAULT NULL,
+  `manager_id` bigint(20) DEFAULT NULL,
+  `created_at` datetime(6) NOT NULL,
+  `answered_at` datetime(6) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_auto_replies_period` (`conversation_id`,`kind`,`period_key`),
+  KEY `ix_auto_replies_open` (`conversation_id`,`kind`,`answered_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
 CREATE TABLE `canned_replies` (
   `id` bigint(20) NOT NULL AUTO_INCREMENT,
   `title` varchar(64) NOT NULL,
@@ -112,6 +135,16 @@ CREATE TABLE `conversations` (
   KEY `ix_conversations_email` (`customer_email`),
   KEY `ix_conversations_phone_tail` (`phone_tail`),
   FULLTEXT KEY `ft_conversations_title` (`title`,`customer_name`,`customer_email`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `customer_links` (
+  `low_id` bigint(20) NOT NULL,
+  `high_id` bigint(20) NOT NULL,
+  `linked` tinyint(1) NOT NULL,
+  `by_manager` bigint(20) DEFAULT NULL,
+  `changed_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`low_id`,`high_id`),
+  KEY `ix_customer_links_high` (`high_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `delivery_statuses` (
@@ -381,6 +414,20 @@ CREATE TABLE `schema_meta` (
   `name` varchar(64) NOT NULL,
   `value` varchar(255) NOT NULL,
   PRIMARY KEY (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `scores` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `request_id` bigint(20) NOT NULL,
+  `conversation_id` bigint(20) NOT NULL,
+  `channel` varchar(32) NOT NULL,
+  `manager_id` bigint(20) DEFAULT NULL,
+  `score` tinyint(4) NOT NULL,
+  `comment` text DEFAULT NULL,
+  `scored_at` datetime(6) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_scores_request` (`request_id`),
+  KEY `ix_scores_time` (`scored_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE `tg_accounts` (

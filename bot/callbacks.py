@@ -35,6 +35,8 @@ ACTIONS: dict[str, int] = {
     "handover": 2,     # 🔁 the colleagues to hand a chat to: id, page
     "handto": 2,       # hand chat id to colleague tg_id
     "offer": 1,        # 🙋 take an off-shift colleague's chat: id
+    "done": 1,         # 🏁 the holder marks an ordinary chat done (the customer asked for a score): id
+    "aapass": 1,       # 🔁 pass on a chat assigned automatically: id
     "join": 1,         # 👀 an admin joins a chat beside its holder: id
     "leave": 1,        # 🚪 the admin leaves it: id
     "takeover": 1,     # ⚡ an admin takes the chat: id

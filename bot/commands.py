@@ -19,7 +19,8 @@ from telebot import types
 from bot.texts import text
 
 MANAGER_COMMANDS = ("find", "shift", "note", "open_chat")
-ADMIN_COMMANDS = MANAGER_COMMANDS + ("replies", "all_users", "errors", "clean", "web_access")
+ADMIN_COMMANDS = MANAGER_COMMANDS + ("replies", "all_users", "errors", "clean", "web_access",
+                                        "auto_assign")
 SHARED_CHAT_COMMANDS = ("find",)
 
 

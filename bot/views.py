@@ -45,7 +45,8 @@ def chat_card(chat: Chat, holder: User | None, language: str) -> Html:
 def message_block(message: StoredMessage, language: str, *, snippet: int = HISTORY_SNIPPET) -> Html:
     """One message in a history: who and when, its text (at most `snippet` characters,
     the rest is at its source), and its file or image as a link."""
-    who = text("from_client" if message.from_client else "from_shop", language)
+    who = text("from_client" if message.from_client
+               else "from_shop_auto" if message.automatic else "from_shop", language)
     when = message.date_written.strftime("%d.%m %H:%M") if message.date_written else ""
     lines = [fmt.join(" ", [fmt.bold(who), fmt.italic(when)])]
     body = fmt.crm_text(message.text)
@@ -148,5 +149,6 @@ def chat_menu(codec: CallbackCodec, language: str, chat: Chat, *, mine: bool,
         rows.append([(text("edit_status_activate_key", language), codec.encode("status", chat.id))])
     if mine and mine_kind == "PIN":
         rows.append([(text("un_status_chat", language), codec.encode("unpin", chat.id))])
+        rows.append([(text("btn_mark_done", language), codec.encode("done", chat.id))])
     rows.append([(text("back", language), codec.encode("menu"))])
     return inline(rows)

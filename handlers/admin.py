@@ -193,7 +193,28 @@ def users_list_page(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     desk.answer(call)
 
 
+def auto_assign(desk: Desk, message: types.Message, user: User) -> None:
+    """/auto_assign — each channel's state; /auto_assign whatsapp on|off switches one."""
+    words = (message.text or "").split("@", 1)[0].replace("_", " ").split()[2:]
+    assign = desk.deps.tools.assign
+    if words:
+        if len(words) != 2 or words[1] not in ("on", "off") or not assign.switch(words[0], words[1] == "on"):
+            _reply(desk, message, desk.t(user, "auto_assign_bad"))
+            return
+    lines = "\n".join(desk.t(user, "auto_assign_line", channel=channel,
+                             state=desk.t(user, "auto_assign_on" if on else "auto_assign_off"))
+                      for channel, on in assign.states().items())
+    _reply(desk, message, desk.t(user, "auto_assign_state", lines=fmt.Html(lines)))
+
+
+def _is_auto_assign(line: str | None) -> bool:
+    word = (line or "").strip().split("@", 1)[0]
+    return word == "/auto_assign" or word.startswith(("/auto_assign ", "/auto_assign_"))
+
+
 def register(bot: TeleBot, desk: Desk) -> None:
+    bot.register_message_handler(partial(auto_assign, desk), content_types=["text"], role="admin",
+                                 func=lambda m: _is_auto_assign(m.text))
     bot.register_message_handler(partial(command, desk), content_types=["text"], role="admin",
                                  func=lambda m: parse_command(m.text) is not None)
     bot.register_callback_query_handler(partial(users_list_page, desk), func=None,

@@ -40,6 +40,10 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
     card = views.chat_card(chat, holder[1] if holder else None, language)
     extras = desk_card_extras(desk, chat, language)
     card = fmt.join("\n", [card, extras]) if extras else card
+    others = [(other, source_label(desk, other)) for other in desk.deps.tools.customers.others(chat)]
+    if others:
+        card = fmt.join("\n", [card, desk.t(user, "card_also", chats=", ".join(
+            f"{label} #{other.ref}" for other, label in others))])
     blocks = [views.message_block(m, language) for m in desk.messages.recent(chat.id, recent)]
     body = card
     # Whole message blocks only, newest kept: finished HTML is never cut.
@@ -53,8 +57,17 @@ def render_chat(desk: Desk, user: User, chat: Chat, *, recent: int = RECENT) -> 
                                mine_kind=holder[0].kind if mine else None)
     joined = user.is_admin and desk.deps.tools.joins.joins.is_joined(chat.id, user.tg_id)
     keyboard = desk_views.with_rows(keyboard, desk_views.desk_rows(
-        desk.codec, language, chat, user, holder=holder[1] if holder else None, joined=joined))
+        desk.codec, language, chat, user, holder=holder[1] if holder else None, joined=joined)
+        + [[(desk.t(user, "btn_also", chat=f"{label} #{other.ref}"), desk.codec.encode("open", other.id))]
+           for other, label in others])
     return body, keyboard
+
+
+def source_label(desk: Desk, chat: Chat) -> str:
+    """The channel's name as people know it (also for a channel this process does not run)."""
+    from channels import REGISTRY
+    labels = {kind.name: kind.label for kind in REGISTRY}
+    return labels.get(chat.channel, chat.channel)
 
 
 def desk_card_extras(desk: Desk, chat: Chat, language: str) -> str:
@@ -205,6 +218,22 @@ def unpin(desk: Desk, call: types.CallbackQuery, user: User) -> None:
              key="unpinned")
 
 
+def mark_done(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    """"🏁 Розмову завершено": the pin ends, the chat is done, the customer asked for a score."""
+    chat = known_chat(desk, call, user)
+    if chat is None:
+        return
+    done = desk.deps.tools.scores.mark_done(user, chat.id)
+    if isinstance(done, Refused):
+        desk.answer(call, refusal_text(desk, user, done, chat.id), alert=True)
+        return
+    answer = desk.t(user, "marked_done_asked" if done.asked else "marked_done", id_i=chat.ref)
+    desk.state.clear(user.tg_id)
+    desk.log_change_pin(user, text("change_pin_removed", desk.lang(None)), chat.id)
+    desk.answer(call, answer)
+    desk.say(user.tg_id, answer, main_menu(desk.lang(user)), key="marked_done")
+
+
 def send_mode_label(desk: Desk, message: types.Message, user: User) -> None:
     """The reply-keyboard buttons shown while writing to a client."""
     state = desk.state.get(user.tg_id)
@@ -232,7 +261,8 @@ def _is_history(desk: Desk, call: types.CallbackQuery) -> bool:
 
 def register(bot: TeleBot, desk: Desk) -> None:
     for handler, action in ((open_chat, "open"), (history_page, "hist"), (write, "write"),
-                            (read, "read"), (toggle_status, "status"), (unpin, "unpin")):
+                            (read, "read"), (toggle_status, "status"), (unpin, "unpin"),
+                            (mark_done, "done")):
         bot.register_callback_query_handler(partial(handler, desk), func=None, action=action,
                                             role="manager")
     bot.register_message_handler(

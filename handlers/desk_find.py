@@ -34,6 +34,30 @@ def open_command(desk: Desk, message: types.Message, user: User) -> None:
     show_chat(desk, user, message.chat.id, chat)
 
 
+_LINK = re.compile(r"^/(link|unlink)_(\d{1,19})_(\d{1,19})(?:@\w+)?$")
+
+
+def link_command(desk: Desk, message: types.Message, user: User) -> None:
+    """/link_12_34: one customer; /unlink_12_34: two customers, whatever their phones say."""
+    match = _LINK.match((message.text or "").strip())
+    if match is None:
+        desk.say(message.chat.id, desk.t(user, "bad_command", example="/link_12_34"))
+        return
+    chats = []
+    for number in (match.group(2), match.group(3)):
+        chat = resolve_chat(desk, int(number)) if 0 < int(number) < 2**63 else None
+        if chat is None:
+            desk.say(message.chat.id, desk.t(user, "unknown_chat", id_i=number))
+            return
+        chats.append(chat)
+    linked = match.group(1) == "link"
+    if not desk.deps.tools.customers.link(user, chats[0], chats[1], linked, desk.clock()):
+        desk.say(message.chat.id, desk.t(user, "link_same"))
+        return
+    desk.say(message.chat.id, desk.t(user, "linked_done" if linked else "unlinked_done",
+                                     a=chats[0].ref, b=chats[1].ref))
+
+
 def find_command(desk: Desk, message: types.Message, user: User) -> None:
     words = (message.text or "").split(maxsplit=1)
     if len(words) > 1:
@@ -83,6 +107,8 @@ def open_writing(desk: Desk, call: types.CallbackQuery, user: User) -> None:
 def register(bot: TeleBot, desk: Desk) -> None:
     bot.register_message_handler(partial(open_command, desk), role="manager", content_types=["text"],
                                  func=lambda m: (m.text or "").startswith("/open_chat"))
+    bot.register_message_handler(partial(link_command, desk), role="manager", content_types=["text"],
+                                 func=lambda m: (m.text or "").startswith(("/link_", "/unlink_")))
     bot.register_message_handler(partial(find_command, desk), role="manager", content_types=["text"],
                                  commands=["find"])
     bot.register_message_handler(partial(find_label, desk), chat_types=["private"], role="manager",

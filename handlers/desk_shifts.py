@@ -110,6 +110,20 @@ def take_offer(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     enter_send_mode(desk, user, user.tg_id, conversation_id)
 
 
+def pass_on(desk: Desk, call: types.CallbackQuery, user: User) -> None:
+    """"🔁 Передати" under a chat assigned automatically: to the next manager, or back."""
+    (conversation_id,) = callback_args(desk, call)
+    done = desk.deps.tools.assign.pass_on(user, conversation_id)
+    if isinstance(done, Refused):
+        desk.answer(call, refusal(desk, user, done, conversation_id), alert=True)
+        return
+    answer = (desk.t(user, "passed_to", id_i=done.conversation.ref, name=fmt.escape(done.to.display_name))
+              if done.to is not None else desk.t(user, "passed_back", id_i=done.conversation.ref))
+    desk.state.clear(user.tg_id)
+    desk.edit(call.message.chat.id, call.message.message_id, answer)
+    desk.answer(call, answer)
+
+
 def join(desk: Desk, call: types.CallbackQuery, user: User) -> None:
     (conversation_id,) = callback_args(desk, call)
     joined = desk.deps.tools.joins.join(conversation_id, user)
@@ -147,6 +161,7 @@ def register(bot: TeleBot, desk: Desk) -> None:
         or (m.text or "").split("@")[0].strip() in ("/shift", "/on_shift", "/off_shift"))
     for handler, action, role in ((shift_tap, "shift", "manager"), (handover_list, "handover", "manager"),
                                   (hand_to, "handto", "manager"), (take_offer, "offer", "manager"),
+                                  (pass_on, "aapass", "manager"),
                                   (join, "join", "admin"), (leave, "leave", "admin"),
                                   (take_over, "takeover", "admin")):
         bot.register_callback_query_handler(partial(handler, desk), func=None, action=action, role=role)

@@ -34,6 +34,7 @@ class StoredMessage:
     media_ref: str | None = None            # the channel's reference of a file it keeps
     delivery_status: str | None = None      # a shop message: sent / delivered / read / failed
     delivery_error: str | None = None
+    automatic: bool = False                 # a shop message the shop sent by itself
 
     @property
     def from_client(self) -> bool:
@@ -48,7 +49,8 @@ class StoredMessage:
                    preview=row["preview"], date_written=row["date_written"],
                    date_seen=row["date_seen"], deleted=bool(row["deleted"]),
                    media_ref=row.get("media_ref"), delivery_status=row.get("delivery_status"),
-                   delivery_error=row.get("delivery_error"))
+                   delivery_error=row.get("delivery_error"),
+                   automatic=bool(row.get("automatic")))
 
 
 _INSERT = ("INSERT INTO messages (external_id, conversation_id, direction, text, is_file, is_img,"
@@ -57,7 +59,15 @@ _INSERT = ("INSERT INTO messages (external_id, conversation_id, direction, text,
            " ON DUPLICATE KEY UPDATE date_seen = VALUES(date_seen), deleted = VALUES(deleted)")
 
 # A message with what its channel said became of it (delivery_statuses, WhatsApp's marks).
-_WITH_STATUS = ("m.*, s.status AS delivery_status, s.error AS delivery_error FROM messages m"
+# A shop message the shop sent by itself (outbound.manager_id 0: the answer outside working
+# hours, the request for a score), known by its channel's id or, where the channel gives
+# none back (the CRM), by its text.
+_AUTOMATIC = ("EXISTS (SELECT 1 FROM outbound o WHERE o.conversation_id = {m}.conversation_id"
+              " AND o.manager_id = 0 AND {m}.direction = 'shop'"
+              " AND (o.external_id = {m}.external_id OR o.text = {m}.text))")
+
+_WITH_STATUS = ("m.*, s.status AS delivery_status, s.error AS delivery_error, "
+                + _AUTOMATIC.format(m="m") + " AS automatic FROM messages m"
                 " LEFT JOIN delivery_statuses s ON s.conversation_id = m.conversation_id"
                 " AND s.external_id = m.external_id")
 
@@ -132,7 +142,8 @@ class MessageRepository(Repository):
         conversation runs at a time, so no row locks are needed."""
         rows = self._all(cur, "SELECT m.*, (SELECT MAX(s.id) FROM messages s"
                               " WHERE s.conversation_id = m.conversation_id"
-                              " AND s.direction = 'shop' AND s.deleted = 0) AS last_shop"
+                              " AND s.direction = 'shop' AND s.deleted = 0"
+                              " AND NOT " + _AUTOMATIC.format(m="s") + ") AS last_shop"
                               " FROM messages m WHERE m.conversation_id = %s"
                               " AND m.direction = 'client' AND m.announced_at IS NULL ORDER BY m.id",
                          (conversation_id,))
@@ -147,7 +158,8 @@ class MessageRepository(Repository):
         """Has the shop written in this conversation after `message_id` (e.g. from the
         CRM's web page)?"""
         row = self._one(cur, "SELECT 1 AS yes FROM messages WHERE conversation_id = %s"
-                             " AND direction = 'shop' AND deleted = 0 AND id > %s LIMIT 1",
+                             " AND direction = 'shop' AND deleted = 0 AND id > %s"
+                             " AND NOT " + _AUTOMATIC.format(m="messages") + " LIMIT 1",
                         (conversation_id, message_id))
         return row is not None
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.auto_assign import AutoAssign
+from services.customers import Customers
 from services.desk_tools import CannedReplies, Notes, Search
 from services.handover import HandOver, Joins, Shifts
 from services.orders import OrderContext
+from services.scores import Scores
 from services.sla import SlaPolicy, SlaSweep, Waits
 from services.tasks import Tasks
 
@@ -26,6 +29,9 @@ class DeskTools:
     tasks: Tasks
     orders: OrderContext
     albums: object = None       # services/albums.py::Albums, set once the writer exists
+    assign: object = None       # services/auto_assign.py::AutoAssign
+    scores: object = None       # services/scores.py::Scores
+    customers: object = None    # services/customers.py::Customers (one customer across channels)
 
     @classmethod
     def build(cls, deps) -> "DeskTools":
@@ -36,7 +42,15 @@ class DeskTools:
                            settings.hours)
         waits = Waits(db, policy)
         common = dict(clock=now)
+        assign = AutoAssign(db, deps.claims, deps.locks, deps.out, deps.desk,
+                            shared_chat_id=settings.chat_new_message,
+                            log_chat_id=settings.channel_log, on_claim=waits.rearm, **common)
+        scores = Scores(settings, db, deps.jobs, deps.locks, deps.claims, deps.channels, deps.out,
+                        shared_chat_id=settings.chat_new_message, **common)
+        tasks = Tasks(db, deps.claims, deps.users, deps.out, now)
+        tasks.on_done = scores.after_task_done
         return cls(
+            assign=assign, scores=scores, customers=Customers(db, settings.phone_default_region),
             policy=policy, waits=waits,
             sweep=SlaSweep(db, deps.jobs, deps.locks, deps.out, deps.desk, policy,
                            shared_chat_id=settings.chat_new_message,
@@ -46,5 +60,5 @@ class DeskTools:
             joins=Joins(db, deps.claims, deps.out, log_chat_id=settings.channel_log, **common),
             shifts=Shifts(db, deps.out, shared_chat_id=settings.chat_new_message, **common),
             notes=Notes(db, now), replies=CannedReplies(db, now), search=Search(db),
-            tasks=Tasks(db, deps.claims, deps.users, deps.out, now),
+            tasks=tasks,
             orders=OrderContext(db, deps.jobs, deps.channels, now))

@@ -59,8 +59,12 @@ class Ingest:
                  clock: Callable[[], datetime] = utc_now,
                  statuses: Callable | None = None,
                  interceptors: Sequence[Callable[[Incoming], Incoming]] = (),
-                 waits=None, orders=None) -> None:
+                 waits=None, orders=None, after_hours=None, assign=None) -> None:
         self.db = db
+        # A new conversation given to a manager on shift (services/auto_assign.py).
+        self.assign = assign
+        # The answer outside working hours (services/after_hours.py::AfterHours).
+        self.after_hours = after_hours
         # How long customers wait (services/sla.py::Waits), and the order behind a new
         # conversation (services/orders.py::OrderContext).
         self.waits = waits
@@ -121,6 +125,10 @@ class Ingest:
             holder = self.claims.holder_or_expire(cur, conversation_id, now)
             if self.waits is not None:
                 self.waits.after_store(cur, conversation, to_post, now)
+            if holder is None and existing is None and to_post and self.assign is not None:
+                holder = self.assign.assign(cur, conversation, now)
+            if self.after_hours is not None and to_post:
+                self.after_hours.after_store(cur, conversation, to_post, now)
             posts: list[int] = []
             if to_post:
                 for desk in self.desks:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from models.auto_replies import ScoreRepository
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.jobs import JobQueue
@@ -50,6 +51,32 @@ class Report:
     by_hour: list[int]           # 24 counts, hour of day in TZ
     by_day: list[tuple[str, int]]  # (YYYY-MM-DD in TZ, count) for every day of the period
     sla_minutes: int
+    scores: tuple = ()           # ScoreFigures: the customers' scores after "done"
+
+
+@dataclass(frozen=True)
+class ScoreFigures:
+    """The customers' scores (1-5) of one manager / channel: how many, their median, the low ones."""
+    manager_id: int | None
+    channel: str | None
+    count: int
+    median: float
+    low: int
+
+
+def score_figures(rows) -> tuple[ScoreFigures, ...]:
+    """Per manager and channel, per manager, per channel and for everyone (as the times)."""
+    from services.scores import LOW_SCORE
+    groups: dict[tuple, list[int]] = {}
+    for r in rows:
+        for key in ((r.manager_id, r.channel), (r.manager_id, None), (EVERYONE, r.channel),
+                    (EVERYONE, None)):
+            groups.setdefault(key, []).append(r.score)
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0] == EVERYONE, item[0][0] is None,
+                                                       item[0][0] or 0, item[0][1] is None,
+                                                       item[0][1] or ""))
+    return tuple(ScoreFigures(m, c, len(v), statistics.median(v), sum(1 for x in v if x <= LOW_SCORE))
+                 for (m, c), v in ordered)
 
 
 def _p90(ordered: list[float]) -> float:
@@ -68,6 +95,7 @@ class Reports:
         self.sla_minutes = sla_minutes
         self.responses = ResponseRepository(db)
         self.figures = PanelFigures(db)
+        self.score_rows = ScoreRepository(db)
 
     def build(self, since: datetime, until: datetime) -> Report:
         first = [Figures(f.manager_id, f.channel, f.answered, f.median_minutes, f.p90_minutes,
@@ -94,7 +122,7 @@ class Reports:
             by_day.append((day.isoformat(), days.get(day.isoformat(), 0)))
             day += timedelta(days=1)
         return Report(since, until, first, resolution, [hours.get(h, 0) for h in range(24)],
-                      by_day, self.sla_minutes)
+                      by_day, self.sla_minutes, score_figures(self.score_rows.between(since, until)))
 
 
 @dataclass(frozen=True)

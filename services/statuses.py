@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.inbound import ConversationKey, StatusUpdate
+from models.auto_replies import AUTOMATIC
 from models.outbound import OutboundRepository
 from models.whatsapp import FAILED, DeliveryStatusRepository, OutboxRepository
 from services.notices import Notice, Notices
@@ -77,7 +78,7 @@ class DeliveryStatuses:
         """The manager who wrote the message hears why it failed (once: keyed by it)."""
         out = self.outbound.by_external(status.external_id)
         reason = status.error or (f"code {status.error_code}" if status.error_code else "—")
-        if out is not None:
+        if out is not None and out.manager_id != AUTOMATIC:  # the shop's own: #ERROR only
             conversation = self.conversations.get(conversation_id)
             notice = NOTICES.get(status.error_code, "wa_failed_other")
             self.notices.tell(Notice(

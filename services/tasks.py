@@ -32,6 +32,8 @@ class Tasks:
         self.users = users
         self.notices = notices
         self.clock = clock
+        # A task marked done: its customer is asked for a score (services/scores.py).
+        self.on_done: Callable[[int, int | None], None] | None = None
         self.board_repo = TaskBoardRepository(db)
         self.conversations = ConversationRepository(db)
 
@@ -54,6 +56,8 @@ class Tasks:
             return Refused(Refusal.NOT_HOLDER, holder[1] if holder else None)
         if conversation.status in ("new", "in_work"):
             self.board_repo.set_status(conversation_id, "done", now)
+            if self.on_done is not None:
+                self.on_done(conversation_id, holder[1].tg_id if holder else last)
             return StatusChanged("done")
         self.board_repo.set_status(conversation_id, "in_work", now)
         return StatusChanged("in_work", self._give_back(conversation, holder, last, user, now))

@@ -29,6 +29,7 @@ from channels.base import ChannelError, Rejected
 from models.conversations import ConversationRepository
 from models.db import Database
 from models.jobs import UPDATES, Done, Job, JobQueue, Permanent
+from models.auto_replies import AUTOMATIC
 from models.locks import LockManager
 from models.messages import MessageRepository
 from models.outbound import FAILED, QUEUED, REFUSED, SENT, Attachment, Outbound, OutboundRepository
@@ -200,11 +201,14 @@ class DeliverToCustomer:
                         else channel.send(conversation, out.text, files))
                 sent_id = sent.external_id
         except Rejected as exc:
+            if out.manager_id == AUTOMATIC:   # no manager to tell: a dead letter, #ERROR
+                raise Permanent(f"{channel.label} refused the shop's automatic reply",
+                                exc.reason) from exc
             return self._settle(out, REFUSED, exc.reason, _refusal_notice(exc, out, conversation.ref))
         except ChannelError as exc:
             if not exc.transient:
                 raise Permanent(f"{channel.label} refused the answer", str(exc)) from exc
-            if job.attempts == 1:
+            if job.attempts == 1 and out.manager_id != AUTOMATIC:
                 # Once: the manager knows it waits, and that typing it again would double it.
                 self._notify_now(_notice(out, channel.waiting_notice, key="wait"))
             raise
@@ -221,7 +225,8 @@ class DeliverToCustomer:
         conversation = self.conversations.get(out.conversation_id)
         ref = conversation.ref if conversation else str(out.conversation_id)
         with self.db.transaction() as cur:
-            if self.outbound.settle(cur, out.id, FAILED, self.clock(), str(exc)[:2000]):
+            if (self.outbound.settle(cur, out.id, FAILED, self.clock(), str(exc)[:2000])
+                    and out.manager_id != AUTOMATIC):
                 self.notices.tell(_notice(out, "answer_failed", id_i=ref, key="failed"), cur)
 
     # -- steps -------------------------------------------------------------------------
@@ -243,6 +248,8 @@ class DeliverToCustomer:
         now = self.clock()
         with self.db.transaction() as cur:
             if not self.outbound.settle(cur, out.id, status, now, error, external_id):
+                return Done()
+            if out.manager_id == AUTOMATIC:   # the shop's own message: nobody to confirm to
                 return Done()
             if status == SENT:
                 self.pins.touch(out.conversation_id, out.manager_id, now, cur)

@@ -34,6 +34,8 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           # the desk of SPEC §8 (issue 14)
           "responses", "desk_shifts", "chat_joins", "chat_notes", "canned_replies", "album_parts",
           "order_context", "desk_chores",
+          # automatic replies, auto-assignment, scores
+          "auto_replies", "auto_assign", "scores", "customer_links",
           # the admin panel (issue 15)
           "panel_users", "panel_throttle", "panel_sessions",
           # WhatsApp accounts added in the panel

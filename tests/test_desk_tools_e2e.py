@@ -553,7 +553,8 @@ def test_each_role_gets_its_command_menu(office, tg, crm, db):
     names = lambda menu: [c["command"] for c in menu]  # noqa: E731
     assert names(tg.commands_for(999)) == ["start"]                          # anyone
     assert names(tg.commands_for(OLENA)) == ["start", "find", "shift", "note", "open_chat"]
-    assert names(tg.commands_for(ADMIN_ID))[-5:] == ["replies", "all_users", "errors", "clean", "web_access"]
+    assert names(tg.commands_for(ADMIN_ID))[-6:] == ["replies", "all_users", "errors", "clean", "web_access",
+                                                     "auto_assign"]
     assert names(tg.commands_for(OLENA, SHARED_CHAT)) == ["find"]            # chat_member scope
     assert names(tg.commands_for(IVAN)) == ["start"]
     # Olena becomes an admin: her menu follows.

@@ -35,6 +35,7 @@ WRITE = "📩 Написати повідомлення"
 READ = '✅ Надіслати статус "Прочитано"'
 TASK_STATUS = "✅ Змінити статус діалогу"
 UNPIN = "👤 Зняти з мене закріп"
+DONE = "🏁 Розмову завершено"
 BACK = "◀ Назад"
 # The desk's tools on every card (SPEC §8): canned replies, a note; hand-over for the holder.
 TOOLS = ["💬 Шаблони", "📝 Нотатка"]
@@ -227,7 +228,7 @@ def test_an_english_speaking_manager_gets_english_menus_lists_and_cards(desk, tg
         "💬 Chat #7001\nClient: buyer@example.com\nProduct: Laptop\nPinned to: @john")
     assert "👤 Client" in visible(card) and "🏪 Shop" in visible(card)
     assert labels(card) == ["📁 Chat history", "📩 Write a message", '✅ Send "Read" status',
-                            "👤 Unpin me", "💬 Canned replies", "📝 Note", "🔁 Hand over", "◀ Back"]
+                            "👤 Unpin me", "🏁 Conversation done", "💬 Canned replies", "📝 Note", "🔁 Hand over", "◀ Back"]
 
 
 # --------------------------------------------------------------------------- 2. lists
@@ -348,7 +349,7 @@ def test_the_chat_card_shows_the_chat_its_holder_the_last_messages_and_the_right
     assert shown == ["3", "4", "5", "6", "7"]  # the last five, oldest first
     assert "👤 Клієнт 17.05 10:07\nпитання 7" in text
     assert "🏪 Магазин 17.05 10:06\nвідповідь 6" in text
-    assert labels(mine) == [HISTORY_CHAT, WRITE, READ, UNPIN, *TOOLS, HANDOVER, BACK]
+    assert labels(mine) == [HISTORY_CHAT, WRITE, READ, UNPIN, DONE, *TOOLS, HANDOVER, BACK]
 
     someone_elses = card_of(desk, tg, OLENA, 7302)
     assert "Закріплено за: @petro" in visible(someone_elses)
@@ -760,7 +761,7 @@ def test_send_mode_keyboard_and_going_back_to_the_chat_ends_send_mode(desk, tg, 
     assert visible(menu) == "Головне меню." and keyboard(menu) == UK_MAIN_MENU
     assert visible(card).startswith("💬 Чат #7901\nКлієнт: buyer@example.com\nТовар: Телефон\n"
                                     "Закріплено за: @olena")
-    assert labels(card) == [HISTORY_CHAT, WRITE, READ, UNPIN, *TOOLS, HANDOVER, BACK]
+    assert labels(card) == [HISTORY_CHAT, WRITE, READ, UNPIN, DONE, *TOOLS, HANDOVER, BACK]
 
     crm_messages = len(crm.messages(7901))
     sends = len([c for c in crm.calls("/debates/v2") if c["method"] == "POST"

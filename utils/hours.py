@@ -146,3 +146,23 @@ def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _utc(day, minutes: int, zone: ZoneInfo) -> datetime:
     local = datetime.combine(day, time()) + timedelta(minutes=minutes)
     return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def opens_at(hours: WorkingHours, moment: datetime,
+             holidays: frozenset = frozenset()) -> datetime | None:
+    """When the shop opens next (naive UTC), or None while it is open at `moment`.
+
+    `holidays` are local dates (in the hours' zone) on which the shop is closed all day,
+    whatever WORKING_HOURS says of their weekday."""
+    local = moment.replace(tzinfo=timezone.utc).astimezone(hours.zone)
+    day = local.date()
+    for offset in range(MAX_SCAN_DAYS + len(holidays)):
+        current = day + timedelta(days=offset)
+        if current in holidays:
+            continue
+        for begin, end in hours.week[current.weekday()]:
+            start, finish = _utc(current, begin, hours.zone), _utc(current, end, hours.zone)
+            if finish <= moment:
+                continue
+            return None if start <= moment else start
+    return None  # unreachable with some working time outside the holidays
