@@ -7,7 +7,7 @@
 -- kind: closed (outside working hours; period_key = when the shop opens) or score (the
 -- request for a score; period_key = the local day). outbound_id: the message recorded for
 -- delivery (NULL when nothing could be sent, e.g. WhatsApp's window closed, no template).
-CREATE TABLE auto_replies (
+CREATE TABLE IF NOT EXISTS auto_replies (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     conversation_id BIGINT NOT NULL,
     kind ENUM('closed', 'score') NOT NULL,
@@ -22,7 +22,7 @@ CREATE TABLE auto_replies (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- A channel whose new conversations go to the manager on shift with the fewest open chats.
-CREATE TABLE auto_assign (
+CREATE TABLE IF NOT EXISTS auto_assign (
     channel VARCHAR(32) NOT NULL PRIMARY KEY,
     enabled TINYINT(1) NOT NULL DEFAULT 0,
     last_manager_id BIGINT DEFAULT NULL,
@@ -30,7 +30,7 @@ CREATE TABLE auto_assign (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- A customer's score (1-5) after a conversation was done, for the manager who held it.
-CREATE TABLE scores (
+CREATE TABLE IF NOT EXISTS scores (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     request_id BIGINT NOT NULL,
     conversation_id BIGINT NOT NULL,
@@ -45,7 +45,7 @@ CREATE TABLE scores (
 
 -- One customer across channels, by hand: two conversations linked (1) or kept apart (0)
 -- whatever their phones and e-mails say; low_id < high_id.
-CREATE TABLE customer_links (
+CREATE TABLE IF NOT EXISTS customer_links (
     low_id BIGINT NOT NULL,
     high_id BIGINT NOT NULL,
     linked TINYINT(1) NOT NULL,
