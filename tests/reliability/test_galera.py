@@ -166,14 +166,15 @@ def test_twenty_managers_tapping_one_chat_across_two_hosts_make_one_pin(galera, 
 
 
 def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, settings, mariadb, sandboxes,
-                                                                     figures, tmp_path):
+                                                                     wa, figures, tmp_path):
     tg, crm = sandboxes
     figures.add("trials")
     db = galera_db(galera, settings)
     hosts = []
     try:
         add_manager(db, 8801, "olena")
-        hosts = two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path)
+        from reliability.test_whatsapp import whatsapp_env
+        hosts = two_hosts(galera, db, mariadb, tg, crm, figures, tmp_path, **whatsapp_env(wa))
         a, b = hosts
         set_webhook(tg, a.webhook_endpoint)
         # The CRM signals each host (a balancer in front of the hosts would spread them so);
@@ -182,6 +183,16 @@ def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, sett
         plans = [[77_000 + k for k in range(MESSAGES)], [78_000 + k for k in range(MESSAGES)]]
         traffic = [threading.Thread(target=c.stream, args=(p, SECONDS), kwargs={"senders": 2, "retry_for": 90},
                                     daemon=True) for c, p in zip(customers, plans)]
+        # WhatsApp customers too (Meta re-delivers a webhook until it is answered 200).
+        assert wa.subscribe(f"{a.listener_url}/whatsapp/cloud").status_code == 200
+        wa_run = f"w{int(time.time() * 1000) % 10**6:06d}"
+        wa_plan = [(f"3806710{k % 6:05d}", f"[{wa_run}/{k + 1}] є доставка?") for k in range(MESSAGES // 2)]
+
+        def whatsapp_customers() -> None:
+            for phone, text in wa_plan:
+                wa.customer_writes(phone, text, name="Клієнт")
+                time.sleep(SECONDS / len(wa_plan))
+        traffic.append(threading.Thread(target=whatsapp_customers, daemon=True))
         watch = Watch([a.listener_url, b.listener_url])
         watch.start()
         for thread in traffic:
@@ -213,6 +224,11 @@ def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, sett
             lost, doubled = record_delivery(figures, c.numbers(), count)
             missing |= {f"{c.run}/{n}" for n in lost}
             duplicates += doubled
+        wa_expected = set(range(1, len(wa_plan) + 1))
+        lost, doubled = record_delivery(figures, wa_expected,
+                                        wait_delivered(tg, SHARED_CHAT, wa_run, wa_expected, timeout=sized(60, 90)))
+        missing |= {f"{wa_run}/{n}" for n in lost}
+        duplicates += doubled
         first = first_posts(tg)
         written = [w for c in customers for w in c.written]
         for label, start, end in (("before the kills", 0, writer_killed), ("after the writer node", writer_killed,
@@ -220,8 +236,9 @@ def test_a_galera_writer_and_a_keepdesk_host_killed_lose_no_message(galera, sett
             phase = [w for w in written if start <= w.written_at < end]
             waits = [first[w.tag] - w.written_at for w in phase if w.tag in first]
             phases[label] = (len(phase), len(waits), max(waits, default=0.0))
-        figures.note("; ".join(f"{label}: {n} written, {d} posted, slowest {s:.1f} s"
-                               for label, (n, d, s) in phases.items())
+        figures.note(f"CRM messages {sum(len(c.written) for c in customers)}, WhatsApp {len(wa_plan)}; "
+                     + "; ".join(f"{label}: {n} CRM written, {d} posted, slowest {s:.1f} s"
+                                 for label, (n, d, s) in phases.items())
                      + f"; longest time no host answered: {watch.longest:.1f} s;"
                        f" cluster size after: {galera.cluster_size()}")
         print(f"\n[galera] {figures.notes[-1] if hasattr(figures, 'notes') else phases}")
