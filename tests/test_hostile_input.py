@@ -686,6 +686,8 @@ def _hostile_taps(desk, ids: dict) -> list[str]:
         "shift": [(0,), (1,)], "note": [(ids["pinned"],)], "canned": [(ids["pinned"], 0)],
         "cpick": [(1, ids["pinned"])], "csend": [(1, ids["pinned"])], "dsend": [(ids["pinned"],)],
         "cdel": [(1,)], "cadd": [()],
+        # what the desk does by itself: a chat marked done, an automatic assignment passed on
+        "done": [(ids["pinned"],)], "aapass": [(ids["pinned"],)],
     }
     assert set(valid) == set(ACTIONS)  # every action of the codec is tried
     data = [codec.encode(action, *args) for action, arg_lists in valid.items() for args in arg_lists]
