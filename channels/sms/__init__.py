@@ -26,15 +26,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import requests
 from flask import Blueprint, Response, request
 
-from channels.base import Intake, Unavailable
-from channels.whatsapp.errors import BadToken, OutcomeUnknown, ShopMustAct
+from channels.base import Intake
+from channels.whatsapp.errors import BadToken, ShopMustAct
 from channels.whatsapp.providers import fields as f
 from channels.whatsapp.providers.base import BatchResult
-from channels.whatsapp.providers.devino import STATUS, UNREACHABLE, from_devino
-from channels.whatsapp.providers.wire import CONNECT_TIMEOUT, SessionPerThread
+from channels.whatsapp.providers.devino import (STATUS, UNREACHABLE, batch_results, from_devino,
+                                                post_messages)
+from channels.whatsapp.providers.wire import SessionPerThread
 from config import Settings
 from utils.http import bound, error
 
@@ -93,18 +93,8 @@ class DevinoSms(SessionPerThread):
         """Each message's result in its place. Raises Unavailable (nothing taken: 5xx, no
         connection), Throttled (429), BadToken / ShopMustAct / Refused (refused as a whole),
         OutcomeUnknown (it may have been taken: the answer was lost or unreadable)."""
-        try:
-            answer = self._http.post(f"{self.url}/sms/messages", json={"messages": [self.message(i) for i in items]},
-                                     headers={"Authorization": f"Key {self.key}"},
-                                     timeout=(CONNECT_TIMEOUT, self.read_timeout))
-        except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
-            raise Unavailable(f"Devino SMS unreachable: {type(exc).__name__}") from None
-        except requests.ConnectionError as exc:
-            if _never_left(exc):
-                raise Unavailable(f"Devino SMS unreachable: {type(exc).__name__}") from None
-            raise OutcomeUnknown(f"Devino SMS's answer was lost ({type(exc).__name__})") from None
-        except requests.RequestException as exc:
-            raise OutcomeUnknown(f"Devino SMS's answer was lost ({type(exc).__name__})") from None
+        answer = post_messages(self._http, f"{self.url}/sms/messages", self.key,
+                               [self.message(i) for i in items], self.read_timeout, what="Devino SMS")
         if answer.status_code // 100 != 2:
             if answer.status_code in (401, 403):
                 raise BadToken(f"Devino refused the SMS key (HTTP {answer.status_code}): check SMS_DEVINO_KEY,"
@@ -112,31 +102,7 @@ class DevinoSms(SessionPerThread):
             if answer.status_code == 402:
                 raise ShopMustAct("Devino SMS: billing (HTTP 402): top the account up, then /retry_", 402)
             raise from_devino(answer.status_code, answer.text, answer.headers.get("Retry-After"))
-        try:
-            body = answer.json()
-        except ValueError:
-            raise OutcomeUnknown("Devino SMS answered 2xx with a body that is not JSON") from None
-        results = body.get("result") if isinstance(body, dict) else None
-        if not isinstance(results, list):
-            raise OutcomeUnknown("Devino SMS answered 2xx without a result list")
-        return [_result(raw) for raw in results]
-
-
-def _never_left(exc: requests.ConnectionError) -> bool:
-    text = repr(exc)
-    return any(mark in text for mark in ("NewConnectionError", "Connection refused",
-                                         "Name or service not known", "Failed to resolve"))
-
-
-def _result(raw) -> BatchResult:
-    raw = f.as_dict(raw)
-    code = f.text(raw.get("code"), 32).upper()
-    if code == "OK":
-        message_id = f.message_id(raw.get("messageId"))
-        return BatchResult(message_id) if message_id else BatchResult(None, ("no.message.id",), "OK without a messageId")
-    reasons = tuple(f.text(f.as_dict(r).get("key"), 64) for r in f.as_list(raw.get("reasons"))[:10]
-                    if f.text(f.as_dict(r).get("key"), 64))
-    return BatchResult(None, reasons or (code.lower() or "unknown",), f.text(raw.get("description"), 500))
+        return batch_results(answer, what="Devino SMS")
 
 
 def parse_statuses(raw: bytes, now: datetime) -> tuple[list[SmsStatus], list[str]]:

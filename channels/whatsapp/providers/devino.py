@@ -87,29 +87,11 @@ class Devino(SessionPerThread, Provider):
     # -- the batch: the one call everything goes through -------------------------------------
 
     def send_batch(self, account: Account, items: list[BatchItem]) -> list[BatchResult]:
-        messages = [self._message(account, item) for item in items]
-        try:
-            answer = self._http.post(f"{account.url}/whatsapp/messages", json={"messages": messages},
-                                     headers={"Authorization": f"Key {account.token}"},
-                                     timeout=(CONNECT_TIMEOUT, self.read_timeout))
-        except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
-            raise Unavailable(f"Devino unreachable: {type(exc).__name__}") from None
-        except requests.ConnectionError as exc:
-            if _never_left(exc):
-                raise Unavailable(f"Devino unreachable: {type(exc).__name__}") from None
-            raise OutcomeUnknown(f"Devino's answer was lost ({type(exc).__name__})") from None
-        except requests.RequestException as exc:
-            raise OutcomeUnknown(f"Devino's answer was lost ({type(exc).__name__})") from None
+        answer = post_messages(self._http, f"{account.url}/whatsapp/messages", account.token,
+                               [self._message(account, item) for item in items], self.read_timeout)
         if answer.status_code // 100 != 2:
             raise from_devino(answer.status_code, answer.text, answer.headers.get("Retry-After"))
-        try:
-            body = answer.json()
-        except ValueError:
-            raise OutcomeUnknown("Devino answered 2xx with a body that is not JSON") from None
-        results = body.get("result") if isinstance(body, dict) else None
-        if not isinstance(results, list):
-            raise OutcomeUnknown("Devino answered 2xx without a result list")
-        return [_result(raw) for raw in results]
+        return batch_results(answer)
 
     def _message(self, account: Account, item: BatchItem) -> dict:
         message = {"from": account.id, "to": item.to}
@@ -251,6 +233,37 @@ def from_devino(status: int, body: str, retry_after: str | None = None) -> Excep
     if status == 402:
         return ShopMustAct(f"Devino: billing ({reason}): top the account up, then /retry_", status)
     return Refused(reason, status)
+
+
+def post_messages(http, url: str, key: str, messages: list[dict], read_timeout: float, *,
+                  what: str = "Devino") -> requests.Response:
+    """One call of Devino's batch API (WhatsApp's or SMS's: the same shape and key): its
+    answer, whatever its status. Raises Unavailable when the call certainly did not reach
+    Devino, OutcomeUnknown when it may have (the answer was lost)."""
+    try:
+        return http.post(url, json={"messages": messages}, headers={"Authorization": f"Key {key}"},
+                         timeout=(CONNECT_TIMEOUT, read_timeout))
+    except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+        raise Unavailable(f"{what} unreachable: {type(exc).__name__}") from None
+    except requests.ConnectionError as exc:
+        if _never_left(exc):
+            raise Unavailable(f"{what} unreachable: {type(exc).__name__}") from None
+        raise OutcomeUnknown(f"{what}'s answer was lost ({type(exc).__name__})") from None
+    except requests.RequestException as exc:
+        raise OutcomeUnknown(f"{what}'s answer was lost ({type(exc).__name__})") from None
+
+
+def batch_results(answer: requests.Response, *, what: str = "Devino") -> list[BatchResult]:
+    """A 2xx answer's results, one per message in its place; OutcomeUnknown when it cannot
+    be read (the messages may have been taken)."""
+    try:
+        body = answer.json()
+    except ValueError:
+        raise OutcomeUnknown(f"{what} answered 2xx with a body that is not JSON") from None
+    results = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise OutcomeUnknown(f"{what} answered 2xx without a result list")
+    return [_result(raw) for raw in results]
 
 
 def _never_left(exc: requests.ConnectionError) -> bool:

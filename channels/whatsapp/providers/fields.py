@@ -71,14 +71,15 @@ def when(value, now: datetime) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
 
 
-def number(value) -> float | None:
+def number(value, limit: float = 1000) -> float | None:
+    """A finite number no larger than `limit` (degrees by default), or nothing."""
     if isinstance(value, bool):
         return None
     try:
         result = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return result if result == result and abs(result) <= 1000 else None
+    return result if result == result and abs(result) <= limit else None
 
 
 # -- what a post shows of content that is not text (the same lines for every provider) ------
@@ -103,13 +104,7 @@ def contact_text(name, phones=(), emails=(), company="") -> str:
 
 def amount(value) -> float | None:
     """A price or a quantity: a finite number of a plausible size, or nothing."""
-    if isinstance(value, bool):
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if result == result and abs(result) <= 1e12 else None
+    return number(value, limit=1e12)
 
 
 def money(value, currency="") -> str:
