@@ -236,13 +236,6 @@ CREATE TABLE `leases` (
   PRIMARY KEY (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
-CREATE TABLE `locks` (
-  `name` varchar(64) NOT NULL,
-  `holder` varchar(64) NOT NULL,
-  `until` datetime(6) NOT NULL,
-  PRIMARY KEY (`name`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
-
 CREATE TABLE `manager_state` (
   `tg_id` bigint(20) NOT NULL,
   `conversation_id` bigint(20) DEFAULT NULL,

@@ -9,13 +9,14 @@ from models.repo import Repository
 class LeaseRepository(Repository):
     def hold(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew `name` for `seconds`: True when `holder` has it now. One statement
-        decides (MariaDB applies the assignments in order: the holder first, then its time)."""
-        self.db.execute(
+        decides (MariaDB applies the assignments in order: the holder first, then its time):
+        it inserts the row (1) or changes it (2) exactly when `holder` gets or keeps it;
+        another's valid lease is left unchanged (0)."""
+        return self.db.execute(
             "INSERT INTO leases (name, holder, until) VALUES (%s, %s, NOW(6) + INTERVAL %s MICROSECOND)"
             " ON DUPLICATE KEY UPDATE holder = IF(holder = VALUES(holder) OR until < NOW(6), VALUES(holder), holder),"
             " until = IF(holder = VALUES(holder), VALUES(until), until)",
-            (name, holder, int(seconds * 1e6)))
-        return self.db.scalar("SELECT holder FROM leases WHERE name = %s", (name,)) == holder
+            (name, holder, int(seconds * 1e6))) > 0
 
     def take_over(self, name: str, old: str, new: str, seconds: float) -> bool:
         """`new` takes `name` from `old`, known dead (a process of this host that is gone)."""

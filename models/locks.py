@@ -1,10 +1,10 @@
 """LockManager: the per-chat lock, correct across threads, processes and machines — on one
 MariaDB or a Galera cluster alike.
 
-A lock is a row of `locks` (its name the primary key): taken by inserting it, or by
-taking over a row whose holder let its time run out; released by deleting it. The row
-replicates like any other, so two hosts writing to two nodes of a cluster still exclude
-each other (the second insert of one name fails certification and is tried again,
+A lock is a lease (models/leases.py: a row named after the lock) held for the block:
+taken when the name is free or its holder's time ran out, released by deleting the row.
+The row replicates like any other, so two hosts writing to two nodes of a cluster still
+exclude each other (the second insert of one name fails certification and is tried again,
 models/db.py). A holder's time (LEASE seconds) is renewed by one thread of its process
 while the block runs; a holder that died frees the lock when its time is up.
 """
@@ -18,6 +18,7 @@ import time
 from typing import Iterator
 
 from models.db import Database
+from models.leases import LeaseRepository
 from models.singleton import ProcessSingleton
 
 LEASE = 10.0          # seconds a lock outlives its holder's last renewal
@@ -31,6 +32,7 @@ class LockTimeout(RuntimeError):
 class LockManager(ProcessSingleton):
     def __init__(self, db: Database, *, namespace: str = "keepdesk") -> None:
         self.db = db
+        self.leases = LeaseRepository(db)
         self.namespace = namespace
         self._token = secrets.token_hex(4)
         self._held: dict[str, str] = {}
@@ -46,7 +48,7 @@ class LockManager(ProcessSingleton):
         holder = f"{os.getpid()}:{self._token}:{threading.get_ident()}"[:64]   # this process, now
         deadline = time.monotonic() + timeout
         pause = 0.002
-        while not self._take(name, holder):
+        while not self.leases.hold(name, holder, LEASE):
             if time.monotonic() >= deadline:
                 raise LockTimeout(f"lock {name} not obtained in {timeout}s")
             time.sleep(pause)
@@ -57,20 +59,11 @@ class LockManager(ProcessSingleton):
         finally:
             with self._guard:
                 self._held.pop(name, None)
-            self.db.execute("DELETE FROM locks WHERE name = %s AND holder = %s", (name, holder))
+            self.leases.release(name, holder)
 
     def chat_lock(self, id_i: int, timeout: float = 10.0):
         """The lock that serialises claims and pin changes of one CRM chat."""
         return self.lock("chat", int(id_i), timeout)
-
-    def _take(self, name: str, holder: str) -> bool:
-        lease = int(LEASE * 1e6)
-        if self.db.execute("INSERT IGNORE INTO locks (name, holder, until)"
-                           " VALUES (%s, %s, NOW(6) + INTERVAL %s MICROSECOND)", (name, holder, lease)) == 1:
-            return True
-        # Held — or left behind by a holder whose time ran out: then it is ours.
-        return self.db.execute("UPDATE locks SET holder = %s, until = NOW(6) + INTERVAL %s MICROSECOND"
-                               " WHERE name = %s AND until < NOW(6)", (holder, lease, name)) == 1
 
     def _hold(self, name: str, holder: str) -> None:
         with self._guard:
@@ -86,7 +79,6 @@ class LockManager(ProcessSingleton):
                 held = list(self._held.items())
             for name, holder in held:
                 try:
-                    self.db.execute("UPDATE locks SET until = NOW(6) + INTERVAL %s MICROSECOND"
-                                    " WHERE name = %s AND holder = %s", (int(LEASE * 1e6), name, holder))
+                    self.leases.hold(name, holder, LEASE)
                 except Exception:   # the database away: the next round tries again
                     pass

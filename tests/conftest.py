@@ -45,7 +45,7 @@ TABLES = ("jobs", "tg_message_map", "pins", "messages", "conversations", "manage
           # the figures by e-mail
           "digests",
           # leases and locks held by replicated rows
-          "leases", "locks")
+          "leases")
 
 BOT_TOKEN = "123456:sandbox-token"
 SHARED_CHAT = -1001000000001
