@@ -87,8 +87,11 @@ class Node:
 
     def initialise(self, account: pwd.struct_passwd) -> None:
         (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
+        # Its own temporary directory, as LocalMariaDB's: a server being made deletes the
+        # `#sql*` files it finds there, and parallel test sessions make theirs at once.
         cmd = [find_binary("mariadb-install-db", "mysql_install_db"), "--no-defaults",
-               f"--datadir={self.datadir}", "--auth-root-authentication-method=socket",
+               f"--datadir={self.datadir}", f"--tmpdir={self.directory / 'tmp'}",
+               "--auth-root-authentication-method=socket",
                "--skip-test-db", "--skip-name-resolve"]
         if account.pw_uid != os.geteuid():
             cmd.append(f"--user={account.pw_name}")
