@@ -87,6 +87,8 @@ class Node:
 
     def initialise(self, account: pwd.struct_passwd) -> None:
         (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
+        for folder in (self.directory, self.directory / "tmp"):   # the server's own user makes its files here
+            os.chown(folder, account.pw_uid, account.pw_gid)
         # Its own temporary directory, as LocalMariaDB's: a server being made deletes the
         # `#sql*` files it finds there, and parallel test sessions make theirs at once.
         cmd = [find_binary("mariadb-install-db", "mysql_install_db"), "--no-defaults",
